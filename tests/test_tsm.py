@@ -1,0 +1,196 @@
+"""TSN/TSM: the shift op, order (in)sensitivity, official checkpoint layouts, weight loading."""
+import functools
+import http.server
+import threading
+
+import pytest
+import torch
+
+import zoo
+from zoo.models.tsm import ShiftBlock, ShiftConv2d, temporal_shift
+
+
+def test_shift_moves_exactly_the_right_channels():
+    n, t, c = 2, 4, 16  # fold = 2 channels each way with fold_div=8
+    x = torch.arange(n * t * c, dtype=torch.float32).view(n, t, c, 1, 1).expand(n, t, c, 3, 3).contiguous()
+    out = temporal_shift(x.view(n * t, c, 3, 3), num_segments=t, fold_div=8).view(n, t, c, 3, 3)
+    for b in range(n):
+        for f in range(t):
+            for ch in range(c):
+                if ch < 2:  # t <- t+1, zero at the last frame
+                    want = x[b, f + 1, ch] if f + 1 < t else torch.zeros(3, 3)
+                elif ch < 4:  # t <- t-1, zero at the first frame
+                    want = x[b, f - 1, ch] if f > 0 else torch.zeros(3, 3)
+                else:
+                    want = x[b, f, ch]
+                assert torch.equal(out[b, f, ch], want), (b, f, ch)
+
+
+def test_shift_never_mixes_clips_of_a_batch():
+    x = torch.randn(3 * 8, 16, 2, 2)
+    out = temporal_shift(x, 8)
+    out_single = temporal_shift(x[8:16], 8)
+    assert torch.equal(out[8:16], out_single)
+
+
+def test_shift_keeps_channels_last():
+    x = torch.randn(8, 16, 4, 4).to(memory_format=torch.channels_last)
+    out = temporal_shift(x, 8)
+    assert torch.equal(out, temporal_shift(x.contiguous(), 8))
+
+
+def _order_outputs(name, **kw):
+    model = zoo.build(name, num_classes=6, backbone="resnet18", **kw).eval()
+    torch.nn.init.normal_(model.fc.weight, std=1.0)  # the official 0.001 init makes logits ~1e-3
+    x = torch.randn(2, 3, 8, 32, 32)
+    with torch.no_grad():
+        return model(x), model(x.flip(2)), model(x[:, :, torch.randperm(8)])
+
+
+def test_tsn_is_frame_order_invariant():
+    out, rev, shuf = _order_outputs("tsn_r50")
+    torch.testing.assert_close(out, rev, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(out, shuf, rtol=1e-5, atol=1e-5)
+
+
+def test_tsm_is_frame_order_sensitive():
+    out, rev, shuf = _order_outputs("tsm_r50")
+    scale = out.abs().max()
+    assert (out - rev).abs().max() > 1e-2 * scale
+    assert (out - shuf).abs().max() > 1e-2 * scale
+
+
+def _shifted(model):
+    return [n for n, m in model.named_modules() if isinstance(m, (ShiftConv2d, ShiftBlock))]
+
+
+def test_shift_placement_matches_official_rules():
+    r50 = zoo.build("tsm_r50")
+    assert len(_shifted(r50)) == 16 and all(n.endswith(".conv1") for n in _shifted(r50))
+    r101 = zoo.build("tsm_r101")
+    names = _shifted(r101)
+    assert len(names) == 18
+    assert all(int(n.split(".")[2]) % 2 == 0 for n in names)  # every other block, all stages
+    block = zoo.build("tsm_r50", shift_place="block", backbone="resnet18")
+    assert len(_shifted(block)) == 8 and all(isinstance(m, ShiftBlock) for m in block.backbone.layer1)
+    assert not _shifted(zoo.build("tsn_r50"))
+
+
+def official_layout(model, place="blockres"):
+    """Rewrite a zoo TSM state dict the way the official DataParallel checkpoint names it."""
+    out = {}
+    for k, v in model.state_dict().items():
+        if k.startswith("fc."):
+            k = "new_fc." + k[3:]
+        else:
+            k = "base_model." + k[len("backbone."):]
+            if place == "block":
+                k = k.replace(".block.", ".net.")
+            elif place == "tpool":
+                k = k.replace("layer2.", "layer2.net.", 1)
+        out["module." + k] = v
+    if place == "blockres":
+        shifted = {f"module.base_model.{n[len('backbone.'):]}.weight" for n in _shifted(model)}
+        out = {(k.replace(".weight", ".net.weight") if k in shifted else k): v for k, v in out.items()}
+    return {"epoch": 45, "arch": "resnet", "state_dict": out, "best_prec1": 61.2}
+
+
+@pytest.mark.parametrize("name,kw,place", [
+    ("tsm_r50", {}, "blockres"),
+    ("tsm_r101", dict(), "blockres"),
+    ("tsm_r50", dict(shift_place="block"), "block"),
+    ("tsm_r50", dict(temporal_pool=True), "tpool"),
+    ("tsn_r50", {}, "none"),
+])
+def test_official_checkpoint_round_trip(tmp_path, name, kw, place):
+    kw.setdefault("backbone", "resnet18") if name != "tsm_r101" else None
+    src = zoo.build(name, num_classes=7, **kw).eval()
+    with torch.no_grad():  # non-trivial BN statistics, so a wrong mapping shows
+        for m in src.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+    ckpt = official_layout(src, place)
+    if place == "blockres":
+        assert any(".conv1.net.weight" in k for k in ckpt["state_dict"])
+    path = tmp_path / "TSM_official.pth"
+    torch.save(ckpt, path)
+    dst = zoo.build(name, num_classes=7, weights=str(path), **kw).eval()
+    x = torch.randn(2, 3, 8, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(src(x), dst(x))
+    assert not dst.load_report.reinitialised
+
+
+def test_r101_checkpoint_has_net_keys_only_on_even_blocks():
+    ckpt = official_layout(zoo.build("tsm_r101"))["state_dict"]
+    net = [k for k in ckpt if ".net." in k]
+    assert len(net) == 18 and all(int(k.split(".")[3]) % 2 == 0 for k in net)
+    assert "module.base_model.layer3.1.conv1.weight" in ckpt
+
+
+def test_new_num_classes_reinitialises_only_the_classifier(tmp_path):
+    src = zoo.build("tsm_r50", num_classes=174, backbone="resnet18")
+    path = tmp_path / "ckpt.pth"
+    torch.save(official_layout(src), path)
+    dst = zoo.build("tsm_r50", num_classes=10, backbone="resnet18", weights=str(path))
+    assert dst.fc.out_features == 10
+    assert sorted(dst.load_report.reinitialised) == ["fc.bias", "fc.weight"]
+    torch.testing.assert_close(dst.backbone.conv1.weight, src.backbone.conv1.weight)
+
+
+def test_other_key_problems_are_errors_listing_keys(tmp_path):
+    src = zoo.build("tsm_r50", num_classes=5, backbone="resnet18")
+    sd = official_layout(src)
+    del sd["state_dict"]["module.base_model.layer1.0.bn1.weight"]
+    sd["state_dict"]["module.base_model.extra.weight"] = torch.zeros(1)
+    path = tmp_path / "bad.pth"
+    torch.save(sd, path)
+    with pytest.raises(RuntimeError, match=r"missing keys \(1\): backbone.layer1.0.bn1.weight.*"
+                                           r"unexpected keys \(1\): backbone.extra.weight"):
+        zoo.build("tsm_r50", num_classes=5, backbone="resnet18", weights=str(path))
+
+
+def test_zoo_layout_and_old_checkpoints_without_bn_counters(tmp_path):
+    src = zoo.build("tsm_r50", num_classes=5, backbone="resnet18").eval()
+    sd = {k: v for k, v in src.state_dict().items() if not k.endswith("num_batches_tracked")}
+    torch.save(sd, tmp_path / "zoo.pth")
+    dst = zoo.build("tsm_r50", num_classes=5, backbone="resnet18", weights=str(tmp_path / "zoo.pth")).eval()
+    assert dst.load_report.filled and not dst.load_report.reinitialised
+    x = torch.randn(1, 3, 8, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(src(x), dst(x))
+
+
+class UnsafeObject:  # an arbitrary class: torch.load(weights_only=True) must refuse it
+    pass
+
+
+def test_missing_and_unsafe_checkpoints_fail_clearly(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        zoo.build("tsm_r50", weights=str(tmp_path / "nope.pth"))
+
+    torch.save({"state_dict": {}, "obj": UnsafeObject()}, tmp_path / "evil.pth")
+    with pytest.raises(ValueError, match="weights_only=True"):
+        zoo.build("tsm_r50", weights=str(tmp_path / "evil.pth"))
+
+
+def test_weights_from_url_through_iopath(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))  # iopath caches downloads under ~/.torch
+    src = zoo.build("tsm_r50", num_classes=5, backbone="resnet18").eval()
+    served = tmp_path / "served"
+    served.mkdir()
+    torch.save(official_layout(src), served / "tsm_url.pth")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/tsm_url.pth"
+        dst = zoo.build("tsm_r50", num_classes=5, backbone="resnet18", weights=url).eval()
+    finally:
+        server.shutdown()
+    x = torch.randn(1, 3, 8, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(src(x), dst(x))

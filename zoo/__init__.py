@@ -1,0 +1,12 @@
+"""zoo: video action-recognition models behind one registry.
+
+    import zoo
+    model = zoo.build("tsm_r50", num_classes=10)
+    zoo.list_models("pan_*"), zoo.model_info("tsm_r50")
+"""
+from .models import LoadReport, ModelInfo, Result, build, is_model, list_models, model_info, register_model
+
+__version__ = "0.1.0"
+
+__all__ = ["build", "list_models", "model_info", "is_model", "register_model", "ModelInfo", "Result",
+           "LoadReport", "__version__"]

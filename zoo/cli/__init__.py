@@ -1,0 +1,46 @@
+"""The ``zoo`` command line. Each module in this package that defines
+``register(subparsers)`` adds its sub-command(s); every command handler returns an exit code.
+
+Errors a user can fix (bad names, paths, options) are printed as one line, exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from typing import List, Optional
+
+__all__ = ["main", "UsageError"]
+
+
+class UsageError(Exception):
+    """A mistake in the command line or its inputs: printed as one line, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="zoo", description="Video action-recognition model zoo: models, data, evaluation, training.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for m in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if m.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{m.name}")
+        if hasattr(module, "register"):
+            module.register(sub)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (UsageError, KeyError, FileNotFoundError, NotADirectoryError, ValueError, TypeError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        print(f"zoo {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,148 @@
+"""`build`: construct a registered model and load a checkpoint through its family's filter."""
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import torch
+import torch.nn as nn
+from iopath.common.file_io import HTTPURLHandler, PathManager
+
+from ._registry import get_entry
+
+__all__ = ["build", "read_checkpoint", "load_state_dict_checked", "LoadReport", "check_input"]
+
+_paths = PathManager()
+_paths.register_handler(HTTPURLHandler())
+
+PathLike = Union[str, os.PathLike]
+
+
+def read_checkpoint(path: PathLike) -> Any:
+    """Read a checkpoint from a local path or URL (iopath) with ``torch.load(weights_only=True)``."""
+    path = os.fspath(path)
+    try:
+        local = _paths.get_local_path(path)
+    except Exception as e:  # iopath raises various errors for bad URLs
+        raise FileNotFoundError(f"cannot fetch checkpoint {path!r}: {e}") from e
+    if not os.path.isfile(local):
+        raise FileNotFoundError(f"checkpoint {path!r} does not exist")
+    with open(local, "rb") as f:
+        data = f.read()
+    try:
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ValueError(f"cannot read checkpoint {path!r} with torch.load(weights_only=True): {e}") from e
+
+
+@dataclass
+class LoadReport:
+    loaded: List[str] = field(default_factory=list)
+    reinitialised: List[str] = field(default_factory=list)  # classifier keys skipped for a new num_classes
+    filled: List[str] = field(default_factory=list)  # num_batches_tracked absent from old checkpoints
+
+    def __str__(self):
+        s = f"loaded {len(self.loaded)} tensors"
+        if self.reinitialised:
+            s += f"; re-initialised classifier ({', '.join(self.reinitialised)})"
+        if self.filled:
+            s += f"; {len(self.filled)} BN step counters absent, kept at default"
+        return s
+
+
+def _classifier_keys(model: nn.Module) -> List[str]:
+    heads = model.get_classifier() if hasattr(model, "get_classifier") else []
+    heads = heads if isinstance(heads, (list, tuple)) else [heads]
+    ids = {id(h) for h in heads}
+    keys = []
+    for name, module in model.named_modules():
+        if id(module) in ids:
+            keys += [f"{name}.{k}" for k in module.state_dict()]
+    return keys
+
+
+def load_state_dict_checked(model: nn.Module, state_dict: Dict[str, torch.Tensor]) -> LoadReport:
+    """Load a filtered state dict strictly, except for a classifier whose size differs.
+
+    A classifier whose shape differs from the model's (a new ``num_classes``) keeps its fresh
+    initialisation; every other missing, unexpected or mis-shaped key raises ``RuntimeError``
+    listing the keys.
+    """
+    own = model.state_dict()
+    head = set(_classifier_keys(model))
+    report = LoadReport()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    report.filled = [k for k in missing if k.endswith("num_batches_tracked")]
+    missing = [k for k in missing if k not in report.filled]
+    mismatched = []
+    to_load = {}
+    for k, v in state_dict.items():
+        if k not in own:
+            continue
+        if tuple(v.shape) != tuple(own[k].shape):
+            if k in head:
+                report.reinitialised.append(k)
+                continue
+            mismatched.append(f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}")
+            continue
+        to_load[k] = v
+    problems = []
+    if missing:
+        problems.append(f"missing keys ({len(missing)}): {', '.join(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys ({len(unexpected)}): {', '.join(unexpected)}")
+    if mismatched:
+        problems.append(f"shape mismatches ({len(mismatched)}): {'; '.join(mismatched)}")
+    if problems:
+        raise RuntimeError("checkpoint does not match the model: " + " | ".join(problems))
+    for k in report.reinitialised + report.filled:
+        to_load[k] = own[k]
+    model.load_state_dict(to_load, strict=True)
+    report.loaded = sorted(set(to_load) - set(report.reinitialised) - set(report.filled))
+    return report
+
+
+def build(name: str, *, num_classes: Optional[int] = None,
+          weights: Union[None, PathLike, Sequence[PathLike]] = None, **overrides) -> nn.Module:
+    """Build a registered model; optionally load an official or zoo checkpoint.
+
+    Args:
+        name: a registered name (see `zoo.list_models`).
+        num_classes: output classes; defaults to the model info's. With ``weights``, a
+            different value re-initialises the classifier and loads everything else.
+        weights: a path or URL (through iopath), or a sequence of them for ensembles that are
+            released as several files (e.g. PAN Full: RGB then PA). Official layouts are mapped
+            by the family's ``checkpoint_filter_fn``.
+        overrides: architecture options of the family (unknown ones raise `TypeError`).
+    """
+    entry = get_entry(name)
+    info = entry.info
+    num_classes = info.num_classes if num_classes is None else int(num_classes)
+    model = entry.builder(num_classes=num_classes, **overrides)
+    model.info = info.replace(num_classes=num_classes)
+    if weights is not None:
+        multi = isinstance(weights, (list, tuple))
+        raw = [read_checkpoint(w) for w in weights] if multi else read_checkpoint(weights)
+        state_dict = entry.filter_fn(raw, model) if entry.filter_fn else raw
+        model.load_report = load_state_dict_checked(model, state_dict)
+    return model
+
+
+def check_input(x: torch.Tensor, *, num_frames: Optional[int] = None, model: str = "model",
+                frames_multiple: int = 1) -> None:
+    """Raise `ValueError` naming the expected shape unless ``x`` is ``[B, 3, T, H, W]``."""
+    t = "T" if num_frames is None else str(num_frames)
+    expected = f"[B, 3, {t}, H, W] (normalised float frames)"
+    ok = isinstance(x, torch.Tensor) and x.dim() == 5 and x.shape[1] == 3 and x.is_floating_point()
+    if ok and num_frames is not None:
+        ok = x.shape[2] == num_frames
+    if ok and frames_multiple > 1:
+        ok = x.shape[2] % frames_multiple == 0
+        if not ok:
+            expected += f" with T a multiple of {frames_multiple}"
+    if not ok:
+        got = f"{[int(d) for d in x.shape]} {x.dtype}" if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"{model} expects input {expected}, got {got}")

@@ -1,0 +1,92 @@
+"""The model registry: names -> builders, `ModelInfo` records and checkpoint filters."""
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import inspect
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional
+
+import torch.nn as nn
+
+from ._info import ModelInfo
+
+__all__ = ["register_model", "list_models", "model_info", "get_entry", "is_model", "create_model"]
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    builder: Callable[..., nn.Module]
+    info: ModelInfo
+    filter_fn: Optional[Callable[..., Dict[str, Any]]]
+    alias_of: Optional[str] = None
+
+
+_REGISTRY: Dict[str, Entry] = {}
+
+
+def register_model(info: ModelInfo, *, filter_fn=None, aliases=()):
+    """Register a builder under ``info.name`` (and any ``aliases``). A duplicate name raises."""
+
+    def decorator(fn):
+        if fn.__name__ != info.name:
+            raise ValueError(f"builder {fn.__name__!r} registered with info for {info.name!r}")
+        for name in (info.name, *aliases):
+            if name in _REGISTRY:
+                raise ValueError(f"model {name!r} is already registered "
+                                 f"(by {_REGISTRY[name].builder.__module__})")
+            _REGISTRY[name] = Entry(name, fn, info, filter_fn, alias_of=None if name == info.name else info.name)
+        return fn
+
+    return decorator
+
+
+def _natural_key(name: str):
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+def list_models(pattern: str = "*", *, include_aliases: bool = False) -> List[str]:
+    """Registered model names matching an fnmatch ``pattern``, naturally sorted."""
+    names = [n for n, e in _REGISTRY.items() if include_aliases or e.alias_of is None]
+    return sorted(fnmatch.filter(names, pattern), key=_natural_key)
+
+
+def is_model(name: str) -> bool:
+    return name in _REGISTRY
+
+
+def get_entry(name: str) -> Entry:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=5, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else "; see zoo.list_models()"
+        raise KeyError(f"unknown model {name!r}{hint}") from None
+
+
+def model_info(name: str) -> ModelInfo:
+    """The `ModelInfo` record of a registered model (raises `KeyError` with close matches)."""
+    return get_entry(name).info
+
+
+def accepted_arguments(cls) -> List[str]:
+    params = inspect.signature(cls).parameters.values()
+    return [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def create_model(cls, variant_args: Dict[str, Any], overrides: Dict[str, Any]) -> nn.Module:
+    """Instantiate ``cls(**variant_args, **overrides)``; an unknown override raises `TypeError`.
+
+    Overrides whose value is ``None`` are dropped, so unset command-line flags never clobber
+    a variant's defaults.
+    """
+    accepted = accepted_arguments(cls)
+    unknown = [k for k in overrides if k not in accepted]
+    if unknown:
+        raise TypeError(f"{cls.__name__} got unknown override(s) {', '.join(map(repr, unknown))}; "
+                        f"accepted: {', '.join(accepted)}")
+    args = dict(variant_args)
+    args.update({k: v for k, v in overrides.items() if v is not None})
+    return cls(**args)

@@ -1,0 +1,318 @@
+"""TSN and TSM: 2D ResNets over sampled segments, with or without temporal shift.
+
+* TSN: Wang et al., "Temporal Segment Networks", ECCV 2016 — a per-frame 2D CNN whose
+  per-frame logits are averaged over the segments (frame-order invariant).
+* TSM: Lin et al., "TSM: Temporal Shift Module for Efficient Video Understanding", ICCV 2019
+  — shifts 1/8 of the channels one frame forward and 1/8 one frame back (zero padded) inside
+  every residual block, for zero extra FLOPs. Layout as the official
+  mit-han-lab/temporal-shift-module code: ``blockres`` placement (shift on the residual
+  branch before ``conv1``), ``block`` placement as an option, every other block for
+  ResNet-101 and deeper, optional temporal pooling before ``layer2``.
+
+The 2D backbone is timm's ResNet; its state-dict keys equal torchvision's, so official TSM
+checkpoints map onto ``backbone.*`` with a few renames (`checkpoint_filter_fn`).
+
+    [B, 3, T, H, W] -> [B*T, 3, H, W] -> ResNet (+ shifts) -> GAP -> dropout -> fc -> mean over T
+"""
+from __future__ import annotations
+
+import re
+from typing import Dict
+
+import timm
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ._builder import check_input
+from ._info import IMAGENET_MEAN, IMAGENET_STD, ModelInfo, Result
+from ._registry import create_model, register_model
+
+__all__ = ["temporal_shift", "ShiftConv2d", "ShiftBlock", "TSM", "checkpoint_filter_fn", "SHIFT_PLACES"]
+
+SHIFT_PLACES = ("blockres", "block")
+
+
+def temporal_shift(x: torch.Tensor, num_segments: int, fold_div: int = 8) -> torch.Tensor:
+    """Shift channels along time: ``x`` is ``[N*T, C, H, W]`` with T = ``num_segments``.
+
+    Channels ``[0, C/fold_div)`` take the next frame's values (t <- t+1), channels
+    ``[C/fold_div, 2C/fold_div)`` the previous frame's (t <- t-1); frames shifted in from
+    outside the clip are zeros. The other channels pass unchanged.
+    """
+    nt, c, h, w = x.shape
+    x5 = x.view(nt // num_segments, num_segments, c, h, w)
+    fold = c // fold_div
+    out = torch.empty_like(x5)
+    out[:, :-1, :fold] = x5[:, 1:, :fold]
+    out[:, -1:, :fold] = 0
+    out[:, 1:, fold:2 * fold] = x5[:, :-1, fold:2 * fold]
+    out[:, :1, fold:2 * fold] = 0
+    out[:, :, 2 * fold:] = x5[:, :, 2 * fold:]
+    return out.view(nt, c, h, w)
+
+
+class ShiftConv2d(nn.Conv2d):
+    """A conv that temporally shifts its input first (TSM ``blockres`` placement).
+
+    Subclassing keeps the plain ``conv1.weight`` key, so shifted and unshifted networks share
+    one state-dict layout.
+    """
+
+    def __init__(self, *args, num_segments: int = 8, fold_div: int = 8, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.num_segments = num_segments
+        self.fold_div = fold_div
+
+    @classmethod
+    def from_conv(cls, conv: nn.Conv2d, num_segments: int, fold_div: int) -> "ShiftConv2d":
+        new = cls(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                  conv.dilation, conv.groups, conv.bias is not None, conv.padding_mode,
+                  num_segments=num_segments, fold_div=fold_div)
+        new.load_state_dict(conv.state_dict())
+        return new
+
+    def forward(self, x):
+        return super().forward(temporal_shift(x, self.num_segments, self.fold_div))
+
+    def extra_repr(self):
+        return super().extra_repr() + f", shift(T={self.num_segments}, 1/{self.fold_div} each way)"
+
+
+class ShiftBlock(nn.Module):
+    """A residual block whose whole input is shifted (TSM ``block`` placement)."""
+
+    def __init__(self, block: nn.Module, num_segments: int, fold_div: int):
+        super().__init__()
+        self.block = block
+        self.num_segments = num_segments
+        self.fold_div = fold_div
+
+    def forward(self, x):
+        return self.block(temporal_shift(x, self.num_segments, self.fold_div))
+
+
+def _shift_every(stage_depths) -> int:
+    # Official rule: with 23+ blocks in layer3 (ResNet-101 and deeper) only every other block
+    # of every stage is shifted.
+    return 2 if stage_depths[2] >= 23 else 1
+
+
+class TSM(nn.Module):
+    """TSN/TSM over a timm ResNet. ``shift=False`` gives the TSN baseline.
+
+    Args:
+        num_classes: classifier outputs.
+        num_segments: frames (segments) per clip, T.
+        backbone: timm ResNet name (resnet18/34/50/101/152).
+        shift: insert temporal shifts (TSM) or not (TSN).
+        shift_div: 1/shift_div of the channels move each way.
+        shift_place: ``'blockres'`` (residual branch, official default) or ``'block'``.
+        temporal_pool: max-pool time by 2 before ``layer2`` (official ``tpool``).
+        dropout: dropout before the classifier.
+        in_chans: input channels of ``conv1`` (PAN Lite feeds 6).
+    """
+
+    def __init__(self, num_classes: int = 174, num_segments: int = 8, backbone: str = "resnet50",
+                 shift: bool = True, shift_div: int = 8, shift_place: str = "blockres",
+                 temporal_pool: bool = False, dropout: float = 0.5, in_chans: int = 3):
+        super().__init__()
+        if shift_place not in SHIFT_PLACES:
+            raise ValueError(f"shift_place must be one of {SHIFT_PLACES}, got {shift_place!r}")
+        if not backbone.startswith("resnet"):
+            raise ValueError(f"backbone must be a timm ResNet (resnet18/34/50/101/152), got {backbone!r}")
+        if temporal_pool and num_segments % 2:
+            raise ValueError(f"temporal_pool halves time: num_segments must be even, got {num_segments}")
+        self.num_classes = num_classes
+        self.num_segments = num_segments
+        self.temporal_pool = temporal_pool
+        # zero_init_last=False: torchvision's (and so the official code's) initialisation
+        self.backbone = timm.create_model(backbone, pretrained=False, num_classes=0, in_chans=in_chans,
+                                          zero_init_last=False)
+        self.num_features = self.backbone.num_features
+        if shift:
+            self._insert_shifts(shift_div, shift_place)
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(self.num_features, num_classes)
+        self._init_fc(self.fc)
+
+    @staticmethod
+    def _init_fc(fc: nn.Linear):
+        nn.init.normal_(fc.weight, 0, 0.001)
+        nn.init.zeros_(fc.bias)
+
+    def _insert_shifts(self, fold_div: int, place: str):
+        stages = [self.backbone.layer1, self.backbone.layer2, self.backbone.layer3, self.backbone.layer4]
+        every = _shift_every([len(s) for s in stages])
+        for i, stage in enumerate(stages):
+            segments = self.num_segments // 2 if (self.temporal_pool and i > 0) else self.num_segments
+            for j, block in enumerate(stage):
+                if j % every:
+                    continue
+                if place == "blockres":
+                    block.conv1 = ShiftConv2d.from_conv(block.conv1, segments, fold_div)
+                else:
+                    stage[j] = ShiftBlock(block, segments, fold_div)
+
+    # -- timm-style interface -------------------------------------------------------------
+    def get_classifier(self) -> nn.Module:
+        return self.fc
+
+    def reset_classifier(self, num_classes: int):
+        self.num_classes = num_classes
+        self.fc = nn.Linear(self.num_features, num_classes)
+        self._init_fc(self.fc)
+
+    def frames_to_batch(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, C, T, H, W]`` -> ``[B*T, C, H, W]`` (frame-major within each clip)."""
+        b, c, t, h, w = x.shape
+        return x.transpose(1, 2).reshape(b * t, c, h, w)
+
+    def forward_frames(self, x: torch.Tensor) -> torch.Tensor:
+        """Backbone over ``[B*T, C, H, W]`` frames -> pooled features ``[B, T', D]``."""
+        bb = self.backbone
+        x = bb.maxpool(bb.act1(bb.bn1(bb.conv1(x))))
+        x = bb.layer1(x)
+        segments = self.num_segments
+        if self.temporal_pool:
+            x = self._pool_time(x, segments)
+            segments //= 2
+        x = bb.layer4(bb.layer3(bb.layer2(x)))
+        x = x.mean((2, 3))
+        return x.view(-1, segments, x.shape[1])
+
+    @staticmethod
+    def _pool_time(x: torch.Tensor, segments: int) -> torch.Tensor:
+        nt, c, h, w = x.shape
+        x = x.view(nt // segments, segments, c, h, w).transpose(1, 2)
+        x = F.max_pool3d(x, kernel_size=(3, 1, 1), stride=(2, 1, 1), padding=(1, 0, 0))
+        return x.transpose(1, 2).reshape(-1, c, h, w)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, 3, T, H, W]`` -> per-frame pooled features ``[B, T', D]``."""
+        check_input(x, num_frames=self.num_segments, model=type(self).__name__)
+        return self.forward_frames(self.frames_to_batch(x))
+
+    def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Per-frame features ``[B, T', D]`` -> clip logits ``[B, K]`` (average consensus)."""
+        if pre_logits:
+            return features.mean(1)
+        return self.fc(self.dropout(features)).mean(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+# -- official checkpoints ------------------------------------------------------------------
+_TSM_RENAMES = (
+    (re.compile(r"^module\."), ""),
+    (re.compile(r"^base_model\.(fc|classifier)\."), "fc."),  # heads trained with dropout=0
+    (re.compile(r"^new_fc\."), "fc."),
+    (re.compile(r"^base_model\."), "backbone."),
+)
+
+
+def unwrap_checkpoint(checkpoint) -> Dict[str, torch.Tensor]:
+    """The state dict inside an official container (``state_dict``/``model_state``/``model``)."""
+    if isinstance(checkpoint, dict):
+        for key in ("state_dict", "model_state", "model"):
+            if key in checkpoint and isinstance(checkpoint[key], dict):
+                return checkpoint[key]
+    return checkpoint
+
+
+def map_shift_keys(state_dict: Dict[str, torch.Tensor], model_keys) -> Dict[str, torch.Tensor]:
+    """Resolve official ``.net`` wrapper keys against the model's own keys.
+
+    Official TSM wraps shifted modules as ``.net``: ``conv1.net.weight`` (blockres),
+    ``layerX.N.net.*`` (block placement) and ``layer2.net.N.*`` (temporal pool). Each key is
+    tried with ``.net`` removed and with ``.net`` as our ``.block`` wrapper; the form the
+    model has wins.
+    """
+    model_keys = set(model_keys)
+    out = {}
+    for k, v in state_dict.items():
+        if ".net." in k:
+            candidates = [k.replace(".net.", "."), k.replace(".net.", ".block.")]
+            k = next((c for c in candidates if c in model_keys), candidates[0])
+        elif k not in model_keys:
+            # a shift-free checkpoint loaded into a `block`-placement model
+            wrapped = re.sub(r"^(.*layer\d\.\d+)\.", r"\1.block.", k)
+            k = wrapped if wrapped in model_keys else k
+        out[k] = v
+    return out
+
+
+def rename_official(state_dict: Dict[str, torch.Tensor], renames) -> Dict[str, torch.Tensor]:
+    out = {}
+    for k, v in state_dict.items():
+        for pattern, repl in renames:
+            k = pattern.sub(repl, k)
+        out[k] = v
+    return out
+
+
+def checkpoint_filter_fn(checkpoint, model: TSM) -> Dict[str, torch.Tensor]:
+    """Map an official TSM/TSN checkpoint (``{'state_dict': ...}``, ``module.`` prefix,
+    ``base_model.*``, ``.net`` shift wrappers, ``new_fc.*``) or a zoo one to our keys."""
+    state_dict = unwrap_checkpoint(checkpoint)
+    own = model.state_dict()
+    if set(state_dict) <= set(own):
+        return state_dict  # already zoo layout
+    return map_shift_keys(rename_official(state_dict, _TSM_RENAMES), own)
+
+
+# -- registered variants -------------------------------------------------------------------
+_TSM_PAPER = "Lin et al., TSM: Temporal Shift Module for Efficient Video Understanding, ICCV 2019"
+_TSN_PAPER = "Wang et al., Temporal Segment Networks: Towards Good Practices for Deep Action Recognition, ECCV 2016"
+_TSM_README = "mit-han-lab/temporal-shift-module README"
+
+
+def _info(name: str, paper: str, **kw) -> ModelInfo:
+    defaults = dict(name=name, family="tsm", paper=paper, num_frames=8, num_segments=8, sampling="segment",
+                    crop_size=224, resize_size=256, mean=IMAGENET_MEAN, std=IMAGENET_STD, test_views=(1, 1),
+                    num_classes=174, dataset="something-something-v2")
+    defaults.update(kw)
+    return ModelInfo(**defaults)
+
+
+def _create_tsm(variant_args, kwargs) -> TSM:
+    return create_model(TSM, variant_args, kwargs)
+
+
+@register_model(_info(
+    "tsn_r50", _TSN_PAPER, num_classes=400, dataset="kinetics400", ref_gflops=32.88, ref_params_m=24.33,
+    results=(Result("kinetics400", 68.8, None, "8 segments x 1 clip, 1 centre crop 224", _TSM_README),
+             Result("kinetics400", 70.6, None, "8 frames x 10 dense clips x 3 crops, 256", _TSM_README)),
+    checkpoints=("TSM_kinetics_RGB_resnet50_avg_segment5_e50.pth",),
+    notes="The released TSN checkpoint was trained with 5 segments and is tested with 8."),
+    filter_fn=checkpoint_filter_fn)
+def tsn_r50(**kwargs) -> TSM:
+    """TSN baseline: ResNet-50 per frame, average consensus, no temporal modelling."""
+    return _create_tsm(dict(backbone="resnet50", shift=False), kwargs)
+
+
+@register_model(_info(
+    "tsm_r50", _TSM_PAPER, ref_gflops=32.88, ref_params_m=23.86,
+    results=(Result("something-something-v2", 61.2, None, "8 segments x 2 clips x 3 crops, 256 (full res)",
+                    _TSM_README),
+             Result("something-something-v1", 45.6, None, "8 segments x 1 clip, 1 centre crop 224", _TSM_README),
+             Result("kinetics400", 74.1, None, "8 frames x 10 dense clips x 3 crops, 256", _TSM_README)),
+    checkpoints=("TSM_somethingv2_RGB_resnet50_shift8_blockres_avg_segment8_e45.pth",
+                 "TSM_kinetics_RGB_resnet50_shift8_blockres_avg_segment8_e50.pth")),
+    filter_fn=checkpoint_filter_fn)
+def tsm_r50(**kwargs) -> TSM:
+    """TSM ResNet-50, residual shift of 1/8 channels each way in every block."""
+    return _create_tsm(dict(backbone="resnet50"), kwargs)
+
+
+@register_model(_info(
+    "tsm_r101", _TSM_PAPER, ref_gflops=62.66, ref_params_m=42.86,
+    results=(Result("something-something-v2", 63.3, None, "8 segments x 2 clips x 3 crops, 256 (full res)",
+                    _TSM_README),
+             Result("something-something-v1", 46.9, None, "8 segments x 1 clip, 1 centre crop 224", _TSM_README)),
+    checkpoints=("TSM_somethingv2_RGB_resnet101_shift8_blockres_avg_segment8_e45.pth",)),
+    filter_fn=checkpoint_filter_fn)
+def tsm_r101(**kwargs) -> TSM:
+    """TSM ResNet-101; only every other block is shifted (official rule for 23+ blocks in layer3)."""
+    return _create_tsm(dict(backbone="resnet101"), kwargs)
