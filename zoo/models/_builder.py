@@ -4,7 +4,7 @@ from __future__ import annotations
 import io
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
@@ -12,7 +12,8 @@ from iopath.common.file_io import HTTPURLHandler, PathManager
 
 from ._registry import get_entry
 
-__all__ = ["build", "read_checkpoint", "load_state_dict_checked", "LoadReport", "check_input"]
+__all__ = ["build", "read_checkpoint", "register_checkpoint_reader", "unwrap_state_dict", "load_state_dict_checked",
+           "LoadReport", "check_input"]
 
 _paths = PathManager()
 _paths.register_handler(HTTPURLHandler())
@@ -20,8 +21,21 @@ _paths.register_handler(HTTPURLHandler())
 PathLike = Union[str, os.PathLike]
 
 
+# File suffix -> reader for checkpoint formats torch.load cannot read (e.g. Caffe2 pickles).
+_READERS: Dict[str, Callable[[io.BytesIO], Any]] = {}
+
+
+def register_checkpoint_reader(suffix: str, reader: Callable[[io.BytesIO], Any]) -> None:
+    """Read files ending in ``suffix`` with ``reader(file_object)`` instead of ``torch.load``.
+
+    Readers must be as safe as ``weights_only=True``: plain data only, no arbitrary objects.
+    """
+    _READERS[suffix.lower()] = reader
+
+
 def read_checkpoint(path: PathLike) -> Any:
-    """Read a checkpoint from a local path or URL (iopath) with ``torch.load(weights_only=True)``."""
+    """Read a checkpoint from a local path or URL (iopath) with ``torch.load(weights_only=True)``
+    (or a registered safe reader for formats such as PySlowFast's Caffe2 ``.pkl``)."""
     path = os.fspath(path)
     try:
         local = _paths.get_local_path(path)
@@ -31,10 +45,41 @@ def read_checkpoint(path: PathLike) -> Any:
         raise FileNotFoundError(f"checkpoint {path!r} does not exist")
     with open(local, "rb") as f:
         data = f.read()
+    for suffix, reader in _READERS.items():
+        if path.lower().endswith(suffix):
+            try:
+                return reader(io.BytesIO(data))
+            except Exception as e:
+                raise ValueError(f"cannot read checkpoint {path!r}: {e}") from e
     try:
         return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as e:
         raise ValueError(f"cannot read checkpoint {path!r} with torch.load(weights_only=True): {e}") from e
+
+
+CONTAINER_KEYS = ("state_dict", "model_state", "model")
+
+
+def unwrap_state_dict(checkpoint, *, strip_prefixes: Sequence[str] = ("module.",),
+                      family: str = "a") -> Dict[str, Any]:
+    """The state dict inside a training checkpoint.
+
+    Unwraps ``{'state_dict' | 'model_state' | 'model': ...}`` containers (TSM/PAN, PySlowFast,
+    generic trainers) and strips a prefix carried by every key (``module.`` from DataParallel).
+    """
+    state_dict = checkpoint
+    if isinstance(state_dict, dict):
+        for key in CONTAINER_KEYS:
+            if isinstance(state_dict.get(key), dict):
+                state_dict = state_dict[key]
+                break
+    if not isinstance(state_dict, dict):
+        raise ValueError(f"{family} checkpoint must be a state dict or a {{'state_dict': ...}} container, "
+                         f"got {type(checkpoint).__name__}")
+    for prefix in strip_prefixes:
+        if state_dict and all(k.startswith(prefix) for k in state_dict):
+            state_dict = {k[len(prefix):]: v for k, v in state_dict.items()}
+    return state_dict
 
 
 @dataclass

@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._builder import check_input
+from ._builder import check_input, unwrap_state_dict
 from ._info import IMAGENET_MEAN, IMAGENET_STD, ModelInfo, Result
 from ._registry import create_model, register_model
 
@@ -212,15 +212,6 @@ _TSM_RENAMES = (
 )
 
 
-def unwrap_checkpoint(checkpoint) -> Dict[str, torch.Tensor]:
-    """The state dict inside an official container (``state_dict``/``model_state``/``model``)."""
-    if isinstance(checkpoint, dict):
-        for key in ("state_dict", "model_state", "model"):
-            if key in checkpoint and isinstance(checkpoint[key], dict):
-                return checkpoint[key]
-    return checkpoint
-
-
 def map_shift_keys(state_dict: Dict[str, torch.Tensor], model_keys) -> Dict[str, torch.Tensor]:
     """Resolve official ``.net`` wrapper keys against the model's own keys.
 
@@ -255,7 +246,7 @@ def rename_official(state_dict: Dict[str, torch.Tensor], renames) -> Dict[str, t
 def checkpoint_filter_fn(checkpoint, model: TSM) -> Dict[str, torch.Tensor]:
     """Map an official TSM/TSN checkpoint (``{'state_dict': ...}``, ``module.`` prefix,
     ``base_model.*``, ``.net`` shift wrappers, ``new_fc.*``) or a zoo one to our keys."""
-    state_dict = unwrap_checkpoint(checkpoint)
+    state_dict = unwrap_state_dict(checkpoint, strip_prefixes=(), family="a TSM/TSN")
     own = model.state_dict()
     if set(state_dict) <= set(own):
         return state_dict  # already zoo layout

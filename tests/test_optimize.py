@@ -1,0 +1,95 @@
+"""zoo.optimize: same call signature and logits, BNs folded exactly, bf16 close."""
+import pytest
+import torch
+import torch.nn as nn
+
+import zoo
+from zoo.optimize import fold_batchnorms, optimize
+
+ALL = zoo.list_models()
+
+
+def randomise_bn(model):
+    """Non-trivial BN statistics/affine, so that a wrong fold would show."""
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.running_mean.copy_(torch.rand(m.num_features, generator=g) * 0.2 - 0.1)
+                m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                if m.affine:
+                    m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                    m.bias.copy_(torch.rand(m.num_features, generator=g) * 0.2 - 0.1)
+    return model
+
+
+def clip(info, batch=2, size=None):
+    size = size or max(info.min_size, 32)
+    return torch.randn(batch, 3, info.num_frames, size, size, generator=torch.Generator().manual_seed(2))
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_fp32_fast_path_keeps_logits(name):
+    model = randomise_bn(zoo.build(name, num_classes=5)).eval()
+    x = clip(model.info)
+    with torch.no_grad():
+        ref = model(x)
+    fast = optimize(model, example=x[:1])
+    out = fast(x)
+    assert out.dtype == torch.float32 and out.shape == ref.shape
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4 * ref.abs().max().item())
+    bns = sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in fast.modules())
+    assert fast.folded_batchnorms > 0 and bns < fast.folded_batchnorms, "most BNs should fold"
+    assert fast.info.name == model.info.name
+
+
+def test_all_resnet_bns_fold_and_model_is_untouched():
+    model = randomise_bn(zoo.build("tsm_r50", num_classes=5, backbone="resnet18")).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    fast = optimize(model, example=clip(model.info, 1))
+    n_bn = sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    assert fast.folded_batchnorms == n_bn
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in fast.modules())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    conv = fast.model.backbone.conv1
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_bf16_is_close_and_returns_float32():
+    model = randomise_bn(zoo.build("tsm_r50", num_classes=5, backbone="resnet18")).eval()
+    x = clip(model.info)
+    with torch.no_grad():
+        ref = model(x)
+    out = optimize(model, torch.bfloat16, example=x[:1])(x)
+    assert out.dtype == torch.float32
+    assert (out - ref).abs().max() < 0.05 * ref.abs().max()
+
+
+def test_fold_is_refused_when_outputs_would_change():
+    class ConvBNShared(nn.Module):
+        """The conv output feeds the BN *and* is added back: folding the BN would be wrong,
+        and the hook analysis must see the second reader."""
+
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 3, 1)
+            self.bn = nn.BatchNorm2d(3)
+            self.act = nn.ReLU()
+
+        def forward(self, x):
+            y = self.conv(x)
+            return self.act(y) + self.bn(y)
+
+    model = randomise_bn(ConvBNShared()).eval()
+    x = torch.randn(1, 3, 4, 4)
+    folded, n = fold_batchnorms(model, x)
+    assert n == 0
+    torch.testing.assert_close(folded(x), model(x))
+
+
+def test_optimize_rejects_training_mode_and_bad_dtype():
+    model = zoo.build("tsm_r50", num_classes=5, backbone="resnet18")
+    with pytest.raises(ValueError, match="eval"):
+        optimize(model)
+    with pytest.raises(ValueError, match="dtype"):
+        optimize(model.eval(), torch.float16)

@@ -1,0 +1,191 @@
+"""R(2+1)D: ResNets whose 3x3x3 convs are factorised into 1x3x3 spatial + 3x1x1 temporal.
+
+Tran et al., "A Closer Look at Spatiotemporal Convolutions for Action Recognition", CVPR 2018.
+Built on the shared `VideoResNet` (`_video_resnet.py`), the torchvision pattern:
+
+    [B,3,T,H,W] -> stem (1x7x7 /2 -> 3x1x1) -> layer1..4 of (2+1)D BasicBlocks (stride 1,2,2,2
+    in time and space) -> global average pool -> fc
+
+Each (2+1)D conv keeps the parameter count of the 3x3x3 conv it replaces through its mid
+channels M = floor(27 N_in N_out / (9 N_in + 3 N_out)). Two rules for M (``mid_channels``):
+
+* ``"torchvision"``: computed once per block from (inplanes, planes) and reused by both convs,
+  so the second conv of a downsampling block is narrower than the paper's (layer2.0.conv2:
+  230, paper 288). ``r2plus1d_18`` uses it and is key- and output-identical to
+  ``torchvision.models.video.r2plus1d_18``.
+* ``"paper"``: recomputed per conv, as the paper, VMZ PyTorch (``pt/vmz/models/utils.py``) and
+  Caffe2 (``c2/lib/models/builder/video_model.py``). ``r2plus1d_34`` uses it, with Caffe2's BN
+  epsilon 1e-3, so VMZ/IG-65M checkpoints load.
+
+Official layouts read by `checkpoint_filter_fn`: torchvision/VMZ PyTorch state dicts (our own
+keys, possibly ``module.``-prefixed or wrapped) and Caffe2 ``.pkl`` blob dicts
+(``comp_{i}_conv_{j}_middle_w``, ...; pass the unpickled ``blobs`` dict, as ``torch.load``
+cannot read a pickle of numpy arrays safely).
+"""
+from __future__ import annotations
+
+import re
+from typing import Dict, Sequence
+
+import torch
+
+from ._builder import unwrap_state_dict
+from ._info import ModelInfo, Result
+from ._registry import create_model, register_model
+from ._video_resnet import (MID_CHANNEL_RULES, BasicBlock, Conv2Plus1D, R2Plus1dStem, VideoResNet,
+                            midplanes_2plus1d)
+
+__all__ = ["R2Plus1D", "checkpoint_filter_fn", "caffe2_blob_names"]
+
+
+class R2Plus1D(VideoResNet):
+    """R(2+1)D ResNet with BasicBlocks.
+
+    Args:
+        num_classes: classifier outputs.
+        layers: BasicBlocks per stage ((2,2,2,2) for 18 layers, (3,4,6,3) for 34).
+        mid_channels: ``"torchvision"`` or ``"paper"`` mid-channel rule (module docstring).
+        bn_eps: BatchNorm epsilon (1e-5 torchvision, 1e-3 for Caffe2-trained VMZ weights).
+        dropout: dropout before ``fc`` (0 in torchvision and VMZ).
+        zero_init_residual: zero the last BN of each block at init.
+        in_chans: input channels.
+    """
+
+    def __init__(self, num_classes: int = 400, layers: Sequence[int] = (2, 2, 2, 2),
+                 mid_channels: str = "torchvision", bn_eps: float = 1e-5, dropout: float = 0.0,
+                 zero_init_residual: bool = False, in_chans: int = 3):
+        super().__init__(BasicBlock, [Conv2Plus1D] * 4, layers, R2Plus1dStem, num_classes=num_classes,
+                         mid_channels=mid_channels, bn_eps=bn_eps, dropout=dropout,
+                         zero_init_residual=zero_init_residual, in_chans=in_chans)
+
+
+# -- official checkpoints ------------------------------------------------------------------
+_BN_SUFFIXES = {"weight": "s", "bias": "b", "running_mean": "rm", "running_var": "riv"}
+
+
+def caffe2_blob_names(model: R2Plus1D) -> Dict[str, str]:
+    """Our state-dict key -> VMZ Caffe2 blob name (``r3d_model.py`` naming).
+
+    Blocks are numbered globally (``comp_0`` ... ``comp_15`` for 34 layers); in each (2+1)D conv
+    ``_middle`` is the spatial half. Caffe2 stores the running variance as ``_riv``.
+    """
+    names = {}
+
+    def bn(ours: str, blob: str):
+        for attr, suffix in _BN_SUFFIXES.items():
+            names[f"{ours}.{attr}"] = f"{blob}_{suffix}"
+
+    names["stem.0.weight"] = "conv1_middle_w"
+    bn("stem.1", "conv1_middle_spatbn_relu")
+    names["stem.3.weight"] = "conv1_w"
+    bn("stem.4", "conv1_spatbn_relu")
+    i = 0
+    for s in range(1, 5):
+        for j, block in enumerate(getattr(model, f"layer{s}")):
+            p = f"layer{s}.{j}"
+            for c in (1, 2):
+                names[f"{p}.conv{c}.0.0.weight"] = f"comp_{i}_conv_{c}_middle_w"
+                bn(f"{p}.conv{c}.0.1", f"comp_{i}_spatbn_{c}_middle")
+                names[f"{p}.conv{c}.0.3.weight"] = f"comp_{i}_conv_{c}_w"
+                bn(f"{p}.conv{c}.1", f"comp_{i}_spatbn_{c}")
+            if block.downsample is not None:
+                names[f"{p}.downsample.0.weight"] = f"shortcut_projection_{i}_w"
+                bn(f"{p}.downsample.1", f"shortcut_projection_{i}_spatbn")
+            i += 1
+    n = model.fc.out_features
+    names["fc.weight"], names["fc.bias"] = f"last_out_L{n}_w", f"last_out_L{n}_b"
+    return names
+
+
+def _from_caffe2(blobs: Dict, model: R2Plus1D) -> Dict[str, torch.Tensor]:
+    blobs = dict(blobs)
+    fc = [k for k in blobs if re.fullmatch(r"last_out_L\d+_w", k)]
+    if len(fc) != 1:
+        raise ValueError(f"Caffe2 blobs must hold exactly one 'last_out_L<classes>_w' classifier, found {fc}")
+    n = int(fc[0][len("last_out_L"):-2])
+    table = caffe2_blob_names(model)
+    # the classifier blob is named after its size, which may differ from the model's
+    table["fc.weight"], table["fc.bias"] = f"last_out_L{n}_w", f"last_out_L{n}_b"
+    out = {}
+    for ours, blob in table.items():
+        if blob in blobs:
+            out[ours] = torch.as_tensor(blobs.pop(blob))
+    # unmapped blobs stay under their own names so the loader reports them as unexpected
+    out.update({k: torch.as_tensor(v) for k, v in blobs.items()})
+    return out
+
+
+def _check_mid_rule(state_dict: Dict[str, torch.Tensor], model: R2Plus1D) -> None:
+    """Name the mid-channel rule a checkpoint was built with when it differs from the model's."""
+    key = "layer2.0.conv2.0.0.weight"  # first conv whose width the two rules disagree on
+    if key not in state_dict or key not in model.state_dict():
+        return
+    have, want = state_dict[key].shape[0], model.state_dict()[key].shape[0]
+    if have == want:
+        return
+    inplanes = model.layer2[0].conv1[0][0].in_channels
+    widths = {"torchvision": midplanes_2plus1d(inplanes, 128), "paper": midplanes_2plus1d(128, 128)}
+    rule = next((r for r in MID_CHANNEL_RULES if widths[r] == have), None)
+    if rule is not None:
+        raise ValueError(f"checkpoint uses the {rule!r} (2+1)D mid-channel rule ({key} has {have} mid channels) "
+                         f"but the model uses {model.mid_channels!r} ({want}); build it with mid_channels={rule!r}")
+
+
+def checkpoint_filter_fn(checkpoint, model: R2Plus1D) -> Dict[str, torch.Tensor]:
+    """Map a torchvision / VMZ PyTorch state dict (bare, ``module.``-prefixed, or inside
+    ``state_dict``/``model_state``/``model``), or a VMZ Caffe2 blob dict (the ``.pkl``'s
+    ``blobs``), to our keys."""
+    if isinstance(checkpoint, dict) and isinstance(checkpoint.get("blobs"), dict):
+        checkpoint = checkpoint["blobs"]
+    checkpoint = unwrap_state_dict(checkpoint, family="an R(2+1)D")
+    if "conv1_middle_w" in checkpoint:
+        state_dict = _from_caffe2(checkpoint, model)
+    else:
+        state_dict = checkpoint
+    _check_mid_rule(state_dict, model)
+    return state_dict
+
+
+# -- registered variants -------------------------------------------------------------------
+_PAPER = "Tran et al., A Closer Look at Spatiotemporal Convolutions for Action Recognition, CVPR 2018"
+_TV_MEAN = (0.43216, 0.394666, 0.37645)  # torchvision video preset (also VMZ pt/vmz/func/test.py)
+_TV_STD = (0.22803, 0.22145, 0.216989)
+
+
+def _info(name: str, **kw) -> ModelInfo:
+    defaults = dict(name=name, family="r2plus1d", paper=_PAPER, sampling="dense", crop_size=112, resize_size=128,
+                    mean=_TV_MEAN, std=_TV_STD, num_classes=400, dataset="kinetics400", min_size=16)
+    defaults.update(kw)
+    return ModelInfo(**defaults)
+
+
+@register_model(_info(
+    "r2plus1d_18", num_frames=16, sampling_rate=2, test_views=(5, 1), ref_gflops=40.65, ref_params_m=31.51,
+    results=(Result("kinetics400", 67.463, 86.175,
+                    "5 clips x 1 centre crop 112 (resize 128x171), 16 consecutive frames at 15 fps",
+                    "torchvision R2Plus1D_18_Weights.KINETICS400_V1"),),
+    checkpoints=("r2plus1d_18-91a641e6.pth",),
+    notes="torchvision resamples videos to 15 fps and takes 16 consecutive frames: sampling_rate 2 is that "
+          "protocol on 30 fps sources. Its eval resize is a fixed 128x171 (not aspect-preserving); resize_size "
+          "128 is the short side. GFLOPs are fvcore's (conv 40.52, torchvision's _ops, + BN 0.13)."),
+    filter_fn=checkpoint_filter_fn)
+def r2plus1d_18(**kwargs) -> R2Plus1D:
+    """R(2+1)D-18, torchvision layout (loads torchvision's Kinetics-400 weights strictly)."""
+    return create_model(R2Plus1D, dict(layers=(2, 2, 2, 2), mid_channels="torchvision"), kwargs)
+
+
+@register_model(_info(
+    "r2plus1d_34", num_frames=8, sampling_rate=1, test_views=(10, 1), ref_gflops=38.2, ref_params_m=63.70,
+    results=(Result("kinetics400", 74.9, 91.8,
+                    "video-level, 10 uniform clips x 1 centre crop 112 (resize 128x171), 8 frames",
+                    "VMZ c2/tutorials/model_zoo.md (IG-65M pre-trained, Kinetics fine-tuned)"),),
+    checkpoints=("r2plus1d_34_clip8_ft_kinetics_from_ig65m-0aa0550b.pth",),
+    notes="VMZ mid-channel rule (per conv) and Caffe2 BN epsilon 1e-3. The model takes any clip length: "
+          "the 32-frame release (r2plus1d_34_clip32_ft_kinetics_from_ig65m, 80.0 top-1) loads too and "
+          "needs 32-frame clips. The Caffe2 .pkl releases are pickles of numpy arrays, which "
+          "torch.load(weights_only=True) refuses: unpickle one yourself and pass it to "
+          "checkpoint_filter_fn. The VMZ zoo's GFLOPs (49.8) are ~1.3x the fvcore count at 112 px."),
+    filter_fn=checkpoint_filter_fn)
+def r2plus1d_34(**kwargs) -> R2Plus1D:
+    """R(2+1)D-34, VMZ layout (paper mid-channel rule, BN eps 1e-3)."""
+    return create_model(R2Plus1D, dict(layers=(3, 4, 6, 3), mid_channels="paper", bn_eps=1e-3), kwargs)

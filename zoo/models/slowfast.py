@@ -1,0 +1,530 @@
+"""SlowFast: two 3D ResNets at two frame rates, joined by lateral connections.
+
+Feichtenhofer et al., "SlowFast Networks for Video Recognition", ICCV 2019. Layer for layer
+as PySlowFast (facebookresearch/SlowFast, ``video_model_builder.SlowFast``) and PyTorchVideo's
+``create_slowfast``: stems 1x7x7 (slow, 64 ch) and 5x7x7 (fast, 64/beta_inv ch), bottleneck
+stages whose first conv ("a") carries the temporal kernel (slow 1,1,3,3 / fast 3,3,3,3 for
+res2..res5), no temporal downsampling, and time-strided conv laterals (kernel 5 or 7, stride
+alpha, 2x the fast channels, BN, ReLU) concatenated into the slow pathway after the stem and
+after res2, res3 and res4. The head average-pools each pathway with a kernel fixed by the
+training crop (stride 1, fully convolutional at larger test crops), averages the windows,
+concatenates (2048 + 256 = 2304 for R50) and classifies.
+
+    x [B, 3, T, H, W] ------------------------------------------------> fast (T frames)
+      '-> index_select(linspace(0, T-1, T/alpha)) -> slow (T/alpha frames)
+
+    slow: stem --+-- res2 --+-- res3 --+-- res4 --+-- res5 --.
+                 ^          ^          ^          ^          +-> pool, concat -> dropout -> fc
+    fast: stem --'-- res2 --'-- res3 --'-- res4 --'-- res5 --'
+          (each ^ is a lateral: conv [k,1,1] stride [alpha,1,1] -> BN -> ReLU, concat on C)
+
+Official checkpoints in three layouts load through `checkpoint_filter_fn`: PySlowFast
+``.pyth`` (``model_state``, ``s1.pathway0_stem...``), PySlowFast's Caffe2 ``.pkl`` (``blobs``,
+``res2_0_branch2a_w`` / ``t_...`` for the fast pathway; read with `read_caffe2_pkl`) and
+PyTorchVideo hub / model-zoo ``.pyth`` (``blocks.*``). Our eval output is logits: PySlowFast's
+head applies a softmax at test time, PyTorchVideo's hub model does not.
+"""
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import re
+from typing import Dict, Iterable, List, Tuple
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ._builder import check_input, register_checkpoint_reader, unwrap_state_dict
+from ._info import KINETICS_MEAN, KINETICS_STD, ModelInfo, Result
+from ._registry import create_model, register_model
+
+__all__ = ["SlowFast", "Bottleneck", "Stem", "Pathway", "FuseFastToSlow", "slow_indices",
+           "checkpoint_filter_fn", "read_caffe2_pkl", "to_pyslowfast_layout", "to_pytorchvideo_layout",
+           "to_caffe2_layout"]
+
+STAGE_DEPTHS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
+# Temporal kernel of the stem and of conv "a" in res2..res5 (PySlowFast _TEMPORAL_KERNEL_BASIS).
+SLOW_TEMPORAL_KERNELS = (1, 1, 1, 3, 3)
+FAST_TEMPORAL_KERNELS = (5, 3, 3, 3, 3)
+STAGE_NAMES = ("res2", "res3", "res4", "res5")
+
+
+def _bn(channels: int) -> nn.BatchNorm3d:
+    return nn.BatchNorm3d(channels, eps=1e-5, momentum=0.1)
+
+
+def slow_indices(num_frames: int, alpha: int) -> torch.Tensor:
+    """Frames of a ``num_frames`` clip fed to the slow pathway (PySlowFast ``PackPathway``):
+    ``linspace(0, T-1, T // alpha)`` truncated, e.g. T=32, alpha=4 -> 0 4 8 13 17 22 26 31."""
+    return torch.linspace(0, num_frames - 1, num_frames // alpha, dtype=torch.float32).long()
+
+
+class Stem(nn.Module):
+    """Conv [kt, 7, 7] stride [1, 2, 2] -> BN -> ReLU -> max-pool [1, 3, 3] stride [1, 2, 2]."""
+
+    def __init__(self, out_channels: int, temporal_kernel: int, in_channels: int = 3):
+        super().__init__()
+        self.conv = nn.Conv3d(in_channels, out_channels, (temporal_kernel, 7, 7), stride=(1, 2, 2),
+                              padding=(temporal_kernel // 2, 3, 3), bias=False)
+        self.bn = _bn(out_channels)
+
+    def forward(self, x):
+        x = F.relu(self.bn(self.conv(x)), inplace=True)
+        return F.max_pool3d(x, (1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
+
+
+class Bottleneck(nn.Module):
+    """conv_a [kt, 1, 1] -> conv_b [1, 3, 3] (spatial stride) -> conv_c 1x1x1, plus the shortcut
+    (a strided 1x1x1 conv + BN where the shape changes)."""
+
+    def __init__(self, in_channels: int, inner_channels: int, out_channels: int, temporal_kernel: int,
+                 stride: int = 1):
+        super().__init__()
+        self.conv_a = nn.Conv3d(in_channels, inner_channels, (temporal_kernel, 1, 1),
+                                padding=(temporal_kernel // 2, 0, 0), bias=False)
+        self.bn_a = _bn(inner_channels)
+        self.conv_b = nn.Conv3d(inner_channels, inner_channels, (1, 3, 3), stride=(1, stride, stride),
+                                padding=(0, 1, 1), bias=False)
+        self.bn_b = _bn(inner_channels)
+        self.conv_c = nn.Conv3d(inner_channels, out_channels, 1, bias=False)
+        self.bn_c = _bn(out_channels)
+        self.shortcut = None
+        if in_channels != out_channels or stride != 1:
+            self.shortcut = nn.Sequential()
+            self.shortcut.add_module("conv", nn.Conv3d(in_channels, out_channels, 1, stride=(1, stride, stride),
+                                                       bias=False))
+            self.shortcut.add_module("bn", _bn(out_channels))
+
+    def forward(self, x):
+        identity = x if self.shortcut is None else self.shortcut(x)
+        x = F.relu(self.bn_a(self.conv_a(x)), inplace=True)
+        x = F.relu(self.bn_b(self.conv_b(x)), inplace=True)
+        x = self.bn_c(self.conv_c(x))
+        return F.relu(x + identity, inplace=True)
+
+
+class Pathway(nn.Module):
+    """One ResNet pathway: ``stem`` then stages ``res2``..``res5`` of `Bottleneck` blocks.
+
+    ``extra_in`` are the lateral channels concatenated onto each stage's input (slow pathway).
+    """
+
+    def __init__(self, width: int, depths: Tuple[int, ...], temporal_kernels: Tuple[int, ...],
+                 extra_in: Tuple[int, ...] = (0, 0, 0, 0)):
+        super().__init__()
+        self.stem = Stem(width, temporal_kernels[0])
+        in_ch = width
+        for i, (name, depth) in enumerate(zip(STAGE_NAMES, depths)):
+            inner, out = width * 2 ** i, width * 4 * 2 ** i
+            blocks = [Bottleneck(in_ch + extra_in[i] if j == 0 else out, inner, out, temporal_kernels[i + 1],
+                                 stride=2 if (i > 0 and j == 0) else 1) for j in range(depth)]
+            self.add_module(name, nn.Sequential(*blocks))
+            in_ch = out
+        self.num_features = in_ch
+
+    def stages(self) -> List[nn.Sequential]:
+        return [getattr(self, n) for n in STAGE_NAMES]
+
+
+class FuseFastToSlow(nn.Module):
+    """Lateral: conv [k, 1, 1] stride [alpha, 1, 1] on the fast features -> BN -> ReLU,
+    concatenated onto the slow features along channels."""
+
+    def __init__(self, fast_channels: int, channel_ratio: int, kernel: int, alpha: int):
+        super().__init__()
+        self.conv = nn.Conv3d(fast_channels, fast_channels * channel_ratio, (kernel, 1, 1),
+                              stride=(alpha, 1, 1), padding=(kernel // 2, 0, 0), bias=False)
+        self.bn = _bn(fast_channels * channel_ratio)
+
+    def forward(self, slow: torch.Tensor, fast: torch.Tensor) -> torch.Tensor:
+        return torch.cat([slow, F.relu(self.bn(self.conv(fast)), inplace=True)], 1)
+
+
+class SlowFast(nn.Module):
+    """SlowFast ResNet (Feichtenhofer et al., ICCV 2019) on one ``[B, 3, T, H, W]`` clip.
+
+    Args:
+        num_classes: classifier outputs.
+        depth: ResNet depth of both pathways (50 or 101).
+        alpha: frame-rate ratio; the slow pathway sees T/alpha frames, the lateral stride.
+        beta_inv: the fast pathway has 1/beta_inv of the slow pathway's channels.
+        fusion_kernel: temporal kernel of the lateral convs (5 for 4x16, 7 for 8x8 R50).
+        fusion_ratio: lateral output channels = fusion_ratio x fast channels.
+        num_frames: frames T of the training clip; with ``train_crop_size`` it fixes the head's
+            pooling window (PySlowFast: ``[T/alpha, crop/32, crop/32]`` and ``[T, crop/32,
+            crop/32]``, stride 1). Windows larger than the feature map are clipped to it, so
+            smaller inputs pool globally.
+        train_crop_size: the training crop size (224).
+        dropout: dropout before the classifier.
+    """
+
+    def __init__(self, num_classes: int = 400, depth: int = 50, alpha: int = 4, beta_inv: int = 8,
+                 fusion_kernel: int = 7, fusion_ratio: int = 2, num_frames: int = 32,
+                 train_crop_size: int = 224, dropout: float = 0.5):
+        super().__init__()
+        if depth not in STAGE_DEPTHS:
+            raise ValueError(f"depth must be one of {sorted(STAGE_DEPTHS)}, got {depth}")
+        if num_frames % alpha:
+            raise ValueError(f"num_frames ({num_frames}) must be a multiple of alpha ({alpha})")
+        if fusion_kernel % 2 == 0:
+            raise ValueError(f"fusion_kernel must be odd to keep T/alpha slow frames, got {fusion_kernel}")
+        self.num_classes = num_classes
+        self.alpha = alpha
+        depths = STAGE_DEPTHS[depth]
+        slow_width, fast_width = 64, 64 // beta_inv
+        # Lateral i feeds the slow stage i: fast stem (8 ch) and res2..res4 outputs, x fusion_ratio.
+        fast_outs = [fast_width] + [fast_width * 4 * 2 ** i for i in range(3)]
+        self.fast = Pathway(fast_width, depths, FAST_TEMPORAL_KERNELS)
+        self.slow = Pathway(slow_width, depths, SLOW_TEMPORAL_KERNELS,
+                            extra_in=tuple(c * fusion_ratio for c in fast_outs))
+        self.laterals = nn.ModuleList(FuseFastToSlow(c, fusion_ratio, fusion_kernel, alpha) for c in fast_outs)
+        self.num_features = self.slow.num_features + self.fast.num_features
+        s = train_crop_size // 32
+        self.pool_sizes = ((num_frames // alpha, s, s), (num_frames, s, s))
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(self.num_features, num_classes)
+        self._init_weights()
+
+    def _init_weights(self):
+        for m in self.modules():
+            if isinstance(m, nn.Conv3d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")  # c2_msra_fill
+            elif isinstance(m, nn.BatchNorm3d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        for m in self.modules():
+            if isinstance(m, Bottleneck):
+                nn.init.zeros_(m.bn_c.weight)  # ZERO_INIT_FINAL_BN
+        self._init_fc(self.fc)
+
+    @staticmethod
+    def _init_fc(fc: nn.Linear):
+        nn.init.normal_(fc.weight, 0, 0.01)
+        nn.init.zeros_(fc.bias)
+
+    # -- timm-style interface -------------------------------------------------------------
+    def get_classifier(self) -> nn.Module:
+        return self.fc
+
+    def reset_classifier(self, num_classes: int):
+        self.num_classes = num_classes
+        self.fc = nn.Linear(self.num_features, num_classes)
+        self._init_fc(self.fc)
+
+    def forward_features(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``[B, 3, T, H, W]`` -> (slow ``[B, 2048, T/alpha, H/32, W/32]``, fast ``[B, 256, T, H/32, W/32]``)."""
+        check_input(x, model=type(self).__name__, frames_multiple=self.alpha)
+        fast = x
+        slow = x.index_select(2, slow_indices(x.shape[2], self.alpha).to(x.device))
+        slow, fast = self.slow.stem(slow), self.fast.stem(fast)
+        slow = self.laterals[0](slow, fast)
+        for i, (slow_stage, fast_stage) in enumerate(zip(self.slow.stages(), self.fast.stages())):
+            slow, fast = slow_stage(slow), fast_stage(fast)
+            if i + 1 < len(self.laterals):
+                slow = self.laterals[i + 1](slow, fast)
+        return slow, fast
+
+    def forward_head(self, features: Tuple[torch.Tensor, torch.Tensor], pre_logits: bool = False) -> torch.Tensor:
+        """Pool each pathway (stride-1 windows of ``pool_sizes``, then their mean), concat, classify.
+
+        Averaging the window means before the linear classifier equals PySlowFast's fully
+        convolutional test head (project every window, then average) without its softmax.
+        """
+        pooled = []
+        for f, size in zip(features, self.pool_sizes):
+            kernel = tuple(min(k, d) for k, d in zip(size, f.shape[2:]))
+            pooled.append(F.avg_pool3d(f, kernel, stride=1).mean((2, 3, 4)))
+        x = torch.cat(pooled, 1)
+        if pre_logits:
+            return x
+        return self.fc(self.dropout(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+# -- official checkpoints ------------------------------------------------------------------
+# Three official layouts, all mapped through PySlowFast's key names (the hub in the middle):
+#   Caffe2 blobs  <->  PySlowFast  <->  zoo
+#   PyTorchVideo  <->  PySlowFast
+_BN_SUFFIXES = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+_C2_BN = {"s": "weight", "b": "bias", "rm": "running_mean", "riv": "running_var"}
+_C2_BN_INV = {v: k for k, v in _C2_BN.items()}
+_PATHWAYS = ("slow", "fast")
+
+
+def _zoo_to_pysf(key: str) -> str:
+    m = re.fullmatch(r"(slow|fast)\.stem\.(conv|bn)\.(\w+)", key)
+    if m:
+        return f"s1.pathway{_PATHWAYS.index(m[1])}_stem.{m[2]}.{m[3]}"
+    m = re.fullmatch(r"(slow|fast)\.res(\d)\.(\d+)\.(\w+)\.(\w+)", key)
+    if m:
+        path, stage, block, layer, param = m.groups()
+        prefix = f"s{stage}.pathway{_PATHWAYS.index(path)}_res{block}"
+        if layer.startswith(("conv_", "bn_")):  # conv_a -> branch2.a, bn_a -> branch2.a_bn
+            kind, branch = layer.split("_")
+            return f"{prefix}.branch2.{branch}{'_bn' if kind == 'bn' else ''}.{param}"
+    m = re.fullmatch(r"(slow|fast)\.res(\d)\.(\d+)\.shortcut\.(conv|bn)\.(\w+)", key)
+    if m:
+        path, stage, block, layer, param = m.groups()
+        return f"s{stage}.pathway{_PATHWAYS.index(path)}_res{block}.branch1{'_bn' if layer == 'bn' else ''}.{param}"
+    m = re.fullmatch(r"laterals\.(\d)\.(conv|bn)\.(\w+)", key)
+    if m:
+        return f"s{int(m[1]) + 1}_fuse.{'conv_f2s' if m[2] == 'conv' else 'bn'}.{m[3]}"
+    m = re.fullmatch(r"fc\.(weight|bias)", key)
+    if m:
+        return f"head.projection.{m[1]}"
+    raise KeyError(f"no PySlowFast name for zoo key {key!r}")
+
+
+def _pysf_to_ptv(key: str) -> str:
+    m = re.fullmatch(r"s1\.pathway(\d)_stem\.(conv|bn)\.(\w+)", key)
+    if m:
+        return f"blocks.0.multipathway_blocks.{m[1]}.{'norm' if m[2] == 'bn' else 'conv'}.{m[3]}"
+    m = re.fullmatch(r"s(\d)_fuse\.(conv_f2s|bn)\.(\w+)", key)
+    if m:
+        layer = "conv_fast_to_slow" if m[2] == "conv_f2s" else "norm"
+        return f"blocks.{int(m[1]) - 1}.multipathway_fusion.{layer}.{m[3]}"
+    m = re.fullmatch(r"s(\d)\.pathway(\d)_res(\d+)\.(branch1|branch1_bn|branch2\.[abc]|branch2\.[abc]_bn)\.(\w+)", key)
+    if m:
+        stage, path, block, layer, param = m.groups()
+        layer = {"branch1": "branch1_conv", "branch1_bn": "branch1_norm"}.get(layer) or re.sub(
+            r"branch2\.([abc])(_bn)?", lambda b: f"branch2.{'norm' if b[2] else 'conv'}_{b[1]}", layer)
+        return f"blocks.{int(stage) - 1}.multipathway_blocks.{path}.res_blocks.{block}.{layer}.{param}"
+    m = re.fullmatch(r"head\.projection\.(weight|bias)", key)
+    if m:
+        return f"blocks.6.proj.{m[1]}"
+    raise KeyError(f"no PyTorchVideo name for PySlowFast key {key!r}")
+
+
+def _pysf_to_c2(key: str, depths: Tuple[int, ...]) -> str:
+    """Caffe2 blob name of a PySlowFast key (the inverse of PySlowFast's c2 name converter)."""
+    def bn(param):
+        return _C2_BN_INV[param]
+
+    m = re.fullmatch(r"s1\.pathway(\d)_stem\.(conv|bn)\.(\w+)", key)
+    if m:
+        t = "t_" if m[1] == "1" else ""
+        return f"{t}conv1_w" if m[2] == "conv" else f"{t}res_conv1_bn_{bn(m[3])}"
+    m = re.fullmatch(r"s(\d)_fuse\.(conv_f2s|bn)\.(\w+)", key)
+    if m:
+        stage = int(m[1])
+        base = "t_pool1_subsample" if stage == 1 else f"t_res{stage}_{depths[stage - 2] - 1}_branch2c_bn_subsample"
+        return f"{base}_w" if m[2] == "conv_f2s" else f"{base}_bn_{bn(m[3])}"
+    m = re.fullmatch(r"s(\d)\.pathway(\d)_res(\d+)\.branch(1|2\.[abc])(_bn)?\.(\w+)", key)
+    if m:
+        stage, path, block, branch, is_bn, param = m.groups()
+        base = f"{'t_' if path == '1' else ''}res{stage}_{block}_branch{branch.replace('.', '')}"
+        return f"{base}_bn_{bn(param)}" if is_bn else f"{base}_w"
+    m = re.fullmatch(r"head\.projection\.(weight|bias)", key)
+    if m:
+        return "pred_w" if m[1] == "weight" else "pred_b"
+    raise KeyError(f"no Caffe2 blob name for PySlowFast key {key!r}")
+
+
+def _c2_to_pysf(name: str):
+    """PySlowFast key of a Caffe2 blob name, or None for blobs that are not model weights."""
+    t = r"(t_)?"
+    rules = (
+        (rf"{t}conv1_w", lambda f: f"s1.pathway{f(0)}_stem.conv.weight"),
+        (rf"{t}res_conv1_bn_(s|b|rm|riv)", lambda f: f"s1.pathway{f(0)}_stem.bn.{_C2_BN[f(1)]}"),
+        (r"t_pool1_subsample_w", lambda f: "s1_fuse.conv_f2s.weight"),
+        (r"t_pool1_subsample_bn_(s|b|rm|riv)", lambda f: f"s1_fuse.bn.{_C2_BN[f(0)]}"),
+        (r"t_res(\d)_\d+_branch2c_bn_subsample_w", lambda f: f"s{f(0)}_fuse.conv_f2s.weight"),
+        (r"t_res(\d)_\d+_branch2c_bn_subsample_bn_(s|b|rm|riv)", lambda f: f"s{f(0)}_fuse.bn.{_C2_BN[f(1)]}"),
+        (rf"{t}res(\d)_(\d+)_branch(1|2[abc])_w",
+         lambda f: f"s{f(1)}.pathway{f(0)}_res{f(2)}.branch{_c2_branch(f(3))}.weight"),
+        (rf"{t}res(\d)_(\d+)_branch(1|2[abc])_bn_(s|b|rm|riv)",
+         lambda f: f"s{f(1)}.pathway{f(0)}_res{f(2)}.branch{_c2_branch(f(3))}_bn.{_C2_BN[f(4)]}"),
+        (r"pred_(w|b)", lambda f: f"head.projection.{'weight' if f(0) == 'w' else 'bias'}"),
+    )
+    for pattern, build in rules:
+        m = re.fullmatch(pattern, name)
+        if m:
+            groups = m.groups()
+            if pattern.startswith(t):  # pathway from the optional t_ prefix
+                groups = ("1" if groups[0] else "0",) + groups[1:]
+            return build(lambda i: groups[i])
+    return None
+
+
+def _c2_branch(branch: str) -> str:
+    return branch if branch == "1" else f"2.{branch[1]}"
+
+
+def _pysf_to_zoo_table(model: SlowFast) -> Dict[str, str]:
+    return {_zoo_to_pysf(k): k for k in model.state_dict()}
+
+
+def to_pyslowfast_layout(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """Our state dict under PySlowFast's key names (as in its ``.pyth`` ``model_state``)."""
+    return {_zoo_to_pysf(k): v for k, v in state_dict.items()}
+
+
+def to_pytorchvideo_layout(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """Our state dict under PyTorchVideo's ``create_slowfast`` key names (``blocks.*``)."""
+    return {_pysf_to_ptv(_zoo_to_pysf(k)): v for k, v in state_dict.items()}
+
+
+def to_caffe2_layout(state_dict: Dict[str, torch.Tensor], depth: int = 50) -> Dict[str, np.ndarray]:
+    """Our state dict as PySlowFast Caffe2 ``blobs`` (numpy arrays; BN step counters dropped)."""
+    depths = STAGE_DEPTHS[depth]
+    return {_pysf_to_c2(p, depths): v.numpy() for k, v in state_dict.items()
+            if not (p := _zoo_to_pysf(k)).endswith("num_batches_tracked")}
+
+
+def _strip_prefixes(state_dict: Dict[str, torch.Tensor], prefixes: Iterable[str]) -> Dict[str, torch.Tensor]:
+    out = {}
+    for k, v in state_dict.items():
+        for p in prefixes:
+            if k.startswith(p):
+                k = k[len(p):]
+        out[k] = v
+    return out
+
+
+def _from_caffe2(blobs: Dict[str, np.ndarray], own: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    out = {}
+    for name, blob in blobs.items():
+        key = _c2_to_pysf(name)
+        if key is None:
+            continue  # momentum buffers, learning rate, iteration counter
+        tensor = torch.from_numpy(np.ascontiguousarray(blob))
+        target = own.get(key)
+        if target is not None and tensor.dim() < target.dim():  # e.g. 2D blobs of conv weights
+            tensor = tensor.reshape(tuple(tensor.shape) + (1,) * (target.dim() - tensor.dim()))
+        out[key] = tensor
+    return out
+
+
+def checkpoint_filter_fn(checkpoint, model: SlowFast) -> Dict[str, torch.Tensor]:
+    """Map an official SlowFast checkpoint or a zoo one to our keys.
+
+    Accepts the raw object `read_checkpoint` returned: PySlowFast ``.pyth`` (``model_state``,
+    keys ``s1.pathway0_stem.conv.weight``...), PyTorchVideo ``.pyth`` (``model_state``, keys
+    ``blocks.0.multipathway_blocks.0.conv.weight``..., optionally ``model.``-prefixed as in
+    PySlowFast's copies), Caffe2 ``.pkl`` (``{"blobs": {name: ndarray}}``) or a bare state dict.
+    """
+    own = model.state_dict()
+    table = _pysf_to_zoo_table(model)
+    if isinstance(checkpoint, dict) and isinstance(checkpoint.get("blobs"), dict):
+        pysf = _from_caffe2(checkpoint["blobs"], {p: own[z] for p, z in table.items()})
+    else:
+        state_dict = unwrap_state_dict(checkpoint, strip_prefixes=(), family="a SlowFast")
+        if set(state_dict) <= set(own):
+            return state_dict  # already zoo layout
+        pysf = _strip_prefixes(state_dict, ("module.", "model."))
+        if any(k.startswith("blocks.") for k in pysf):
+            ptv_to_pysf = {_pysf_to_ptv(p): p for p in table}
+            pysf = {ptv_to_pysf.get(k, k): v for k, v in pysf.items()}
+    return {table.get(k, k): v for k, v in pysf.items()}  # unknown keys are reported by the loader
+
+
+# -- Caffe2 pickles ------------------------------------------------------------------------
+try:  # numpy >= 2
+    from numpy._core import multiarray as _np_multiarray
+    from numpy._core import numeric as _np_numeric
+except ImportError:  # pragma: no cover - numpy 1.x
+    from numpy.core import multiarray as _np_multiarray
+    from numpy.core import numeric as _np_numeric
+
+_PICKLE_ALLOWED = {
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+    ("_codecs", "encode"): __import__("codecs").encode,  # how Python 3 writes bytes at protocol <= 2
+}
+for _mod in ("numpy.core", "numpy._core"):
+    _PICKLE_ALLOWED[(f"{_mod}.multiarray", "_reconstruct")] = _np_multiarray._reconstruct
+    _PICKLE_ALLOWED[(f"{_mod}.multiarray", "scalar")] = _np_multiarray.scalar
+    _PICKLE_ALLOWED[(f"{_mod}.numeric", "_frombuffer")] = _np_numeric._frombuffer
+
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        try:
+            return _PICKLE_ALLOWED[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(
+                f"refusing to load {module}.{name}: a Caffe2 .pkl checkpoint may only contain numpy "
+                f"arrays in dicts/lists (is this really a PySlowFast Caffe2 checkpoint?)") from None
+
+
+def read_caffe2_pkl(file) -> dict:
+    """Read a PySlowFast Caffe2 ``.pkl`` (a pickled ``{"blobs": {name: ndarray}, ...}``, often
+    written by Python 2) without executing code: only numpy array reconstruction is allowed.
+
+    ``file`` is a path or a binary file object. Python 2 ``str`` payloads decode as latin1.
+    """
+    if isinstance(file, (str, os.PathLike)):
+        with open(file, "rb") as f:
+            return read_caffe2_pkl(io.BytesIO(f.read()))
+    try:
+        return _NumpyOnlyUnpickler(file, encoding="latin1").load()
+    except pickle.UnpicklingError:
+        raise
+    except Exception as e:
+        raise ValueError(f"cannot read Caffe2 pickle: {e}") from e
+
+
+register_checkpoint_reader(".pkl", read_caffe2_pkl)
+
+
+# -- registered variants -------------------------------------------------------------------
+_PAPER = "Feichtenhofer et al., SlowFast Networks for Video Recognition, ICCV 2019"
+_VIEWS = "10 clips x 3 crops, 256 px (short side 256, 256x256 crops)"
+_PYSF_ZOO = "facebookresearch/SlowFast MODEL_ZOO.md (Caffe2 weights)"
+_PTV_ZOO = "facebookresearch/SlowFast projects/pytorchvideo/README.md (PyTorchVideo model zoo)"
+_PYSF_URL = "https://dl.fbaipublicfiles.com/pyslowfast/model_zoo/kinetics400/"
+_PTV_URL = "https://dl.fbaipublicfiles.com/pytorchvideo/pysf_model_zoo/kinetics/"
+
+
+def _info(name: str, **kw) -> ModelInfo:
+    defaults = dict(name=name, family="slowfast", paper=_PAPER, num_frames=32, num_segments=1, frames_per_segment=1,
+                    sampling="dense", sampling_rate=2, crop_size=256, resize_size=256, train_jitter=(256, 320),
+                    mean=KINETICS_MEAN, std=KINETICS_STD, test_views=(10, 3), num_classes=400,
+                    dataset="kinetics400", min_size=32)
+    defaults.update(kw)
+    return ModelInfo(**defaults)
+
+
+@register_model(_info(
+    "slowfast_4x16_r50", ref_gflops=36.34, ref_params_m=34.48,
+    results=(Result("kinetics400", 75.6, 92.0, _VIEWS, _PYSF_ZOO),
+             Result("kinetics400", 75.34, 91.89, _VIEWS, _PTV_ZOO)),
+    checkpoints=(_PYSF_URL + "SLOWFAST_4x16_R50.pkl", _PTV_URL + "SLOWFAST_4x16_R50.pyth"),
+    notes="32 input frames at stride 2; the slow pathway takes 4 of them (alpha 8). GFLOPs measured with "
+          "fvcore on PySlowFast at 256x256 (the PyTorchVideo zoo quotes 36.69)."),
+    filter_fn=checkpoint_filter_fn)
+def slowfast_4x16_r50(**kwargs) -> SlowFast:
+    """SlowFast 4x16 R50: alpha 8, lateral kernel 5."""
+    return create_model(SlowFast, dict(depth=50, alpha=8, fusion_kernel=5), kwargs)
+
+
+@register_model(_info(
+    "slowfast_8x8_r50", ref_gflops=66.07, ref_params_m=34.57,
+    results=(Result("kinetics400", 77.0, 92.6, _VIEWS, _PYSF_ZOO),
+             Result("kinetics400", 76.94, 92.69, _VIEWS, _PTV_ZOO)),
+    checkpoints=(_PYSF_URL + "SLOWFAST_8x8_R50.pkl", _PTV_URL + "SLOWFAST_8x8_R50.pyth"),
+    notes="32 input frames at stride 2; the slow pathway takes 8 of them (alpha 4). Same network as "
+          "PyTorchVideo's hub slowfast_r50. GFLOPs measured with fvcore on PySlowFast at 256x256 (the "
+          "PyTorchVideo zoo quotes 65.71)."),
+    filter_fn=checkpoint_filter_fn, aliases=("slowfast_r50",))
+def slowfast_8x8_r50(**kwargs) -> SlowFast:
+    """SlowFast 8x8 R50: alpha 4, lateral kernel 7 (also registered as ``slowfast_r50``)."""
+    return create_model(SlowFast, dict(depth=50, alpha=4, fusion_kernel=7), kwargs)
+
+
+@register_model(_info(
+    "slowfast_8x8_r101", ref_gflops=126.43, ref_params_m=62.83,
+    results=(Result("kinetics400", 77.90, 93.27, _VIEWS, _PTV_ZOO),),
+    checkpoints=(_PTV_URL + "SLOWFAST_8x8_R101.pyth",),
+    notes="PyTorchVideo hub slowfast_r101 / PySlowFast configs/Kinetics/pytorchvideo/SLOWFAST_8x8_R101: "
+          "alpha 4, lateral kernel 5. GFLOPs measured with fvcore on PyTorchVideo's slowfast_r101 at 256x256 "
+          "(126.43; the PyTorchVideo zoo quotes 127.20); params as the zoo (62.83 M)."),
+    filter_fn=checkpoint_filter_fn)
+def slowfast_8x8_r101(**kwargs) -> SlowFast:
+    """SlowFast 8x8 R101: alpha 4, lateral kernel 5 (PyTorchVideo's slowfast_r101)."""
+    return create_model(SlowFast, dict(depth=101, alpha=4, fusion_kernel=5), kwargs)

@@ -1,0 +1,174 @@
+"""The CPU inference fast path: ``zoo.optimize(model)``.
+
+What it does, in order, on a copy of an eval-mode model:
+
+1. Folds every BatchNorm whose input is exactly a convolution's output into that convolution
+   (``w' = w * g / sqrt(v + eps)``, ``b' = (b - m) * g / sqrt(v + eps) + beta``). Which pairs
+   qualify is found by running one forward pass with hooks (the BN must consume the very
+   tensor the conv produced, and no other module may read it), so it works for any family
+   without naming layers; the folded model is then checked against the original on that
+   input and the fold is undone if it disagrees.
+2. Converts weights and activations to channels-last (``channels_last`` for 2D convs,
+   ``channels_last_3d`` for 3D ones), the layout oneDNN runs fastest on CPU.
+3. Runs under ``torch.inference_mode`` and, for ``dtype=torch.bfloat16``, CPU autocast; logits
+   are returned as float32 either way.
+4. Optionally ``torch.compile`` (``compile=True``): it needs a C++ compiler and takes minutes
+   the first call, so it is off by default; `benchmarks/speed.py` measures whether it helps.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Dict, List, Optional, Tuple
+
+import torch
+import torch.nn as nn
+
+__all__ = ["optimize", "fold_batchnorms", "OptimizedModel"]
+
+_CONVS = (nn.Conv2d, nn.Conv3d)
+_BNS = (nn.BatchNorm2d, nn.BatchNorm3d)
+
+
+def _fold_pair(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
+    with torch.no_grad():
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps) if bn.affine else \
+            1.0 / torch.sqrt(bn.running_var + bn.eps)
+        shift = (bn.bias if bn.affine else 0.0) - bn.running_mean * scale
+        conv.weight.mul_(scale.reshape(-1, *([1] * (conv.weight.dim() - 1))))
+        bias = shift if conv.bias is None else conv.bias * scale + shift
+        conv.bias = nn.Parameter(bias.detach().clone())
+
+
+def _find_conv_bn_pairs(model: nn.Module, example: torch.Tensor) -> List[Tuple[str, str]]:
+    """Names of (conv, bn) pairs where the BN consumes exactly, and only, the conv's output."""
+    produced: Dict[int, str] = {}  # id(output tensor) -> conv name
+    consumers: Dict[int, List[str]] = {}  # id(input tensor) -> modules reading it
+    keep_alive = []
+    hooks = []
+    for name, module in model.named_modules():
+        if isinstance(module, _CONVS):
+            def conv_hook(m, inp, out, name=name):
+                produced[id(out)] = name
+                keep_alive.append(out)
+            hooks.append(module.register_forward_hook(conv_hook))
+        if len(list(module.children())) == 0:  # leaf modules: record what they read
+            def read_hook(m, inp, name=name):
+                for t in inp:
+                    if isinstance(t, torch.Tensor):
+                        consumers.setdefault(id(t), []).append(name)
+                        keep_alive.append(t)
+            hooks.append(module.register_forward_pre_hook(read_hook))
+    try:
+        with torch.no_grad():
+            model(example)
+    finally:
+        for h in hooks:
+            h.remove()
+    modules = dict(model.named_modules())
+    pairs = []
+    for tid, conv_name in produced.items():
+        readers = consumers.get(tid, [])
+        if len(readers) == 1 and isinstance(modules[readers[0]], _BNS):
+            bn = modules[readers[0]]
+            if bn.track_running_stats and bn.running_mean is not None:
+                pairs.append((conv_name, readers[0]))
+    return pairs
+
+
+def _set_module(model: nn.Module, name: str, new: nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, child, new)
+
+
+def fold_batchnorms(model: nn.Module, example: torch.Tensor, *, rtol: float = 1e-4) -> Tuple[nn.Module, int]:
+    """Return a copy of an eval-mode ``model`` with BNs folded into the preceding convs.
+
+    The copy is verified on ``example``: if its outputs move by more than ``rtol`` relative to
+    their scale (a module graph the hooks misread), the unfolded model is returned instead, so
+    folding never changes results. Returns ``(model, number_of_folds)``.
+    """
+    if model.training:
+        raise ValueError("fold_batchnorms needs an eval-mode model: call model.eval() first")
+    folded = copy.deepcopy(model)
+    pairs = _find_conv_bn_pairs(folded, example)
+    modules = dict(folded.named_modules())
+    for conv_name, bn_name in pairs:
+        _fold_pair(modules[conv_name], modules[bn_name])
+        _set_module(folded, bn_name, nn.Identity())
+    with torch.no_grad():
+        reference, out = model(example), folded(example)
+    if (out - reference).abs().max() > rtol * reference.abs().max().clamp_min(1e-12):
+        return model, 0
+    return folded, len(pairs)
+
+
+def _to_channels_last(model: nn.Module) -> None:
+    for m in model.modules():
+        if isinstance(m, nn.Conv3d):
+            m.to(memory_format=torch.channels_last_3d)
+        elif isinstance(m, nn.Conv2d):
+            m.to(memory_format=torch.channels_last)
+
+
+class OptimizedModel(nn.Module):
+    """An inference-only wrapper with the wrapped model's call signature and float32 logits."""
+
+    def __init__(self, model: nn.Module, dtype: torch.dtype, folded: int, compiled: bool):
+        super().__init__()
+        self.model = model
+        self.dtype = dtype
+        self.folded_batchnorms = folded
+        self.compiled = compiled
+        self._forward = torch.compile(model) if compiled else model
+        for attr in ("info", "num_classes", "num_features"):
+            if hasattr(model, attr):
+                setattr(self, attr, getattr(model, attr))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            if x.dim() == 5:
+                x = x.contiguous(memory_format=torch.channels_last_3d)
+            if self.dtype == torch.bfloat16 and x.device.type == "cpu":
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    return self._forward(x).float()
+            return self._forward(x).float()
+
+    def forward_features(self, x):
+        with torch.inference_mode():
+            return self.model.forward_features(x)
+
+    def forward_head(self, features, pre_logits: bool = False):
+        with torch.inference_mode():
+            return self.model.forward_head(features, pre_logits=pre_logits)
+
+
+def optimize(model: nn.Module, dtype: torch.dtype = torch.float32, *, example: Optional[torch.Tensor] = None,
+             compile: bool = False, fold_bn: bool = True) -> OptimizedModel:
+    """Return a faster inference copy of ``model`` (see the module docstring).
+
+    Args:
+        model: a built model in eval mode, weights loaded. It is not modified.
+        dtype: ``torch.float32`` (same numerics up to float reassociation) or ``torch.bfloat16``
+            (CPU autocast).
+        example: an input used to find and verify the BN folds; defaults to one random clip at
+            the model's ``info.input_shape`` (channels at the minimum size to stay cheap).
+        compile: also wrap with ``torch.compile``.
+        fold_bn: fold BatchNorms into convolutions.
+    """
+    if dtype not in (torch.float32, torch.bfloat16):
+        raise ValueError(f"dtype must be torch.float32 or torch.bfloat16, got {dtype}")
+    if model.training:
+        raise ValueError("optimize() takes an eval-mode model: call model.eval() first")
+    fast, folded = copy.deepcopy(model), 0
+    if fold_bn:
+        if example is None:
+            info = getattr(model, "info", None)
+            if info is None:
+                raise ValueError("pass example= (an input tensor) for a model without .info")
+            size = max(info.min_size, 64)
+            example = torch.randn(1, 3, info.num_frames, size, size,
+                                  generator=torch.Generator().manual_seed(0))
+        fast, folded = fold_batchnorms(fast, example)
+    _to_channels_last(fast)
+    return OptimizedModel(fast, dtype, folded, compile)
