@@ -23,7 +23,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 demo: $(STAMP)
-	$(VENV)/bin/zoo list --measure
+	$(VENV)/bin/zoo demo
 
 bench: $(STAMP)
 	$(PIP) install --quiet -e '.[bench]'

@@ -1,0 +1,68 @@
+"""`zoo convert` and the command-line error paths of eval/train/convert (one line, exit 2)."""
+import re
+
+import pytest
+import torch
+
+import zoo
+from zoo.cli import main
+
+
+def _official_tsm_layout(state_dict):
+    """Rename zoo keys to the official TSM release layout (module.base_model.*, .net shift wrappers, new_fc)."""
+    out = {}
+    for k, v in state_dict.items():
+        if k.startswith("fc."):
+            k = "new_fc." + k[3:]
+        else:
+            k = "base_model." + k[len("backbone."):]
+            k = re.sub(r"(layer\d\.\d+\.conv1)\.", r"\1.net.", k)
+        out["module." + k] = v
+    return {"epoch": 45, "arch": "resnet50", "state_dict": out}
+
+
+def test_convert_official_checkpoint(tmp_path, capsys):
+    src = zoo.build("tsm_r50", num_classes=7)
+    official = _official_tsm_layout(src.state_dict())
+    torch.save(official, tmp_path / "official.pth")
+    dst = tmp_path / "zoo.pt"
+    assert main(["convert", "--model", "tsm_r50", str(tmp_path / "official.pth"), str(dst)]) == 0
+    out = capsys.readouterr().out
+    assert "tsm_r50" in out and "loaded" in out
+    back = zoo.build("tsm_r50", num_classes=7, weights=str(dst))
+    for k, v in src.state_dict().items():
+        assert torch.equal(back.state_dict()[k], v), k
+    # a broken checkpoint: nothing written, the missing key named, exit 2
+    del official["state_dict"]["module.base_model.layer1.0.bn1.weight"]
+    torch.save(official, tmp_path / "broken.pth")
+    assert main(["convert", "--model", "tsm_r50", str(tmp_path / "broken.pth"), str(tmp_path / "x.pt")]) == 2
+    err = capsys.readouterr().err
+    assert "backbone.layer1.0.bn1.weight" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x.pt").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["convert", "--family", "nope", "a.pth", "b.pt"], "does not exist"),
+    (["eval", "tsm_r5", "--data", "x.csv"], "did you mean"),
+    (["eval", "tsm_r50", "--data", "x.csv", "--views", "3by2"], "CLIPSxCROPS"),
+    (["eval", "tsm_r50", "--data", "x.csv", "--weights", "missing.pt"], "does not exist"),
+    (["eval", "--from", "no_such_dir"], "no saved logits"),
+    (["eval"], "name a model"),
+    (["train", "tsm_r50"], "no data"),
+    (["train", "tsm_r50", "--data", "x", "--set", "lr"], "key=value"),
+    (["train", "tsm_r50", "--data", "x", "--set", "learning_rate=1"], "unknown config key"),
+    (["train", "tsm_r50", "--data", "x", "--config", "missing.yaml"], "does not exist"),
+])
+def test_clear_errors(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("command", ["eval", "train", "convert"])
+def test_help(command, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([command, "--help"])
+    assert e.value.code == 0
+    assert "usage: zoo " + command in capsys.readouterr().out

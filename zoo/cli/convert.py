@@ -1,0 +1,114 @@
+"""``zoo convert``: an official checkpoint -> a zoo checkpoint, through the family's filter."""
+from __future__ import annotations
+
+import os
+from typing import List, Optional, Tuple
+
+from . import UsageError
+
+__all__ = ["register", "convert_checkpoint"]
+
+
+def _candidates(family: Optional[str], model: Optional[str]) -> List[str]:
+    from ..models import list_models, model_info
+    from ..models._registry import get_entry
+
+    if model:
+        entry = get_entry(model)
+        if family and entry.info.family != family:
+            raise UsageError(f"--model {model} is of family {entry.info.family!r}, not {family!r}")
+        return [entry.info.name]
+    families = sorted({model_info(n).family for n in list_models()})
+    if family not in families:
+        raise UsageError(f"unknown family {family!r}; families: {', '.join(families)}")
+    return [n for n in list_models() if model_info(n).family == family]
+
+
+def _try_load(name: str, raw, num_classes: Optional[int]):
+    """Build ``name``, map ``raw`` with its filter, size the classifier from the checkpoint, load strictly."""
+    from ..models import build
+    from ..models._builder import _classifier_keys, load_state_dict_checked
+    from ..models._registry import get_entry
+
+    entry = get_entry(name)
+    model = build(name, num_classes=num_classes)
+    state = entry.filter_fn(raw, model) if entry.filter_fn else raw
+    if not isinstance(state, dict):
+        raise ValueError(f"the {entry.info.family} filter did not return a state dict")
+    if num_classes is None:
+        for key in _classifier_keys(model):
+            if key.endswith("weight") and key in state and state[key].shape[0] != model.num_classes:
+                model = build(name, num_classes=int(state[key].shape[0]))
+                state = entry.filter_fn(raw, model) if entry.filter_fn else raw
+                break
+    report = load_state_dict_checked(model, state)
+    return model, report
+
+
+def convert_checkpoint(srcs: List[str], dst: str, *, family: Optional[str] = None, model: Optional[str] = None,
+                       num_classes: Optional[int] = None) -> Tuple[str, int, object, List[str]]:
+    """Convert ``srcs`` (one file, or several for multi-file releases) into a zoo checkpoint at ``dst``.
+
+    Tries the named ``model``, else every model of ``family`` in registry order, and keeps the
+    first that loads every tensor. Returns (model name, num_classes, LoadReport, other models that also load).
+    """
+    from ..engine.checkpoint import atomic_save
+    from ..models import read_checkpoint
+
+    raw = [read_checkpoint(s) for s in srcs] if len(srcs) > 1 else read_checkpoint(srcs[0])
+    failures, loaded = [], []
+    for name in _candidates(family, model):
+        try:
+            m, report = _try_load(name, raw, num_classes)
+        except (RuntimeError, ValueError, KeyError, TypeError) as e:
+            failures.append(f"{name}: {e}")
+            continue
+        loaded.append((name, m, report))
+    if not loaded:
+        raise ValueError(f"{', '.join(srcs)} does not load into any candidate model -- " + " || ".join(failures))
+    name, m, report = loaded[0]
+    if report.reinitialised:
+        raise ValueError(f"{name}: classifier {', '.join(report.reinitialised)} has the wrong size; pass "
+                         f"--num-classes to match the checkpoint")
+    atomic_save(m.state_dict(), dst)
+    return name, m.num_classes, report, [n for n, _, _ in loaded[1:]]
+
+
+def cmd_convert(args) -> int:
+    if len(args.paths) < 2:
+        raise UsageError("give SRC [SRC...] DST: the official checkpoint file(s) and the output path")
+    if not args.family and not args.model:
+        raise UsageError("pass --family F (e.g. tsm) or --model NAME to choose the key mapping")
+    *srcs, dst = args.paths
+    for s in srcs:
+        if "://" not in s and not os.path.isfile(s):
+            raise FileNotFoundError(f"source checkpoint {s!r} does not exist")
+    if os.path.exists(dst) and not args.force:
+        raise UsageError(f"{dst!r} already exists (pass --force to overwrite)")
+    if os.path.dirname(os.path.abspath(dst)) and not os.path.isdir(os.path.dirname(os.path.abspath(dst))):
+        raise FileNotFoundError(f"output directory {os.path.dirname(dst)!r} does not exist")
+    name, classes, report, others = convert_checkpoint(srcs, dst, family=args.family, model=args.model,
+                                              num_classes=args.num_classes)
+    print(f"{' + '.join(srcs)} -> {dst}")
+    print(f"model: {name} ({classes} classes)   {report}")
+    print("missing keys: none; unexpected keys: none")
+    if others:
+        print(f"note: the same tensors also load into {', '.join(others)} (pass --model to record which one)")
+    print(f"load it with: zoo.build({name!r}, num_classes={classes}, weights={dst!r})")
+    return 0
+
+
+def register(sub):
+    p = sub.add_parser(
+        "convert", help="convert an official checkpoint into a zoo checkpoint",
+        description="Map an official checkpoint (TSM/PAN .pth(.tar), PySlowFast .pyth, ...) onto a zoo model with "
+                    "its family's checkpoint filter and load it strictly: any missing, unexpected or mis-shaped "
+                    "key is reported and nothing is written. The output is a plain state dict that "
+                    "zoo.build(MODEL, weights=DST) and --weights load.")
+    p.add_argument("paths", nargs="+", metavar="SRC [SRC ...] DST",
+                   help="official file(s) (several for multi-file releases such as PAN Full) then the output")
+    p.add_argument("--family", help="model family whose key mapping to use (see `zoo info MODEL`)")
+    p.add_argument("--model", help="the exact model to load into (default: the first of --family that fits)")
+    p.add_argument("--num-classes", type=int, help="classifier size (default: read from the checkpoint)")
+    p.add_argument("--force", action="store_true", help="overwrite DST")
+    p.set_defaults(func=cmd_convert)

@@ -1,0 +1,133 @@
+"""``zoo predict`` (top-k labels of one video) and ``zoo features`` (pooled clip embeddings)."""
+from __future__ import annotations
+
+import os
+from typing import List, Optional
+
+import torch
+
+from . import UsageError
+from .eval import add_model_options, resolve_model_options
+
+__all__ = ["register", "load_videos_model"]
+
+
+def load_videos_model(args, videos: List[str], labels: Optional[List[str]] = None):
+    """Model (eval mode, on its device) and a dataset over ``videos`` with the model's test views."""
+    from ..data import Record, VideoDataset
+    from ..engine import distributed as dist_utils
+    from ..engine.config import parse_views
+    from ..engine.prepare import adjust_info, build_model, checkpoint_num_classes
+
+    for v in videos:
+        if not os.path.exists(v):
+            raise FileNotFoundError(f"video {v!r} does not exist")
+    opts = resolve_model_options(args)
+    labels = labels or opts["classes"]
+    views = parse_views(args.views) if args.views else None
+    info, model_args = adjust_info(opts["model"], frames=opts["frames"], size=opts["size"], views=views,
+                                   model_args=opts["model_args"])
+    if labels:
+        num_classes = len(labels)
+    elif opts["weights"]:
+        num_classes = checkpoint_num_classes(opts["model"], opts["weights"], model_args) or info.num_classes
+    else:
+        num_classes = info.num_classes
+    device = dist_utils.default_device(args.device)
+    model = build_model(opts["model"], info, num_classes=num_classes, weights=opts["weights"],
+                        model_args=model_args, strict_classifier=True).to(device).eval()
+    names = list(labels) if labels else [str(i) for i in range(num_classes)]
+    dataset = VideoDataset([Record(path=v, label=None) for v in videos], names, info, train=False)
+    return model, dataset, opts, device
+
+
+def _load(dataset, i):
+    from ..data import DataError
+
+    try:
+        return dataset[i]["video"]
+    except DataError as e:
+        raise UsageError(str(e).split(". Fix or remove")[0]) from None
+
+
+def cmd_predict(args) -> int:
+    from ..data import load_label_map
+    from ..engine.metrics import aggregate_views
+
+    if args.labels and not os.path.isfile(args.labels):
+        raise FileNotFoundError(f"label file {args.labels!r} does not exist")
+    labels = load_label_map(args.labels) if args.labels else None
+    model, dataset, opts, device = load_videos_model(args, [args.video], labels)
+    if not opts["weights"]:
+        print("warning: no --weights: the model is randomly initialised, the prediction is meaningless")
+    video = _load(dataset, 0)
+    with torch.inference_mode():
+        logits = model(video.to(device)).float().cpu()
+    probs = aggregate_views(logits[None], args.agg)[0]
+    if args.agg == "logit-mean":
+        probs = probs.softmax(-1)
+    k = min(args.topk, probs.numel())
+    top = probs.topk(k)
+    print(f"{args.video}  ({opts['model']}, {logits.shape[0]} views, {args.agg})")
+    for rank, (p, c) in enumerate(zip(top.values.tolist(), top.indices.tolist()), 1):
+        print(f"  {rank}. {dataset.class_names[c]:<40s} {p:.4f}")
+    return 0
+
+
+def cmd_features(args) -> int:
+    import numpy as np
+
+    from ..engine.checkpoint import atomic_save
+
+    if not args.out.endswith((".pt", ".npz")):
+        raise UsageError(f"--out must end with .pt or .npz, got {args.out!r}")
+    out_dir = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(out_dir):
+        raise FileNotFoundError(f"output directory {out_dir!r} does not exist")
+    model, dataset, opts, device = load_videos_model(args, args.videos)
+    feats = []
+    with torch.inference_mode():
+        for i in range(len(dataset)):
+            video = _load(dataset, i).to(device)
+            feats.append(model.forward_head(model.forward_features(video), pre_logits=True).float().cpu())
+    view_features = torch.stack(feats)  # [N, V, D]
+    features = view_features.mean(1)
+    meta = {"model": opts["model"], "weights": str(opts["weights"]), "views": list(dataset.views),
+            "frames": dataset.info.num_frames, "crop_size": dataset.info.crop_size}
+    if args.out.endswith(".npz"):
+        tmp = args.out[:-4] + ".tmp.npz"
+        np.savez(tmp, features=features.numpy(), view_features=view_features.numpy(),
+                 paths=np.array(args.videos), **{k: np.array(v) for k, v in meta.items()})
+        os.replace(tmp, args.out)
+    else:
+        atomic_save({"features": features, "view_features": view_features, "paths": list(args.videos), **meta},
+                    args.out)
+    print(f"{len(args.videos)} video(s) -> {args.out}: features {list(features.shape)} (mean over "
+          f"{view_features.shape[1]} views), view_features {list(view_features.shape)}")
+    return 0
+
+
+def register(sub):
+    from ..engine.metrics import AGGREGATIONS
+
+    p = sub.add_parser("predict", help="top-5 labels with scores for one video file",
+                       description="Run MODEL on VIDEO with the model's test views and print the top-k labels "
+                                   "with their aggregated probabilities.")
+    p.add_argument("model", nargs="?", help="registered model name (or --run-dir DIR)")
+    p.add_argument("video", help="a video file (or frame folder)")
+    p.add_argument("--labels", help="label map: one class name per line (or JSON); default: class indices, "
+                                    "or the run's classes.txt with --run-dir")
+    add_model_options(p)
+    p.add_argument("--topk", type=int, default=5, help="how many labels to print (default 5)")
+    p.add_argument("--agg", default="prob-mean", choices=AGGREGATIONS, help="view aggregation (default prob-mean)")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("features", help="pooled clip embeddings (classifier removed) of videos, saved to a file",
+                       description="Extract forward_head(pre_logits=True) embeddings of every test view of each "
+                                   "VIDEO; saves features [N, D] (mean over views), view_features [N, V, D] and "
+                                   "the paths to --out (.pt for torch.load(weights_only=True), or .npz).")
+    p.add_argument("model", help="registered model name")
+    p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files (or frame folders)")
+    p.add_argument("--out", required=True, help="output file, .pt or .npz")
+    add_model_options(p)
+    p.set_defaults(func=cmd_features)

@@ -1,0 +1,85 @@
+"""Atomic checkpoint files and RNG states that survive ``torch.load(weights_only=True)``."""
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from typing import Any, Dict
+
+import numpy as np
+import torch
+
+__all__ = ["atomic_save", "atomic_write_text", "load_checkpoint", "get_rng_state", "set_rng_state"]
+
+
+def _atomic_target(path: str):
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    return fd, tmp
+
+
+def atomic_save(obj: Any, path: str) -> None:
+    """``torch.save`` to a temporary file in the same directory, fsync, then ``os.replace``:
+    a reader (or a run killed mid-write) sees the old file or the new one, never half of one."""
+    fd, tmp = _atomic_target(path)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    fd, tmp = _atomic_target(path)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load_checkpoint(path: str) -> Dict[str, Any]:
+    """A zoo training checkpoint, read with ``weights_only=True``."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint {path!r} does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ValueError(f"cannot read checkpoint {path!r} with torch.load(weights_only=True): {e}") from e
+
+
+def get_rng_state() -> Dict[str, Any]:
+    """Python, NumPy, torch CPU and CUDA generator states as tensors/lists/ints."""
+    np_state = np.random.get_state()
+    py_state = random.getstate()
+    state = {
+        "python": [py_state[0], list(py_state[1]), py_state[2]],
+        "numpy": {"name": np_state[0], "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+                  "pos": int(np_state[2]), "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: Dict[str, Any]) -> None:
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    n = state["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

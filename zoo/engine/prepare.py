@@ -1,0 +1,79 @@
+"""Build a model and its input protocol from a name plus run-time overrides (frames, size, views)."""
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
+
+import torch.nn as nn
+
+from ..models import ModelInfo, build, model_info
+
+__all__ = ["adjust_info", "build_model", "checkpoint_num_classes"]
+
+
+def adjust_info(name: str, *, frames: Optional[int] = None, size: Optional[int] = None,
+                views: Optional[Tuple[int, int]] = None, model_args: Optional[Dict[str, Any]] = None
+                ) -> Tuple[ModelInfo, Dict[str, Any]]:
+    """The model's `ModelInfo` with ``frames``/``size``/``views`` changed, and the model overrides
+    that go with it (segment-sampling models take ``num_segments``).
+
+    ``frames`` is the clip length T; for segment sampling it must be a multiple of the model's
+    frames per segment. ``size`` is the crop; resize and jitter sizes scale with it.
+    """
+    info = model_info(name)
+    args = dict(model_args or {})
+    changes: Dict[str, Any] = {}
+    if frames is not None:
+        frames = int(frames)
+        if frames < 1:
+            raise ValueError(f"frames must be >= 1, got {frames}")
+        if info.sampling == "segment":
+            if frames % info.frames_per_segment:
+                raise ValueError(f"{name} samples {info.frames_per_segment} frames per segment: "
+                                 f"frames must be a multiple of it, got {frames}")
+            changes.update(num_frames=frames, num_segments=frames // info.frames_per_segment)
+            args.setdefault("num_segments", frames // info.frames_per_segment)
+        else:
+            changes.update(num_frames=frames)
+    if size is not None:
+        size = int(size)
+        if size < info.min_size:
+            raise ValueError(f"{name} needs a crop of at least {info.min_size} px, got {size}")
+        scale = size / info.crop_size
+        changes.update(crop_size=size, resize_size=max(size, round(info.resize_size * scale)),
+                       train_jitter=tuple(max(size, round(j * scale)) for j in info.train_jitter))
+    if views is not None:
+        changes.update(test_views=(int(views[0]), int(views[1])))
+    return (info.replace(**changes) if changes else info), args
+
+
+def build_model(name: str, info: ModelInfo, *, num_classes: int,
+                weights: Union[None, str, Sequence[str]] = None, model_args: Optional[Dict[str, Any]] = None,
+                strict_classifier: bool = False) -> nn.Module:
+    """`zoo.build` with architecture overrides; attaches the adjusted ``info``.
+
+    ``strict_classifier``: for evaluation, a checkpoint whose classifier size differs from
+    ``num_classes`` is an error instead of a re-initialised head.
+    """
+    model = build(name, num_classes=num_classes, weights=weights, **(model_args or {}))
+    report = getattr(model, "load_report", None)
+    if strict_classifier and report is not None and report.reinitialised:
+        raise ValueError(f"the checkpoint's classifier does not have {num_classes} outputs (the data's "
+                         f"number of classes): {', '.join(report.reinitialised)} would be random")
+    model.info = info.replace(num_classes=num_classes)
+    return model
+
+
+def checkpoint_num_classes(name: str, weights, model_args: Optional[Dict[str, Any]] = None) -> Optional[int]:
+    """Classifier size stored in ``weights`` (after the family's key mapping), or None if not found."""
+    from ..models import read_checkpoint
+    from ..models._builder import _classifier_keys
+    from ..models._registry import get_entry
+
+    entry = get_entry(name)
+    model = build(name, **(model_args or {}))
+    raw = [read_checkpoint(w) for w in weights] if isinstance(weights, (list, tuple)) else read_checkpoint(weights)
+    state = entry.filter_fn(raw, model) if entry.filter_fn else raw
+    for key in _classifier_keys(model):
+        if key.endswith("weight") and isinstance(state, dict) and key in state:
+            return int(state[key].shape[0])
+    return None
