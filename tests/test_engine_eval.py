@@ -101,3 +101,19 @@ def test_harness_rejects_bad_options():
         evaluate(OrderProbe(), FakeVideos(), agg="vote", collate_fn=fake_collate)
     with pytest.raises(ValueError, match="reversed"):
         evaluate(OrderProbe(), FakeVideos(), temporal_order="backwards", collate_fn=fake_collate)
+
+
+def test_optimized_evaluation_matches_eager():
+    import zoo
+
+    model = zoo.build("tsm_r50", num_classes=3, backbone="resnet18", num_segments=4).eval()
+    with torch.no_grad():  # non-trivial BN statistics so that the BN folding matters
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+    ds = FakeVideos(n=5, k=3, views=2, t=4, size=32)
+    eager = evaluate(model, ds, batch_size=2, collate_fn=fake_collate, progress=False)
+    fast = evaluate(model, ds, batch_size=2, collate_fn=fake_collate, progress=False, optimize=True)
+    torch.testing.assert_close(fast.view_logits, eager.view_logits, rtol=1e-4, atol=1e-5)
+    assert fast.metrics["video_top1"] == eager.metrics["video_top1"]

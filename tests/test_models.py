@@ -114,3 +114,10 @@ def test_params_of_small_build_are_counted_from_the_model():
     model = zoo.build("tsm_r50", num_classes=5, backbone="resnet18")
     fc = 512 * 5 + 5
     assert count_params(model) == count_params(model.backbone) + fc
+
+
+def test_info_follows_segment_overrides():
+    info = zoo.build("tsm_r50", num_classes=3, backbone="resnet18", num_segments=4).info
+    assert (info.num_frames, info.num_segments, info.input_shape[1]) == (4, 4, 4)
+    pan = zoo.build("pan_lite_r50", num_classes=3, backbone="resnet18", num_segments=4).info
+    assert (pan.num_frames, pan.num_segments, pan.frames_per_segment) == (16, 4, 4)

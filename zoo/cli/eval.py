@@ -42,6 +42,9 @@ def add_model_options(p, *, views: bool = True) -> None:
         g.add_argument("--views", metavar="CLIPSxCROPS",
                        help="test views per video, e.g. 2x3 (default: the model's info.test_views)")
     g.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: GPU if available)")
+    g.add_argument("--no-optimize", action="store_true",
+                   help="run the model as built (eager fp32, default layout) instead of the CPU fast path "
+                        "(zoo.optimize: BN folded into convs, channels-last, bf16 with --amp bf16)")
 
 
 def resolve_model_options(args) -> Dict[str, Any]:
@@ -137,7 +140,7 @@ def cmd_eval(args) -> int:
     try:
         result = evaluate(model, dataset, batch_size=args.batch_size, num_workers=args.workers, agg=args.agg,
                           temporal_order=args.temporal_order, seed=args.seed, device=device,
-                          amp=args.amp, progress=not args.no_progress)
+                          amp=args.amp, progress=not args.no_progress, optimize=not args.no_optimize)
     except data_error_types() as e:
         raise UsageError(str(e).replace("on_error='skip'", "--on-error skip")) from None
     result.meta.update(model=opts["model"], weights=opts["weights"], data=data, split=args.split,

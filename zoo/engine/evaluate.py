@@ -86,12 +86,16 @@ def _unwrap(model: nn.Module) -> nn.Module:
 @torch.inference_mode()
 def evaluate(model: nn.Module, dataset, *, batch_size: int = 4, num_workers: int = 0, agg: str = "prob-mean",
              temporal_order: str = "normal", seed: int = 0, device: Optional[torch.device] = None,
-             amp: Optional[str] = None, progress: bool = True, desc: str = "eval", collate_fn=None) -> EvalResult:
+             amp: Optional[str] = None, progress: bool = True, desc: str = "eval", collate_fn=None,
+             optimize: bool = False) -> EvalResult:
     """Score every video of ``dataset`` with ``model``; gather across ranks when distributed.
 
     The dataset follows the `zoo.data` contract: items ``{"video": [V, 3, T, H, W], "label",
     "index", "path"}``, failed ones with ``"video": None`` and ``"error"``. All ranks return the
     same gathered `EvalResult`. ``collate_fn`` defaults to `zoo.data.collate`.
+
+    ``optimize=True`` runs the CPU fast path (`zoo.optimize`: BN folded, channels-last, bf16 when
+    ``amp="bf16"``) on a copy of the model; the command line does this by default.
     """
     if agg not in AGGREGATIONS:
         raise ValueError(f"unknown aggregation {agg!r}; choose one of {', '.join(AGGREGATIONS)}")
@@ -111,6 +115,11 @@ def evaluate(model: nn.Module, dataset, *, batch_size: int = 4, num_workers: int
         bar = tqdm(total=len(dataset), unit="video", desc=desc, dynamic_ncols=True, leave=False)
     n_views_done, t0 = 0, time.perf_counter()
     autocast = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp or "")
+    run = model
+    if optimize and device.type == "cpu" and hasattr(model, "info") and autocast in (None, torch.bfloat16):
+        from ..optimize import optimize as fast_path
+        run = fast_path(model, autocast or torch.float32)
+        autocast = None  # the fast path autocasts itself
     try:
         for batch in loader:
             for err in batch.get("errors", []):
@@ -124,7 +133,7 @@ def evaluate(model: nn.Module, dataset, *, batch_size: int = 4, num_workers: int
                 b, v = video.shape[:2]
                 x = video.reshape(b * v, *video.shape[2:]).to(device, non_blocking=True)
                 with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
-                    out = model(x)
+                    out = run(x)
                 logits.append(out.float().reshape(b, v, -1).cpu())
                 labels.append(torch.as_tensor(batch["label"]))
                 indices += [int(i) for i in idx]

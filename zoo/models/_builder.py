@@ -167,7 +167,11 @@ def build(name: str, *, num_classes: Optional[int] = None,
     info = entry.info
     num_classes = info.num_classes if num_classes is None else int(num_classes)
     model = entry.builder(num_classes=num_classes, **overrides)
-    model.info = info.replace(num_classes=num_classes)
+    info = info.replace(num_classes=num_classes)
+    frames = getattr(model, "num_frames", None)  # segment models are built for a number of frames
+    if info.sampling == "segment" and isinstance(frames, int) and frames != info.num_frames:
+        info = info.replace(num_frames=frames, num_segments=frames // info.frames_per_segment)
+    model.info = info
     if weights is not None:
         multi = isinstance(weights, (list, tuple))
         raw = [read_checkpoint(w) for w in weights] if multi else read_checkpoint(weights)

@@ -154,6 +154,11 @@ class TSM(nn.Module):
                 else:
                     stage[j] = ShiftBlock(block, segments, fold_div)
 
+    @property
+    def num_frames(self) -> int:
+        """Input frames the model is built for (one per segment)."""
+        return self.num_segments
+
     # -- timm-style interface -------------------------------------------------------------
     def get_classifier(self) -> nn.Module:
         return self.fc
