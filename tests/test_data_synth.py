@@ -40,6 +40,43 @@ def test_appearance_is_random_within_a_class():
     assert min(np.abs(means[i] - means[j]).max() for i in range(4) for j in range(i + 1, 4)) > 1
 
 
+@pytest.mark.parametrize("forward,backward", synth.TWINS)
+def test_easy_twins_are_time_reversals_with_random_appearance(forward, backward):
+    # easy: still decided only by motion (twin = time reversal), appearance random per clip; a flat
+    # background (no distractors, jitter or texture) and a high-contrast object
+    clips = []
+    for s in range(3):
+        a = synth.render_clip(forward, np.random.default_rng([9, s]), 32, 8, "easy")
+        b = synth.render_clip(backward, np.random.default_rng([9, s]), 32, 8, "easy")
+        assert np.array_equal(b, a[::-1]) and not np.array_equal(a, a[::-1])
+        assert not np.array_equal(a, synth.render_clip(forward, np.random.default_rng([9, s]), 32, 8))
+        clips.append(a)
+    means = [c.reshape(-1, 3).mean(0) for c in clips]
+    assert min(np.abs(means[i] - means[j]).max() for i in range(3) for j in range(i + 1, 3)) > 1
+
+
+def test_easy_clip_is_clean_and_moves_far():
+    a = synth.render_clip("moving_right", np.random.default_rng([3, 0]), 32, 8, "easy").astype(float)
+    bg = np.median(a.reshape(-1, 3), axis=0)
+    obj = np.abs(a - bg).max(-1) > 60  # [T, H, W] object mask: far from the background colour
+    near = np.abs(a - bg).max(-1) < 12  # flat background with mild noise
+    assert (near | obj).mean() > 0.9  # the rest: anti-aliased object edges
+    assert obj.mean() > 0.04  # a large object
+    xs = [np.nonzero(m.any(0))[0].mean() for m in obj]
+    assert xs[-1] - xs[0] > 0.4 * 32  # a large displacement, to the right
+
+
+def test_difficulty_is_recorded_and_checked(tmp_path):
+    g = synth.generate(str(tmp_path / "e"), classes=2, per_class=2, frames=8, size=32, difficulty="easy")
+    assert json.load(open(g.classes_json))["settings"]["difficulty"] == "easy"
+    g = synth.generate(str(tmp_path / "s"), classes=2, per_class=2, frames=8, size=32)
+    assert json.load(open(g.classes_json))["settings"]["difficulty"] == "standard"
+    with pytest.raises(ValueError, match="difficulty"):
+        synth.generate(str(tmp_path / "x"), classes=2, per_class=2, frames=8, size=32, difficulty="hard")
+    with pytest.raises(ValueError, match="difficulty"):
+        synth.render_clip("growing", np.random.default_rng(0), 32, 8, "hard")
+
+
 def test_generate_deterministic_and_metadata(tmp_path):
     kw = dict(classes="moving_up,moving_down,appearing", per_class=4, frames=8, size=32, seed=5)
     a = synth.generate(str(tmp_path / "a"), **kw)
@@ -83,6 +120,19 @@ def test_cli_synth_and_check_data(tmp_path, capsys):
     capsys.readouterr()
     assert main(["check-data", out, "--frame-folders", "--min-frames", "9"]) == 1
     assert "3 problem(s) (too_short: 3)" in capsys.readouterr().out
+
+
+def test_cli_synth_difficulty_is_recorded(tmp_path, capsys):
+    import json
+
+    out = str(tmp_path / "easy")
+    assert main(["synth", out, "--classes", "2", "--per-class", "2", "--frames", "8", "--size", "32",
+                 "--difficulty", "easy"]) == 0
+    assert capsys.readouterr().out.startswith("SynthMotion (easy): 4 clips")
+    with open(os.path.join(out, "classes.json")) as f:
+        assert json.load(f)["settings"]["difficulty"] == "easy"
+    with pytest.raises(SystemExit):
+        main(["synth", out, "--difficulty", "hard"])
 
 
 def test_check_data_reports_every_problem(tmp_path, capsys):

@@ -12,9 +12,9 @@ def cmd_synth(args):
     t0 = time.perf_counter()
     out = synth.generate(args.out, classes=classes, per_class=args.per_class, frames=args.frames, size=args.size,
                          seed=args.seed, frame_folders=args.frame_folders, lossless=args.lossless,
-                         val_fraction=args.val_fraction, fps=args.fps)
+                         val_fraction=args.val_fraction, fps=args.fps, difficulty=args.difficulty)
     dt = time.perf_counter() - t0
-    print(f"SynthMotion: {len(out.videos)} clips ({len(out.classes)} classes x {args.per_class}) "
+    print(f"SynthMotion ({args.difficulty}): {len(out.videos)} clips ({len(out.classes)} classes x {args.per_class}) "
           f"of {args.frames} frames at {args.size}x{args.size} in {dt:.1f} s -> {out.root}")
     for p in (out.train_csv, out.val_csv, out.classes_json, out.label_map, out.train_list, out.val_list):
         if p:
@@ -57,6 +57,9 @@ def register(sub):
     p.add_argument("--frames", type=int, default=16, help="frames per clip (default 16)")
     p.add_argument("--size", type=int, default=64, help="frame height = width in pixels, even (default 64)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--difficulty", default="standard", choices=("standard", "easy"),
+                   help="standard (the benchmark, default) or easy: no distractors or camera jitter, little noise, "
+                        "large high-contrast objects, large motion (still decided only by motion)")
     p.add_argument("--val-fraction", type=float, default=0.25, help="share of each class in val (default 0.25)")
     p.add_argument("--fps", type=int, default=15)
     p.add_argument("--frame-folders", action="store_true", help="also write frame folders + TSN list files")

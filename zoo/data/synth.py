@@ -17,9 +17,20 @@ flips + label swap): a 3D CNN reaches 64.9 % val top-1 (92 % correct within twin
 ~14 min; the same network with 1-frame kernels and average consensus (TSN-style, frame-order
 invariant) stays at 8.9 % (chance 7.1 %; 43 % within twin pairs, chance 50 %).
 
+``difficulty="easy"`` keeps the classes and the twin construction (the class is decided only by
+motion, appearance is random and independent of the class) but removes what makes the standard
+set hard to learn from scratch: no distractors, no camera jitter, almost no pixel noise, a flat
+background, a larger solid object whose colour is far from the background's, larger motion.
+Measured (two twin pairs moving_right/left + moving_down/up, 40 clips per class -> 120 train / 40
+val, 8 frames, 32 px; ResNet-18 TSM from scratch, 4 segments, AdamW 1e-3, 4 epochs, about 20 s on
+one CPU thread): 90-100 % val top-1 over seeds 0-5 (chance 25 %), 0 % with the frames reversed.
+With 64 clips per class and 6 epochs (``zoo demo``) TSM and PAN Lite reach 98-100 %, while TSN
+(frame-order invariant) gets 41-47 %: it tells the motion axis apart but is at chance between twins.
+
 Output of :func:`generate` (paths relative to ``out``)::
 
     classes.json     classes, twin pairs, horizontal-flip label-swap map, label-map hash, settings
+                     (difficulty, clips per class, frames, size, seed, codec)
     labels.txt       the label map: one class name per line, line i = label i
     train.csv, val.csv   Kinetics-style ``path,label`` (label = class name)
     videos/<class>/<class>_<k>.mp4   H.264 (libx264, yuv420p); lossless=True: libx264rgb qp 0 .mkv
@@ -99,7 +110,8 @@ def _random_object(rng, size: int, scale_range=(0.12, 0.22), bg_level: Optional[
         c1 = rng.uniform(190, 255, 3) if bg_level < 128 else rng.uniform(0, 65, 3)
         c2 = c1
     return dict(shape=SHAPES[rng.integers(len(SHAPES))],
-                texture=TEXTURES[rng.integers(len(TEXTURES))] if bg_level is None else "solid", c1=c1, c2=c2, radius=rng.uniform(*scale_range) * size, aspect=rng.uniform(0.45, 0.75),
+                texture=TEXTURES[rng.integers(len(TEXTURES))] if bg_level is None else "solid", c1=c1, c2=c2,
+                radius=rng.uniform(*scale_range) * size, aspect=rng.uniform(0.45, 0.75),
                 freq=rng.uniform(2.0, 4.0), phi0=rng.uniform(0, 2 * np.pi))
 
 
@@ -174,7 +186,8 @@ def _forward_tracks(cls: str, rng, size: int, frames: int, target: dict, easy: b
         (x0, y0), (x1, y1) = _point_pair(rng, size, margin, axis + rng.uniform(-0.35, 0.35), d)
         track.update(cx=x0 + (x1 - x0) * t, cy=y0 + (y1 - y0) * t)
     elif cls == "rotating_clockwise":
-        total = rng.uniform(*((1.0, 1.5) if easy else (0.5, 1.5))) * np.pi  # radians over the clip, < 40 degrees per frame for T >= 8
+        # radians over the clip, < 40 degrees per frame for T >= 8
+        total = rng.uniform(*((1.0, 1.5) if easy else (0.5, 1.5))) * np.pi
         cx, cy = center()
         track.update(cx=cx * ones, cy=cy * ones, phi=target["phi0"] + total * t)
     elif cls == "growing":
@@ -199,6 +212,8 @@ def _forward_tracks(cls: str, rng, size: int, frames: int, target: dict, easy: b
         m2 = max(margin, partner["radius"] * 1.1)
         d0 = rng.uniform(0.55, 0.75) * size
         d1 = rng.uniform(0.35, 0.5) * (target["radius"] + partner["radius"]) * 2
+        if easy:  # large objects in a small frame: keep the approach large
+            d1 = min(d1, 0.6 * d0)
         ang = rng.uniform(0, 2 * np.pi)
         (ax, ay), (bx, by) = _point_pair(rng, size, m2, ang, d0)
         mx, my = (ax + bx) / 2, (ay + by) / 2
