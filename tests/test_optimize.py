@@ -93,3 +93,35 @@ def test_optimize_rejects_training_mode_and_bad_dtype():
         optimize(model)
     with pytest.raises(ValueError, match="dtype"):
         optimize(model.eval(), torch.float16)
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "auto"])
+def test_layouts_keep_logits(layout):
+    model = randomise_bn(zoo.build("r2plus1d_18", num_classes=5)).eval()
+    model.info = model.info.replace(crop_size=32, num_frames=4)  # keep the auto-layout timing cheap
+    x = clip(model.info)
+    with torch.no_grad():
+        ref = model(x)
+    fast = optimize(model, example=x[:1], layout=layout)
+    assert fast.channels_last in (True, False)
+    if layout == "contiguous":
+        assert not fast.channels_last
+    torch.testing.assert_close(fast(x), ref, rtol=1e-4, atol=1e-4 * ref.abs().max().item())
+    with pytest.raises(ValueError, match="layout"):
+        optimize(model, layout="nhwc")
+
+
+def test_bf16_keeps_stride_larger_than_kernel_convs_in_fp32():
+    """oneDNN's bf16 conv corrupts memory when stride > kernel (SlowFast 4x16 laterals): such
+    convs must run in fp32 under the bf16 fast path."""
+    from zoo.optimize import Float32Conv
+
+    model = zoo.build("slowfast_4x16_r50", num_classes=5).eval()
+    bf16 = optimize(model, torch.bfloat16, example=clip(model.info, 1))
+    wrapped = [n for n, m in bf16.named_modules() if isinstance(m, Float32Conv)]
+    assert bf16.fp32_convs == len(wrapped) == 4 and all("laterals" in n for n in wrapped)
+    assert optimize(model, example=clip(model.info, 1)).fp32_convs == 0  # fp32 needs no guard
+    x = clip(model.info)
+    with torch.no_grad():
+        ref = model(x)
+    assert (bf16(x) - ref).abs().max() < 0.05 * ref.abs().max()

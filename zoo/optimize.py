@@ -9,7 +9,8 @@ What it does, in order, on a copy of an eval-mode model:
    without naming layers; the folded model is then checked against the original on that
    input and the fold is undone if it disagrees.
 2. Converts weights and activations to channels-last (``channels_last`` for 2D convs,
-   ``channels_last_3d`` for 3D ones), the layout oneDNN runs fastest on CPU.
+   ``channels_last_3d`` for 3D ones), the layout oneDNN usually runs fastest on CPU
+   (``layout="auto"`` times both layouts and keeps the faster).
 3. Runs under ``torch.inference_mode`` and, for ``dtype=torch.bfloat16``, CPU autocast; logits
    are returned as float32 either way.
 4. Optionally ``torch.compile`` (``compile=True``): it needs a C++ compiler and takes minutes
@@ -18,6 +19,7 @@ What it does, in order, on a copy of an eval-mode model:
 from __future__ import annotations
 
 import copy
+import time
 from typing import Dict, List, Optional, Tuple
 
 import torch
@@ -103,6 +105,32 @@ def fold_batchnorms(model: nn.Module, example: torch.Tensor, *, rtol: float = 1e
     return folded, len(pairs)
 
 
+class Float32Conv(nn.Module):
+    """Runs a convolution in float32 inside a bf16 autocast region.
+
+    oneDNN's bf16 convolution on CPU corrupts the heap when a stride exceeds the kernel size
+    (torch 2.14.1; reproduced standalone with a Conv3d 128->256, kernel (5,1,1), stride (8,1,1),
+    which is SlowFast 4x16's lateral connection). Such convs are few and cheap, so they run in fp32.
+    """
+
+    def __init__(self, conv: nn.Module):
+        super().__init__()
+        self.conv = conv
+
+    def forward(self, x):
+        with torch.autocast(x.device.type, enabled=False):
+            return self.conv(x.float())
+
+
+def _guard_bf16_convs(model: nn.Module) -> int:
+    """Wrap every conv with a stride larger than its (non-unit) kernel in `Float32Conv`; returns the count."""
+    names = [n for n, m in model.named_modules() if isinstance(m, _CONVS)
+             and any(1 < k < s for s, k in zip(m.stride, m.kernel_size))]  # 1x1 stride-2 shortcuts are fine
+    for name in names:
+        _set_module(model, name, Float32Conv(model.get_submodule(name)))
+    return len(names)
+
+
 def _to_channels_last(model: nn.Module) -> None:
     for m in model.modules():
         if isinstance(m, nn.Conv3d):
@@ -114,10 +142,12 @@ def _to_channels_last(model: nn.Module) -> None:
 class OptimizedModel(nn.Module):
     """An inference-only wrapper with the wrapped model's call signature and float32 logits."""
 
-    def __init__(self, model: nn.Module, dtype: torch.dtype, folded: int, compiled: bool):
+    def __init__(self, model: nn.Module, dtype: torch.dtype, folded: int, compiled: bool,
+                 channels_last: bool = True):
         super().__init__()
         self.model = model
         self.dtype = dtype
+        self.channels_last = channels_last
         self.folded_batchnorms = folded
         self.compiled = compiled
         self._forward = torch.compile(model) if compiled else model
@@ -127,7 +157,7 @@ class OptimizedModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
-            if x.dim() == 5:
+            if x.dim() == 5 and self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last_3d)
             if self.dtype == torch.bfloat16 and x.device.type == "cpu":
                 with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -143,19 +173,34 @@ class OptimizedModel(nn.Module):
             return self.model.forward_head(features, pre_logits=pre_logits)
 
 
+def _seconds_per_call(fn, x: torch.Tensor, reps: int = 2) -> float:
+    with torch.inference_mode():
+        fn(x)
+        start = time.perf_counter()
+        for _ in range(reps):
+            fn(x)
+    return (time.perf_counter() - start) / reps
+
+
 def optimize(model: nn.Module, dtype: torch.dtype = torch.float32, *, example: Optional[torch.Tensor] = None,
-             compile: bool = False, fold_bn: bool = True) -> OptimizedModel:
+             compile: bool = False, fold_bn: bool = True, layout: str = "channels_last") -> OptimizedModel:
     """Return a faster inference copy of ``model`` (see the module docstring).
 
     Args:
         model: a built model in eval mode, weights loaded. It is not modified.
         dtype: ``torch.float32`` (same numerics up to float reassociation) or ``torch.bfloat16``
             (CPU autocast).
-        example: an input used to find and verify the BN folds; defaults to one random clip at
-            the model's ``info.input_shape`` (channels at the minimum size to stay cheap).
+        example: an input used to find and verify the BN folds; defaults to one random clip of
+            ``info.num_frames`` frames at ``max(info.min_size, 64)`` px (small, to stay cheap).
         compile: also wrap with ``torch.compile``.
         fold_bn: fold BatchNorms into convolutions.
+        layout: ``"channels_last"`` (default), ``"contiguous"`` (keep the default layout), or
+            ``"auto"``: time both on one clip at the model's canonical input and keep the faster
+            (channels-last is faster for most models on oneDNN, not for all: P3D's mixed 2D/3D
+            convs run faster in the default layout). ``benchmarks/speed.py`` uses ``"auto"``.
     """
+    if layout not in ("channels_last", "contiguous", "auto"):
+        raise ValueError(f"layout must be 'channels_last', 'contiguous' or 'auto', got {layout!r}")
     if dtype not in (torch.float32, torch.bfloat16):
         raise ValueError(f"dtype must be torch.float32 or torch.bfloat16, got {dtype}")
     if model.training:
@@ -170,5 +215,26 @@ def optimize(model: nn.Module, dtype: torch.dtype = torch.float32, *, example: O
             example = torch.randn(1, 3, info.num_frames, size, size,
                                   generator=torch.Generator().manual_seed(0))
         fast, folded = fold_batchnorms(fast, example)
-    _to_channels_last(fast)
-    return OptimizedModel(fast, dtype, folded, compile)
+    fp32_convs = _guard_bf16_convs(fast) if dtype == torch.bfloat16 else 0
+    if layout == "contiguous":
+        return _tag(OptimizedModel(fast, dtype, folded, compile, channels_last=False), fp32_convs)
+    if layout == "channels_last":
+        _to_channels_last(fast)
+        return _tag(OptimizedModel(fast, dtype, folded, compile), fp32_convs)
+    info = getattr(model, "info", None)
+    if info is None:
+        raise ValueError("layout='auto' times the model at info.input_shape: the model needs .info")
+    clip = torch.randn(1, *info.input_shape, generator=torch.Generator().manual_seed(0))
+    plain = OptimizedModel(fast, dtype, folded, False, channels_last=False)
+    t_plain = _seconds_per_call(plain, clip)
+    cl = copy.deepcopy(fast)
+    _to_channels_last(cl)
+    t_cl = _seconds_per_call(OptimizedModel(cl, dtype, folded, False), clip)
+    best = OptimizedModel(cl, dtype, folded, compile) if t_cl <= t_plain else \
+        OptimizedModel(fast, dtype, folded, compile, channels_last=False)
+    return _tag(best, fp32_convs)
+
+
+def _tag(model: OptimizedModel, fp32_convs: int) -> OptimizedModel:
+    model.fp32_convs = fp32_convs  # convs kept in fp32 under bf16 (see `Float32Conv`)
+    return model

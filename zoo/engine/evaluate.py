@@ -112,7 +112,8 @@ def evaluate(model: nn.Module, dataset, *, batch_size: int = 4, num_workers: int
     bar = None
     if progress and dist_utils.is_main_process():
         from tqdm.auto import tqdm
-        bar = tqdm(total=len(dataset), unit="video", desc=desc, dynamic_ncols=True, leave=False)
+        bar = tqdm(total=len(dataset), unit="video", desc=desc, dynamic_ncols=True, leave=False,
+                   disable=None)  # no bar when the output is not a terminal (logs, CI)
     n_views_done, t0 = 0, time.perf_counter()
     autocast = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp or "")
     run = model

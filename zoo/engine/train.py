@@ -237,7 +237,8 @@ def _train_epoch(model, loader, optimizer, scheduler, scaler, criterion, cfg, de
     bar = None
     if cfg.progress and dist_utils.is_main_process():
         from tqdm.auto import tqdm
-        bar = tqdm(total=len(loader), desc=f"epoch {epoch + 1}", unit="batch", dynamic_ncols=True, leave=False)
+        bar = tqdm(total=len(loader), desc=f"epoch {epoch + 1}", unit="batch", dynamic_ncols=True, leave=False,
+                   disable=None)  # no bar when the output is not a terminal (logs, CI)
     for batch in loader:
         skipped += len(batch.get("errors", []))
         video = batch.get("video")

@@ -1,0 +1,207 @@
+"""CPU inference speed: zoo eager fp32 vs zoo.optimize fp32 / bf16 vs the peer implementations.
+
+Every row runs in this one process, on the same input, with the same thread count:
+
+* ``peer``      — the installable peer implementation (torchvision ``r2plus1d_18``, PyTorchVideo
+                  ``slowfast_r50``) with the same weights, eager fp32, default layout, no_grad —
+                  or, for families with no installable peer (TSM, PAN, I3D-Inception, P3D), the
+                  zoo model run the way peers run (eager fp32, default layout).
+* ``zoo-fp32``  — ``zoo.optimize(model)``: BN folded, channels-last, inference mode.
+* ``zoo-bf16``  — ``zoo.optimize(model, torch.bfloat16)``: the same under CPU bf16 autocast.
+
+Reported: median seconds per clip over ``--reps`` timed calls after ``--warmup``, clips/s, the
+speed-up over the peer, the achieved GMAC/s (fvcore MACs / time) against this machine's measured
+matmul peak, and numerics: max |Δlogit| relative to the logit scale for fp32 (target ≤1e-4),
+and top-1 agreement of bf16 with fp32 over ``--agree-clips`` random clips (or SynthMotion clips
+with ``--data``).
+
+    python benchmarks/speed.py                     # every registered model
+    python benchmarks/speed.py --models tsm_r50 r2plus1d_18 --reps 5
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+import zoo
+from zoo.flops import count_flops
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+# -- peers: installable reference implementations, given the zoo model's weights ----------------
+def _torchvision_r2plus1d_18(model):
+    from torchvision.models.video import r2plus1d_18
+    peer = r2plus1d_18(weights=None, num_classes=model.num_classes)
+    peer.load_state_dict(model.state_dict())
+    return peer, "torchvision.models.video.r2plus1d_18"
+
+
+class _PackPathways(nn.Module):
+    """PyTorchVideo takes [slow, fast] tensors: pick the slow frames the PySlowFast way."""
+
+    def __init__(self, net, alpha):
+        super().__init__()
+        self.net, self.alpha = net, alpha
+
+    def forward(self, x):
+        t = x.shape[2]
+        idx = torch.linspace(0, t - 1, t // self.alpha).long()
+        return self.net([x.index_select(2, idx), x])
+
+
+def _ptv_slowfast_r50(model):
+    from pytorchvideo.models.hub import slowfast_r50
+    from zoo.models.slowfast import to_pytorchvideo_layout
+    net = slowfast_r50(pretrained=False)
+    net.load_state_dict(to_pytorchvideo_layout(model.state_dict()))
+    return _PackPathways(net, 4), "pytorchvideo.models.hub.slowfast_r50"
+
+
+PEERS = {"r2plus1d_18": _torchvision_r2plus1d_18, "slowfast_r50": _ptv_slowfast_r50}
+
+
+def machine_description() -> dict:
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "logical_cores": os.cpu_count(), "threads": torch.get_num_threads(),
+            "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform()}
+
+
+def matmul_peak_gmacs(dtype: torch.dtype, n: int = 2048, reps: int = 5) -> float:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    torch.mm(a, b)
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        torch.mm(a, b)
+        times.append(time.perf_counter() - t)
+    return n ** 3 / min(times) / 1e9
+
+
+def time_call(fn, x, warmup: int, reps: int) -> float:
+    with torch.no_grad():
+        for _ in range(warmup):
+            fn(x)
+        times = []
+        for _ in range(reps):
+            t = time.perf_counter()
+            fn(x)
+            times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def realistic_bn(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Random-init models have identity BNs; give them non-trivial statistics so numerics count."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
+                m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+    return model
+
+
+def bench_model(name: str, args, peaks: dict) -> dict:
+    info = zoo.model_info(name)
+    model = realistic_bn(zoo.build(name)).eval()
+    shape = (args.batch, *info.input_shape)
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
+    macs = count_flops(model, (1, *info.input_shape)).total * args.batch
+    if name in PEERS:
+        peer, peer_name = PEERS[name](model)
+        peer.eval()
+    else:
+        peer, peer_name = model, "zoo eager fp32 (peer-style: default layout)"
+    fast = zoo.optimize(model, layout=args.layout)
+    bf16 = zoo.optimize(model, torch.bfloat16, layout=args.layout)
+    row = {"model": name, "input": list(shape), "gmacs_per_call": macs / 1e9, "peer": peer_name,
+           "fp32_folded_bn": fast.folded_batchnorms, "fp32_channels_last": fast.channels_last,
+           "bf16_channels_last": bf16.channels_last}
+    with torch.no_grad():
+        ref = peer(x)
+    for label, fn, dtype in (("peer", peer, torch.float32), ("zoo-fp32", fast, torch.float32),
+                             ("zoo-bf16", bf16, torch.bfloat16)):
+        sec = time_call(fn, x, args.warmup, args.reps)
+        row[label] = {"sec_per_call": sec, "clips_per_s": args.batch / sec,
+                      "gmacs_per_s": macs / sec / 1e9,
+                      "fraction_of_matmul_peak": macs / sec / 1e9 / peaks[str(dtype)]}
+    row["speedup_fp32"] = row["peer"]["sec_per_call"] / row["zoo-fp32"]["sec_per_call"]
+    row["speedup_bf16"] = row["peer"]["sec_per_call"] / row["zoo-bf16"]["sec_per_call"]
+    out32 = fast(x)
+    row["fp32_max_rel_dlogit"] = ((out32 - ref).abs().max() / ref.abs().max()).item()
+    # bf16 top-1 agreement with fp32 over several clips
+    agree = total = 0
+    g = torch.Generator().manual_seed(1)
+    for _ in range(args.agree_clips):
+        xi = torch.randn(1, *info.input_shape, generator=g) if args.agree_size is None else \
+            torch.randn(1, 3, info.num_frames, args.agree_size, args.agree_size, generator=g)
+        agree += int(fast(xi).argmax(1).item() == bf16(xi).argmax(1).item())
+        total += 1
+    row["bf16_top1_agreement"] = agree / total
+    row["bf16_agreement_clips"] = total
+    return row
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", nargs="*", default=None, help="default: every registered model")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--reps", type=int, default=5)
+    p.add_argument("--agree-clips", type=int, default=20)
+    p.add_argument("--agree-size", type=int, default=None, help="spatial size of the agreement clips")
+    p.add_argument("--layout", default="auto", choices=("auto", "channels_last", "contiguous"),
+                   help="zoo.optimize layout (default auto: the faster of the two, timed per model)")
+    p.add_argument("--out", default=str(RESULTS / "speed.json"))
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    names = args.models or zoo.list_models()
+    peaks = {str(torch.float32): matmul_peak_gmacs(torch.float32), str(torch.bfloat16): matmul_peak_gmacs(torch.bfloat16)}
+    header = {"command": " ".join([sys.executable, *sys.argv]), "machine": machine_description(),
+              "matmul_peak_gmacs": peaks, "batch": args.batch, "threads": args.threads,
+              "warmup": args.warmup, "reps": args.reps, "layout": args.layout, "timing": "median of reps, seconds per call",
+              "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    print(f"# {header['machine']['cpu']}, {args.threads} threads, batch {args.batch}, "
+          f"median of {args.reps} after {args.warmup} warm-up; matmul peak fp32 "
+          f"{peaks[str(torch.float32)]:.0f} / bf16 {peaks[str(torch.bfloat16)]:.0f} GMAC/s")
+    print(f"{'model':22} {'peer clips/s':>12} {'fp32 clips/s':>12} {'x peer':>7} {'bf16 clips/s':>12} {'x peer':>7} "
+          f"{'fp32 %peak':>10} {'max rel dlogit':>14} {'bf16 top1 agr':>13}")
+    rows = []
+    for name in names:
+        row = bench_model(name, args, peaks)
+        rows.append(row)
+        print(f"{name:22} {row['peer']['clips_per_s']:12.3f} {row['zoo-fp32']['clips_per_s']:12.3f} "
+              f"{row['speedup_fp32']:7.2f} {row['zoo-bf16']['clips_per_s']:12.3f} {row['speedup_bf16']:7.2f} "
+              f"{100 * row['zoo-fp32']['fraction_of_matmul_peak']:9.1f}% {row['fp32_max_rel_dlogit']:14.2e} "
+              f"{row['bf16_top1_agreement']:13.2f}", flush=True)
+        write_json(args.out, {**header, "rows": rows})  # after every model: a crash loses nothing
+    print(f"wrote {args.out}")
+
+
+def write_json(path: str, data: dict) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+
+if __name__ == "__main__":
+    main()
