@@ -26,6 +26,7 @@ import torch  # noqa: E402
 import torchvision  # noqa: E402
 
 import zoo  # noqa: E402
+from _machine import machine_description  # noqa: E402
 from zoo.data import PyAVDecoder, build_dataset, collate, synth  # noqa: E402
 from zoo.data.samplers import DenseSampler, SegmentSampler  # noqa: E402
 
@@ -88,14 +89,7 @@ def loader_throughput(root: str, info, workers: int, batches: int) -> dict:
 
 
 def machine() -> dict:
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"platform": platform.platform(), "cpu": cpu, "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads()}
+    return {**machine_description(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
 
 
 def main(argv=None) -> int:

@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from _machine import machine_description  # noqa: E402
 from zoo.models._info import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 from zoo.models.pan import PA, PA_EPS  # noqa: E402
 
@@ -112,21 +113,7 @@ class DiffPA(torch.nn.Module):
 
 
 def machine(loadavg_at_start) -> dict:
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    flags = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next(line for line in f if line.startswith("flags"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": cpu, "logical_cpus": os.cpu_count(), "amx_bf16": "amx_bf16" in flags,
-            "avx512_bf16": "avx512_bf16" in flags, "platform": platform.platform(),
-            "loadavg_at_start": loadavg_at_start}
+    return {**machine_description(), "loadavg_at_start": loadavg_at_start}
 
 
 def main(argv=None) -> int:

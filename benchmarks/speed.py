@@ -31,6 +31,7 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
+from _machine import machine_description
 
 import zoo
 from zoo.flops import count_flops
@@ -70,17 +71,9 @@ def _ptv_slowfast_r50(model):
 PEERS = {"r2plus1d_18": _torchvision_r2plus1d_18, "slowfast_r50": _ptv_slowfast_r50}
 
 
-def machine_description() -> dict:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "logical_cores": os.cpu_count(), "threads": torch.get_num_threads(),
-            "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform()}
+def machine() -> dict:
+    return {**machine_description(), "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "python": platform.python_version()}
 
 
 def matmul_peak_gmacs(dtype: torch.dtype, n: int = 2048, reps: int = 5) -> float:
@@ -174,7 +167,7 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     names = args.models or zoo.list_models()
     peaks = {str(torch.float32): matmul_peak_gmacs(torch.float32), str(torch.bfloat16): matmul_peak_gmacs(torch.bfloat16)}
-    header = {"command": " ".join([sys.executable, *sys.argv]), "machine": machine_description(),
+    header = {"command": " ".join([sys.executable, *sys.argv]), "machine": machine(),
               "matmul_peak_gmacs": peaks, "batch": args.batch, "threads": args.threads,
               "warmup": args.warmup, "reps": args.reps, "layout": args.layout, "timing": "median of reps, seconds per call",
               "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}

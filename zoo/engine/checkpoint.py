@@ -12,41 +12,32 @@ import torch
 __all__ = ["atomic_save", "atomic_write_text", "load_checkpoint", "get_rng_state", "set_rng_state"]
 
 
-def _atomic_target(path: str):
+def _atomic_write(path: str, mode: str, write) -> None:
+    """Call ``write(file)`` on a temporary file in ``path``'s directory, fsync, then ``os.replace``:
+    a reader (or a run killed mid-write) sees the old file or the new one, never half of one."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=directory)
-    return fd, tmp
+    try:
+        with os.fdopen(fd, mode) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 def atomic_save(obj: Any, path: str) -> None:
-    """``torch.save`` to a temporary file in the same directory, fsync, then ``os.replace``:
-    a reader (or a run killed mid-write) sees the old file or the new one, never half of one."""
-    fd, tmp = _atomic_target(path)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """``torch.save`` atomically (temporary file + fsync + ``os.replace``)."""
+    _atomic_write(path, "wb", lambda f: torch.save(obj, f))
 
 
 def atomic_write_text(path: str, text: str) -> None:
-    fd, tmp = _atomic_target(path)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write ``text`` atomically (temporary file + fsync + ``os.replace``)."""
+    _atomic_write(path, "w", lambda f: f.write(text))
 
 
 def load_checkpoint(path: str) -> Dict[str, Any]:
