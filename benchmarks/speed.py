@@ -12,26 +12,26 @@ Every row runs in this one process, on the same input, with the same thread coun
 Reported: median seconds per clip over ``--reps`` timed calls after ``--warmup``, clips/s, the
 speed-up over the peer, the achieved GMAC/s (fvcore MACs / time) against this machine's measured
 matmul peak, and numerics: max |Δlogit| relative to the logit scale for fp32 (target ≤1e-4),
-and top-1 agreement of bf16 with fp32 over ``--agree-clips`` random clips (or SynthMotion clips
-with ``--data``).
+and top-1 agreement of bf16 with fp32 over ``--agree-clips`` random clips (random weights give
+near-tied logits, so this is a lower bound: `zoo compare` measures the agreement of trained
+models on the SynthMotion validation set). ``--compile`` adds ``zoo.optimize(..., compile=True)``
+rows (inductor with weight freezing) and their compile times.
 
     python benchmarks/speed.py                     # every registered model
-    python benchmarks/speed.py --models tsm_r50 r2plus1d_18 --reps 5
+    python benchmarks/speed.py --models tsm_r50 r2plus1d_18 --reps 5 --compile
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import platform
-import statistics
 import sys
 import time
 from pathlib import Path
 
 import torch
 import torch.nn as nn
-from _machine import machine_description
+from zoo.engine.bench import machine_description, matmul_peak_gmacs, randomize_bn_stats, time_call, versions
 
 import zoo
 from zoo.flops import count_flops
@@ -72,47 +72,12 @@ PEERS = {"r2plus1d_18": _torchvision_r2plus1d_18, "slowfast_r50": _ptv_slowfast_
 
 
 def machine() -> dict:
-    return {**machine_description(), "threads": torch.get_num_threads(), "torch": torch.__version__,
-            "python": platform.python_version()}
-
-
-def matmul_peak_gmacs(dtype: torch.dtype, n: int = 2048, reps: int = 5) -> float:
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    torch.mm(a, b)
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        torch.mm(a, b)
-        times.append(time.perf_counter() - t)
-    return n ** 3 / min(times) / 1e9
-
-
-def time_call(fn, x, warmup: int, reps: int) -> float:
-    with torch.no_grad():
-        for _ in range(warmup):
-            fn(x)
-        times = []
-        for _ in range(reps):
-            t = time.perf_counter()
-            fn(x)
-            times.append(time.perf_counter() - t)
-    return statistics.median(times)
-
-
-def realistic_bn(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Random-init models have identity BNs; give them non-trivial statistics so numerics count."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
-                m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-                m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-    return model
+    return {**machine_description(), "threads": torch.get_num_threads(), "versions": versions()}
 
 
 def bench_model(name: str, args, peaks: dict) -> dict:
     info = zoo.model_info(name)
-    model = realistic_bn(zoo.build(name)).eval()
+    model = randomize_bn_stats(zoo.build(name)).eval()
     shape = (args.batch, *info.input_shape)
     x = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
     macs = count_flops(model, (1, *info.input_shape)).total * args.batch
@@ -128,14 +93,28 @@ def bench_model(name: str, args, peaks: dict) -> dict:
            "bf16_channels_last": bf16.channels_last}
     with torch.no_grad():
         ref = peer(x)
-    for label, fn, dtype in (("peer", peer, torch.float32), ("zoo-fp32", fast, torch.float32),
-                             ("zoo-bf16", bf16, torch.bfloat16)):
+    runs = [("peer", peer, torch.float32), ("zoo-fp32", fast, torch.float32), ("zoo-bf16", bf16, torch.bfloat16)]
+    if args.compile:  # torch.compile (inductor, weight freezing) on top of the fast path
+        for label, dtype in (("zoo-fp32-compiled", torch.float32), ("zoo-bf16-compiled", torch.bfloat16)):
+            compiled = zoo.optimize(model, dtype, layout=args.layout, compile=True)
+            start = time.perf_counter()
+            compiled(x)
+            row[label + "-compile-seconds"] = time.perf_counter() - start
+            runs.append((label, compiled, dtype))
+    for label, fn, dtype in runs:
         sec = time_call(fn, x, args.warmup, args.reps)
         row[label] = {"sec_per_call": sec, "clips_per_s": args.batch / sec,
                       "gmacs_per_s": macs / sec / 1e9,
                       "fraction_of_matmul_peak": macs / sec / 1e9 / peaks[str(dtype)]}
     row["speedup_fp32"] = row["peer"]["sec_per_call"] / row["zoo-fp32"]["sec_per_call"]
     row["speedup_bf16"] = row["peer"]["sec_per_call"] / row["zoo-bf16"]["sec_per_call"]
+    compiled = dict((label, fn) for label, fn, _ in runs)
+    for label in ("zoo-fp32-compiled", "zoo-bf16-compiled"):
+        if label in row:
+            row["speedup_" + label] = row["peer"]["sec_per_call"] / row[label]["sec_per_call"]
+    if "zoo-fp32-compiled" in compiled:
+        out = compiled["zoo-fp32-compiled"](x)
+        row["compiled_fp32_max_rel_dlogit"] = ((out - ref).abs().max() / ref.abs().max()).item()
     out32 = fast(x)
     row["fp32_max_rel_dlogit"] = ((out32 - ref).abs().max() / ref.abs().max()).item()
     # bf16 top-1 agreement with fp32 over several clips
@@ -162,6 +141,8 @@ def main(argv=None):
     p.add_argument("--agree-size", type=int, default=None, help="spatial size of the agreement clips")
     p.add_argument("--layout", default="auto", choices=("auto", "channels_last", "contiguous"),
                    help="zoo.optimize layout (default auto: the faster of the two, timed per model)")
+    p.add_argument("--compile", action="store_true",
+                   help="also time zoo.optimize(..., compile=True) (inductor with freezing; minutes per model)")
     p.add_argument("--out", default=str(RESULTS / "speed.json"))
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -169,7 +150,8 @@ def main(argv=None):
     peaks = {str(torch.float32): matmul_peak_gmacs(torch.float32), str(torch.bfloat16): matmul_peak_gmacs(torch.bfloat16)}
     header = {"command": " ".join([sys.executable, *sys.argv]), "machine": machine(),
               "matmul_peak_gmacs": peaks, "batch": args.batch, "threads": args.threads,
-              "warmup": args.warmup, "reps": args.reps, "layout": args.layout, "timing": "median of reps, seconds per call",
+              "warmup": args.warmup, "reps": args.reps, "layout": args.layout, "compile": args.compile,
+              "timing": "median of reps, seconds per call",
               "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
     print(f"# {header['machine']['cpu']}, {args.threads} threads, batch {args.batch}, "
           f"median of {args.reps} after {args.warmup} warm-up; matmul peak fp32 "
@@ -184,6 +166,12 @@ def main(argv=None):
               f"{row['speedup_fp32']:7.2f} {row['zoo-bf16']['clips_per_s']:12.3f} {row['speedup_bf16']:7.2f} "
               f"{100 * row['zoo-fp32']['fraction_of_matmul_peak']:9.1f}% {row['fp32_max_rel_dlogit']:14.2e} "
               f"{row['bf16_top1_agreement']:13.2f}", flush=True)
+        if args.compile:
+            print(f"{'':22} compiled: fp32 x{row['speedup_zoo-fp32-compiled']:.2f} peer "
+                  f"(max rel dlogit {row['compiled_fp32_max_rel_dlogit']:.1e}) "
+                  f"(compile {row['zoo-fp32-compiled-compile-seconds']:.0f}s), bf16 "
+                  f"x{row['speedup_zoo-bf16-compiled']:.2f} (compile {row['zoo-bf16-compiled-compile-seconds']:.0f}s)",
+                  flush=True)
         write_json(args.out, {**header, "rows": rows})  # after every model: a crash loses nothing
     print(f"wrote {args.out}")
 

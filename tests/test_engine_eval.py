@@ -7,6 +7,7 @@ import torch
 import torch.nn as nn
 
 from zoo.engine import evaluate, load_eval, reaggregate, save_eval
+from zoo.engine.bench import randomize_bn_stats
 from zoo.engine.evaluate import reorder_frames
 from zoo.engine.metrics import compute_metrics
 
@@ -107,11 +108,7 @@ def test_optimized_evaluation_matches_eager():
     import zoo
 
     model = zoo.build("tsm_r50", num_classes=3, backbone="resnet18", num_segments=4).eval()
-    with torch.no_grad():  # non-trivial BN statistics so that the BN folding matters
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.1, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
+    randomize_bn_stats(model)  # non-trivial BN statistics so that the BN folding matters
     ds = FakeVideos(n=5, k=3, views=2, t=4, size=32)
     eager = evaluate(model, ds, batch_size=2, collate_fn=fake_collate, progress=False)
     fast = evaluate(model, ds, batch_size=2, collate_fn=fake_collate, progress=False, optimize=True)

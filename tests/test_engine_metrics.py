@@ -128,3 +128,26 @@ def test_atomic_checkpoint_and_rng_round_trip(tmp_path):
     draws = (random.random(), np.random.rand(), torch.rand(1).item())
     set_rng_state(load_checkpoint(str(tmp_path / "c.pt"))["rng"])  # weights_only=True
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == draws
+
+
+def test_twin_metrics_counts_pairs_and_right_twin():
+    from zoo.engine.metrics import twin_metrics
+
+    classes = ["right", "left", "grow", "other"]
+    twins = [["right", "left"]]
+    confusion = [[6, 2, 2, 0],   # right: 8 of 10 inside its pair, 6 of those right
+                 [3, 5, 0, 2],   # left: 8 of 10 inside, 5 right
+                 [0, 0, 9, 1],   # not twinned: ignored
+                 [0, 0, 0, 4]]
+    pair, twin = twin_metrics(confusion, classes, twins)
+    assert pair == 100.0 * 16 / 20 and twin == 100.0 * 11 / 16
+    assert twin_metrics(confusion, classes, []) == (None, None)
+
+
+def test_synth_generate_or_reuse(tmp_path):
+    from zoo.data.synth import generate_or_reuse
+
+    kw = dict(per_class=4, frames=4, size=16, seed=0, difficulty="easy")
+    assert generate_or_reuse(str(tmp_path / "d"), "moving_right,moving_left", **kw)
+    assert not generate_or_reuse(str(tmp_path / "d"), ["moving_right", "moving_left"], **kw)
+    assert generate_or_reuse(str(tmp_path / "d"), "moving_right,moving_left", **{**kw, "seed": 1})

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 import torchvision
 
 import zoo
+from zoo.engine.bench import randomize_bn_stats
 from zoo.models._inflate import inflate_2d, inflate_weight
 from zoo.models.i3d import (ENDPOINTS, I3D, MaxPool3dSame, Unit3D, checkpoint_filter_fn,
                             googlenet_to_i3d_key, inflate_googlenet, same_padding)
@@ -24,19 +25,6 @@ def pytorch_i3d_keys():
         keys += [f"{c}.conv3d.weight"] + [f"{c}.bn.{p}" for p in
                                           ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")]
     return keys
-
-
-def randomize_bn(model, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                n = m.num_features
-                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
-                m.bias.copy_(torch.randn(n, generator=g) * 0.1)
-                m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
-                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-    return model
 
 
 # -- TF SAME padding -----------------------------------------------------------------------
@@ -153,7 +141,7 @@ def _pytorch_i3d_state_dict(model):
 @pytest.mark.parametrize("wrap", ["plain", "dataparallel", "old_torch"])
 def test_pytorch_i3d_checkpoint_roundtrip(tmp_path, wrap):
     torch.manual_seed(0)
-    src = randomize_bn(zoo.build("i3d")).eval()
+    src = randomize_bn_stats(zoo.build("i3d"), affine=True).eval()
     sd = _pytorch_i3d_state_dict(src)
     if wrap == "dataparallel":
         sd = {"state_dict": {f"module.{k}": v for k, v in sd.items()}}
@@ -207,7 +195,7 @@ def test_inflate_weight_modes():
 
 def test_inflate_2d_conv_bn_equivalence():
     torch.manual_seed(0)
-    net2d = randomize_bn(nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8))).eval()
+    net2d = randomize_bn_stats(nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8)), affine=True).eval()
     net3d = nn.Sequential(nn.Conv3d(3, 8, 3, padding=1, bias=False), nn.BatchNorm3d(8)).eval()
     sd = inflate_2d(net2d, net3d)
     assert set(sd) == set(net3d.state_dict())
@@ -258,7 +246,7 @@ def _googlenet(seed=0, size=64):
     """A random GoogLeNet whose BN statistics are those of random [-1, 1] images, so that
     activations stay of order 1 at every depth (the init alone makes them vanish)."""
     torch.manual_seed(seed)
-    g = randomize_bn(torchvision.models.googlenet(weights=None, aux_logits=False, init_weights=True), seed)
+    g = randomize_bn_stats(torchvision.models.googlenet(weights=None, aux_logits=False, init_weights=True), seed, affine=True)
     for m in g.modules():
         if isinstance(m, nn.BatchNorm2d):
             m.reset_running_stats()

@@ -1,26 +1,15 @@
 """zoo.optimize: same call signature and logits, BNs folded exactly, bf16 close."""
+import shutil
+
 import pytest
 import torch
 import torch.nn as nn
 
 import zoo
+from zoo.engine.bench import randomize_bn_stats
 from zoo.optimize import fold_batchnorms, optimize
 
 ALL = zoo.list_models()
-
-
-def randomise_bn(model):
-    """Non-trivial BN statistics/affine, so that a wrong fold would show."""
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.running_mean.copy_(torch.rand(m.num_features, generator=g) * 0.2 - 0.1)
-                m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-                if m.affine:
-                    m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-                    m.bias.copy_(torch.rand(m.num_features, generator=g) * 0.2 - 0.1)
-    return model
 
 
 def clip(info, batch=2, size=None):
@@ -30,7 +19,7 @@ def clip(info, batch=2, size=None):
 
 @pytest.mark.parametrize("name", ALL)
 def test_fp32_fast_path_keeps_logits(name):
-    model = randomise_bn(zoo.build(name, num_classes=5)).eval()
+    model = randomize_bn_stats(zoo.build(name, num_classes=5), affine=True).eval()
     x = clip(model.info)
     with torch.no_grad():
         ref = model(x)
@@ -44,7 +33,7 @@ def test_fp32_fast_path_keeps_logits(name):
 
 
 def test_all_resnet_bns_fold_and_model_is_untouched():
-    model = randomise_bn(zoo.build("tsm_r50", num_classes=5, backbone="resnet18")).eval()
+    model = randomize_bn_stats(zoo.build("tsm_r50", num_classes=5, backbone="resnet18"), affine=True).eval()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     fast = optimize(model, example=clip(model.info, 1))
     n_bn = sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
@@ -56,7 +45,7 @@ def test_all_resnet_bns_fold_and_model_is_untouched():
 
 
 def test_bf16_is_close_and_returns_float32():
-    model = randomise_bn(zoo.build("tsm_r50", num_classes=5, backbone="resnet18")).eval()
+    model = randomize_bn_stats(zoo.build("tsm_r50", num_classes=5, backbone="resnet18"), affine=True).eval()
     x = clip(model.info)
     with torch.no_grad():
         ref = model(x)
@@ -80,7 +69,7 @@ def test_fold_is_refused_when_outputs_would_change():
             y = self.conv(x)
             return self.act(y) + self.bn(y)
 
-    model = randomise_bn(ConvBNShared()).eval()
+    model = randomize_bn_stats(ConvBNShared(), affine=True).eval()
     x = torch.randn(1, 3, 4, 4)
     folded, n = fold_batchnorms(model, x)
     assert n == 0
@@ -97,7 +86,7 @@ def test_optimize_rejects_training_mode_and_bad_dtype():
 
 @pytest.mark.parametrize("layout", ["contiguous", "auto"])
 def test_layouts_keep_logits(layout):
-    model = randomise_bn(zoo.build("r2plus1d_18", num_classes=5)).eval()
+    model = randomize_bn_stats(zoo.build("r2plus1d_18", num_classes=5), affine=True).eval()
     model.info = model.info.replace(crop_size=32, num_frames=4)  # keep the auto-layout timing cheap
     x = clip(model.info)
     with torch.no_grad():
@@ -125,3 +114,30 @@ def test_bf16_keeps_stride_larger_than_kernel_convs_in_fp32():
     with torch.no_grad():
         ref = model(x)
     assert (bf16(x) - ref).abs().max() < 0.05 * ref.abs().max()
+
+
+class _TinyVideoNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv3d(3, 8, 3, padding=1, bias=False), nn.BatchNorm3d(8), nn.ReLU(),
+                                  nn.AdaptiveAvgPool3d(1), nn.Flatten(), nn.Linear(8, 5))
+        self.info = zoo.model_info("r2plus1d_18").replace(crop_size=16, num_frames=2)
+
+    def forward(self, x):
+        return self.body(x)
+
+
+@pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
+                    reason="torch.compile on CPU needs a C compiler")
+@pytest.mark.parametrize("mode", [True, "auto"])
+def test_compile_keeps_logits(mode):
+    model = randomize_bn_stats(_TinyVideoNet(), affine=True).eval()
+    x = clip(model.info)
+    with torch.no_grad():
+        ref = model(x)
+    fast = optimize(model, compile=mode)
+    assert fast.compiled is True if mode is True else fast.compiled in (True, False)
+    torch.testing.assert_close(fast(x), ref, rtol=1e-4, atol=1e-4 * ref.abs().max().item())
+    assert "_compiled" not in dict(fast.named_modules())  # no second copy of the weights in state_dict
+    with pytest.raises(ValueError, match="compile"):
+        optimize(model, compile="always")

@@ -7,19 +7,8 @@ import torch
 import torch.nn as nn
 
 import zoo
+from zoo.engine.bench import randomize_bn_stats
 from zoo.models.p3d import P3D, PseudoConv3d
-
-
-def _randomise_bn(model: nn.Module, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, (nn.BatchNorm3d, nn.BatchNorm2d)):
-            n = m.num_features
-            m.running_mean.copy_(torch.rand(n, generator=g) - 0.5)
-            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
-            m.bias.data.copy_(torch.rand(n, generator=g) - 0.5)
-    return model
 
 
 def _logits(model, x):
@@ -31,7 +20,7 @@ def _logits(model, x):
 @pytest.fixture(scope="module")
 def p3d63():
     torch.manual_seed(0)
-    return _randomise_bn(zoo.build("p3d_63", num_classes=5)).eval()
+    return randomize_bn_stats(zoo.build("p3d_63", num_classes=5), affine=True).eval()
 
 
 def test_block_type_cycle():

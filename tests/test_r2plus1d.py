@@ -10,21 +10,10 @@ from torchvision.models.video.resnet import R2Plus1dStem as TVStem
 from torchvision.models.video.resnet import VideoResNet as TVVideoResNet
 
 import zoo
+from zoo.engine.bench import randomize_bn_stats
 from zoo.flops import count_flops, count_params
 from zoo.models._builder import load_state_dict_checked
 from zoo.models.r2plus1d import R2Plus1D, caffe2_blob_names, checkpoint_filter_fn
-
-
-def _randomise_bn(model: nn.Module, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm3d):
-            n = m.num_features
-            m.running_mean.copy_(torch.rand(n, generator=g) - 0.5)
-            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
-            m.bias.data.copy_(torch.rand(n, generator=g) - 0.5)
-    return model
 
 
 def _logits(model, x):
@@ -40,7 +29,7 @@ def clip():
 
 def test_r2plus1d_18_loads_torchvision_strictly_and_matches(tmp_path, clip):
     torch.manual_seed(0)
-    tv = _randomise_bn(tv_r2plus1d_18(weights=None))
+    tv = randomize_bn_stats(tv_r2plus1d_18(weights=None), affine=True)
     path = tmp_path / "r2plus1d_18-tv.pth"
     torch.save(tv.state_dict(), path)
     ours = zoo.build("r2plus1d_18", weights=path)
@@ -94,7 +83,7 @@ def _vmz_reference_34():
 
 def test_r2plus1d_34_loads_vmz_pytorch_checkpoint(tmp_path, clip):
     torch.manual_seed(0)
-    ref = _randomise_bn(_vmz_reference_34())
+    ref = randomize_bn_stats(_vmz_reference_34(), affine=True)
     path = tmp_path / "r2plus1d_34_clip8_ft_kinetics.pth"
     torch.save({"state_dict": {f"module.{k}": v for k, v in ref.state_dict().items()}}, path)
     ours = zoo.build("r2plus1d_34", weights=path)
@@ -129,7 +118,7 @@ def test_caffe2_blob_names_follow_vmz_numbering():
 def test_caffe2_blob_round_trip(clip):
     torch.manual_seed(0)
     small = dict(num_classes=7, layers=(1, 2, 1, 1))  # VMZ widths and BN, shallower for speed
-    src = _randomise_bn(zoo.build("r2plus1d_34", **small))
+    src = randomize_bn_stats(zoo.build("r2plus1d_34", **small), affine=True)
     names = caffe2_blob_names(src)
     blobs = {names[k]: v.numpy().copy() for k, v in src.state_dict().items() if k in names}
     assert names["layer3.0.downsample.0.weight"] == "shortcut_projection_3_w"

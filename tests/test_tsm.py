@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import zoo
+from zoo.engine.bench import randomize_bn_stats
 from zoo.models.tsm import ShiftBlock, ShiftConv2d, temporal_shift
 
 
@@ -105,11 +106,7 @@ def official_layout(model, place="blockres"):
 def test_official_checkpoint_round_trip(tmp_path, name, kw, place):
     kw.setdefault("backbone", "resnet18") if name != "tsm_r101" else None
     src = zoo.build(name, num_classes=7, **kw).eval()
-    with torch.no_grad():  # non-trivial BN statistics, so a wrong mapping shows
-        for m in src.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.1, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
+    randomize_bn_stats(src)  # non-trivial BN statistics, so a wrong mapping shows
     ckpt = official_layout(src, place)
     if place == "blockres":
         assert any(".conv1.net.weight" in k for k in ckpt["state_dict"])

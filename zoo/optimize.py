@@ -13,14 +13,17 @@ What it does, in order, on a copy of an eval-mode model:
    (``layout="auto"`` times both layouts and keeps the faster).
 3. Runs under ``torch.inference_mode`` and, for ``dtype=torch.bfloat16``, CPU autocast; logits
    are returned as float32 either way.
-4. Optionally ``torch.compile`` (``compile=True``): it needs a C++ compiler and takes minutes
-   the first call, so it is off by default; `benchmarks/speed.py` measures whether it helps.
+4. Optionally ``torch.compile`` (inductor with weight freezing): ``compile=True`` always,
+   ``compile="auto"`` only where it measures faster on the canonical clip. It needs a C++
+   compiler and costs seconds to a minute per model and dtype at the first call, so it is off by
+   default. It helps some families and hurts others (``benchmarks/speed.py --compile``: I3D and
+   R(2+1)D-18 ran faster compiled, TSM-R50 slower).
 """
 from __future__ import annotations
 
 import copy
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -150,7 +153,8 @@ class OptimizedModel(nn.Module):
         self.channels_last = channels_last
         self.folded_batchnorms = folded
         self.compiled = compiled
-        self._forward = torch.compile(model) if compiled else model
+        # kept out of the module tree: the compiled wrapper shares `model`'s parameters
+        self.__dict__["_compiled"] = torch.compile(model) if compiled else None
         for attr in ("info", "num_classes", "num_features"):
             if hasattr(model, attr):
                 setattr(self, attr, getattr(model, attr))
@@ -161,8 +165,17 @@ class OptimizedModel(nn.Module):
                 x = x.contiguous(memory_format=torch.channels_last_3d)
             if self.dtype == torch.bfloat16 and x.device.type == "cpu":
                 with torch.autocast("cpu", dtype=torch.bfloat16):
-                    return self._forward(x).float()
-            return self._forward(x).float()
+                    return self._run(x).float()
+            return self._run(x).float()
+
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
+        if self._compiled is None:
+            return self.model(x)
+        # inductor's weight freezing (constant-folded, pre-packed weights) applies at compile time,
+        # i.e. the first call of each input shape
+        import torch._inductor.config as inductor_config
+        with inductor_config.patch(freezing=True):
+            return self._compiled(x)
 
     def forward_features(self, x):
         with torch.inference_mode():
@@ -183,7 +196,8 @@ def _seconds_per_call(fn, x: torch.Tensor, reps: int = 2) -> float:
 
 
 def optimize(model: nn.Module, dtype: torch.dtype = torch.float32, *, example: Optional[torch.Tensor] = None,
-             compile: bool = False, fold_bn: bool = True, layout: str = "channels_last") -> OptimizedModel:
+             compile: Union[bool, str] = False, fold_bn: bool = True, layout: str = "channels_last"
+             ) -> OptimizedModel:
     """Return a faster inference copy of ``model`` (see the module docstring).
 
     Args:
@@ -192,13 +206,20 @@ def optimize(model: nn.Module, dtype: torch.dtype = torch.float32, *, example: O
             (CPU autocast).
         example: an input used to find and verify the BN folds; defaults to one random clip of
             ``info.num_frames`` frames at ``max(info.min_size, 64)`` px (small, to stay cheap).
-        compile: also wrap with ``torch.compile``.
+        compile: ``True`` wraps with ``torch.compile`` (inductor, freezing); ``"auto"`` compiles,
+            times the compiled and the eager fast path on one canonical clip and keeps the faster
+            (``.compiled`` says which); ``False`` (default) does not compile.
         fold_bn: fold BatchNorms into convolutions.
         layout: ``"channels_last"`` (default), ``"contiguous"`` (keep the default layout), or
             ``"auto"``: time both on one clip at the model's canonical input and keep the faster
             (channels-last is faster for most models on oneDNN, not for all: P3D's mixed 2D/3D
             convs run faster in the default layout). ``benchmarks/speed.py`` uses ``"auto"``.
     """
+    if compile not in (True, False, "auto"):
+        raise ValueError(f"compile must be True, False or 'auto', got {compile!r}")
+    if compile == "auto":
+        return _faster_compiled(optimize(model, dtype, example=example, compile=False, fold_bn=fold_bn,
+                                         layout=layout))
     if layout not in ("channels_last", "contiguous", "auto"):
         raise ValueError(f"layout must be 'channels_last', 'contiguous' or 'auto', got {layout!r}")
     if dtype not in (torch.float32, torch.bfloat16):
@@ -221,10 +242,7 @@ def optimize(model: nn.Module, dtype: torch.dtype = torch.float32, *, example: O
     if layout == "channels_last":
         _to_channels_last(fast)
         return _tag(OptimizedModel(fast, dtype, folded, compile), fp32_convs)
-    info = getattr(model, "info", None)
-    if info is None:
-        raise ValueError("layout='auto' times the model at info.input_shape: the model needs .info")
-    clip = torch.randn(1, *info.input_shape, generator=torch.Generator().manual_seed(0))
+    clip = _canonical_clip(model)
     plain = OptimizedModel(fast, dtype, folded, False, channels_last=False)
     t_plain = _seconds_per_call(plain, clip)
     cl = copy.deepcopy(fast)
@@ -233,6 +251,22 @@ def optimize(model: nn.Module, dtype: torch.dtype = torch.float32, *, example: O
     best = OptimizedModel(cl, dtype, folded, compile) if t_cl <= t_plain else \
         OptimizedModel(fast, dtype, folded, compile, channels_last=False)
     return _tag(best, fp32_convs)
+
+
+def _canonical_clip(model: nn.Module) -> torch.Tensor:
+    info = getattr(model, "info", None)
+    if info is None:
+        raise ValueError("timing at info.input_shape (layout='auto', compile='auto') needs a model with .info")
+    return torch.randn(1, *info.input_shape, generator=torch.Generator().manual_seed(0))
+
+
+def _faster_compiled(eager: OptimizedModel) -> OptimizedModel:
+    """``eager`` or its compiled twin (same weights), whichever runs the canonical clip faster."""
+    clip = _canonical_clip(eager)
+    compiled = OptimizedModel(eager.model, eager.dtype, eager.folded_batchnorms, True, eager.channels_last)
+    compiled.fp32_convs = eager.fp32_convs
+    t_compiled = _seconds_per_call(compiled, clip)  # the first (untimed) call compiles
+    return compiled if t_compiled < _seconds_per_call(eager, clip) else eager
 
 
 def _tag(model: OptimizedModel, fp32_convs: int) -> OptimizedModel:

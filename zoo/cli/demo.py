@@ -28,41 +28,17 @@ THREADS_DEFAULT = 1
 
 def _data(out: str, classes: str, per_class: int, frames: int, size: int, seed: int, difficulty: str) -> str:
     """Generate the SynthMotion set once; reuse it when its settings match."""
-    from ..data import synth
+    from ..data.synth import generate_or_reuse
 
     path = os.path.join(out, "data")
-    meta_path = os.path.join(path, "classes.json")
-    want = dict(per_class=per_class, frames=frames, size=size, seed=seed, difficulty=difficulty)
-    if os.path.isfile(meta_path):
-        with open(meta_path) as f:
-            meta = json.load(f)
-        if meta.get("classes") == classes.split(",") and all(meta["settings"].get(k) == v for k, v in want.items()):
-            print(f"data: reusing {path}")
-            return path
     t0 = time.perf_counter()
-    synth.generate(path, classes=classes, **want)
-    print(f"data: SynthMotion ({difficulty}) {classes} ({per_class} clips per class, {frames} frames, {size} px) "
-          f"-> {path} ({time.perf_counter() - t0:.0f}s)")
+    if generate_or_reuse(path, classes, per_class=per_class, frames=frames, size=size, seed=seed,
+                         difficulty=difficulty):
+        print(f"data: SynthMotion ({difficulty}) {classes} ({per_class} clips per class, {frames} frames, {size} px) "
+              f"-> {path} ({time.perf_counter() - t0:.0f}s)")
+    else:
+        print(f"data: reusing {path}")
     return path
-
-
-def _twin_metrics(confusion, classes, twins):
-    """(pair accuracy, twin accuracy): the share of val videos predicted inside their own twin pair,
-    and among those the share given the right one of the two (chance 50 %); None without pairs."""
-    pair_of = {c: tuple(p) for p in twins for c in p}
-    idx = {c: i for i, c in enumerate(classes)}
-    total = in_pair = right = 0
-    for t, row in enumerate(confusion):
-        total += sum(row)
-        pair = pair_of.get(classes[t])
-        if pair is None:
-            continue
-        in_pair += sum(row[idx[c]] for c in pair)
-        right += row[t]
-    paired = sum(sum(confusion[idx[c]]) for c in pair_of if c in idx)
-    if not paired:
-        return None, None
-    return 100.0 * in_pair / paired, (100.0 * right / in_pair if in_pair else float("nan"))
 
 
 def run_demo(args) -> dict:
@@ -73,6 +49,7 @@ def run_demo(args) -> dict:
     from .. import is_model, model_info
     from ..engine import TrainConfig, evaluate, format_table, train
     from ..engine.evaluate import save_eval
+    from ..engine.metrics import twin_metrics
     from ..flops import count_flops, count_params
 
     t_start = time.perf_counter()
@@ -114,7 +91,7 @@ def run_demo(args) -> dict:
         rev.meta["model"] = name
         save_eval(rev, os.path.join(cfg.out, "eval_reversed"))
         flops = count_flops(model, (1, *info.input_shape)).gflops
-        pair, twin = _twin_metrics(run["eval"].metrics["confusion_matrix"], classes, twins)
+        pair, twin = twin_metrics(run["eval"].metrics["confusion_matrix"], classes, twins)
         extra[name] = {"reversed top1": f"{rev.metrics['video_top1']:.2f}",
                        **({"twin acc": f"{twin:.1f}", "pair acc": f"{pair:.1f}"} if pair is not None else {}),
                        "GFLOPs/view": f"{flops:.3f}", "params (M)": f"{count_params(model) / 1e6:.2f}",

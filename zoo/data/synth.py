@@ -49,8 +49,8 @@ import numpy as np
 
 from .labels import label_map_hash, save_label_map
 
-__all__ = ["CLASSES", "TWINS", "FLIP_MAP", "DIFFICULTIES", "SynthOutput", "generate", "render_clip",
-           "label_map_hash"]
+__all__ = ["CLASSES", "TWINS", "FLIP_MAP", "DIFFICULTIES", "SynthOutput", "generate", "generate_or_reuse",
+           "render_clip", "label_map_hash"]
 
 # (forward class, its time reversal)
 TWINS: Tuple[Tuple[str, str], ...] = (
@@ -414,3 +414,19 @@ def generate(out: str, classes=None, per_class: int = 40, frames: int = 16, size
                        videos=videos,
                        train_list=os.path.join(out, "train_list.txt") if frame_folders else None,
                        val_list=os.path.join(out, "val_list.txt") if frame_folders else None)
+
+
+def generate_or_reuse(path: str, classes, *, per_class: int, frames: int, size: int, seed: int,
+                      difficulty: str) -> bool:
+    """Generate SynthMotion into ``path`` unless a set with exactly these settings is already there;
+    returns True when it generated."""
+    meta_path = os.path.join(path, "classes.json")
+    want = dict(per_class=per_class, frames=frames, size=size, seed=seed, difficulty=difficulty)
+    if os.path.isfile(meta_path):
+        with open(meta_path) as f:
+            meta = json.load(f)
+        if meta.get("classes") == _parse_classes(classes) and all(meta["settings"].get(k) == v
+                                                                  for k, v in want.items()):
+            return False
+    generate(path, classes=classes, **want)
+    return True

@@ -12,7 +12,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 
 __all__ = ["AGGREGATIONS", "aggregate_views", "topk_correct", "confusion_matrix", "per_class_accuracy",
-           "average_precision", "mean_average_precision", "compute_metrics"]
+           "average_precision", "mean_average_precision", "compute_metrics", "twin_metrics"]
 
 AGGREGATIONS = ("prob-mean", "logit-mean", "max")
 
@@ -109,3 +109,22 @@ def compute_metrics(view_logits: torch.Tensor, labels: torch.Tensor, *, agg: str
     out["mAP"] = 100.0 * mean_average_precision(scores, torch.nn.functional.one_hot(labels, k))
     out["confusion_matrix"] = cm.tolist()
     return out
+
+
+def twin_metrics(confusion: Sequence[Sequence[int]], classes: Sequence[str], twins: Sequence[Sequence[str]]):
+    """(pair accuracy, twin accuracy) in %: the share of videos of twinned classes predicted inside
+    their own twin pair, and among those the share given the right one of the two (chance 50 %);
+    (None, None) when no class has its twin. ``confusion[true][predicted]``."""
+    pair_of = {c: tuple(p) for p in twins for c in p}
+    idx = {c: i for i, c in enumerate(classes)}
+    in_pair = right = 0
+    for t, row in enumerate(confusion):
+        pair = pair_of.get(classes[t])
+        if pair is None:
+            continue
+        in_pair += sum(row[idx[c]] for c in pair if c in idx)
+        right += row[t]
+    paired = sum(sum(confusion[idx[c]]) for c in pair_of if c in idx)
+    if not paired:
+        return None, None
+    return 100.0 * in_pair / paired, (100.0 * right / in_pair if in_pair else float("nan"))

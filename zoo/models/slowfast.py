@@ -45,7 +45,8 @@ __all__ = ["SlowFast", "Bottleneck", "Stem", "Pathway", "FuseFastToSlow", "slow_
            "checkpoint_filter_fn", "read_caffe2_pkl", "to_pyslowfast_layout", "to_pytorchvideo_layout",
            "to_caffe2_layout"]
 
-STAGE_DEPTHS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
+# 26: two bottlenecks per stage, the small network `zoo compare` trains (not a published model)
+STAGE_DEPTHS = {26: (2, 2, 2, 2), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
 # Temporal kernel of the stem and of conv "a" in res2..res5 (PySlowFast _TEMPORAL_KERNEL_BASIS).
 SLOW_TEMPORAL_KERNELS = (1, 1, 1, 3, 3)
 FAST_TEMPORAL_KERNELS = (5, 3, 3, 3, 3)
@@ -148,7 +149,7 @@ class SlowFast(nn.Module):
 
     Args:
         num_classes: classifier outputs.
-        depth: ResNet depth of both pathways (50 or 101).
+        depth: ResNet depth of both pathways (50 or 101; 26 is the small `zoo compare` network).
         alpha: frame-rate ratio; the slow pathway sees T/alpha frames, the lateral stride.
         beta_inv: the fast pathway has 1/beta_inv of the slow pathway's channels.
         fusion_kernel: temporal kernel of the lateral convs (5 for 4x16, 7 for 8x8 R50).
@@ -485,7 +486,8 @@ def _info(name: str, **kw) -> ModelInfo:
     defaults = dict(name=name, family="slowfast", paper=_PAPER, num_frames=32, num_segments=1, frames_per_segment=1,
                     sampling="dense", sampling_rate=2, crop_size=256, resize_size=256, train_jitter=(256, 320),
                     mean=KINETICS_MEAN, std=KINETICS_STD, test_views=(10, 3), num_classes=400,
-                    dataset="kinetics400", min_size=32)
+                    dataset="kinetics400", min_size=32,
+                    bench=dict(model_args=dict(depth=26, num_frames=16, train_crop_size=32), frames=16))
     defaults.update(kw)
     return ModelInfo(**defaults)
 

@@ -267,7 +267,8 @@ _TSM_README = "mit-han-lab/temporal-shift-module README"
 def _info(name: str, paper: str, **kw) -> ModelInfo:
     defaults = dict(name=name, family="tsm", paper=paper, num_frames=8, num_segments=8, sampling="segment",
                     crop_size=224, resize_size=256, mean=IMAGENET_MEAN, std=IMAGENET_STD, test_views=(1, 1),
-                    num_classes=174, dataset="something-something-v2")
+                    num_classes=174, dataset="something-something-v2",
+                    bench=dict(model_args={"backbone": "resnet18"}, frames=8))
     defaults.update(kw)
     return ModelInfo(**defaults)
 

@@ -1,0 +1,144 @@
+"""Model cards: committed cards are current, every number comes from model_info or the results file."""
+import json
+import os
+
+import zoo
+from zoo.cli import main
+from zoo.engine.cards import DEFAULT_RESULTS, PLOT_NAME, load_results, plot, render_all, render_card, render_index
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CARDS = os.path.join(ROOT, "model_cards")
+
+
+def _bench(run, shared, top1, gflops, **extra):
+    return dict(run=run, shared_with=shared, model_args={"backbone": "resnet18"}, frames=8, size=32,
+                params=11_180_000, gflops=gflops, top1=dict(zip(("normal", "reversed", "shuffled"), top1)),
+                top5={"normal": 100.0, "reversed": 61.5, "shuffled": 90.0}, twin_acc=extra.get("twin", 97.0),
+                bf16_top1_agreement=0.99, fp32_max_rel_dlogit=2e-6, train_seconds=75.0)
+
+
+def _model(name, bench, eager=776.0, fast=320.0, bf16=121.0):
+    info = zoo.model_info(name)
+    return dict(family=info.family, params=int(info.ref_params_m * 1e6) + 1234, gflops=info.ref_gflops + 0.011,
+                input_shape=list(info.input_shape), views=list(info.test_views),
+                latency=dict(eager_fp32_ms=eager, fast_fp32_ms=fast, fast_bf16_ms=bf16, clips_per_s_fp32=1e3 / fast,
+                             clips_per_s_bf16=1e3 / bf16, speedup_fp32=eager / fast, speedup_bf16=eager / bf16,
+                             peak_rss_mib=1234.5),
+                bench=bench)
+
+
+def fixture_results():
+    """A results file in the `zoo compare` schema: TSN order-blind, TSM/PAN Lite order-sensitive."""
+    return {
+        "command": "python benchmarks/compare.py --out benchmarks/results/compare.json",
+        "date": "2026-11-22 04:10:00 UTC",
+        "versions": {"python": "3.11.7", "zoo": "0.1.0", "torch": "2.14.1+cu130"},
+        "machine": {"cpu": "Intel(R) Xeon(R) Processor", "logical_cpus": 2, "amx_bf16": True, "avx512_bf16": True,
+                    "platform": "Linux-6.18", "loadavg_at_start": [1.0, 1.1, 1.2], "threads": 2},
+        "quick": False,
+        "settings": {
+            "seed": 0,
+            "latency": {"batch": 1, "threads": 2, "warmup": 2, "reps": 5, "input": "canonical (info.input_shape)",
+                        "timing": "median seconds per call", "memory": "ru_maxrss of a fresh process"},
+            "data": {"name": "SynthMotion", "difficulty": "easy", "classes": ["a", "b", "c", "d"],
+                     "twins": [["a", "b"], ["c", "d"]], "per_class": 48, "frames": 32, "size": 32,
+                     "train_videos": 288, "val_videos": 96},
+            "train": {"epochs": 6, "batch_size": 8, "optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-4,
+                      "warmup_epochs": 1, "schedule": "cosine", "threads": 2, "amp": "none"},
+        },
+        "models": {
+            "tsn_r50": _model("tsn_r50", _bench("tsn_r50", [], (47.9, 47.9, 46.8), 0.296, twin=51.0), 700.0, 310.0),
+            "tsm_r50": _model("tsm_r50", _bench("tsm_r50", ["tsm_r101"], (95.8, 2.1, 40.0), 0.297)),
+            "tsm_r101": _model("tsm_r101", _bench("tsm_r50", ["tsm_r101"], (95.8, 2.1, 40.0), 0.297), 1500.0),
+            "pan_lite_r50": _model("pan_lite_r50", _bench("pan_lite_r50", [], (99.0, 1.0, 35.4), 0.318)),
+        },
+    }
+
+
+def _row(card, first_cell):
+    """The cells of the markdown table row whose first cell is ``first_cell``."""
+    for line in card.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and cells[0] == first_cell:
+            return cells[1:]
+    raise AssertionError(f"no row {first_cell!r} in card")
+
+
+def test_committed_cards_match_generator():
+    """Every registered model has a card, and the committed cards equal what model_info and the
+    committed results file (or its absence: 'not measured') produce now."""
+    results = load_results(os.path.join(ROOT, DEFAULT_RESULTS))
+    for path, text in render_all(results, CARDS).items():
+        assert os.path.isfile(path), f"{os.path.relpath(path, ROOT)} is missing: run `zoo cards`"
+        with open(path) as f:
+            assert f.read() == text, f"{os.path.relpath(path, ROOT)} is stale: run `zoo cards`"
+    assert os.path.getsize(os.path.join(CARDS, PLOT_NAME)) > 0
+
+
+def test_card_numbers_come_from_model_info_and_results():
+    results = fixture_results()
+    entry, info = results["models"]["tsm_r50"], zoo.model_info("tsm_r50")
+    card = render_card("tsm_r50", results, notes_dir=None)
+    ref = _row(card, "reference (`model_info`)")
+    assert ref[:2] == [f"{info.ref_params_m:.2f}", f"{info.ref_gflops:.2f}"]
+    measured = _row(card, "measured (`zoo compare`)")
+    assert measured[:2] == [f"{entry['params'] / 1e6:.2f}", f"{entry['gflops']:.2f}"]
+    assert _row(card, "top-1 %") == [f"{v:.1f}" for v in entry["bench"]["top1"].values()]
+    lat = entry["latency"]
+    assert _row(card, "`zoo.optimize` fp32")[0] == f"{lat['fast_fp32_ms']:.1f}"
+    assert _row(card, "`zoo.optimize` bf16")[2] == f"{lat['speedup_bf16']:.2f}×"
+    pub = info.results[0]
+    assert _row(card, pub.dataset)[:3] == [str(pub.top1), "", pub.views]
+    # derived statements follow the numbers; shared runs are named
+    assert "normal − reversed = +93.7 points" in card and "Reversed order: 2.1 % is below chance" in card
+    assert "shared by `tsm_r50`, `tsm_r101`" in card and "identical" in card
+    assert "Intel(R) Xeon(R) Processor, 2 threads" in card and "batch 1" in card and "seed 0" in card
+    assert "1 multiply-add = 1 FLOP" in card and results["command"] in card
+    # a changed number in either source changes the card
+    results["models"]["tsm_r50"]["bench"]["top1"]["reversed"] = 3.3
+    assert _row(render_card("tsm_r50", results, None), "top-1 %")[1] == "3.3"
+    tsn = render_card("tsn_r50", results, None)
+    assert "Reversed order: 47.9 % is above chance" in tsn and "51.0 % right is at chance" in tsn
+
+
+def test_unmeasured_model_and_index():
+    results = fixture_results()
+    card = render_card("i3d_inception_v1", results, None)
+    assert "Not measured yet — run `zoo compare`." in card and "## Published accuracy" in card
+    index = render_index(results)
+    assert index.count("\n| [") == len(zoo.list_models())
+    row = _row(index, "[tsm_r101](tsm_r101.md)")
+    assert row[4] == "95.8 / 2.1 / 40.0 (`tsm_r50`)" and row[5].startswith("320.0 / 121.0")
+    assert "not measured" in _row(index, "[p3d_63](p3d_63.md)")[4]
+    assert "not measured yet" in render_index(None)
+
+
+def test_notes_are_appended(tmp_path):
+    (tmp_path / "tsm_r50.md").write_text("The shift reads the direction of motion.\n")
+    card = render_card("tsm_r50", None, notes_dir=str(tmp_path))
+    assert "## Notes\n\nThe shift reads the direction of motion.\n" in card
+    assert "## Notes" not in render_card("tsm_r50", None, notes_dir=None)
+
+
+def test_plot_writes_png(tmp_path):
+    for results, name in ((fixture_results(), "a.png"), (None, "b.png")):
+        path = plot(results, str(tmp_path / name))
+        with open(path, "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+        assert os.path.getsize(path) > 10_000
+
+
+def test_cli_check_detects_tampering(tmp_path, capsys):
+    res = tmp_path / "compare.json"
+    res.write_text(json.dumps(fixture_results()))
+    out = tmp_path / "cards"
+    assert main(["cards", "--results", str(res), "--out", str(out), "--check"]) == 1  # nothing written yet
+    assert main(["cards", "--results", str(res), "--out", str(out)]) == 0
+    assert sorted(os.listdir(out)) == sorted([f"{n}.md" for n in zoo.list_models()] + ["README.md", PLOT_NAME])
+    assert main(["cards", "--results", str(res), "--out", str(out), "--check"]) == 0
+    card = out / "tsm_r50.md"
+    card.write_text(card.read_text().replace("95.8", "96.8"))
+    capsys.readouterr()
+    assert main(["cards", "--results", str(res), "--out", str(out), "--check"]) == 1
+    assert capsys.readouterr().out.splitlines()[0] == f"stale: {card}"
+    assert main(["cards", "--results", str(tmp_path / "nope.json"), "--out", str(out)]) == 2

@@ -1,0 +1,93 @@
+"""`zoo compare`: bench presets, run grouping, a tiny end-to-end run and the command line."""
+import json
+
+import pytest
+import torch
+
+import zoo
+from zoo.cli import main
+from zoo.engine.compare import _measure_child, bench_model, group_runs, run_compare
+
+
+@pytest.mark.parametrize("name", zoo.list_models())
+def test_bench_preset_builds_and_runs_at_32px(name):
+    bench = zoo.model_info(name).bench
+    assert set(bench) == {"model_args", "frames"}
+    json.dumps(dict(bench))  # survives JSON / YAML (lists, not tuples)
+    model = bench_model(name, num_classes=4).eval()
+    assert model.info.crop_size == 32 and model.info.num_frames == bench["frames"]
+    # the sampler fits the 32-frame SynthMotion clips
+    span = bench["frames"] * model.info.sampling_rate if model.info.sampling == "dense" else bench["frames"]
+    assert span <= 32
+    with torch.no_grad():
+        assert model(torch.randn(1, *model.info.input_shape)).shape == (1, 4)
+
+
+def test_grouping_collapses_depth_variants_only():
+    groups = group_runs()
+    run_of = {m: run for run, members in groups.items() for m in members}
+    assert sorted(run_of) == sorted(zoo.list_models())
+    for r101, r50 in [("tsm_r101", "tsm_r50"), ("pan_lite_r101", "pan_lite_r50"), ("pan_full_r101", "pan_full_r50"),
+                      ("pan_en_r101", "pan_en_r50"), ("p3d_199", "p3d_63")]:
+        assert run_of[r101] == r50 and groups[r50][0] == r50
+    # different networks stay apart: TSN has no shift, PAN Lite/Full/En differ in streams, SlowFast
+    # 8x8 R101's laterals have kernel 5 (R50: 7), R(2+1)D-34 uses the VMZ mid-channel rule
+    for name in ("tsn_r50", "pan_full_r50", "pan_en_r50", "slowfast_8x8_r101", "slowfast_4x16_r50", "r2plus1d_34",
+                 "i3d_inception_v1"):
+        assert run_of[name] == name
+    assert all(len({zoo.model_info(m).family for m in members}) == 1 for members in groups.values())
+
+
+def test_run_compare_writes_the_schema(tmp_path):
+    results = tmp_path / "compare.json"
+    models = ["tsm_r101", "p3d_199"]  # cheap bench networks, both shared with another model
+    doc = run_compare(models=models, classes=4, per_class=4, epochs=1, out_dir=str(tmp_path / "runs"),
+                      results=str(results), skip_latency=True, progress=False, command="test")
+    assert json.loads(results.read_text()) == json.loads(json.dumps(doc))
+    assert {"command", "date", "versions", "machine", "quick", "settings", "models"} <= set(doc)
+    assert doc["machine"]["threads"] >= 1 and doc["settings"]["seed"] == 0
+    data = doc["settings"]["data"]
+    assert data["twins"] == [["moving_right", "moving_left"], ["moving_down", "moving_up"]]
+    assert data["train_videos"] + data["val_videos"] == 16
+    assert set(doc["models"]) == set(models)
+    for name, e in doc["models"].items():
+        info = zoo.model_info(name)
+        assert e["input_shape"] == list(info.input_shape) and e["views"] == list(info.test_views)
+        assert e["params"] > 0 and e["gflops"] > 0 and "latency" not in e
+        b = e["bench"]
+        for key in ("normal", "reversed", "shuffled"):
+            assert 0 <= b["top1"][key] <= 100 and 0 <= b["top5"][key] <= 100
+        assert 0 <= b["twin_acc"] <= 100 and 0 <= b["bf16_top1_agreement"] <= 1
+        assert b["fp32_max_rel_dlogit"] < 1e-3 and b["train_seconds"] > 0 and b["size"] == 32
+        assert b["frames"] == info.bench["frames"] and b["model_args"] == dict(info.bench["model_args"])
+        assert name == b["run"] or name in b["shared_with"]
+    # tsm_r101's bench network is tsm_r50's: the run is named after the first registered of the group
+    assert doc["models"]["tsm_r101"]["bench"]["run"] == "tsm_r50"
+    assert doc["models"]["tsm_r101"]["bench"]["shared_with"] == ["tsm_r101"]
+    assert doc["models"]["p3d_199"]["bench"]["run"] == "p3d_63"
+    # a re-run with the same settings reuses the finished entries (no training: same seconds)
+    again = run_compare(models=models[:1], classes=4, per_class=4, epochs=1, out_dir=str(tmp_path / "runs"),
+                        results=str(results), skip_latency=True, progress=False, command="test")
+    assert again["models"] == doc["models"]
+
+
+def test_measure_in_a_fresh_process():
+    out = _measure_child("p3d_63", threads=1, warmup=0, reps=1)  # the cheapest canonical input
+    assert out["input_shape"] == list(zoo.model_info("p3d_63").input_shape) and out["gflops"] > 1
+    lat = out["latency"]
+    assert all(lat[k] > 0 for k in ("eager_fp32_ms", "fast_fp32_ms", "fast_bf16_ms", "clips_per_s_bf16"))
+    assert lat["speedup_fp32"] == pytest.approx(lat["eager_fp32_ms"] / lat["fast_fp32_ms"], rel=0.01)
+    assert 0 < lat["peak_rss_eager_mib"] <= lat["peak_rss_mib"]
+
+
+def test_cli_help(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["compare", "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "--quick" in out and "--skip-latency" in out and "--models" in out
+
+
+def test_cli_rejects_bad_budget(capsys):
+    assert main(["compare", "--epochs", "0", "--skip-latency"]) == 2
+    assert "--epochs" in capsys.readouterr().err

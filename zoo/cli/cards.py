@@ -1,0 +1,39 @@
+"""``zoo cards``: (re)generate the model cards, or check that the committed ones are current."""
+from __future__ import annotations
+
+import os
+
+__all__ = ["register"]
+
+
+def cmd_cards(args) -> int:
+    from ..engine.cards import DEFAULT_RESULTS, stale_cards, write_cards
+
+    results = args.results or DEFAULT_RESULTS
+    if args.results and not os.path.isfile(args.results):
+        raise FileNotFoundError(f"results file {args.results!r} does not exist")
+    if not os.path.isfile(results):
+        print(f"note: {results} does not exist; the cards say 'not measured yet'")
+    if args.check:
+        problems = stale_cards(results, args.out)
+        for p in problems:
+            print(p)
+        print(f"{len(problems)} problem(s); run `zoo cards` to regenerate" if problems else f"{args.out}: up to date")
+        return 1 if problems else 0
+    for path in write_cards(results, args.out):
+        print(path)
+    return 0
+
+
+def register(sub):
+    p = sub.add_parser(
+        "cards", help="generate the model cards (model_cards/) from model_info and zoo compare results",
+        description="Write model_cards/<name>.md for every registered model, model_cards/README.md (all models "
+                    "side by side) and the accuracy-vs-GFLOPs plot, from zoo.model_info and the zoo compare "
+                    "results file. Models without results are marked 'not measured yet'.")
+    p.add_argument("--results", help="zoo compare results JSON (default: benchmarks/results/compare.json; "
+                                     "a missing default file means nothing is measured yet)")
+    p.add_argument("--out", default="model_cards", help="output directory (default: model_cards)")
+    p.add_argument("--check", action="store_true",
+                   help="write nothing; exit 1 listing missing or stale cards (the PNG is only checked to exist)")
+    p.set_defaults(func=cmd_cards)

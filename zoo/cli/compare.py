@@ -1,0 +1,65 @@
+"""``zoo compare``: cost, CPU speed and SynthMotion accuracy of every registered model (issue #8).
+
+The logic lives in `zoo.engine.compare`; ``benchmarks/compare.py`` runs this same command.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+
+from . import UsageError
+
+__all__ = ["register", "cmd_compare"]
+
+
+def _command() -> str:
+    """The command line as typed (``python benchmarks/compare.py ...`` or ``zoo compare ...``)."""
+    argv0 = os.path.basename(sys.argv[0])
+    if argv0 == "__main__.py":
+        return shlex.join(["python", "-m", "zoo", *sys.argv[1:]])
+    if argv0.endswith(".py"):
+        return shlex.join(["python", *sys.argv])
+    return shlex.join([argv0, *sys.argv[1:]])
+
+
+def cmd_compare(args) -> int:
+    from ..engine.compare import run_compare
+
+    for flag in ("epochs", "per_class", "threads"):
+        value = getattr(args, flag)
+        if value is not None and value < (2 if flag == "per_class" else 1):
+            raise UsageError(f"--{flag.replace('_', '-')} must be >= {2 if flag == 'per_class' else 1}, got {value}")
+    models = [m for m in (args.models or "").split(",") if m]
+    run_compare(models=models or None, quick=args.quick, out_dir=args.out_dir, results=args.results,
+                epochs=args.epochs, per_class=args.per_class, seed=args.seed, threads=args.threads,
+                skip_latency=args.skip_latency, skip_train=args.skip_train, command=_command(),
+                progress=not args.no_progress)
+    return 0
+
+
+def register(sub):
+    p = sub.add_parser(
+        "compare", help="params, GFLOPs, CPU latency, memory and SynthMotion accuracy of every model",
+        description="For every registered model (or --models): params and fvcore GFLOPs at its canonical input, "
+                    "batch-1 CPU latency (eager fp32, zoo.optimize fp32 and bf16) and the peak memory of a fresh "
+                    "process doing it; and the accuracy of its small bench network (ModelInfo.bench) trained "
+                    "from scratch on SynthMotion with one shared budget, evaluated in normal, reversed and "
+                    "shuffled frame order. Models with identical bench networks share one training run. The full "
+                    "run takes an hour or two on 2 cores; --quick a few minutes. Results are written after every "
+                    "model; re-running with the same settings reuses them.")
+    p.add_argument("--quick", action="store_true",
+                   help="demo budget: 4 classes x 16 clips, 2 epochs, timing warmup 1 / reps 2 "
+                        "(full: 8 classes x 48 clips, 6 epochs, warmup 2 / reps 5)")
+    p.add_argument("--models", help="comma-separated model names (default: every registered model)")
+    p.add_argument("--out-dir", help="data and training runs (default runs/compare, --quick runs/compare_quick)")
+    p.add_argument("--results", help="results JSON (default benchmarks/results/compare.json, --quick "
+                                     "compare_quick.json)")
+    p.add_argument("--epochs", type=int, help="training epochs per bench run (overrides the budget)")
+    p.add_argument("--per-class", type=int, help="SynthMotion clips per class, a quarter for validation")
+    p.add_argument("--seed", type=int, default=0, help="seed of the data and of every training run (default 0)")
+    p.add_argument("--threads", type=int, help="torch threads for timing and training (default: all cores)")
+    p.add_argument("--skip-latency", action="store_true", help="no latency / memory measurement")
+    p.add_argument("--skip-train", action="store_true", help="no bench training (cost and latency only)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_compare)

@@ -1,0 +1,503 @@
+"""Model cards: ``model_cards/<name>.md``, ``model_cards/README.md`` and the accuracy-vs-GFLOPs plot.
+
+Every number in a card is formatted here from `zoo.model_info(name)` or from the results file
+``zoo compare`` writes (``benchmarks/results/compare.json``); nothing is typed by hand. A model
+missing from the results (or a missing file) gets a card that says "not measured yet".
+Statements about the measurements (order sensitivity, chance levels) are derived from the same
+numbers; the model paragraph is the family module's docstring (summary and citation).
+
+Hand-written explanations go in ``model_cards/notes/<name>.md`` and are appended under "Notes".
+They must hold no numbers (a number there would not follow the results when they change):
+describe the mechanism and point at the table rows instead.
+
+    zoo cards                  # regenerate model_cards/ from benchmarks/results/compare.json
+    zoo cards --check          # exit 1 listing stale or missing cards
+"""
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import os
+import re
+import sys
+from typing import Dict, List, Optional, Sequence
+
+from ..flops import FLOP_CONVENTION
+from ..models import list_models, model_info
+from ..models._registry import get_entry
+from .checkpoint import _atomic_write, atomic_write_text
+
+__all__ = ["render_card", "render_index", "plot", "write_cards", "stale_cards", "render_all", "load_results",
+           "DEFAULT_RESULTS", "PLOT_NAME"]
+
+DEFAULT_RESULTS = "benchmarks/results/compare.json"
+PLOT_NAME = "accuracy_vs_gflops.png"
+NOT_MEASURED = "Not measured yet — run `zoo compare`."
+DASH = "–"
+ORDERS = ("normal", "reversed", "shuffled")
+
+
+# ---------------------------------------------------------------- small helpers
+
+def _f(x, spec: str = ".1f", unit: str = "") -> str:
+    """``x`` formatted with ``spec`` (``DASH`` for a missing value)."""
+    return DASH if x is None else format(x, spec) + unit
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> List[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    return lines + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+
+
+def _kv(d: Optional[dict], skip: Sequence[str] = (), sep: str = " ") -> str:
+    """``key value`` pairs of a settings dict, in its own order (nested dicts as ``k=v``)."""
+    def val(v):
+        return "{" + _kv(v, sep="=") + "}" if isinstance(v, dict) else v
+    return ", ".join(f"{k}{sep}{val(v)}" for k, v in (d or {}).items() if k not in skip) or DASH
+
+
+def load_results(path: Optional[str]) -> Optional[dict]:
+    """The parsed results file, or None when ``path`` is None or does not exist."""
+    if not path or not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        try:
+            return json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"results file {path!r} is not valid JSON: {e}") from e
+
+
+def _entry(results: Optional[dict], name: str) -> Optional[dict]:
+    return ((results or {}).get("models") or {}).get(name)
+
+
+def _chance(results: dict) -> Dict[str, float]:
+    """Chance top-1 (100 / classes), twin chance (50) and their 2-standard-error bands (points)."""
+    data = results.get("settings", {}).get("data", {})
+    k = len(data.get("classes") or ()) or None
+    n = data.get("val_videos")
+    twin_n = n * 2 * len(data.get("twins") or ()) / k if (n and k) else None
+
+    def band(p, m):
+        return 200 * math.sqrt(p * (1 - p) / m) if m else None
+
+    return {"chance": 100 / k if k else None, "band": band(1 / k, n) if k else None, "n": n,
+            "twin_band": band(0.5, twin_n), "twin_n": twin_n}
+
+
+def _verdict(value: Optional[float], chance: Optional[float], band: Optional[float]) -> str:
+    if value is None or chance is None:
+        return "not comparable with chance"
+    band = band or 0.0
+    if value < chance - band:
+        return "below chance"
+    return "above chance" if value > chance + band else "at chance"
+
+
+def _family_paragraph(name: str) -> str:
+    """The summary and citation paragraphs of the family module's docstring (a trailing
+    sentence that introduces a diagram, ending in ':', is dropped)."""
+    doc = inspect.getdoc(sys.modules[get_entry(name).builder.__module__]) or ""
+    paragraphs = [p for p in doc.split("\n\n") if p.strip()][:2]
+    if paragraphs and paragraphs[-1].rstrip().endswith(":"):
+        ends = [m.start() for m in re.finditer(r"\.\s", paragraphs[-1])]
+        paragraphs[-1] = paragraphs[-1][:ends[-1] + 1] if ends else ""
+    return "\n\n".join(p for p in paragraphs if p)
+
+
+def _published(info) -> str:
+    """The headline (first) published result as 'top-1 % (dataset, views)'."""
+    if not info.results:
+        return DASH
+    r = info.results[0]
+    return f"{r.top1} ({r.dataset}, {r.views})"
+
+
+# ---------------------------------------------------------------- card sections
+
+def _model_section(name, info, results, notes_dir) -> List[str]:
+    lines = [_family_paragraph(name), "", f"Paper: {info.paper}."]
+    if info.notes:
+        lines += ["", f"Registry notes: {info.notes}"]
+    return lines
+
+
+def _protocol_section(name, info, results, notes_dir) -> List[str]:
+    if info.sampling == "segment":
+        clip = (f"{info.num_segments} segments × {info.frames_per_segment} consecutive frame(s) = "
+                f"{info.num_frames} frames (segment sampling)")
+    else:
+        clip = (f"{info.num_frames} frames at stride {info.sampling_rate}, spanning "
+                f"{info.num_frames * info.sampling_rate} source frames (dense sampling)")
+    c, s = info.test_views
+    rows = [("clip", clip),
+            ("spatial", f"short side {info.resize_size}, centre crop {info.crop_size} × {info.crop_size}"),
+            ("mean / std", f"{', '.join(f'{m:g}' for m in info.mean)} / {', '.join(f'{v:g}' for v in info.std)} "
+                           f"(frames in [0, 1] → {info.value_range[0]:g} … {info.value_range[1]:g})"),
+            ("test views", f"{c} × {s} (clips × crops) = {info.num_views} view(s)"),
+            ("input", f"[B, {', '.join(map(str, info.input_shape))}] (B, C, T, H, W)"),
+            ("classes", f"{info.num_classes} ({info.dataset})")]
+    return _table(("", "protocol"), rows)
+
+
+def _cost_section(name, info, results, notes_dir) -> List[str]:
+    e = _entry(results, name)
+    rows = [("reference (`model_info`)", _f(info.ref_params_m, ".2f"), _f(info.ref_gflops, ".2f"),
+             _f(info.ref_gflops and info.ref_gflops * info.num_views, ".2f"))]
+    if e:
+        rows.append(("measured (`zoo compare`)", _f(e.get("params") and e["params"] / 1e6, ".2f"),
+                     _f(e.get("gflops"), ".2f"), _f(e.get("gflops") and e["gflops"] * info.num_views, ".2f")))
+    else:
+        rows.append(("measured (`zoo compare`)", "not measured yet", DASH, DASH))
+    return (_table(("", "params (M)", "GFLOPs per view", f"GFLOPs × {info.num_views} views"), rows)
+            + ["", f"Per view at the canonical input {list(info.input_shape)}. FLOP convention — {FLOP_CONVENTION}."])
+
+
+def _published_section(name, info, results, notes_dir) -> List[str]:
+    if not info.results:
+        return ["No accuracy is published for this model."]
+    rows = [(r.dataset, str(r.top1), "" if r.top5 is None else str(r.top5), r.views, r.source) for r in info.results]
+    return _table(("dataset", "top-1 %", "top-5 %", "views", "source"), rows)
+
+
+def _synth_statements(info, e, results) -> List[str]:
+    """Number-backed reading of the SynthMotion row: order sensitivity and chance levels."""
+    b, ch = e["bench"], _chance(results)
+    t1 = b.get("top1", {})
+    normal, rev, shuf = (t1.get(o) for o in ORDERS)
+    out = []
+    if None not in (normal, rev, shuf):
+        out.append(f"Order sensitivity: normal − reversed = {normal - rev:+.1f} points, normal − shuffled = "
+                   f"{normal - shuf:+.1f} points (an order-blind model scores the same in every order).")
+    if ch["chance"] is not None:
+        band = f"chance {ch['chance']:.1f} ± {ch['band']:.1f} %, 2 s.e. over {ch['n']} val videos"
+        for order, v in zip(ORDERS, (normal, rev, shuf)):
+            out.append(f"{order.capitalize()} order: {_f(v)} % is {_verdict(v, ch['chance'], ch['band'])} ({band}).")
+    if b.get("twin_acc") is not None:
+        v = _verdict(b["twin_acc"], 50.0, ch["twin_band"])
+        out.append(f"Between time-reversed twins (normal order): {b['twin_acc']:.1f} % right is {v} "
+                   f"(chance 50 ± {_f(ch['twin_band'])} %)"
+                   + ("; the model tells a motion from its time reverse." if v == "above chance" else
+                      "; the model does not tell a motion from its time reverse." if v == "at chance" else "."))
+    out.append("Reversing a clip turns a twin class into its twin, so a model that reads the direction of "
+               "motion falls below chance in reversed order, while an order-blind one keeps its normal accuracy.")
+    return [f"- {s}" for s in out]
+
+
+def _bench_run_line(name, b) -> str:
+    run = b.get("run", name)
+    group = list(dict.fromkeys([run, *b.get("shared_with", ()), name]))
+    if group == [name]:
+        return f"Bench run `{run}` (this model alone)."
+    others = [n for n in group if n != name]
+    return (f"Bench run `{run}`, shared by {', '.join(f'`{n}`' for n in group)}: "
+            f"at the bench preset the architecture of `{name}` is identical to that of "
+            f"{', '.join(f'`{n}`' for n in others)}, so one training serves all of them.")
+
+
+def _synth_section(name, info, results, notes_dir) -> List[str]:
+    e = _entry(results, name)
+    if not e or "bench" not in e:
+        preset = getattr(info, "bench", {}) or {}
+        return [NOT_MEASURED] + (["", f"Bench preset (`model_info().bench`): {_kv(preset)}."] if preset else [])
+    b = e["bench"]
+    rows = [(f"top-{k} %", *(_f(b.get(f"top{k}", {}).get(o)) for o in ORDERS)) for k in (1, 5)]
+    lines = _table(("", *ORDERS), rows) + [""]
+    lines += [_bench_run_line(name, b), "",
+              f"Bench model: model_args {_kv(b.get('model_args'), sep='=') if b.get('model_args') else 'none'}; "
+              f"{b.get('frames')} frames at {b.get('size')} px; "
+              f"{_f(b.get('params') and b['params'] / 1e6, '.2f')} M params, {_f(b.get('gflops'), '.3f')} GFLOPs "
+              f"per clip; trained in {_f(b.get('train_seconds'), '.0f')} s. Video top-1 on the val split with the "
+              f"shared harness; frames in normal, reversed and shuffled order.", ""]
+    return lines + _synth_statements(info, e, results)
+
+
+def _latency_section(name, info, results, notes_dir) -> List[str]:
+    e = _entry(results, name)
+    if not e:
+        return [NOT_MEASURED]
+    lat = e.get("latency")
+    if not lat:
+        return ["Not in the results file (run `zoo compare` without `--skip-latency`)."]
+    b = e.get("bench", {})
+    rows = [("eager fp32 (as built)", _f(lat.get("eager_fp32_ms")), DASH, "1.00×"),
+            ("`zoo.optimize` fp32", _f(lat.get("fast_fp32_ms")), _f(lat.get("clips_per_s_fp32"), ".2f"),
+             _f(lat.get("speedup_fp32"), ".2f", "×")),
+            ("`zoo.optimize` bf16", _f(lat.get("fast_bf16_ms")), _f(lat.get("clips_per_s_bf16"), ".2f"),
+             _f(lat.get("speedup_bf16"), ".2f", "×"))]
+    lines = _table(("", "ms per clip", "clips / s", "speed-up vs eager"), rows) + [""]
+    lines.append(f"Batch 1 at the canonical input {list(info.input_shape)}; peak memory "
+                 f"{_f(lat.get('peak_rss_mib'), '.0f')} MiB. On the bench val set, bf16 and fp32 agree on "
+                 f"{_f(b.get('bf16_top1_agreement') and 100 * b['bf16_top1_agreement'])} % of top-1 predictions; "
+                 f"optimized fp32 vs eager max |Δlogit| / max |logit| = {_f(b.get('fp32_max_rel_dlogit'), '.1e')}.")
+    return lines
+
+
+def _weights_section(name, info, results, notes_dir) -> List[str]:
+    if not info.checkpoints:
+        return ["No official weights are released for this model; train it with `zoo train " + name + "`."]
+    dst = f"{name}.pth"
+    src = info.checkpoints[0]
+    lines = ["Official checkpoints the family filter loads:", ""] + [f"- `{c}`" for c in info.checkpoints]
+    lines += ["", "Convert one (a multi-file release takes all its files, in the order the registry notes give; "
+                  "the command prints the class count and the exact `zoo.build` line):", "", "```sh",
+              f"zoo convert --model {name} {src} {dst}", "```", "", "```python", "import zoo",
+              f'model = zoo.build("{name}", num_classes=N, weights="{dst}")  # N as printed by zoo convert',
+              "```", "",
+              "`weights=` also takes the official file(s) or URL directly (a list for a multi-file release), "
+              "mapped by the same filter."]
+    return lines
+
+
+def _notes_section(name, info, results, notes_dir) -> List[str]:
+    path = os.path.join(notes_dir, f"{name}.md") if notes_dir else None
+    if not path or not os.path.isfile(path):
+        return []
+    with open(path) as f:
+        return [f.read().strip()]
+
+
+def _measurement_lines(results: Optional[dict]) -> List[str]:
+    """Machine, versions, settings and command of the results file (shared by cards and index)."""
+    if not results:
+        return [NOT_MEASURED, "", f"FLOP convention — {FLOP_CONVENTION}."]
+    m, s = results.get("machine", {}), results.get("settings", {})
+    data = dict(s.get("data", {}))
+    classes, twins = data.pop("classes", None) or (), data.pop("twins", None) or ()
+    flags = ", ".join(k for k in ("amx_bf16", "avx512_bf16") if m.get(k)) or "no bf16 extensions"
+    return [f"- Machine: {m.get('cpu', DASH)}, {m.get('threads', DASH)} threads of {m.get('logical_cpus', DASH)} "
+            f"logical CPUs ({flags}); {m.get('platform', DASH)}; load average at start {m.get('loadavg_at_start')}.",
+            f"- Versions: {_kv(results.get('versions'))}.",
+            f"- Latency: {_kv(s.get('latency'))}.",
+            f"- Data: {_kv(data)}; {len(classes)} classes ({', '.join(map(str, classes))}), "
+            f"{len(twins)} time-reversed twin pairs ({'; '.join('/'.join(map(str, t)) for t in twins) or DASH}).",
+            f"- Training budget: {_kv(s.get('train'))}; seed {s.get('seed')}.",
+            f"- FLOP convention — {FLOP_CONVENTION}.",
+            f"- Produced by `{results.get('command', DASH)}` on {results.get('date', DASH)}"
+            + (" (quick run: a reduced budget)." if results.get("quick") else ".")]
+
+
+def _measurement_section(name, info, results, notes_dir) -> List[str]:
+    return _measurement_lines(results)
+
+
+CARD_SECTIONS: Sequence[tuple] = (
+    ("Model", _model_section),
+    ("Input protocol", _protocol_section),
+    ("Parameters and GFLOPs", _cost_section),
+    ("Published accuracy", _published_section),
+    ("SynthMotion accuracy (measured)", _synth_section),
+    ("CPU latency (measured)", _latency_section),
+    ("Official weights", _weights_section),
+    ("Notes", _notes_section),
+    ("How it was measured", _measurement_section),
+)
+
+GENERATED = "<!-- generated by `zoo cards` from zoo.model_info and {results}; do not edit -->"
+
+
+def render_card(name: str, results: Optional[dict], notes_dir: Optional[str] = "model_cards/notes") -> str:
+    """The markdown card of ``name`` from its `ModelInfo` and ``results`` (the parsed ``zoo compare``
+    file, or None); a hand-written ``notes_dir/<name>.md`` is appended under "Notes"."""
+    info = model_info(name)
+    lines = [GENERATED.format(results=DEFAULT_RESULTS), "", f"# {name}", "",
+             f"Family `{info.family}` · `zoo.build(\"{name}\")` · {info.num_classes} classes ({info.dataset}) · "
+             f"[all models](README.md)"]
+    for title, section in CARD_SECTIONS:
+        body = section(name, info, results, notes_dir)
+        if body:
+            lines += ["", f"## {title}", "", *body]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- index
+
+def _index_row(name: str, results: Optional[dict]) -> List[str]:
+    info, e = model_info(name), _entry(results, name)
+    row = [f"[{name}]({name}.md)", info.family, _f(info.ref_params_m, ".2f"),
+           f"{_f(info.ref_gflops, '.2f')} × {info.num_views}", _published(info)]
+    b = (e or {}).get("bench")
+    if b:
+        t1 = b.get("top1", {})
+        row.append(" / ".join(_f(t1.get(o)) for o in ORDERS) + f" (`{b.get('run', name)}`)")
+    else:
+        row.append("not measured")
+    lat = (e or {}).get("latency")
+    if lat:
+        row += [f"{_f(lat.get('fast_fp32_ms'))} / {_f(lat.get('fast_bf16_ms'))}",
+                f"{_f(lat.get('speedup_fp32'), '.2f')}× / {_f(lat.get('speedup_bf16'), '.2f')}×",
+                _f(lat.get("peak_rss_mib"), ".0f")]
+    else:
+        row += ["not measured", DASH, DASH]
+    return row
+
+
+INDEX_HEADER = ("model", "family", "params (M)", "GFLOPs × views", "published top-1 % (dataset, views)",
+                "SynthMotion top-1 % normal / reversed / shuffled (bench run)", "latency ms fp32 / bf16",
+                "speed-up vs eager fp32 / bf16", "peak MiB")
+
+
+def _order_table(results: dict) -> List[str]:
+    """One row per bench run: cost and the three orders, with chance verdicts."""
+    runs: Dict[str, List[str]] = {}
+    for name in list_models():
+        b = (_entry(results, name) or {}).get("bench")
+        if b:
+            runs.setdefault(b.get("run", name), []).append(name)
+    if not runs:
+        return []
+    ch = _chance(results)
+    rows = []
+    for run, names in sorted(runs.items(), key=lambda kv: (_entry(results, kv[1][0])["bench"].get("gflops") or 0)):
+        b = _entry(results, names[0])["bench"]
+        t1 = b.get("top1", {})
+        rows.append([f"`{run}`", ", ".join(names), _f(b.get("gflops"), ".3f"),
+                     *(_f(t1.get(o)) for o in ORDERS),
+                     _verdict(t1.get("reversed"), ch["chance"], ch["band"]),
+                     f"{_f(b.get('twin_acc'))} ({_verdict(b.get('twin_acc'), 50.0, ch['twin_band'])})"])
+    note = (f"Chance {_f(ch['chance'])} % ± {_f(ch['band'])} and twin chance 50 % ± {_f(ch['twin_band'])} "
+            f"(2 standard errors on the val set). Runs sorted by bench GFLOPs.")
+    return ["## SynthMotion bench runs", "",
+            *_table(("run", "models", "bench GFLOPs", *ORDERS, "reversed vs chance", "twin accuracy %"), rows),
+            "", note, ""]
+
+
+def render_index(results: Optional[dict]) -> str:
+    """``model_cards/README.md``: every registered model side by side, the plot, how it was measured."""
+    lines = [GENERATED.format(results=DEFAULT_RESULTS), "", "# Model cards", "",
+             "Every registered model side by side. Params and GFLOPs are `model_info`'s reference values per view "
+             "at the canonical input (× the test views); the published top-1 is the model's first published "
+             "result; SynthMotion and latency columns come from `zoo compare` (latency: batch 1, canonical "
+             "input, `zoo.optimize`).", "",
+             *_table(INDEX_HEADER, [_index_row(n, results) for n in list_models()]), ""]
+    if not results:
+        lines += ["SynthMotion and latency: " + NOT_MEASURED.lower(), ""]
+    lines += _order_table(results) if results else []
+    lines += ["## Accuracy vs GFLOPs", "", f"![accuracy vs GFLOPs]({PLOT_NAME})", "",
+              "(a) published top-1 (each model's first result per dataset, one colour per dataset; test views and "
+              "crops differ, see the cards) against reference GFLOPs per view; "
+              "(b) SynthMotion bench top-1, normal order (filled) and reversed (open), against bench GFLOPs.", "",
+              "## How it was measured", "", *_measurement_lines(results), "",
+              "## Regenerate", "", "```sh", "zoo compare        # writes " + DEFAULT_RESULTS,
+              "zoo cards          # rewrites model_cards/ from it",
+              "zoo cards --check  # exit 1 if a card is stale",
+              "```", "", "Hand-written explanations (no numbers) go in `model_cards/notes/<name>.md`; they are "
+              "appended to the card under \"Notes\"."]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- plot
+
+def _log_x(ax) -> None:
+    from matplotlib.ticker import StrMethodFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(StrMethodFormatter("{x:g}"))
+    ax.xaxis.set_minor_formatter(StrMethodFormatter("{x:g}"))
+    ax.tick_params(axis="x", which="both", labelsize=7)
+
+
+def _panel_published(ax) -> List[str]:
+    """Published top-1 (the first result per dataset) vs reference GFLOPs, one colour per dataset;
+    returns the models left out."""
+    left_out, by_dataset = [], {}
+    for name in list_models():
+        info = model_info(name)
+        if not info.results or not info.ref_gflops:
+            left_out.append(name)
+            continue
+        for dataset in dict.fromkeys(r.dataset for r in info.results):
+            top1 = next(r.top1 for r in info.results if r.dataset == dataset)
+            by_dataset.setdefault(dataset, []).append((info.ref_gflops, top1, name))
+    for dataset, pts in sorted(by_dataset.items()):
+        ax.scatter([p[0] for p in pts], [p[1] for p in pts], label=dataset, s=30)
+        for x, y, n in pts:
+            ax.annotate(n, (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    ax.set(xlabel="GFLOPs per view (fvcore, reference)", ylabel="published top-1 %",
+           title="(a) published accuracy (protocols differ: see the cards)")
+    _log_x(ax)
+    ax.legend(fontsize=7, title="dataset", title_fontsize=7)
+    return left_out
+
+
+def _panel_bench(ax, results: Optional[dict]) -> None:
+    """SynthMotion top-1 (normal, filled; reversed, open) vs bench GFLOPs, one point per bench run."""
+    runs = {}
+    for name in list_models():
+        b = (_entry(results, name) or {}).get("bench")
+        if b and b.get("gflops"):
+            runs.setdefault(b.get("run", name), (b, []))[1].append(name)
+    ax.set(xlabel="GFLOPs per clip (fvcore, bench model)", ylabel="SynthMotion top-1 %",
+           title="(b) SynthMotion bench")
+    if not runs:
+        ax.text(0.5, 0.5, "not measured yet —\nrun `zoo compare`", ha="center", va="center", transform=ax.transAxes)
+        return
+    for run, (b, names) in sorted(runs.items()):
+        x, t1 = b["gflops"], b.get("top1", {})
+        ax.plot([x, x], [t1.get("normal"), t1.get("reversed")], color="0.8", zorder=1)
+        ax.scatter([x], [t1.get("normal")], color="C0", zorder=2)
+        ax.scatter([x], [t1.get("reversed")], facecolors="none", edgecolors="C3", zorder=2)
+        ax.annotate(" = ".join(names), (x, t1.get("normal")), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    chance = _chance(results)["chance"]
+    if chance:
+        ax.axhline(chance, ls="--", color="0.5", lw=0.8, label=f"chance {chance:.0f} %")
+    ax.scatter([], [], color="C0", label="normal order")
+    ax.scatter([], [], facecolors="none", edgecolors="C3", label="reversed order")
+    _log_x(ax)
+    ax.legend(fontsize=7)
+
+
+def plot(results: Optional[dict], path: str) -> str:
+    """Write the two-panel accuracy-vs-GFLOPs PNG to ``path`` (atomically); returns ``path``."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(12, 5.5))
+    FigureCanvasAgg(fig)
+    ax_a, ax_b = fig.subplots(1, 2)
+    left_out = _panel_published(ax_a)
+    _panel_bench(ax_b, results)
+    if left_out:
+        fig.text(0.01, 0.01, "No published number (left out of (a)): " + ", ".join(left_out), fontsize=7)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    _atomic_write(path, "wb", lambda f: fig.savefig(f, format="png", dpi=120))
+    return path
+
+
+# ---------------------------------------------------------------- files
+
+def render_all(results: Optional[dict], out_dir: str = "model_cards") -> Dict[str, str]:
+    """{path: text} of every card and the index under ``out_dir`` (notes read from ``out_dir/notes``)."""
+    notes = os.path.join(out_dir, "notes")
+    files = {os.path.join(out_dir, f"{n}.md"): render_card(n, results, notes) for n in list_models()}
+    files[os.path.join(out_dir, "README.md")] = render_index(results)
+    return files
+
+
+def write_cards(results_path: Optional[str] = DEFAULT_RESULTS, out_dir: str = "model_cards") -> List[str]:
+    """Write every card, the index and the plot under ``out_dir``; returns the files written."""
+    results = load_results(results_path)
+    files = render_all(results, out_dir)
+    for path, text in files.items():
+        atomic_write_text(path, text)
+    return [*files, plot(results, os.path.join(out_dir, PLOT_NAME))]
+
+
+def stale_cards(results_path: Optional[str] = DEFAULT_RESULTS, out_dir: str = "model_cards") -> List[str]:
+    """Problems with the cards under ``out_dir``: missing or stale files, cards of unregistered models."""
+    problems = []
+    for path, text in render_all(load_results(results_path), out_dir).items():
+        if not os.path.isfile(path):
+            problems.append(f"missing: {path}")
+        else:
+            with open(path) as f:
+                if f.read() != text:
+                    problems.append(f"stale: {path}")
+    registered = set(list_models()) | {"README"}
+    if os.path.isdir(out_dir):
+        problems += [f"not a registered model: {os.path.join(out_dir, f)}" for f in sorted(os.listdir(out_dir))
+                     if f.endswith(".md") and f[:-3] not in registered]
+    if not os.path.isfile(os.path.join(out_dir, PLOT_NAME)):
+        problems.append(f"missing: {os.path.join(out_dir, PLOT_NAME)}")
+    return problems
