@@ -1,7 +1,8 @@
 """``zoo compare``: every registered model's cost, CPU speed and SynthMotion accuracy (issue #8).
 
 Per model, at its canonical input (``info.input_shape``, one view): parameters, fvcore GFLOPs,
-batch-1 latency of the eager model and of `zoo.optimize` (fp32 and bf16, ``layout="auto"``) and
+batch-1 latency of the eager model and of `zoo.optimize` (fp32 and bf16, ``layout="auto"``; the
+quick budget takes channels-last without timing both layouts) and
 the peak memory of a fresh process doing that (`measure`, run as ``python -m
 zoo.engine.compare --measure NAME``).
 
@@ -34,8 +35,9 @@ __all__ = ["BUDGETS", "bench_model", "fingerprint", "group_runs", "measure", "tr
 
 DATA = dict(name="SynthMotion", difficulty="easy", frames=32, size=32)
 # full: 8 classes = the first 4 twin pairs; quick: 2 pairs, tiny set, fewer timing reps
-BUDGETS = {"full": dict(classes=8, per_class=48, epochs=6, warmup=2, reps=5),
-           "quick": dict(classes=4, per_class=16, epochs=2, warmup=1, reps=2)}
+# (quick times the fast path in channels-last instead of timing both layouts first, see zoo.optimize)
+BUDGETS = {"full": dict(classes=8, per_class=48, epochs=6, warmup=2, reps=5, layout="auto"),
+           "quick": dict(classes=4, per_class=16, epochs=2, warmup=1, reps=1, layout="channels_last")}
 TRAIN = dict(batch_size=8, optimizer="adamw", lr=1e-3, weight_decay=1e-4, warmup_epochs=1, schedule="cosine",
              amp="none")
 MEMORY = ("peak RSS of a fresh child process (python -m zoo.engine.compare --measure NAME) that builds the model "
@@ -79,7 +81,8 @@ def group_runs(names: Optional[Sequence[str]] = None) -> Dict[str, List[str]]:
     return {g[0]: g for g in groups.values()}
 
 
-def measure(name: str, *, threads: int, warmup: int, reps: int, latency: bool = True) -> Dict[str, Any]:
+def measure(name: str, *, threads: int, warmup: int, reps: int, latency: bool = True,
+            layout: str = "auto") -> Dict[str, Any]:
     """Params, GFLOPs and (``latency``) batch-1 latency and peak RSS at the canonical input.
 
     Meant for a fresh process (``python -m zoo.engine.compare --measure NAME``), so that the
@@ -100,7 +103,7 @@ def measure(name: str, *, threads: int, warmup: int, reps: int, latency: bool = 
         ms = {"eager_fp32_ms": 1e3 * time_call(model, x, warmup, reps)}
         rss_eager = peak_rss_since_exec_mib()
         for key, dtype in (("fast_fp32_ms", torch.float32), ("fast_bf16_ms", torch.bfloat16)):
-            fast = zoo.optimize(model, dtype, layout="auto")
+            fast = zoo.optimize(model, dtype, layout=layout)
             ms[key] = 1e3 * time_call(fast, x, warmup, reps)
             del fast
         lat = {k: round(v, 2) for k, v in ms.items()}
@@ -114,9 +117,9 @@ def measure(name: str, *, threads: int, warmup: int, reps: int, latency: bool = 
     return out
 
 
-def _measure_child(name: str, *, threads: int, warmup: int, reps: int) -> Dict[str, Any]:
+def _measure_child(name: str, *, threads: int, warmup: int, reps: int, layout: str) -> Dict[str, Any]:
     cmd = [sys.executable, "-m", "zoo.engine.compare", "--measure", name, "--threads", str(threads),
-           "--warmup", str(warmup), "--reps", str(reps)]
+           "--warmup", str(warmup), "--reps", str(reps), "--layout", layout]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode:
         raise RuntimeError(f"measuring {name} failed ({shlex.join(cmd)}):\n{proc.stderr[-2000:]}")
@@ -241,7 +244,8 @@ def run_compare(*, models: Optional[Sequence[str]] = None, quick: bool = False, 
             if skip_latency:
                 cost = measure(name, threads=threads, warmup=0, reps=0, latency=False)
             else:
-                cost = _measure_child(name, threads=threads, warmup=budget["warmup"], reps=budget["reps"])
+                cost = _measure_child(name, threads=threads, warmup=budget["warmup"], reps=budget["reps"],
+                                      layout=budget["layout"])
             entry.update(cost)
             print(f"{name}: measured in {time.perf_counter() - t0:.0f}s", flush=True)
         if skip_latency:
@@ -270,6 +274,7 @@ def _settings(budget: Dict[str, int], threads: int, seed: int, meta: Dict[str, A
     return {
         "seed": seed,
         "latency": {"batch": 1, "threads": threads, "warmup": budget["warmup"], "reps": budget["reps"],
+                    "layout": budget["layout"],
                     "input": "canonical (info.input_shape)", "timing": "median seconds per call (reported in ms)",
                     "memory": MEMORY},
         "data": {"name": DATA["name"], "difficulty": DATA["difficulty"], "classes": meta["classes"],
@@ -330,8 +335,9 @@ def _main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--reps", type=int, default=5)
+    p.add_argument("--layout", default="auto", choices=("auto", "channels_last", "contiguous"))
     a = p.parse_args(argv)
-    print(json.dumps(measure(a.measure, threads=a.threads, warmup=a.warmup, reps=a.reps)))
+    print(json.dumps(measure(a.measure, threads=a.threads, warmup=a.warmup, reps=a.reps, layout=a.layout)))
     return 0
 
 
