@@ -16,8 +16,8 @@ What it does, in order, on a copy of an eval-mode model:
 4. Optionally ``torch.compile`` (inductor with weight freezing): ``compile=True`` always,
    ``compile="auto"`` only where it measures faster on the canonical clip. It needs a C++
    compiler and costs seconds to a minute per model and dtype at the first call, so it is off by
-   default. It helps some families and hurts others (``benchmarks/speed.py --compile``: I3D and
-   R(2+1)D-18 ran faster compiled, TSM-R50 slower).
+   default. It helps some families and hurts others (``benchmarks/speed.py --compile``: I3D,
+   R(2+1)D-18, SlowFast and P3D ran faster compiled, TSM and PAN Lite slower).
 """
 from __future__ import annotations
 
