@@ -24,16 +24,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
 import torch
 import torch.nn as nn
-from zoo.engine.bench import machine_description, matmul_peak_gmacs, randomize_bn_stats, time_call, versions
 
 import zoo
+from zoo.engine.bench import machine_description, matmul_peak_gmacs, randomize_bn_stats, time_call, versions
+from zoo.engine.checkpoint import atomic_write_text
 from zoo.flops import count_flops
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -172,16 +172,9 @@ def main(argv=None):
                   f"(compile {row['zoo-fp32-compiled-compile-seconds']:.0f}s), bf16 "
                   f"x{row['speedup_zoo-bf16-compiled']:.2f} (compile {row['zoo-bf16-compiled-compile-seconds']:.0f}s)",
                   flush=True)
-        write_json(args.out, {**header, "rows": rows})  # after every model: a crash loses nothing
+        # after every model, atomically: a crash loses nothing
+        atomic_write_text(args.out, json.dumps({**header, "rows": rows}, indent=2))
     print(f"wrote {args.out}")
-
-
-def write_json(path: str, data: dict) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
 
 
 if __name__ == "__main__":
