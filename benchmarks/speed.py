@@ -15,7 +15,8 @@ matmul peak, and numerics: max |Δlogit| relative to the logit scale for fp32 (t
 and top-1 agreement of bf16 with fp32 over ``--agree-clips`` random clips (random weights give
 near-tied logits, so this is a lower bound: `zoo compare` measures the agreement of trained
 models on the SynthMotion validation set). ``--compile`` adds ``zoo.optimize(..., compile=True)``
-rows (inductor with weight freezing) and their compile times.
+rows (inductor with weight freezing), their compile times and the compiled bf16 model's top-1
+agreement with fp32 over the same clips.
 
     python benchmarks/speed.py                     # every registered model
     python benchmarks/speed.py --models tsm_r50 r2plus1d_18 --reps 5 --compile
@@ -118,14 +119,19 @@ def bench_model(name: str, args, peaks: dict) -> dict:
     out32 = fast(x)
     row["fp32_max_rel_dlogit"] = ((out32 - ref).abs().max() / ref.abs().max()).item()
     # bf16 top-1 agreement with fp32 over several clips
-    agree = total = 0
+    bf16_runs = {"bf16_top1_agreement": bf16}
+    if "zoo-bf16-compiled" in compiled:
+        bf16_runs["compiled_bf16_top1_agreement"] = compiled["zoo-bf16-compiled"]
+    agree, total = dict.fromkeys(bf16_runs, 0), 0
     g = torch.Generator().manual_seed(1)
     for _ in range(args.agree_clips):
         xi = torch.randn(1, *info.input_shape, generator=g) if args.agree_size is None else \
             torch.randn(1, 3, info.num_frames, args.agree_size, args.agree_size, generator=g)
-        agree += int(fast(xi).argmax(1).item() == bf16(xi).argmax(1).item())
+        top1 = fast(xi).argmax(1).item()
+        for key, fn in bf16_runs.items():
+            agree[key] += int(fn(xi).argmax(1).item() == top1)
         total += 1
-    row["bf16_top1_agreement"] = agree / total
+    row.update({key: n / total for key, n in agree.items()})
     row["bf16_agreement_clips"] = total
     return row
 
@@ -170,7 +176,8 @@ def main(argv=None):
             print(f"{'':22} compiled: fp32 x{row['speedup_zoo-fp32-compiled']:.2f} peer "
                   f"(max rel dlogit {row['compiled_fp32_max_rel_dlogit']:.1e}) "
                   f"(compile {row['zoo-fp32-compiled-compile-seconds']:.0f}s), bf16 "
-                  f"x{row['speedup_zoo-bf16-compiled']:.2f} (compile {row['zoo-bf16-compiled-compile-seconds']:.0f}s)",
+                  f"x{row['speedup_zoo-bf16-compiled']:.2f} (compile {row['zoo-bf16-compiled-compile-seconds']:.0f}s, "
+                  f"top1 agr {row['compiled_bf16_top1_agreement']:.2f})",
                   flush=True)
         # after every model, atomically: a crash loses nothing
         atomic_write_text(args.out, json.dumps({**header, "rows": rows}, indent=2))

@@ -87,6 +87,14 @@ def test_card_numbers_come_from_model_info_and_results():
     lat = entry["latency"]
     assert _row(card, "`zoo.optimize` fp32")[0] == f"{lat['fast_fp32_ms']:.1f}"
     assert _row(card, "`zoo.optimize` bf16")[2] == f"{lat['speedup_bf16']:.2f}×"
+    # compiled timings, when measured, get their own rows and the path compile="auto" keeps
+    lat.update(compiled_fp32_ms=400.0, compile_fp32_s=12.0, compiled_bf16_ms=60.0, compile_bf16_s=13.0,
+               path_fp32="not compiled", path_bf16="compiled")
+    compiled = render_card("tsm_r50", results, notes_dir=None)
+    assert _row(compiled, "`zoo.optimize` bf16, `compile=True` (compiles in 13 s)")[:3] == \
+        ["60.0", "16.67", f"{lat['eager_fp32_ms'] / 60.0:.2f}×"]
+    assert "keeps the not compiled path in fp32 and the compiled one in bf16" in compiled
+    assert "| 320.0 / 60.0 c |" in render_index(results)
     pub = info.results[0]
     assert _row(card, pub.dataset)[:3] == [str(pub.top1), "", pub.views]
     # derived statements follow the numbers; shared runs are named

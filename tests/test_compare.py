@@ -6,7 +6,7 @@ import torch
 
 import zoo
 from zoo.cli import main
-from zoo.engine.compare import _measure_child, bench_model, group_runs, run_compare
+from zoo.engine.compare import _measure_child, _previous, bench_model, fast_path_ms, group_runs, run_compare
 
 
 @pytest.mark.parametrize("name", zoo.list_models())
@@ -69,15 +69,41 @@ def test_run_compare_writes_the_schema(tmp_path):
     again = run_compare(models=models[:1], classes=4, per_class=4, epochs=1, out_dir=str(tmp_path / "runs"),
                         results=str(results), skip_latency=True, progress=False, command="test")
     assert again["models"] == doc["models"]
+    # other latency settings: latency is re-measured, cost and training are kept
+    changed = json.loads(json.dumps(doc["settings"]))
+    changed["latency"]["reps"] += 1
+    kept = _previous(str(results), changed, quick=False)
+    assert kept == doc["models"]  # (no latency to drop: it was skipped)
+    changed["train"]["epochs"] += 1
+    assert _previous(str(results), changed, quick=False) == {}
+
+
+def test_previous_drops_only_latency_when_latency_settings_change(tmp_path):
+    settings = {"seed": 0, "latency": {"reps": 5, "compile": False}, "data": {"classes": ["a"]}, "train": {"epochs": 6}}
+    entry = {"params": 1, "gflops": 2.0, "latency": {"fast_fp32_ms": 3.0}, "bench": {"run": "m"}}
+    path = tmp_path / "compare.json"
+    path.write_text(json.dumps({"quick": False, "settings": settings, "models": {"m": entry}}))
+    assert _previous(str(path), settings, quick=False) == {"m": entry}
+    assert _previous(str(path), settings, quick=True) == {}
+    recompiled = {**settings, "latency": {"reps": 5, "compile": True}}
+    assert _previous(str(path), recompiled, quick=False) == {"m": {"params": 1, "gflops": 2.0, "bench": {"run": "m"}}}
+
+
+def test_fast_path_ms_picks_the_faster_path():
+    assert fast_path_ms({"fast_fp32_ms": 10.0}, "fp32") == (10.0, False)
+    assert fast_path_ms({"fast_fp32_ms": 10.0, "compiled_fp32_ms": 6.0}, "fp32") == (6.0, True)
+    assert fast_path_ms({"fast_bf16_ms": 5.0, "compiled_bf16_ms": 6.0}, "bf16") == (5.0, False)
+    assert fast_path_ms({}, "bf16") == (None, False)
 
 
 def test_measure_in_a_fresh_process():
-    out = _measure_child("p3d_63", threads=1, warmup=0, reps=1, layout="channels_last")  # cheapest input
+    out = _measure_child("p3d_63", threads=1, warmup=0, reps=1, layout="channels_last", compile=False)  # cheapest
     assert out["input_shape"] == list(zoo.model_info("p3d_63").input_shape) and out["gflops"] > 1
     lat = out["latency"]
     assert all(lat[k] > 0 for k in ("eager_fp32_ms", "fast_fp32_ms", "fast_bf16_ms", "clips_per_s_bf16"))
     assert lat["speedup_fp32"] == pytest.approx(lat["eager_fp32_ms"] / lat["fast_fp32_ms"], rel=0.01)
     assert 0 < lat["peak_rss_eager_mib"] <= lat["peak_rss_mib"]
+    assert lat["path_fp32"] == "not compiled" and "compiled_fp32_ms" not in lat
 
 
 def test_cli_help(capsys):

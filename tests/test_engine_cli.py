@@ -47,6 +47,7 @@ def test_convert_official_checkpoint(tmp_path, capsys):
     (["eval", "tsm_r50", "--data", "x.csv", "--views", "3by2"], "CLIPSxCROPS"),
     (["eval", "tsm_r50", "--data", "x.csv", "--weights", "missing.pt"], "does not exist"),
     (["eval", "--from", "no_such_dir"], "no saved logits"),
+    (["eval", "tsm_r50", "--data", "x.csv", "--compile", "on", "--no-optimize"], "drop --no-optimize"),
     (["eval"], "name a model"),
     (["train", "tsm_r50"], "no data"),
     (["train", "tsm_r50", "--data", "x", "--set", "lr"], "key=value"),

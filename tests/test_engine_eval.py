@@ -1,6 +1,7 @@
 """The evaluation harness on an in-memory dataset that follows the zoo.data item contract."""
 import json
 import os
+import shutil
 
 import pytest
 import torch
@@ -114,3 +115,16 @@ def test_optimized_evaluation_matches_eager():
     fast = evaluate(model, ds, batch_size=2, collate_fn=fake_collate, progress=False, optimize=True)
     torch.testing.assert_close(fast.view_logits, eager.view_logits, rtol=1e-4, atol=1e-5)
     assert fast.metrics["video_top1"] == eager.metrics["video_top1"]
+
+
+@pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
+                    reason="torch.compile on CPU needs a C compiler")
+def test_compiled_evaluation_matches_eager_over_two_batch_sizes():
+    import zoo
+
+    model = zoo.build("tsm_r50", num_classes=3, backbone="resnet18", num_segments=4).eval()
+    randomize_bn_stats(model)
+    ds = FakeVideos(n=3, k=3, views=1, t=4, size=32)  # batches of 2 and 1: two static graphs
+    eager = evaluate(model, ds, batch_size=2, collate_fn=fake_collate, progress=False)
+    fast = evaluate(model, ds, batch_size=2, collate_fn=fake_collate, progress=False, optimize=True, compile=True)
+    torch.testing.assert_close(fast.view_logits, eager.view_logits, rtol=1e-4, atol=1e-5)

@@ -141,3 +141,20 @@ def test_compile_keeps_logits(mode):
     assert "_compiled" not in dict(fast.named_modules())  # no second copy of the weights in state_dict
     with pytest.raises(ValueError, match="compile"):
         optimize(model, compile="always")
+
+
+@pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
+                    reason="torch.compile on CPU needs a C compiler")
+def test_many_compiled_models_of_one_class_each_compile_with_their_own_weights():
+    from torch._dynamo.utils import counters
+
+    # dynamo keeps compiled graphs per code object and by default runs a 9th one eagerly
+    models = [randomize_bn_stats(_TinyVideoNet(), seed=i, affine=True).eval() for i in range(10)]
+    x = clip(models[0].info)
+    before = counters["stats"]["unique_graphs"]
+    for model in models:
+        with torch.no_grad():
+            ref = model(x)
+        torch.testing.assert_close(optimize(model, compile=True)(x), ref, rtol=1e-4,
+                                   atol=1e-4 * ref.abs().max().item())
+    assert counters["stats"]["unique_graphs"] - before == len(models)

@@ -3,12 +3,14 @@ import functools
 import http.server
 import threading
 
+import shutil
+
 import pytest
 import torch
 
 import zoo
 from zoo.engine.bench import randomize_bn_stats
-from zoo.models.tsm import ShiftBlock, ShiftConv2d, temporal_shift
+from zoo.models.tsm import ShiftBlock, ShiftConv2d, _temporal_shift_op, temporal_shift
 
 
 def test_shift_moves_exactly_the_right_channels():
@@ -37,7 +39,31 @@ def test_shift_never_mixes_clips_of_a_batch():
 def test_shift_keeps_channels_last():
     x = torch.randn(8, 16, 4, 4).to(memory_format=torch.channels_last)
     out = temporal_shift(x, 8)
+    assert out.is_contiguous(memory_format=torch.channels_last)
     assert torch.equal(out, temporal_shift(x.contiguous(), 8))
+
+
+def test_shift_custom_op_matches_eager_and_its_backward_is_the_adjoint():
+    x = torch.randn(2 * 8, 16, 3, 3, requires_grad=True)
+    grad = torch.randn(2 * 8, 16, 3, 3)
+    eager = temporal_shift(x, 8)
+    (want,) = torch.autograd.grad(eager, x, grad)
+    op = _temporal_shift_op(x, 8, 8)
+    (got,) = torch.autograd.grad(op, x, grad)
+    assert torch.equal(op, eager)
+    assert torch.equal(got, want)
+    torch.library.opcheck(_temporal_shift_op, (x, 8, 8))
+
+
+@pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
+                    reason="torch.compile on CPU needs a C compiler")
+def test_compiled_tsm_keeps_logits():
+    model = randomize_bn_stats(zoo.build("tsm_r50", num_classes=5, backbone="resnet18"), affine=True).eval()
+    x = torch.randn(1, 3, 8, 32, 32)
+    with torch.no_grad():
+        ref = model(x)
+    fast = zoo.optimize(model, compile=True, example=x)
+    torch.testing.assert_close(fast(x), ref, rtol=1e-4, atol=1e-4 * ref.abs().max().item())
 
 
 def _order_outputs(name, **kw):

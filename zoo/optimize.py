@@ -13,11 +13,12 @@ What it does, in order, on a copy of an eval-mode model:
    (``layout="auto"`` times both layouts and keeps the faster).
 3. Runs under ``torch.inference_mode`` and, for ``dtype=torch.bfloat16``, CPU autocast; logits
    are returned as float32 either way.
-4. Optionally ``torch.compile`` (inductor with weight freezing): ``compile=True`` always,
-   ``compile="auto"`` only where it measures faster on the canonical clip. It needs a C++
-   compiler and costs seconds to a minute per model and dtype at the first call, so it is off by
-   default. It helps some families and hurts others (``benchmarks/speed.py --compile``: I3D,
-   R(2+1)D-18, SlowFast and P3D ran faster compiled, TSM and PAN Lite slower).
+4. Optionally ``torch.compile`` (inductor with weight freezing: constant-folded, pre-packed
+   oneDNN weights, convolutions fused with their bias/ReLU/residual epilogues; one static graph per
+   input shape): ``compile=True`` always, ``compile="auto"`` only where it measures faster on
+   the canonical clip. It needs a C++ compiler and costs seconds to a minute per model and dtype
+   at the first call, so it is off by default (``zoo eval --compile auto`` turns it on). Model
+   ops that inductor would rewrite badly are custom ops it calls as they are (TSM's shift).
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ import torch.nn as nn
 __all__ = ["optimize", "fold_batchnorms", "OptimizedModel"]
 
 _CONVS = (nn.Conv2d, nn.Conv3d)
+RECOMPILE_LIMIT = 256  # compiled graphs per model class in one process (see OptimizedModel._run)
 _BNS = (nn.BatchNorm2d, nn.BatchNorm3d)
 
 
@@ -154,7 +156,8 @@ class OptimizedModel(nn.Module):
         self.folded_batchnorms = folded
         self.compiled = compiled
         # kept out of the module tree: the compiled wrapper shares `model`'s parameters
-        self.__dict__["_compiled"] = torch.compile(model) if compiled else None
+        # dynamic=False: one static graph per input shape (an evaluation sees at most two batch sizes)
+        self.__dict__["_compiled"] = torch.compile(model, dynamic=False) if compiled else None
         for attr in ("info", "num_classes", "num_features"):
             if hasattr(model, attr):
                 setattr(self, attr, getattr(model, attr))
@@ -172,9 +175,12 @@ class OptimizedModel(nn.Module):
         if self._compiled is None:
             return self.model(x)
         # inductor's weight freezing (constant-folded, pre-packed weights) applies at compile time,
-        # i.e. the first call of each input shape
+        # i.e. the first call of each input shape. Dynamo keeps its compiled graphs per code object:
+        # every compiled model of one class (and each dtype and shape) adds one to `TSM.forward`'s,
+        # and past dynamo's default of 8 it silently runs the rest eagerly.
+        import torch._dynamo.config as dynamo_config
         import torch._inductor.config as inductor_config
-        with inductor_config.patch(freezing=True):
+        with inductor_config.patch(freezing=True), dynamo_config.patch(recompile_limit=RECOMPILE_LIMIT):
             return self._compiled(x)
 
     def forward_features(self, x):

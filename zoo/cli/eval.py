@@ -9,7 +9,9 @@ import yaml
 
 from . import UsageError
 
-__all__ = ["register", "add_model_options", "resolve_model_options", "parse_kv", "data_error_types"]
+__all__ = ["register", "add_model_options", "resolve_model_options", "parse_kv", "data_error_types", "compile_mode"]
+
+COMPILE_MODES = {"off": False, "on": True, "auto": "auto"}  # --compile -> zoo.optimize(compile=...)
 
 
 def parse_kv(items: Optional[List[str]], what: str = "--model-arg") -> Dict[str, Any]:
@@ -45,6 +47,17 @@ def add_model_options(p, *, views: bool = True) -> None:
     g.add_argument("--no-optimize", action="store_true",
                    help="run the model as built (eager fp32, default layout) instead of the CPU fast path "
                         "(zoo.optimize: BN folded into convs, channels-last, bf16 with --amp bf16)")
+    g.add_argument("--compile", choices=tuple(COMPILE_MODES), default="off",
+                   help="torch.compile the fast path (inductor with weight freezing; needs a C compiler and "
+                        "takes 5-60 s at the first batch): on, or auto = only where it runs one canonical clip "
+                        "faster (default off)")
+
+
+def compile_mode(args):
+    """``zoo.optimize``'s ``compile`` argument from ``--compile`` (refused with ``--no-optimize``)."""
+    if args.compile != "off" and args.no_optimize:
+        raise UsageError(f"--compile {args.compile} compiles the fast path: drop --no-optimize, or drop --compile")
+    return COMPILE_MODES[args.compile]
 
 
 def resolve_model_options(args) -> Dict[str, Any]:
@@ -123,6 +136,7 @@ def cmd_eval(args) -> int:
     views = parse_views(args.views) if args.views else None
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
+    compile = compile_mode(args)
     info, model_args = adjust_info(opts["model"], frames=opts["frames"], size=opts["size"], views=views,
                                    model_args=opts["model_args"])
     dist_utils.init_distributed()
@@ -140,7 +154,8 @@ def cmd_eval(args) -> int:
     try:
         result = evaluate(model, dataset, batch_size=args.batch_size, num_workers=args.workers, agg=args.agg,
                           temporal_order=args.temporal_order, seed=args.seed, device=device,
-                          amp=args.amp, progress=not args.no_progress, optimize=not args.no_optimize)
+                          amp=args.amp, progress=not args.no_progress, optimize=not args.no_optimize,
+                          compile=compile)
     except data_error_types() as e:
         raise UsageError(str(e).replace("on_error='skip'", "--on-error skip")) from None
     result.meta.update(model=opts["model"], weights=opts["weights"], data=data, split=args.split,

@@ -7,7 +7,7 @@ from typing import List, Optional
 import torch
 
 from . import UsageError
-from .eval import add_model_options, resolve_model_options
+from .eval import add_model_options, compile_mode, resolve_model_options
 
 __all__ = ["register", "load_videos_model"]
 
@@ -36,9 +36,10 @@ def load_videos_model(args, videos: List[str], labels: Optional[List[str]] = Non
     device = dist_utils.default_device(args.device)
     model = build_model(opts["model"], info, num_classes=num_classes, weights=opts["weights"],
                         model_args=model_args, strict_classifier=True).to(device).eval()
+    compile = compile_mode(args)
     if not args.no_optimize and device.type == "cpu":
         from ..optimize import optimize
-        model = optimize(model)
+        model = optimize(model, compile=compile)
     names = list(labels) if labels else [str(i) for i in range(num_classes)]
     dataset = VideoDataset([Record(path=v, label=None) for v in videos], names, info, train=False)
     return model, dataset, opts, device

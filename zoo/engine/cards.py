@@ -26,7 +26,8 @@ from typing import Dict, List, Optional, Sequence
 from ..flops import FLOP_CONVENTION
 from ..models import list_models, model_info
 from ..models._registry import get_entry
-from .checkpoint import _atomic_write, atomic_write_text
+from .checkpoint import atomic_write, atomic_write_text
+from .compare import fast_path_ms
 
 __all__ = ["render_card", "render_index", "plot", "write_cards", "stale_cards", "render_all", "load_results",
            "DEFAULT_RESULTS", "PLOT_NAME"]
@@ -221,12 +222,23 @@ def _latency_section(name, info, results, notes_dir) -> List[str]:
     if not lat:
         return ["Not in the results file (run `zoo compare` without `--skip-latency`)."]
     b = e.get("bench", {})
-    rows = [("eager fp32 (as built)", _f(lat.get("eager_fp32_ms")), DASH, "1.00×"),
-            ("`zoo.optimize` fp32", _f(lat.get("fast_fp32_ms")), _f(lat.get("clips_per_s_fp32"), ".2f"),
-             _f(lat.get("speedup_fp32"), ".2f", "×")),
-            ("`zoo.optimize` bf16", _f(lat.get("fast_bf16_ms")), _f(lat.get("clips_per_s_bf16"), ".2f"),
-             _f(lat.get("speedup_bf16"), ".2f", "×"))]
+    eager = lat.get("eager_fp32_ms")
+
+    def row(label, key, extra=""):
+        ms = lat.get(key)
+        return (label + extra, _f(ms), _f(ms and 1e3 / ms, ".2f"), _f(ms and eager and eager / ms, ".2f", "×"))
+
+    rows = [("eager fp32 (as built)", _f(eager), _f(eager and 1e3 / eager, ".2f"), "1.00×"),
+            row("`zoo.optimize` fp32", "fast_fp32_ms"), row("`zoo.optimize` bf16", "fast_bf16_ms")]
+    for tag in ("fp32", "bf16"):
+        if f"compiled_{tag}_ms" in lat:
+            rows.append(row(f"`zoo.optimize` {tag}, `compile=True`", f"compiled_{tag}_ms",
+                            f" (compiles in {_f(lat.get(f'compile_{tag}_s'), '.0f')} s)"))
     lines = _table(("", "ms per clip", "clips / s", "speed-up vs eager"), rows) + [""]
+    if any(f"compiled_{tag}_ms" in lat for tag in ("fp32", "bf16")):
+        lines.append(f"`compile=\"auto\"` keeps the {lat.get('path_fp32')} path in fp32 and the "
+                     f"{lat.get('path_bf16')} one in bf16 (the faster on this machine). Compile times are the "
+                     f"first call's, with inductor's on-disk cache as the run found it.")
     lines.append(f"Batch 1 at the canonical input {list(info.input_shape)}; peak memory "
                  f"{_f(lat.get('peak_rss_mib'), '.0f')} MiB. On the bench val set, bf16 and fp32 agree on "
                  f"{_f(b.get('bf16_top1_agreement') and 100 * b['bf16_top1_agreement'])} % of top-1 predictions; "
@@ -325,7 +337,8 @@ def _index_row(name: str, results: Optional[dict]) -> List[str]:
         row.append("not measured")
     lat = (e or {}).get("latency")
     if lat:
-        row += [f"{_f(lat.get('fast_fp32_ms'))} / {_f(lat.get('fast_bf16_ms'))}",
+        ms = {tag: fast_path_ms(lat, tag) for tag in ("fp32", "bf16")}
+        row += [" / ".join(_f(ms[t][0]) + (" c" if ms[t][1] else "") for t in ms),
                 f"{_f(lat.get('speedup_fp32'), '.2f')}× / {_f(lat.get('speedup_bf16'), '.2f')}×",
                 _f(lat.get("peak_rss_mib"), ".0f")]
     else:
@@ -369,7 +382,7 @@ def render_index(results: Optional[dict]) -> str:
              "Every registered model side by side. Params and GFLOPs are `model_info`'s reference values per view "
              "at the canonical input (× the test views); the published top-1 is the model's first published "
              "result; SynthMotion and latency columns come from `zoo compare` (latency: batch 1, canonical "
-             "input, `zoo.optimize`).", "",
+             "input, the faster of `zoo.optimize` and `zoo.optimize(compile=True)`, c: compiled).", "",
              *_table(INDEX_HEADER, [_index_row(n, results) for n in list_models()]), ""]
     if not results:
         lines += ["SynthMotion and latency: " + NOT_MEASURED.lower(), ""]
@@ -461,7 +474,7 @@ def plot(results: Optional[dict], path: str) -> str:
     if left_out:
         fig.text(0.01, 0.01, "No published number (left out of (a)): " + ", ".join(left_out), fontsize=7)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
-    _atomic_write(path, "wb", lambda f: fig.savefig(f, format="png", dpi=120))
+    atomic_write(path, "wb", lambda f: fig.savefig(f, format="png", dpi=120))
     return path
 
 

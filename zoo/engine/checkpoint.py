@@ -9,10 +9,10 @@ from typing import Any, Dict
 import numpy as np
 import torch
 
-__all__ = ["atomic_save", "atomic_write_text", "load_checkpoint", "get_rng_state", "set_rng_state"]
+__all__ = ["atomic_write", "atomic_save", "atomic_write_text", "load_checkpoint", "get_rng_state", "set_rng_state"]
 
 
-def _atomic_write(path: str, mode: str, write) -> None:
+def atomic_write(path: str, mode: str, write) -> None:
     """Call ``write(file)`` on a temporary file in ``path``'s directory, fsync, then ``os.replace``:
     a reader (or a run killed mid-write) sees the old file or the new one, never half of one."""
     directory = os.path.dirname(os.path.abspath(path))
@@ -35,12 +35,12 @@ def _atomic_write(path: str, mode: str, write) -> None:
 
 def atomic_save(obj: Any, path: str) -> None:
     """``torch.save`` atomically (temporary file + fsync + ``os.replace``)."""
-    _atomic_write(path, "wb", lambda f: torch.save(obj, f))
+    atomic_write(path, "wb", lambda f: torch.save(obj, f))
 
 
 def atomic_write_text(path: str, text: str) -> None:
     """Write ``text`` atomically (temporary file + fsync + ``os.replace``)."""
-    _atomic_write(path, "w", lambda f: f.write(text))
+    atomic_write(path, "w", lambda f: f.write(text))
 
 
 def load_checkpoint(path: str) -> Dict[str, Any]:

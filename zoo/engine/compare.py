@@ -1,9 +1,9 @@
 """``zoo compare``: every registered model's cost, CPU speed and SynthMotion accuracy (issue #8).
 
 Per model, at its canonical input (``info.input_shape``, one view): parameters, fvcore GFLOPs,
-batch-1 latency of the eager model and of `zoo.optimize` (fp32 and bf16, ``layout="auto"``; the
-quick budget takes channels-last without timing both layouts) and
-the peak memory of a fresh process doing that (`measure`, run as ``python -m
+batch-1 latency of the eager model and of `zoo.optimize` (fp32 and bf16, ``layout="auto"``, not
+compiled and compiled; the quick budget takes channels-last without timing both layouts and does not
+compile) and the peak memory of a fresh process doing that (`measure`, run as ``python -m
 zoo.engine.compare --measure NAME``).
 
 Accuracy: each model's small ``info.bench`` network (e.g. a ResNet-18 backbone) is trained from
@@ -14,7 +14,8 @@ registered name of the group is ``run``, the others ``shared_with``.
 
 The results JSON (``benchmarks/results/compare.json``, ``compare_quick.json`` for ``--quick``) is
 rewritten atomically after every model; a re-run with the same settings reuses the finished entries
-(and keeps those of models not selected this time).
+(and keeps those of models not selected this time); one that changes only the latency settings
+re-measures latency and keeps the training results.
 """
 from __future__ import annotations
 
@@ -26,23 +27,24 @@ import shlex
 import subprocess
 import sys
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
 __all__ = ["BUDGETS", "bench_model", "fingerprint", "group_runs", "measure", "train_bench", "run_compare",
-           "format_rows"]
+           "format_rows", "fast_path_ms"]
 
 DATA = dict(name="SynthMotion", difficulty="easy", frames=32, size=32)
 # full: 8 classes = the first 4 twin pairs; quick: 2 pairs, tiny set, fewer timing reps
 # (quick times the fast path in channels-last instead of timing both layouts first, see zoo.optimize)
-BUDGETS = {"full": dict(classes=8, per_class=48, epochs=6, warmup=2, reps=5, layout="auto"),
-           "quick": dict(classes=4, per_class=16, epochs=2, warmup=1, reps=1, layout="channels_last")}
+BUDGETS = {"full": dict(classes=8, per_class=48, epochs=6, warmup=2, reps=5, layout="auto", compile=True),
+           "quick": dict(classes=4, per_class=16, epochs=2, warmup=1, reps=1, layout="channels_last",
+                         compile=False)}
 TRAIN = dict(batch_size=8, optimizer="adamw", lr=1e-3, weight_decay=1e-4, warmup_epochs=1, schedule="cosine",
              amp="none")
 MEMORY = ("peak RSS of a fresh child process (python -m zoo.engine.compare --measure NAME) that builds the model "
-          "(random weights) and runs the eager, fast fp32 and fast bf16 latency measurements (zoo.optimize keeps "
-          "model copies); peak_rss_eager_mib is the reading after the eager run alone. Read from Linux VmHWM "
+          "(random weights) and runs the eager, fast fp32 and fast bf16 latency measurements, compiled ones included "
+          "(zoo.optimize keeps model copies); peak_rss_eager_mib is the reading after the eager run alone. Read from Linux VmHWM "
           "(/proc/self/status), not ru_maxrss, which a child inherits from its parent across fork + exec")
 # info fields the samplers, transforms and harness read: equal fingerprints need equal protocols
 _PROTOCOL = ("num_frames", "num_segments", "frames_per_segment", "sampling", "sampling_rate", "crop_size",
@@ -82,8 +84,12 @@ def group_runs(names: Optional[Sequence[str]] = None) -> Dict[str, List[str]]:
 
 
 def measure(name: str, *, threads: int, warmup: int, reps: int, latency: bool = True,
-            layout: str = "auto") -> Dict[str, Any]:
+            layout: str = "auto", compile: bool = False) -> Dict[str, Any]:
     """Params, GFLOPs and (``latency``) batch-1 latency and peak RSS at the canonical input.
+
+    The fast path is timed as `zoo.optimize` builds it and, with ``compile``, also compiled
+    (``compiled_*_ms``, compile time in ``compile_*_s``); ``clips_per_s_*`` and ``speedup_*`` are
+    those of the faster of the two, named in ``path_*`` (what ``compile="auto"`` picks).
 
     Meant for a fresh process (``python -m zoo.engine.compare --measure NAME``), so that the
     peak RSS is this model's; random weights with non-trivial BN statistics.
@@ -102,24 +108,35 @@ def measure(name: str, *, threads: int, warmup: int, reps: int, latency: bool = 
         x = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
         ms = {"eager_fp32_ms": 1e3 * time_call(model, x, warmup, reps)}
         rss_eager = peak_rss_since_exec_mib()
-        for key, dtype in (("fast_fp32_ms", torch.float32), ("fast_bf16_ms", torch.bfloat16)):
+        compile_s = {}
+        for tag, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
             fast = zoo.optimize(model, dtype, layout=layout)
-            ms[key] = 1e3 * time_call(fast, x, warmup, reps)
+            ms[f"fast_{tag}_ms"] = 1e3 * time_call(fast, x, warmup, reps)
+            if compile:
+                compiled = zoo.optimize(model, dtype, layout=layout, compile=True)
+                start = time.perf_counter()
+                compiled(x)
+                compile_s[f"compile_{tag}_s"] = round(time.perf_counter() - start, 1)
+                ms[f"compiled_{tag}_ms"] = 1e3 * time_call(compiled, x, warmup, reps)
+                del compiled
             del fast
         lat = {k: round(v, 2) for k, v in ms.items()}
+        lat.update(compile_s)
         for tag in ("fp32", "bf16"):
-            lat[f"clips_per_s_{tag}"] = round(1e3 / ms[f"fast_{tag}_ms"], 3)
-        for tag in ("fp32", "bf16"):
-            lat[f"speedup_{tag}"] = round(ms["eager_fp32_ms"] / ms[f"fast_{tag}_ms"], 3)
+            best = min(ms.get(f"compiled_{tag}_ms", float("inf")), ms[f"fast_{tag}_ms"])
+            lat[f"path_{tag}"] = "compiled" if best < ms[f"fast_{tag}_ms"] else "not compiled"
+            lat[f"clips_per_s_{tag}"] = round(1e3 / best, 3)
+            lat[f"speedup_{tag}"] = round(ms["eager_fp32_ms"] / best, 3)
         lat.update(peak_rss_mib=round(peak_rss_since_exec_mib(), 1), peak_rss_eager_mib=round(rss_eager, 1))
         out["latency"] = lat
     out["gflops"] = round(count_flops(model, shape).gflops, 3)  # after the memory reading (fvcore traces)
     return out
 
 
-def _measure_child(name: str, *, threads: int, warmup: int, reps: int, layout: str) -> Dict[str, Any]:
+def _measure_child(name: str, *, threads: int, warmup: int, reps: int, layout: str, compile: bool
+                   ) -> Dict[str, Any]:
     cmd = [sys.executable, "-m", "zoo.engine.compare", "--measure", name, "--threads", str(threads),
-           "--warmup", str(warmup), "--reps", str(reps), "--layout", layout]
+           "--warmup", str(warmup), "--reps", str(reps), "--layout", layout] + (["--compile"] if compile else [])
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode:
         raise RuntimeError(f"measuring {name} failed ({shlex.join(cmd)}):\n{proc.stderr[-2000:]}")
@@ -245,7 +262,7 @@ def run_compare(*, models: Optional[Sequence[str]] = None, quick: bool = False, 
                 cost = measure(name, threads=threads, warmup=0, reps=0, latency=False)
             else:
                 cost = _measure_child(name, threads=threads, warmup=budget["warmup"], reps=budget["reps"],
-                                      layout=budget["layout"])
+                                      layout=budget["layout"], compile=budget["compile"])
             entry.update(cost)
             print(f"{name}: measured in {time.perf_counter() - t0:.0f}s", flush=True)
         if skip_latency:
@@ -274,7 +291,7 @@ def _settings(budget: Dict[str, int], threads: int, seed: int, meta: Dict[str, A
     return {
         "seed": seed,
         "latency": {"batch": 1, "threads": threads, "warmup": budget["warmup"], "reps": budget["reps"],
-                    "layout": budget["layout"],
+                    "layout": budget["layout"], "compile": budget["compile"],
                     "input": "canonical (info.input_shape)", "timing": "median seconds per call (reported in ms)",
                     "memory": MEMORY},
         "data": {"name": DATA["name"], "difficulty": DATA["difficulty"], "classes": meta["classes"],
@@ -292,8 +309,13 @@ def _previous(results: str, settings: Dict[str, Any], quick: bool) -> Dict[str, 
         return {}
     with open(results) as f:
         old = json.load(f)
-    same = old.get("settings") == json.loads(json.dumps(settings)) and old.get("quick") == quick
-    return old.get("models", {}) if same else {}
+    new, was = json.loads(json.dumps(settings)), old.get("settings", {})
+    if old.get("quick") != quick or any(was.get(k) != v for k, v in new.items() if k != "latency"):
+        return {}
+    models = old.get("models", {})
+    if was.get("latency") != new["latency"]:  # re-measure latency, keep cost and training
+        models = {n: {k: v for k, v in e.items() if k != "latency"} for n, e in models.items()}
+    return models
 
 
 def describe(doc: Dict[str, Any]) -> str:
@@ -301,17 +323,29 @@ def describe(doc: Dict[str, Any]) -> str:
     s = doc["settings"]
     lat, data, tr = s["latency"], s["data"], s["train"]
     return (f"latency: canonical input, batch {lat['batch']}, {lat['threads']} thread(s), median of {lat['reps']} "
-            f"after {lat['warmup']} warmup; memory: peak RSS of a fresh process ({doc['machine']['cpu']})\n"
+            f"after {lat['warmup']} warmup{'; fast path also compiled (c: the compiled one is faster)' if lat.get('compile') else ''}; memory: peak RSS of a fresh process ({doc['machine']['cpu']})\n"
             f"accuracy: bench networks from scratch on {data['name']} ({data['difficulty']}, {len(data['classes'])} "
             f"classes, {data['train_videos']} train / {data['val_videos']} val, {data['frames']} frames, "
             f"{data['size']} px), {tr['epochs']} epochs, batch {tr['batch_size']}, {tr['optimizer']} lr {tr['lr']:g}, "
             f"seed {s['seed']}; top1 normal/reversed/shuffled %, chance {100 / len(data['classes']):.0f}%")
 
 
+def fast_path_ms(lat: Dict[str, Any], tag: str) -> Tuple[Optional[float], bool]:
+    """``(ms, compiled)`` of the faster of the measured fast paths for ``tag`` ("fp32" / "bf16")."""
+    plain, compiled = lat.get(f"fast_{tag}_ms"), lat.get(f"compiled_{tag}_ms")
+    if compiled is not None and (plain is None or compiled < plain):
+        return compiled, True
+    return plain, False
+
+
 def format_rows(models: Dict[str, Dict[str, Any]], header: bool = True) -> str:
     """A fixed-width table, one row per model ("-" for what was skipped)."""
     def f(v, spec=".0f"):
         return "-" if v is None else format(v, spec)
+
+    def ms(lat, tag):  # the faster fast path, "c" when it is the compiled one
+        best, compiled = fast_path_ms(lat, tag)
+        return f(best) + ("c" if compiled else "")
 
     cols = [("model", 20), ("params", 7), ("GFLOPs", 7), ("input", 15), ("eager ms", 9), ("fp32 ms", 8),
             ("bf16 ms", 8), ("bf16 x", 6), ("RSS MiB", 8), ("bench run", 18), ("top1 n/r/s", 11), ("twin", 5),
@@ -321,7 +355,7 @@ def format_rows(models: Dict[str, Dict[str, Any]], header: bool = True) -> str:
         lat, b = e.get("latency", {}), e.get("bench", {})
         top1 = "/".join(f(b["top1"][o]) for o in ("normal", "reversed", "shuffled")) if b else "-"
         cells = [name, f"{e['params'] / 1e6:.1f}M", f(e.get("gflops"), ".1f"), "x".join(map(str, e["input_shape"])),
-                 *(f(lat.get(k)) for k in ("eager_fp32_ms", "fast_fp32_ms", "fast_bf16_ms")),
+                 f(lat.get("eager_fp32_ms")), ms(lat, "fp32"), ms(lat, "bf16"),
                  f(lat.get("speedup_bf16"), ".1f"), f(lat.get("peak_rss_mib")), b.get("run", "-"), top1,
                  f(b.get("twin_acc")), f(b.get("train_seconds"))]
         lines.append("  ".join(c.ljust(w) for c, (_, w) in zip(cells, cols)).rstrip())
@@ -336,8 +370,10 @@ def _main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--layout", default="auto", choices=("auto", "channels_last", "contiguous"))
+    p.add_argument("--compile", action="store_true", help="also time the compiled fast path")
     a = p.parse_args(argv)
-    print(json.dumps(measure(a.measure, threads=a.threads, warmup=a.warmup, reps=a.reps, layout=a.layout)))
+    print(json.dumps(measure(a.measure, threads=a.threads, warmup=a.warmup, reps=a.reps, layout=a.layout,
+                             compile=a.compile)))
     return 0
 
 

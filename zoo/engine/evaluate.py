@@ -15,7 +15,7 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
@@ -87,7 +87,7 @@ def _unwrap(model: nn.Module) -> nn.Module:
 def evaluate(model: nn.Module, dataset, *, batch_size: int = 4, num_workers: int = 0, agg: str = "prob-mean",
              temporal_order: str = "normal", seed: int = 0, device: Optional[torch.device] = None,
              amp: Optional[str] = None, progress: bool = True, desc: str = "eval", collate_fn=None,
-             optimize: bool = False) -> EvalResult:
+             optimize: bool = False, compile: Union[bool, str] = False) -> EvalResult:
     """Score every video of ``dataset`` with ``model``; gather across ranks when distributed.
 
     The dataset follows the `zoo.data` contract: items ``{"video": [V, 3, T, H, W], "label",
@@ -95,7 +95,8 @@ def evaluate(model: nn.Module, dataset, *, batch_size: int = 4, num_workers: int
     same gathered `EvalResult`. ``collate_fn`` defaults to `zoo.data.collate`.
 
     ``optimize=True`` runs the CPU fast path (`zoo.optimize`: BN folded, channels-last, bf16 when
-    ``amp="bf16"``) on a copy of the model; the command line does this by default.
+    ``amp="bf16"``) on a copy of the model; the command line does this by default. ``compile``
+    (``True`` / ``"auto"``) is passed on to `zoo.optimize` (``torch.compile`` of the fast path).
     """
     if agg not in AGGREGATIONS:
         raise ValueError(f"unknown aggregation {agg!r}; choose one of {', '.join(AGGREGATIONS)}")
@@ -119,7 +120,7 @@ def evaluate(model: nn.Module, dataset, *, batch_size: int = 4, num_workers: int
     run = model
     if optimize and device.type == "cpu" and hasattr(model, "info") and autocast in (None, torch.bfloat16):
         from ..optimize import optimize as fast_path
-        run = fast_path(model, autocast or torch.float32)
+        run = fast_path(model, autocast or torch.float32, compile=compile)
         autocast = None  # the fast path autocasts itself
     try:
         for batch in loader:
