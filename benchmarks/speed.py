@@ -9,7 +9,7 @@ Every row runs in this one process, on the same input, with the same thread coun
 * ``zoo-fp32``  — ``zoo.optimize(model)``: BN folded, channels-last, inference mode.
 * ``zoo-bf16``  — ``zoo.optimize(model, torch.bfloat16)``: the same under CPU bf16 autocast.
 
-Reported: median seconds per clip over ``--reps`` timed calls after ``--warmup``, clips/s, the
+Which peer a row ran against is its ``peer_impl``. Reported: median seconds per clip over ``--reps`` timed calls after ``--warmup``, clips/s, the
 speed-up over the peer, the achieved GMAC/s (fvcore MACs / time) against this machine's measured
 matmul peak, and numerics: max |Δlogit| relative to the logit scale for fp32 (target ≤1e-4),
 and top-1 agreement of bf16 with fp32 over ``--agree-clips`` random clips (random weights give
@@ -69,7 +69,8 @@ def _ptv_slowfast_r50(model):
     return _PackPathways(net, 4), "pytorchvideo.models.hub.slowfast_r50"
 
 
-PEERS = {"r2plus1d_18": _torchvision_r2plus1d_18, "slowfast_r50": _ptv_slowfast_r50}
+# keyed by registered (canonical) name: ``zoo.list_models()`` lists slowfast_r50 as slowfast_8x8_r50
+PEERS = {"r2plus1d_18": _torchvision_r2plus1d_18, "slowfast_8x8_r50": _ptv_slowfast_r50}
 
 
 def machine() -> dict:
@@ -89,7 +90,7 @@ def bench_model(name: str, args, peaks: dict) -> dict:
         peer, peer_name = model, "zoo eager fp32 (peer-style: default layout)"
     fast = zoo.optimize(model, layout=args.layout)
     bf16 = zoo.optimize(model, torch.bfloat16, layout=args.layout)
-    row = {"model": name, "input": list(shape), "gmacs_per_call": macs / 1e9, "peer": peer_name,
+    row = {"model": name, "input": list(shape), "gmacs_per_call": macs / 1e9, "peer_impl": peer_name,
            "fp32_folded_bn": fast.folded_batchnorms, "fp32_channels_last": fast.channels_last,
            "bf16_channels_last": bf16.channels_last}
     with torch.no_grad():
@@ -152,7 +153,7 @@ def main(argv=None):
     p.add_argument("--out", default=str(RESULTS / "speed.json"))
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    names = args.models or zoo.list_models()
+    names = [zoo.model_info(n).name for n in args.models] if args.models else zoo.list_models()
     peaks = {str(torch.float32): matmul_peak_gmacs(torch.float32), str(torch.bfloat16): matmul_peak_gmacs(torch.bfloat16)}
     header = {"command": " ".join([sys.executable, *sys.argv]), "machine": machine(),
               "matmul_peak_gmacs": peaks, "batch": args.batch, "threads": args.threads,
@@ -172,6 +173,8 @@ def main(argv=None):
               f"{row['speedup_fp32']:7.2f} {row['zoo-bf16']['clips_per_s']:12.3f} {row['speedup_bf16']:7.2f} "
               f"{100 * row['zoo-fp32']['fraction_of_matmul_peak']:9.1f}% {row['fp32_max_rel_dlogit']:14.2e} "
               f"{row['bf16_top1_agreement']:13.2f}", flush=True)
+        if name in PEERS:
+            print(f"{'':22} peer: {row['peer_impl']}", flush=True)
         if args.compile:
             print(f"{'':22} compiled: fp32 x{row['speedup_zoo-fp32-compiled']:.2f} peer "
                   f"(max rel dlogit {row['compiled_fp32_max_rel_dlogit']:.1e}) "
