@@ -9,14 +9,15 @@ Every row runs in this one process, on the same input, with the same thread coun
 * ``zoo-fp32``  — ``zoo.optimize(model)``: BN folded, channels-last, inference mode.
 * ``zoo-bf16``  — ``zoo.optimize(model, torch.bfloat16)``: the same under CPU bf16 autocast.
 
-Which peer a row ran against is its ``peer_impl``. Reported: median seconds per clip over ``--reps`` timed calls after ``--warmup``, clips/s, the
-speed-up over the peer, the achieved GMAC/s (fvcore MACs / time) against this machine's measured
-matmul peak, and numerics: max |Δlogit| relative to the logit scale for fp32 (target ≤1e-4),
-and top-1 agreement of bf16 with fp32 over ``--agree-clips`` random clips (random weights give
-near-tied logits, so this is a lower bound: `zoo compare` measures the agreement of trained
-models on the SynthMotion validation set). ``--compile`` adds ``zoo.optimize(..., compile=True)``
-rows (inductor with weight freezing), their compile times and the compiled bf16 model's top-1
-agreement with fp32 over the same clips.
+Which peer a row ran against is its ``peer_impl``. Reported: median seconds per clip over
+``--reps`` timed calls after ``--warmup``, clips/s, the speed-up over the peer, the achieved
+GMAC/s (fvcore MACs / time) against this machine's measured matmul peak, and numerics: max
+|Δlogit| relative to the logit scale for fp32 (target ≤1e-4), and top-1 agreement of bf16 with
+fp32 over ``--agree-clips`` random clips (random weights give near-tied logits, so this is a
+lower bound: `zoo compare` measures the agreement of trained models on the SynthMotion
+validation set). ``--compile`` adds ``zoo.optimize(..., compile=True)`` rows (inductor with
+weight freezing), their compile times and the compiled bf16 model's top-1 agreement with fp32
+over the same clips.
 
     python benchmarks/speed.py                     # every registered model
     python benchmarks/speed.py --models tsm_r50 r2plus1d_18 --reps 5 --compile

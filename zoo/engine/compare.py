@@ -43,9 +43,10 @@ BUDGETS = {"full": dict(classes=8, per_class=48, epochs=6, warmup=2, reps=5, lay
 TRAIN = dict(batch_size=8, optimizer="adamw", lr=1e-3, weight_decay=1e-4, warmup_epochs=1, schedule="cosine",
              amp="none")
 MEMORY = ("peak RSS of a fresh child process (python -m zoo.engine.compare --measure NAME) that builds the model "
-          "(random weights) and runs the eager, fast fp32 and fast bf16 latency measurements, compiled ones included "
-          "(zoo.optimize keeps model copies); peak_rss_eager_mib is the reading after the eager run alone. Read from Linux VmHWM "
-          "(/proc/self/status), not ru_maxrss, which a child inherits from its parent across fork + exec")
+          "(random weights) and runs the eager, fast fp32 and fast bf16 latency measurements, compiled ones "
+          "included (zoo.optimize keeps model copies); peak_rss_eager_mib is the reading after the eager run alone. "
+          "Read from Linux VmHWM (/proc/self/status), not ru_maxrss, which a child inherits from its parent across "
+          "fork + exec")
 # info fields the samplers, transforms and harness read: equal fingerprints need equal protocols
 _PROTOCOL = ("num_frames", "num_segments", "frames_per_segment", "sampling", "sampling_rate", "crop_size",
              "resize_size", "train_scales", "train_jitter", "mean", "std", "test_views")
@@ -322,8 +323,9 @@ def describe(doc: Dict[str, Any]) -> str:
     """How the run was made, in two lines (for the table)."""
     s = doc["settings"]
     lat, data, tr = s["latency"], s["data"], s["train"]
+    compiled = "; fast path also compiled (c: the compiled one is faster)" if lat.get("compile") else ""
     return (f"latency: canonical input, batch {lat['batch']}, {lat['threads']} thread(s), median of {lat['reps']} "
-            f"after {lat['warmup']} warmup{'; fast path also compiled (c: the compiled one is faster)' if lat.get('compile') else ''}; memory: peak RSS of a fresh process ({doc['machine']['cpu']})\n"
+            f"after {lat['warmup']} warmup{compiled}; memory: peak RSS of a fresh process ({doc['machine']['cpu']})\n"
             f"accuracy: bench networks from scratch on {data['name']} ({data['difficulty']}, {len(data['classes'])} "
             f"classes, {data['train_videos']} train / {data['val_videos']} val, {data['frames']} frames, "
             f"{data['size']} px), {tr['epochs']} epochs, batch {tr['batch_size']}, {tr['optimizer']} lr {tr['lr']:g}, "
