@@ -111,19 +111,19 @@ def bench_model(name: str, args, peaks: dict) -> dict:
                       "fraction_of_matmul_peak": macs / sec / 1e9 / peaks[str(dtype)]}
     row["speedup_fp32"] = row["peer"]["sec_per_call"] / row["zoo-fp32"]["sec_per_call"]
     row["speedup_bf16"] = row["peer"]["sec_per_call"] / row["zoo-bf16"]["sec_per_call"]
-    compiled = dict((label, fn) for label, fn, _ in runs)
+    fns = {label: fn for label, fn, _ in runs}
     for label in ("zoo-fp32-compiled", "zoo-bf16-compiled"):
         if label in row:
             row["speedup_" + label] = row["peer"]["sec_per_call"] / row[label]["sec_per_call"]
-    if "zoo-fp32-compiled" in compiled:
-        out = compiled["zoo-fp32-compiled"](x)
+    if "zoo-fp32-compiled" in fns:
+        out = fns["zoo-fp32-compiled"](x)
         row["compiled_fp32_max_rel_dlogit"] = ((out - ref).abs().max() / ref.abs().max()).item()
     out32 = fast(x)
     row["fp32_max_rel_dlogit"] = ((out32 - ref).abs().max() / ref.abs().max()).item()
     # bf16 top-1 agreement with fp32 over several clips
     bf16_runs = {"bf16_top1_agreement": bf16}
-    if "zoo-bf16-compiled" in compiled:
-        bf16_runs["compiled_bf16_top1_agreement"] = compiled["zoo-bf16-compiled"]
+    if "zoo-bf16-compiled" in fns:
+        bf16_runs["compiled_bf16_top1_agreement"] = fns["zoo-bf16-compiled"]
     agree, total = dict.fromkeys(bf16_runs, 0), 0
     g = torch.Generator().manual_seed(1)
     for _ in range(args.agree_clips):

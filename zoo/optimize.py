@@ -23,7 +23,6 @@ What it does, in order, on a copy of an eval-mode model:
 from __future__ import annotations
 
 import copy
-import time
 from typing import Dict, List, Optional, Tuple, Union
 
 import torch
@@ -32,8 +31,8 @@ import torch.nn as nn
 __all__ = ["optimize", "fold_batchnorms", "OptimizedModel"]
 
 _CONVS = (nn.Conv2d, nn.Conv3d)
-RECOMPILE_LIMIT = 256  # compiled graphs per model class in one process (see OptimizedModel._run)
 _BNS = (nn.BatchNorm2d, nn.BatchNorm3d)
+RECOMPILE_LIMIT = 256  # compiled graphs per model class in one process (see OptimizedModel._run)
 
 
 def _fold_pair(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
@@ -192,15 +191,6 @@ class OptimizedModel(nn.Module):
             return self.model.forward_head(features, pre_logits=pre_logits)
 
 
-def _seconds_per_call(fn, x: torch.Tensor, reps: int = 2) -> float:
-    with torch.inference_mode():
-        fn(x)
-        start = time.perf_counter()
-        for _ in range(reps):
-            fn(x)
-    return (time.perf_counter() - start) / reps
-
-
 def optimize(model: nn.Module, dtype: torch.dtype = torch.float32, *, example: Optional[torch.Tensor] = None,
              compile: Union[bool, str] = False, fold_bn: bool = True, layout: str = "channels_last"
              ) -> OptimizedModel:
@@ -248,12 +238,14 @@ def optimize(model: nn.Module, dtype: torch.dtype = torch.float32, *, example: O
     if layout == "channels_last":
         _to_channels_last(fast)
         return _tag(OptimizedModel(fast, dtype, folded, compile), fp32_convs)
+    from .engine.bench import time_call  # here, not at import: zoo.engine loads the training stack
+
     clip = _canonical_clip(model)
     plain = OptimizedModel(fast, dtype, folded, False, channels_last=False)
-    t_plain = _seconds_per_call(plain, clip)
+    t_plain = time_call(plain, clip, warmup=1, reps=2)
     cl = copy.deepcopy(fast)
     _to_channels_last(cl)
-    t_cl = _seconds_per_call(OptimizedModel(cl, dtype, folded, False), clip)
+    t_cl = time_call(OptimizedModel(cl, dtype, folded, False), clip, warmup=1, reps=2)
     best = OptimizedModel(cl, dtype, folded, compile) if t_cl <= t_plain else \
         OptimizedModel(fast, dtype, folded, compile, channels_last=False)
     return _tag(best, fp32_convs)
@@ -268,11 +260,12 @@ def _canonical_clip(model: nn.Module) -> torch.Tensor:
 
 def _faster_compiled(eager: OptimizedModel) -> OptimizedModel:
     """``eager`` or its compiled twin (same weights), whichever runs the canonical clip faster."""
+    from .engine.bench import time_call
     clip = _canonical_clip(eager)
     compiled = OptimizedModel(eager.model, eager.dtype, eager.folded_batchnorms, True, eager.channels_last)
     compiled.fp32_convs = eager.fp32_convs
-    t_compiled = _seconds_per_call(compiled, clip)  # the first (untimed) call compiles
-    return compiled if t_compiled < _seconds_per_call(eager, clip) else eager
+    t_compiled = time_call(compiled, clip, warmup=1, reps=2)  # the first (untimed) call compiles
+    return compiled if t_compiled < time_call(eager, clip, warmup=1, reps=2) else eager
 
 
 def _tag(model: OptimizedModel, fp32_convs: int) -> OptimizedModel:

@@ -124,11 +124,11 @@ class MaxPool3dSame(nn.Module):
         super().__init__()
         self.kernel_size = tuple(kernel_size)
         self.stride = tuple(stride)
+        self.static_pad = _static_same_padding(self.kernel_size, self.stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pad = _static_same_padding(self.kernel_size, self.stride)
-        if pad:  # max_pool3d pads with -inf itself
-            return F.max_pool3d(x, self.kernel_size, self.stride, pad)
+        if self.static_pad:  # max_pool3d pads with -inf itself
+            return F.max_pool3d(x, self.kernel_size, self.stride, self.static_pad)
         return F.max_pool3d(_pad_same(x, self.kernel_size, self.stride, float("-inf")), self.kernel_size, self.stride)
 
     def extra_repr(self) -> str:
