@@ -23,6 +23,9 @@ Official checkpoints in three layouts load through `checkpoint_filter_fn`: PySlo
 ``res2_0_branch2a_w`` / ``t_...`` for the fast pathway; read with `read_caffe2_pkl`) and
 PyTorchVideo hub / model-zoo ``.pyth`` (``blocks.*``). Our eval output is logits: PySlowFast's
 head applies a softmax at test time, PyTorchVideo's hub model does not.
+
+`Stem`, `Bottleneck`, `Pathway`, the head's window pooling and the key converters also serve
+the single-pathway ResNets of PySlowFast's ``ResNet`` class (`zoo.models.i3d_resnet`).
 """
 from __future__ import annotations
 
@@ -30,7 +33,8 @@ import io
 import os
 import pickle
 import re
-from typing import Dict, Iterable, List, Tuple
+from dataclasses import dataclass
+from typing import Dict, Iterable, List, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -41,13 +45,15 @@ from ._builder import check_input, register_checkpoint_reader, unwrap_state_dict
 from ._info import KINETICS_MEAN, KINETICS_STD, ModelInfo, Result
 from ._registry import create_model, register_model
 
-__all__ = ["SlowFast", "Bottleneck", "Stem", "Pathway", "FuseFastToSlow", "slow_indices",
-           "checkpoint_filter_fn", "read_caffe2_pkl", "to_pyslowfast_layout", "to_pytorchvideo_layout",
-           "to_caffe2_layout"]
+__all__ = ["SlowFast", "Bottleneck", "Stem", "Pathway", "FuseFastToSlow", "slow_indices", "block_temporal_kernels",
+           "pool_windows", "init_weights", "init_classifier", "PTVLayout", "PTV_SLOWFAST", "PTV_RESNET_POOL1",
+           "map_checkpoint", "checkpoint_filter_fn", "read_caffe2_pkl", "to_pyslowfast_layout",
+           "to_pytorchvideo_layout", "to_caffe2_layout"]
 
 # 26: two bottlenecks per stage, the small network `zoo compare` trains (not a published model)
 STAGE_DEPTHS = {26: (2, 2, 2, 2), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
-# Temporal kernel of the stem and of conv "a" in res2..res5 (PySlowFast _TEMPORAL_KERNEL_BASIS).
+# Temporal kernel of the stem and of conv "a" in res2..res5 (PySlowFast _TEMPORAL_KERNEL_BASIS); a
+# stage's entry may also be a tuple, cycled over its blocks (`block_temporal_kernels`).
 SLOW_TEMPORAL_KERNELS = (1, 1, 1, 3, 3)
 FAST_TEMPORAL_KERNELS = (5, 3, 3, 3, 3)
 STAGE_NAMES = ("res2", "res3", "res4", "res5")
@@ -55,6 +61,14 @@ STAGE_NAMES = ("res2", "res3", "res4", "res5")
 
 def _bn(channels: int) -> nn.BatchNorm3d:
     return nn.BatchNorm3d(channels, eps=1e-5, momentum=0.1)
+
+
+def block_temporal_kernels(kernels: Union[int, Sequence[int]], depth: int) -> Tuple[int, ...]:
+    """Temporal kernels of conv "a" in the ``depth`` blocks of a stage: one int for every block, or
+    a pattern repeated over the blocks (PySlowFast ``ResStage``, PyTorchVideo ``create_res_stage``),
+    e.g. ``(1, 3)`` over 3 blocks -> 1, 3, 1."""
+    pattern = (kernels,) if isinstance(kernels, int) else tuple(kernels)
+    return (pattern * depth)[:depth]
 
 
 def slow_indices(num_frames: int, alpha: int) -> torch.Tensor:
@@ -110,24 +124,39 @@ class Bottleneck(nn.Module):
 class Pathway(nn.Module):
     """One ResNet pathway: ``stem`` then stages ``res2``..``res5`` of `Bottleneck` blocks.
 
-    ``extra_in`` are the lateral channels concatenated onto each stage's input (slow pathway).
+    ``temporal_kernels``: the stem's, then each stage's conv "a" kernel (an int, or a tuple
+    cycled over the stage's blocks). ``extra_in`` are the lateral channels concatenated onto each
+    stage's input (slow pathway). ``temporal_pool`` > 1 adds ``pool``, a max-pool
+    ``[temporal_pool, 1, 1]`` (stride the same, no padding) after res2: PySlowFast's
+    ``pathway0_pool`` (``_POOL1``) and PyTorchVideo's ``stage1_pool`` (I3D, C2D).
     """
 
-    def __init__(self, width: int, depths: Tuple[int, ...], temporal_kernels: Tuple[int, ...],
-                 extra_in: Tuple[int, ...] = (0, 0, 0, 0)):
+    def __init__(self, width: int, depths: Tuple[int, ...], temporal_kernels: Sequence[Union[int, Sequence[int]]],
+                 extra_in: Tuple[int, ...] = (0, 0, 0, 0), temporal_pool: int = 1):
         super().__init__()
         self.stem = Stem(width, temporal_kernels[0])
+        self.pool = None
         in_ch = width
         for i, (name, depth) in enumerate(zip(STAGE_NAMES, depths)):
             inner, out = width * 2 ** i, width * 4 * 2 ** i
-            blocks = [Bottleneck(in_ch + extra_in[i] if j == 0 else out, inner, out, temporal_kernels[i + 1],
+            kernels = block_temporal_kernels(temporal_kernels[i + 1], depth)
+            blocks = [Bottleneck(in_ch + extra_in[i] if j == 0 else out, inner, out, kernels[j],
                                  stride=2 if (i > 0 and j == 0) else 1) for j in range(depth)]
             self.add_module(name, nn.Sequential(*blocks))
+            if i == 0 and temporal_pool > 1:
+                self.pool = nn.MaxPool3d((temporal_pool, 1, 1), stride=(temporal_pool, 1, 1))
             in_ch = out
         self.num_features = in_ch
 
     def stages(self) -> List[nn.Sequential]:
         return [getattr(self, n) for n in STAGE_NAMES]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The pathway on its own (no laterals): stem -> res2 -> [pool] -> res3 -> res4 -> res5."""
+        x = self.res2(self.stem(x))
+        if self.pool is not None:
+            x = self.pool(x)
+        return self.res5(self.res4(self.res3(x)))
 
 
 class FuseFastToSlow(nn.Module):
@@ -142,6 +171,38 @@ class FuseFastToSlow(nn.Module):
 
     def forward(self, slow: torch.Tensor, fast: torch.Tensor) -> torch.Tensor:
         return torch.cat([slow, F.relu(self.bn(self.conv(fast)), inplace=True)], 1)
+
+
+def pool_windows(features: torch.Tensor, size: Tuple[int, int, int]) -> torch.Tensor:
+    """``[B, C, T, H, W]`` -> ``[B, C]``: the mean of the stride-1 average-pooling windows of
+    ``size`` (clipped to the map), PySlowFast's / PyTorchVideo's head pool without the classifier.
+
+    Averaging the window means before a linear classifier equals the fully convolutional test
+    head (project every window, then average) of both references, without PySlowFast's softmax.
+    """
+    kernel = tuple(min(k, d) for k, d in zip(size, features.shape[2:]))
+    return F.avg_pool3d(features, kernel, stride=1).mean((2, 3, 4))
+
+
+def init_classifier(fc: nn.Linear) -> None:
+    """N(0, 0.01) weights, zero bias (PySlowFast ``MODEL.FC_INIT_STD``)."""
+    nn.init.normal_(fc.weight, 0, 0.01)
+    nn.init.zeros_(fc.bias)
+
+
+def init_weights(model: nn.Module, fc: nn.Linear) -> None:
+    """PySlowFast's init: ``c2_msra_fill`` convs, unit BN with the last BN of every `Bottleneck`
+    zeroed (``ZERO_INIT_FINAL_BN``), and `init_classifier` for ``fc``."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv3d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")  # c2_msra_fill
+        elif isinstance(m, nn.BatchNorm3d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    for m in model.modules():
+        if isinstance(m, Bottleneck):
+            nn.init.zeros_(m.bn_c.weight)  # ZERO_INIT_FINAL_BN
+    init_classifier(fc)
 
 
 class SlowFast(nn.Module):
@@ -187,24 +248,7 @@ class SlowFast(nn.Module):
         self.pool_sizes = ((num_frames // alpha, s, s), (num_frames, s, s))
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(self.num_features, num_classes)
-        self._init_weights()
-
-    def _init_weights(self):
-        for m in self.modules():
-            if isinstance(m, nn.Conv3d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")  # c2_msra_fill
-            elif isinstance(m, nn.BatchNorm3d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-        for m in self.modules():
-            if isinstance(m, Bottleneck):
-                nn.init.zeros_(m.bn_c.weight)  # ZERO_INIT_FINAL_BN
-        self._init_fc(self.fc)
-
-    @staticmethod
-    def _init_fc(fc: nn.Linear):
-        nn.init.normal_(fc.weight, 0, 0.01)
-        nn.init.zeros_(fc.bias)
+        init_weights(self, self.fc)
 
     # -- timm-style interface -------------------------------------------------------------
     def get_classifier(self) -> nn.Module:
@@ -213,7 +257,7 @@ class SlowFast(nn.Module):
     def reset_classifier(self, num_classes: int):
         self.num_classes = num_classes
         self.fc = nn.Linear(self.num_features, num_classes)
-        self._init_fc(self.fc)
+        init_classifier(self.fc)
 
     def forward_features(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """``[B, 3, T, H, W]`` -> (slow ``[B, 2048, T/alpha, H/32, W/32]``, fast ``[B, 256, T, H/32, W/32]``)."""
@@ -229,16 +273,8 @@ class SlowFast(nn.Module):
         return slow, fast
 
     def forward_head(self, features: Tuple[torch.Tensor, torch.Tensor], pre_logits: bool = False) -> torch.Tensor:
-        """Pool each pathway (stride-1 windows of ``pool_sizes``, then their mean), concat, classify.
-
-        Averaging the window means before the linear classifier equals PySlowFast's fully
-        convolutional test head (project every window, then average) without its softmax.
-        """
-        pooled = []
-        for f, size in zip(features, self.pool_sizes):
-            kernel = tuple(min(k, d) for k, d in zip(size, f.shape[2:]))
-            pooled.append(F.avg_pool3d(f, kernel, stride=1).mean((2, 3, 4)))
-        x = torch.cat(pooled, 1)
+        """Pool each pathway (`pool_windows` of ``pool_sizes``), concat, classify."""
+        x = torch.cat([pool_windows(f, size) for f, size in zip(features, self.pool_sizes)], 1)
         if pre_logits:
             return x
         return self.fc(self.dropout(x))
@@ -251,27 +287,47 @@ class SlowFast(nn.Module):
 # Three official layouts, all mapped through PySlowFast's key names (the hub in the middle):
 #   Caffe2 blobs  <->  PySlowFast  <->  zoo
 #   PyTorchVideo  <->  PySlowFast
+# The same names serve PySlowFast's single-pathway ``ResNet`` (I3D: ``pathway0`` only, and a
+# parameter-free ``pathway0_pool`` after s2).
 _BN_SUFFIXES = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 _C2_BN = {"s": "weight", "b": "bias", "rm": "running_mean", "riv": "running_var"}
 _C2_BN_INV = {v: k for k, v in _C2_BN.items()}
-_PATHWAYS = ("slow", "fast")
+# our `Pathway` attribute -> PySlowFast pathway index: SlowFast's two, a single-pathway ResNet's one
+_PATHWAY_INDEX = {"slow": 0, "fast": 1, "backbone": 0}
+_PATH = "(" + "|".join(_PATHWAY_INDEX) + ")"
+
+
+@dataclass(frozen=True)
+class PTVLayout:
+    """Where a PyTorchVideo ``Net`` keeps PySlowFast's s1 (stem), s2..s5 (res2..res5) and head:
+    ``blocks`` are their indices in ``Net.blocks``; ``multipathway`` nests each block's pathways
+    in ``multipathway_blocks.{p}`` (and the laterals in ``multipathway_fusion``)."""
+
+    blocks: Tuple[int, int, int, int, int, int]
+    multipathway: bool
+
+
+# create_slowfast: blocks.5 pools and concatenates the pathways, blocks.6 is the head
+PTV_SLOWFAST = PTVLayout((0, 1, 2, 3, 4, 6), multipathway=True)
+# create_resnet(stage1_pool=...) (I3D, C2D): the pool after res2 is blocks.2
+PTV_RESNET_POOL1 = PTVLayout((0, 1, 3, 4, 5, 6), multipathway=False)
 
 
 def _zoo_to_pysf(key: str) -> str:
-    m = re.fullmatch(r"(slow|fast)\.stem\.(conv|bn)\.(\w+)", key)
+    m = re.fullmatch(rf"{_PATH}\.stem\.(conv|bn)\.(\w+)", key)
     if m:
-        return f"s1.pathway{_PATHWAYS.index(m[1])}_stem.{m[2]}.{m[3]}"
-    m = re.fullmatch(r"(slow|fast)\.res(\d)\.(\d+)\.(\w+)\.(\w+)", key)
+        return f"s1.pathway{_PATHWAY_INDEX[m[1]]}_stem.{m[2]}.{m[3]}"
+    m = re.fullmatch(rf"{_PATH}\.res(\d)\.(\d+)\.(\w+)\.(\w+)", key)
     if m:
         path, stage, block, layer, param = m.groups()
-        prefix = f"s{stage}.pathway{_PATHWAYS.index(path)}_res{block}"
+        prefix = f"s{stage}.pathway{_PATHWAY_INDEX[path]}_res{block}"
         if layer.startswith(("conv_", "bn_")):  # conv_a -> branch2.a, bn_a -> branch2.a_bn
             kind, branch = layer.split("_")
             return f"{prefix}.branch2.{branch}{'_bn' if kind == 'bn' else ''}.{param}"
-    m = re.fullmatch(r"(slow|fast)\.res(\d)\.(\d+)\.shortcut\.(conv|bn)\.(\w+)", key)
+    m = re.fullmatch(rf"{_PATH}\.res(\d)\.(\d+)\.shortcut\.(conv|bn)\.(\w+)", key)
     if m:
         path, stage, block, layer, param = m.groups()
-        return f"s{stage}.pathway{_PATHWAYS.index(path)}_res{block}.branch1{'_bn' if layer == 'bn' else ''}.{param}"
+        return f"s{stage}.pathway{_PATHWAY_INDEX[path]}_res{block}.branch1{'_bn' if layer == 'bn' else ''}.{param}"
     m = re.fullmatch(r"laterals\.(\d)\.(conv|bn)\.(\w+)", key)
     if m:
         return f"s{int(m[1]) + 1}_fuse.{'conv_f2s' if m[2] == 'conv' else 'bn'}.{m[3]}"
@@ -281,23 +337,30 @@ def _zoo_to_pysf(key: str) -> str:
     raise KeyError(f"no PySlowFast name for zoo key {key!r}")
 
 
-def _pysf_to_ptv(key: str) -> str:
+def _pysf_to_ptv(key: str, layout: PTVLayout = PTV_SLOWFAST) -> str:
+    def block(stage: str, path: str) -> str:  # s1..s5 -> blocks.{i}[.multipathway_blocks.{p}]
+        if layout.multipathway:
+            return f"blocks.{layout.blocks[int(stage) - 1]}.multipathway_blocks.{path}"
+        if path != "0":
+            raise KeyError(f"no PyTorchVideo name for PySlowFast key {key!r} in a single-pathway network")
+        return f"blocks.{layout.blocks[int(stage) - 1]}"
+
     m = re.fullmatch(r"s1\.pathway(\d)_stem\.(conv|bn)\.(\w+)", key)
     if m:
-        return f"blocks.0.multipathway_blocks.{m[1]}.{'norm' if m[2] == 'bn' else 'conv'}.{m[3]}"
+        return f"{block('1', m[1])}.{'norm' if m[2] == 'bn' else 'conv'}.{m[3]}"
     m = re.fullmatch(r"s(\d)_fuse\.(conv_f2s|bn)\.(\w+)", key)
-    if m:
+    if m and layout.multipathway:
         layer = "conv_fast_to_slow" if m[2] == "conv_f2s" else "norm"
-        return f"blocks.{int(m[1]) - 1}.multipathway_fusion.{layer}.{m[3]}"
+        return f"blocks.{layout.blocks[int(m[1]) - 1]}.multipathway_fusion.{layer}.{m[3]}"
     m = re.fullmatch(r"s(\d)\.pathway(\d)_res(\d+)\.(branch1|branch1_bn|branch2\.[abc]|branch2\.[abc]_bn)\.(\w+)", key)
     if m:
-        stage, path, block, layer, param = m.groups()
+        stage, path, res, layer, param = m.groups()
         layer = {"branch1": "branch1_conv", "branch1_bn": "branch1_norm"}.get(layer) or re.sub(
             r"branch2\.([abc])(_bn)?", lambda b: f"branch2.{'norm' if b[2] else 'conv'}_{b[1]}", layer)
-        return f"blocks.{int(stage) - 1}.multipathway_blocks.{path}.res_blocks.{block}.{layer}.{param}"
+        return f"{block(stage, path)}.res_blocks.{res}.{layer}.{param}"
     m = re.fullmatch(r"head\.projection\.(weight|bias)", key)
     if m:
-        return f"blocks.6.proj.{m[1]}"
+        return f"blocks.{layout.blocks[5]}.proj.{m[1]}"
     raise KeyError(f"no PyTorchVideo name for PySlowFast key {key!r}")
 
 
@@ -356,22 +419,26 @@ def _c2_branch(branch: str) -> str:
     return branch if branch == "1" else f"2.{branch[1]}"
 
 
-def _pysf_to_zoo_table(model: SlowFast) -> Dict[str, str]:
+def _pysf_to_zoo_table(model: nn.Module) -> Dict[str, str]:
     return {_zoo_to_pysf(k): k for k in model.state_dict()}
 
 
 def to_pyslowfast_layout(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    """Our state dict under PySlowFast's key names (as in its ``.pyth`` ``model_state``)."""
+    """Our state dict (SlowFast, or a single-pathway ResNet such as I3D) under PySlowFast's key
+    names (as in its ``.pyth`` ``model_state``)."""
     return {_zoo_to_pysf(k): v for k, v in state_dict.items()}
 
 
-def to_pytorchvideo_layout(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    """Our state dict under PyTorchVideo's ``create_slowfast`` key names (``blocks.*``)."""
-    return {_pysf_to_ptv(_zoo_to_pysf(k)): v for k, v in state_dict.items()}
+def to_pytorchvideo_layout(state_dict: Dict[str, torch.Tensor],
+                           layout: PTVLayout = PTV_SLOWFAST) -> Dict[str, torch.Tensor]:
+    """Our state dict under PyTorchVideo's key names (``blocks.*``): ``create_slowfast``'s by
+    default, ``create_resnet(stage1_pool=...)``'s with ``layout=PTV_RESNET_POOL1`` (I3D)."""
+    return {_pysf_to_ptv(_zoo_to_pysf(k), layout): v for k, v in state_dict.items()}
 
 
 def to_caffe2_layout(state_dict: Dict[str, torch.Tensor], depth: int = 50) -> Dict[str, np.ndarray]:
-    """Our state dict as PySlowFast Caffe2 ``blobs`` (numpy arrays; BN step counters dropped)."""
+    """Our state dict as PySlowFast Caffe2 ``blobs`` (numpy arrays; BN step counters dropped).
+    ``depth`` names the laterals (SlowFast only)."""
     depths = STAGE_DEPTHS[depth]
     return {_pysf_to_c2(p, depths): v.numpy() for k, v in state_dict.items()
             if not (p := _zoo_to_pysf(k)).endswith("num_batches_tracked")}
@@ -401,6 +468,26 @@ def _from_caffe2(blobs: Dict[str, np.ndarray], own: Dict[str, torch.Tensor]) -> 
     return out
 
 
+def map_checkpoint(checkpoint, model: nn.Module, *, ptv_layout: PTVLayout = PTV_SLOWFAST,
+                   family: str = "a SlowFast") -> Dict[str, torch.Tensor]:
+    """Map a PySlowFast (``.pyth`` or Caffe2 ``blobs``), PyTorchVideo or zoo checkpoint of a
+    network built from `Pathway` (``model``'s keys) to our keys; ``ptv_layout`` is where
+    PyTorchVideo's builder puts the stages. Unknown keys pass through for the loader to report."""
+    own = model.state_dict()
+    table = _pysf_to_zoo_table(model)
+    if isinstance(checkpoint, dict) and isinstance(checkpoint.get("blobs"), dict):
+        pysf = _from_caffe2(checkpoint["blobs"], {p: own[z] for p, z in table.items()})
+    else:
+        state_dict = unwrap_state_dict(checkpoint, strip_prefixes=(), family=family)
+        if set(state_dict) <= set(own):
+            return state_dict  # already zoo layout
+        pysf = _strip_prefixes(state_dict, ("module.", "model."))
+        if any(k.startswith("blocks.") for k in pysf):
+            ptv_to_pysf = {_pysf_to_ptv(p, ptv_layout): p for p in table}
+            pysf = {ptv_to_pysf.get(k, k): v for k, v in pysf.items()}
+    return {table.get(k, k): v for k, v in pysf.items()}
+
+
 def checkpoint_filter_fn(checkpoint, model: SlowFast) -> Dict[str, torch.Tensor]:
     """Map an official SlowFast checkpoint or a zoo one to our keys.
 
@@ -409,19 +496,7 @@ def checkpoint_filter_fn(checkpoint, model: SlowFast) -> Dict[str, torch.Tensor]
     ``blocks.0.multipathway_blocks.0.conv.weight``..., optionally ``model.``-prefixed as in
     PySlowFast's copies), Caffe2 ``.pkl`` (``{"blobs": {name: ndarray}}``) or a bare state dict.
     """
-    own = model.state_dict()
-    table = _pysf_to_zoo_table(model)
-    if isinstance(checkpoint, dict) and isinstance(checkpoint.get("blobs"), dict):
-        pysf = _from_caffe2(checkpoint["blobs"], {p: own[z] for p, z in table.items()})
-    else:
-        state_dict = unwrap_state_dict(checkpoint, strip_prefixes=(), family="a SlowFast")
-        if set(state_dict) <= set(own):
-            return state_dict  # already zoo layout
-        pysf = _strip_prefixes(state_dict, ("module.", "model."))
-        if any(k.startswith("blocks.") for k in pysf):
-            ptv_to_pysf = {_pysf_to_ptv(p): p for p in table}
-            pysf = {ptv_to_pysf.get(k, k): v for k, v in pysf.items()}
-    return {table.get(k, k): v for k, v in pysf.items()}  # unknown keys are reported by the loader
+    return map_checkpoint(checkpoint, model, ptv_layout=PTV_SLOWFAST, family="a SlowFast")
 
 
 # -- Caffe2 pickles ------------------------------------------------------------------------

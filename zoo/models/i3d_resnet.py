@@ -1,0 +1,142 @@
+"""I3D ResNet: a 3D ResNet-50 whose bottlenecks inflate conv "a" to 3x1x1 in a per-stage pattern.
+
+Wang et al., "Non-local Neural Networks", CVPR 2018 (its I3D baseline, inflated as Carreira &
+Zisserman, CVPR 2017), in the 8x8 setting of PySlowFast (``video_model_builder.ResNet`` with
+``MODEL.ARCH: i3d``, ``configs/Kinetics/I3D_8x8_R50.yaml``) and PyTorchVideo's hub ``i3d_r50``
+(``create_resnet``), layer for layer: a 5x7x7 stem, ResNet-50 bottleneck stages whose conv "a"
+is 3x1x1 or 1x1x1 (res2 3,3,3; res3 3,1,3,1; res4 3,1,3,1,3,1; res5 1,3,1), a 2x1x1 temporal
+max-pool after res2, and SlowFast's head for one pathway (average-pool windows fixed by the
+training clip and crop, stride 1, dropout, fc). No non-local blocks.
+
+    [B, 3, T, H, W] -> stem: conv 5x7x7 /1,2,2 -> BN -> ReLU -> max-pool 1x3x3 /1,2,2
+      -> res2 (kt 3,3,3) -> max-pool 2x1x1 /2,1,1 -> res3 (kt 3,1,3,1) /2
+      -> res4 (kt 3,1,3,1,3,1) /2 -> res5 (kt 1,3,1) /2          [B, 2048, T/2, H/32, W/32]
+      -> mean of avg-pool windows [T/2, crop/32, crop/32] stride 1 -> dropout -> fc
+
+Built from SlowFast's `Stem`, `Bottleneck` and `Pathway` (`zoo.models.slowfast`): the keys are
+``backbone.stem.*``, ``backbone.res2.0.conv_a.*``..., ``fc.*``. `checkpoint_filter_fn` loads
+PyTorchVideo hub / model-zoo ``.pyth`` (``model_state``, ``blocks.0.conv.weight``...; the pool
+is ``blocks.2``, the head ``blocks.6.proj``), PySlowFast ``.pyth`` (``model_state``,
+``s1.pathway0_stem.conv.weight``, ``s2.pathway0_res0.branch2.a.weight``...,
+``head.projection.weight``) and PySlowFast's Caffe2 ``.pkl`` (``blobs``). Our eval output is
+logits: PySlowFast's head applies a softmax at test time, PyTorchVideo's hub model does not.
+"""
+from __future__ import annotations
+
+from typing import Dict
+
+import torch
+import torch.nn as nn
+
+from ._builder import check_input
+from ._info import KINETICS_MEAN, KINETICS_STD, ModelInfo, Result
+from ._registry import create_model, register_model
+from .slowfast import (PTV_RESNET_POOL1, STAGE_DEPTHS, Pathway, init_classifier, init_weights, map_checkpoint,
+                       pool_windows)
+
+__all__ = ["I3DResNet", "I3D_TEMPORAL_KERNELS", "TEMPORAL_POOL", "PTV_LAYOUT", "checkpoint_filter_fn"]
+
+# Temporal kernel of the stem, then of conv "a" in res2..res5, a tuple cycled over the stage's
+# blocks: PySlowFast _TEMPORAL_KERNEL_BASIS["i3d"], PyTorchVideo i3d_r50's stage_conv_a_kernel_size.
+I3D_TEMPORAL_KERNELS = (5, 3, (3, 1), (3, 1), (1, 3))
+# Max-pool [2, 1, 1] stride [2, 1, 1] after res2: PySlowFast _POOL1["i3d"], PyTorchVideo stage1_pool.
+TEMPORAL_POOL = 2
+# PyTorchVideo create_resnet(stage1_pool=...): stem blocks.0, res2 blocks.1, pool blocks.2, res3..res5
+# blocks.3..5, head blocks.6
+PTV_LAYOUT = PTV_RESNET_POOL1
+
+
+class I3DResNet(nn.Module):
+    """I3D ResNet (PySlowFast ``ResNet``, arch ``i3d``) on one ``[B, 3, T, H, W]`` clip, T even.
+
+    Args:
+        num_classes: classifier outputs.
+        depth: ResNet depth (50 or 101; 26 is the small `zoo compare` network).
+        num_frames: frames T of the training clip; with ``train_crop_size`` it fixes the head's
+            pooling window ``[T/2, crop/32, crop/32]``, stride 1 (PySlowFast ``ResNetBasicHead``;
+            PyTorchVideo's ``head_pool_kernel_size=(4, 7, 7)`` for 8 frames at 224). Windows
+            larger than the feature map are clipped to it, so smaller inputs pool globally.
+        train_crop_size: the training crop size (224).
+        dropout: dropout before the classifier.
+    """
+
+    def __init__(self, num_classes: int = 400, depth: int = 50, num_frames: int = 8, train_crop_size: int = 224,
+                 dropout: float = 0.5):
+        super().__init__()
+        if depth not in STAGE_DEPTHS:
+            raise ValueError(f"depth must be one of {sorted(STAGE_DEPTHS)}, got {depth}")
+        if num_frames < TEMPORAL_POOL or num_frames % TEMPORAL_POOL:
+            raise ValueError(f"num_frames must be a positive multiple of {TEMPORAL_POOL} (the temporal pool after "
+                             f"res2), got {num_frames}")
+        self.num_classes = num_classes
+        self.backbone = Pathway(64, STAGE_DEPTHS[depth], I3D_TEMPORAL_KERNELS, temporal_pool=TEMPORAL_POOL)
+        self.num_features = self.backbone.num_features
+        s = train_crop_size // 32
+        self.pool_size = (num_frames // TEMPORAL_POOL, s, s)
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(self.num_features, num_classes)
+        init_weights(self, self.fc)
+
+    # -- timm-style interface -------------------------------------------------------------
+    def get_classifier(self) -> nn.Module:
+        return self.fc
+
+    def reset_classifier(self, num_classes: int):
+        self.num_classes = num_classes
+        self.fc = nn.Linear(self.num_features, num_classes)
+        init_classifier(self.fc)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, 3, T, H, W]`` -> ``[B, 2048, T/2, H/32, W/32]``."""
+        check_input(x, model=type(self).__name__, frames_multiple=TEMPORAL_POOL)
+        return self.backbone(x)
+
+    def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """`pool_windows` of ``pool_size``, then dropout and ``fc``."""
+        x = pool_windows(features, self.pool_size)
+        if pre_logits:
+            return x
+        return self.fc(self.dropout(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+# -- official checkpoints ------------------------------------------------------------------
+def checkpoint_filter_fn(checkpoint, model: I3DResNet) -> Dict[str, torch.Tensor]:
+    """Map an official I3D ResNet checkpoint or a zoo one to our keys.
+
+    Accepts the raw object `read_checkpoint` returned: PyTorchVideo ``.pyth`` (``model_state``,
+    keys ``blocks.0.conv.weight``..., optionally ``model.``-prefixed as in PySlowFast's copies),
+    PySlowFast ``.pyth`` (``model_state``, keys ``s1.pathway0_stem.conv.weight``...), Caffe2
+    ``.pkl`` (``{"blobs": {name: ndarray}}``) or a bare state dict.
+    """
+    return map_checkpoint(checkpoint, model, ptv_layout=PTV_LAYOUT, family="an I3D ResNet")
+
+
+# -- registered variants -------------------------------------------------------------------
+_PAPER = "Wang et al., Non-local Neural Networks, CVPR 2018 (its I3D ResNet-50 baseline)"
+_VIEWS = "10 clips x 3 crops, 256 px (short side 256, 256x256 crops)"
+_PTV_ZOO = "facebookresearch/SlowFast projects/pytorchvideo/README.md (PyTorchVideo model zoo)"
+_PYSF_ZOO = "facebookresearch/SlowFast MODEL_ZOO.md (Caffe2 weights)"
+
+
+@register_model(ModelInfo(
+    name="i3d_r50", family="i3d_resnet", paper=_PAPER, num_frames=8, num_segments=1, frames_per_segment=1,
+    sampling="dense", sampling_rate=8, crop_size=256, resize_size=256, train_jitter=(256, 320),
+    mean=KINETICS_MEAN, std=KINETICS_STD, test_views=(10, 3), num_classes=400, dataset="kinetics400",
+    ref_gflops=37.28, ref_params_m=28.04,
+    results=(Result("kinetics400", 73.27, 90.70, _VIEWS, _PTV_ZOO),
+             Result("kinetics400", 73.5, 90.8, _VIEWS, _PYSF_ZOO)),
+    checkpoints=("https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics/I3D_8x8_R50.pyth",
+                 "https://dl.fbaipublicfiles.com/pyslowfast/model_zoo/kinetics400/I3D_8x8_R50.pkl"),
+    min_size=32,
+    # 4 frames: at sampling rate 8 they span the 32 frames of a SynthMotion clip
+    bench=dict(model_args=dict(depth=26, num_frames=4, train_crop_size=32), frames=4),
+    notes="8 input frames at stride 8 (64 source frames), trained on 224 crops. Same network as PyTorchVideo's "
+          "hub i3d_r50 and PySlowFast's configs/Kinetics/I3D_8x8_R50. GFLOPs measured with fvcore on PyTorchVideo's "
+          "i3d_r50 at 256x256 (28.54 at 224x224; the PyTorchVideo zoo quotes 37.53)."),
+    filter_fn=checkpoint_filter_fn)
+def i3d_r50(**kwargs) -> I3DResNet:
+    """I3D ResNet-50, 8x8 (PyTorchVideo's hub i3d_r50, PySlowFast's I3D_8x8_R50)."""
+    return create_model(I3DResNet, dict(depth=50), kwargs)
