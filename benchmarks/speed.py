@@ -3,21 +3,22 @@
 Every row runs in this one process, on the same input, with the same thread count:
 
 * ``peer``      — the installable peer implementation (torchvision ``r2plus1d_18``, PyTorchVideo
-                  ``slowfast_r50``) with the same weights, eager fp32, default layout, no_grad —
+                  ``slowfast_r50`` and ``i3d_r50``) with the same weights, eager fp32, default layout, no_grad —
                   or, for families with no installable peer (TSM, PAN, I3D-Inception, P3D), the
                   zoo model run the way peers run (eager fp32, default layout).
 * ``zoo-fp32``  — ``zoo.optimize(model)``: BN folded, channels-last, inference mode.
 * ``zoo-bf16``  — ``zoo.optimize(model, torch.bfloat16)``: the same under CPU bf16 autocast.
 
 Which peer a row ran against is its ``peer_impl``. Reported: median seconds per clip over
-``--reps`` timed calls after ``--warmup``, clips/s, the speed-up over the peer, the achieved
-GMAC/s (fvcore MACs / time) against this machine's measured matmul peak, and numerics: max
-|Δlogit| relative to the logit scale for fp32 (target ≤1e-4), and top-1 agreement of bf16 with
-fp32 over ``--agree-clips`` random clips (random weights give near-tied logits, so this is a
-lower bound: `zoo compare` measures the agreement of trained models on the SynthMotion
-validation set). ``--compile`` adds ``zoo.optimize(..., compile=True)`` rows (inductor with
-weight freezing), their compile times and the compiled bf16 model's top-1 agreement with fp32
-over the same clips.
+``--reps`` interleaved rounds (each round times one call of every row, so a slow spell of the
+machine hits all rows alike) after ``--warmup`` calls each, clips/s, the speed-up over the peer,
+the achieved GMAC/s (fvcore MACs / time) against this machine's measured matmul peak, and
+numerics: max |Δlogit| relative to the logit scale for fp32 (target ≤1e-4), and top-1 agreement
+of bf16 with fp32 over ``--agree-clips`` random clips (random weights give near-tied logits, so
+this is a lower bound: `zoo compare` measures the agreement of trained models on the SynthMotion
+validation set). ``--compile`` adds rows for the compiled twins of the two fast models
+(``OptimizedModel.compiled_twin``: inductor with weight freezing), their compile times and the
+compiled bf16 model's top-1 agreement with fp32 over the same clips.
 
     python benchmarks/speed.py                     # every registered model
     python benchmarks/speed.py --models tsm_r50 r2plus1d_18 --reps 5 --compile
@@ -34,7 +35,8 @@ import torch
 import torch.nn as nn
 
 import zoo
-from zoo.engine.bench import machine_description, matmul_peak_gmacs, randomize_bn_stats, time_call, versions
+from zoo.engine.bench import (machine_description, matmul_peak_gmacs, randomize_bn_stats, time_interleaved,
+                              versions)
 from zoo.engine.checkpoint import atomic_write_text
 from zoo.flops import count_flops
 
@@ -70,8 +72,17 @@ def _ptv_slowfast_r50(model):
     return _PackPathways(net, 4), "pytorchvideo.models.hub.slowfast_r50"
 
 
+def _ptv_i3d_r50(model):
+    from pytorchvideo.models.hub import i3d_r50
+    from zoo.models.i3d_resnet import PTV_LAYOUT
+    from zoo.models.slowfast import to_pytorchvideo_layout
+    net = i3d_r50(pretrained=False)
+    net.load_state_dict(to_pytorchvideo_layout(model.state_dict(), PTV_LAYOUT))
+    return net, "pytorchvideo.models.hub.i3d_r50"
+
+
 # keyed by registered (canonical) name: ``zoo.list_models()`` lists slowfast_r50 as slowfast_8x8_r50
-PEERS = {"r2plus1d_18": _torchvision_r2plus1d_18, "slowfast_8x8_r50": _ptv_slowfast_r50}
+PEERS = {"r2plus1d_18": _torchvision_r2plus1d_18, "slowfast_8x8_r50": _ptv_slowfast_r50, "i3d_r50": _ptv_i3d_r50}
 
 
 def machine() -> dict:
@@ -97,21 +108,23 @@ def bench_model(name: str, args, peaks: dict) -> dict:
     with torch.no_grad():
         ref = peer(x)
     runs = [("peer", peer, torch.float32), ("zoo-fp32", fast, torch.float32), ("zoo-bf16", bf16, torch.bfloat16)]
-    if args.compile:  # torch.compile (inductor, weight freezing) on top of the fast path
-        for label, dtype in (("zoo-fp32-compiled", torch.float32), ("zoo-bf16-compiled", torch.bfloat16)):
-            compiled = zoo.optimize(model, dtype, layout=args.layout, compile=True)
+    if args.compile:  # torch.compile (inductor, weight freezing) of the very models above
+        for label, eager, dtype in (("zoo-fp32-compiled", fast, torch.float32),
+                                    ("zoo-bf16-compiled", bf16, torch.bfloat16)):
+            compiled = eager.compiled_twin()
             start = time.perf_counter()
             compiled(x)
             row[label + "-compile-seconds"] = time.perf_counter() - start
             runs.append((label, compiled, dtype))
-    for label, fn, dtype in runs:
-        sec = time_call(fn, x, args.warmup, args.reps)
+    fns = {label: fn for label, fn, _ in runs}
+    secs = time_interleaved(fns, x, args.warmup, args.reps)
+    for label, _, dtype in runs:
+        sec = secs[label]
         row[label] = {"sec_per_call": sec, "clips_per_s": args.batch / sec,
                       "gmacs_per_s": macs / sec / 1e9,
                       "fraction_of_matmul_peak": macs / sec / 1e9 / peaks[str(dtype)]}
     row["speedup_fp32"] = row["peer"]["sec_per_call"] / row["zoo-fp32"]["sec_per_call"]
     row["speedup_bf16"] = row["peer"]["sec_per_call"] / row["zoo-bf16"]["sec_per_call"]
-    fns = {label: fn for label, fn, _ in runs}
     for label in ("zoo-fp32-compiled", "zoo-bf16-compiled"):
         if label in row:
             row["speedup_" + label] = row["peer"]["sec_per_call"] / row[label]["sec_per_call"]
@@ -155,14 +168,14 @@ def main(argv=None):
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     names = [zoo.model_info(n).name for n in args.models] if args.models else zoo.list_models()
-    peaks = {str(torch.float32): matmul_peak_gmacs(torch.float32), str(torch.bfloat16): matmul_peak_gmacs(torch.bfloat16)}
+    peaks = {str(dtype): matmul_peak_gmacs(dtype) for dtype in (torch.float32, torch.bfloat16)}
     header = {"command": " ".join([sys.executable, *sys.argv]), "machine": machine(),
               "matmul_peak_gmacs": peaks, "batch": args.batch, "threads": args.threads,
               "warmup": args.warmup, "reps": args.reps, "layout": args.layout, "compile": args.compile,
-              "timing": "median of reps, seconds per call",
+              "timing": "median of reps interleaved rounds (one call of every row per round), seconds per call",
               "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
     print(f"# {header['machine']['cpu']}, {args.threads} threads, batch {args.batch}, "
-          f"median of {args.reps} after {args.warmup} warm-up; matmul peak fp32 "
+          f"median of {args.reps} interleaved rounds after {args.warmup} warm-up; matmul peak fp32 "
           f"{peaks[str(torch.float32)]:.0f} / bf16 {peaks[str(torch.bfloat16)]:.0f} GMAC/s")
     print(f"{'model':22} {'peer clips/s':>12} {'fp32 clips/s':>12} {'x peer':>7} {'bf16 clips/s':>12} {'x peer':>7} "
           f"{'fp32 %peak':>10} {'max rel dlogit':>14} {'bf16 top1 agr':>13}")

@@ -1,12 +1,14 @@
 """`zoo compare`: bench presets, run grouping, a tiny end-to-end run and the command line."""
 import json
+import os
 
 import pytest
 import torch
 
 import zoo
 from zoo.cli import main
-from zoo.engine.compare import _measure_child, _previous, bench_model, fast_path_ms, group_runs, run_compare
+from zoo.engine.compare import (_measure_child, _previous, bench_model, fast_path_ms, group_runs, recheck_numerics,
+                                run_compare)
 
 
 @pytest.mark.parametrize("name", zoo.list_models())
@@ -65,15 +67,25 @@ def test_run_compare_writes_the_schema(tmp_path):
     assert doc["models"]["tsm_r101"]["bench"]["run"] == "tsm_r50"
     assert doc["models"]["tsm_r101"]["bench"]["shared_with"] == ["tsm_r101"]
     assert doc["models"]["p3d_199"]["bench"]["run"] == "p3d_63"
-    # a re-run with the same settings reuses the finished entries (no training: same seconds)
+    # a re-run with the same settings reuses the finished entries (no training: same seconds) and
+    # re-measures the fast path's numerics on the saved weights
     again = run_compare(models=models[:1], classes=4, per_class=4, epochs=1, out_dir=str(tmp_path / "runs"),
                         results=str(results), skip_latency=True, progress=False, command="test")
-    assert again["models"] == doc["models"]
+    b, b0 = again["models"]["tsm_r101"]["bench"], doc["models"]["tsm_r101"]["bench"]
+    assert "numerics_rechecked" in b and "numerics_rechecked" not in b0
+    numerics = ("bf16_top1_agreement", "fp32_max_rel_dlogit")
+    assert {k: v for k, v in b.items() if k not in (*numerics, "numerics_rechecked")} == \
+        {k: v for k, v in b0.items() if k not in numerics}
+    assert b["bf16_top1_agreement"] == b0["bf16_top1_agreement"] and b["fp32_max_rel_dlogit"] < 1e-3
+    assert again["models"]["p3d_199"] == doc["models"]["p3d_199"]  # not in this call: untouched
+    # without the saved weights there is nothing to re-check: the entry stays as it was
+    os.remove(tmp_path / "runs" / "tsm_r50" / "model.pt")
+    assert recheck_numerics(b0, str(tmp_path / "runs" / "data")) == b0
     # other latency settings: latency is re-measured, cost and training are kept
     changed = json.loads(json.dumps(doc["settings"]))
     changed["latency"]["reps"] += 1
     kept = _previous(str(results), changed, quick=False)
-    assert kept == doc["models"]  # (no latency to drop: it was skipped)
+    assert kept == again["models"]  # (no latency to drop: it was skipped)
     changed["train"]["epochs"] += 1
     assert _previous(str(results), changed, quick=False) == {}
 
@@ -117,3 +129,14 @@ def test_cli_help(capsys):
 def test_cli_rejects_bad_budget(capsys):
     assert main(["compare", "--epochs", "0", "--skip-latency"]) == 2
     assert "--epochs" in capsys.readouterr().err
+
+
+def test_time_interleaved_times_every_function_in_rotated_rounds():
+    from zoo.engine.bench import time_interleaved
+
+    order = []
+    fns = {name: (lambda x, name=name: order.append(name)) for name in "abc"}
+    secs = time_interleaved(fns, None, warmup=1, reps=3)
+    assert sorted(secs) == ["a", "b", "c"] and all(s >= 0 for s in secs.values())
+    # warm-up once each, then one call of each per round, the round's first rotating by one
+    assert order == list("abc") + list("abc") + list("bca") + list("cab")

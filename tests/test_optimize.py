@@ -100,20 +100,25 @@ def test_layouts_keep_logits(layout):
         optimize(model, layout="nhwc")
 
 
-def test_bf16_keeps_stride_larger_than_kernel_convs_in_fp32():
+def test_bf16_keeps_stride_larger_than_kernel_convs_and_linears_in_fp32():
     """oneDNN's bf16 conv corrupts memory when stride > kernel (SlowFast 4x16 laterals): such
-    convs must run in fp32 under the bf16 fast path."""
-    from zoo.optimize import Float32Conv
+    convs must run in fp32 under the bf16 fast path; so do the linears, whose outputs are the logits."""
+    from zoo.optimize import Float32Module
 
     model = zoo.build("slowfast_4x16_r50", num_classes=5).eval()
     bf16 = optimize(model, torch.bfloat16, example=clip(model.info, 1))
-    wrapped = [n for n, m in bf16.named_modules() if isinstance(m, Float32Conv)]
-    assert bf16.fp32_convs == len(wrapped) == 4 and all("laterals" in n for n in wrapped)
-    assert optimize(model, example=clip(model.info, 1)).fp32_convs == 0  # fp32 needs no guard
+    wrapped = [n for n, m in bf16.named_modules() if isinstance(m, Float32Module)]
+    convs = [n for n in wrapped if isinstance(bf16.get_submodule(n).module, nn.Conv3d)]
+    assert bf16.fp32_convs == len(convs) == 4 and all("laterals" in n for n in convs)
+    assert [n for n in wrapped if n not in convs] == ["model.fc"]
+    fp32 = optimize(model, example=clip(model.info, 1))
+    assert fp32.fp32_convs == 0 and not any(isinstance(m, Float32Module) for m in fp32.modules())
     x = clip(model.info)
     with torch.no_grad():
         ref = model(x)
-    assert (bf16(x) - ref).abs().max() < 0.05 * ref.abs().max()
+    out = bf16(x)
+    assert (out - ref).abs().max() < 0.05 * ref.abs().max()
+    assert (out.to(torch.bfloat16).float() != out).any()  # logits not rounded to bf16
 
 
 class _TinyVideoNet(nn.Module):
@@ -158,3 +163,17 @@ def test_many_compiled_models_of_one_class_each_compile_with_their_own_weights()
         torch.testing.assert_close(optimize(model, compile=True)(x), ref, rtol=1e-4,
                                    atol=1e-4 * ref.abs().max().item())
     assert counters["stats"]["unique_graphs"] - before == len(models)
+
+
+@pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
+                    reason="torch.compile on CPU needs a C compiler")
+def test_compiled_twin_shares_the_fast_models_weights_layout_and_dtype():
+    model = randomize_bn_stats(_TinyVideoNet(), affine=True).eval()
+    x = clip(model.info)
+    fast = optimize(model, layout="contiguous")
+    twin = fast.compiled_twin()
+    assert (twin.compiled, fast.compiled) == (True, False)
+    assert twin.model is fast.model and twin.channels_last is False and twin.dtype == fast.dtype
+    assert twin.folded_batchnorms == fast.folded_batchnorms == 1 and twin.fp32_convs == fast.fp32_convs
+    ref = fast(x)
+    torch.testing.assert_close(twin(x), ref, rtol=1e-4, atol=1e-4 * ref.abs().max().item())

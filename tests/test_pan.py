@@ -67,6 +67,34 @@ def test_pa_is_differentiable_and_its_conv_learns():
     assert x.grad.abs().sum() > 0
 
 
+def test_pa_difference_first_equals_the_two_conv_form():
+    pa = _pa()
+    x = torch.randn(5, 4, 3, 12, 10)
+    ref = pa(x)
+    pa.prepare_inference()
+    assert pa.difference_first and "difference_first=True" in repr(pa)
+    torch.testing.assert_close(pa(x), ref, rtol=1e-5, atol=1e-6)
+
+
+def test_pa_difference_first_is_closer_in_bf16():
+    pa = _pa(std=0.3)
+    # a nearly static clip: bf16 rounds two nearly equal feature maps before the two-conv form subtracts them
+    x = torch.randn(4, 1, 3, 16, 16).expand(4, 4, 3, 16, 16) + 0.01 * torch.randn(4, 4, 3, 16, 16)
+    ref = pa(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        two_conv = pa(x).float()
+        pa.prepare_inference()
+        diff_first = pa(x).float()
+    assert (diff_first - ref).abs().mean() < 0.5 * (two_conv - ref).abs().mean()
+
+
+def test_optimize_switches_every_pa_to_difference_first():
+    model = zoo.build("pan_en_r50", num_classes=5, backbone="resnet18").eval()
+    fast = zoo.optimize(model, example=torch.randn(1, 3, 32, 32, 32))
+    assert [m.difference_first for m in fast.modules() if isinstance(m, PA)] == [True, True]
+    assert [m.difference_first for m in model.modules() if isinstance(m, PA)] == [False, False]
+
+
 def test_pa_rejects_wrong_segment_shape():
     with pytest.raises(ValueError, match=r"\[N, 4, 3, H, W\]"):
         PA(4)(torch.randn(2, 3, 3, 8, 8))

@@ -8,11 +8,14 @@ What it does, in order, on a copy of an eval-mode model:
    tensor the conv produced, and no other module may read it), so it works for any family
    without naming layers; the folded model is then checked against the original on that
    input and the fold is undone if it disagrees.
+   Then every submodule with a ``prepare_inference()`` method switches to its cheaper inference
+   form (equal up to float rounding; e.g. PAN's PA convolves frame differences).
 2. Converts weights and activations to channels-last (``channels_last`` for 2D convs,
    ``channels_last_3d`` for 3D ones), the layout oneDNN usually runs fastest on CPU
    (``layout="auto"`` times both layouts and keeps the faster).
-3. Runs under ``torch.inference_mode`` and, for ``dtype=torch.bfloat16``, CPU autocast; logits
-   are returned as float32 either way.
+3. Runs under ``torch.inference_mode`` and, for ``dtype=torch.bfloat16``, CPU autocast with the
+   fully connected layers (and convs oneDNN mishandles in bf16) kept in float32, so the logits
+   are float32 computed, not bf16 rounded (see `Float32Module`).
 4. Optionally ``torch.compile`` (inductor with weight freezing: constant-folded, pre-packed
    oneDNN weights, convolutions fused with their bias/ReLU/residual epilogues; one static graph per
    input shape): ``compile=True`` always, ``compile="auto"`` only where it measures faster on
@@ -109,30 +112,35 @@ def fold_batchnorms(model: nn.Module, example: torch.Tensor, *, rtol: float = 1e
     return folded, len(pairs)
 
 
-class Float32Conv(nn.Module):
-    """Runs a convolution in float32 inside a bf16 autocast region.
+class Float32Module(nn.Module):
+    """Runs a module in float32 inside a bf16 autocast region; under the bf16 fast path, two kinds:
 
-    oneDNN's bf16 convolution on CPU corrupts the heap when a stride exceeds the kernel size
-    (torch 2.14.1; reproduced standalone with a Conv3d 128->256, kernel (5,1,1), stride (8,1,1),
-    which is SlowFast 4x16's lateral connection). Such convs are few and cheap, so they run in fp32.
+    * convolutions whose stride exceeds their kernel: oneDNN's bf16 convolution on CPU corrupts
+      the heap there (torch 2.14.1; reproduced standalone with a Conv3d 128->256, kernel (5,1,1),
+      stride (8,1,1), which is SlowFast 4x16's lateral connection);
+    * fully connected layers (classifiers, PAN's VAP): in bf16 their outputs, the logits, would
+      be rounded to 8 bits of mantissa, enough to flip the top-1 of near-tied classes.
+
+    Both are a negligible share of a video network's MACs.
     """
 
-    def __init__(self, conv: nn.Module):
+    def __init__(self, module: nn.Module):
         super().__init__()
-        self.conv = conv
+        self.module = module
 
     def forward(self, x):
         with torch.autocast(x.device.type, enabled=False):
-            return self.conv(x.float())
+            return self.module(x.float())
 
 
-def _guard_bf16_convs(model: nn.Module) -> int:
-    """Wrap every conv with a stride larger than its (non-unit) kernel in `Float32Conv`; returns the count."""
-    names = [n for n, m in model.named_modules() if isinstance(m, _CONVS)
+def _keep_fp32_under_bf16(model: nn.Module) -> int:
+    """Wrap the modules `Float32Module` lists in it; returns the number of convs wrapped."""
+    convs = [n for n, m in model.named_modules() if isinstance(m, _CONVS)
              and any(1 < k < s for s, k in zip(m.stride, m.kernel_size))]  # 1x1 stride-2 shortcuts are fine
-    for name in names:
-        _set_module(model, name, Float32Conv(model.get_submodule(name)))
-    return len(names)
+    linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    for name in convs + linears:
+        _set_module(model, name, Float32Module(model.get_submodule(name)))
+    return len(convs)
 
 
 def _to_channels_last(model: nn.Module) -> None:
@@ -181,6 +189,13 @@ class OptimizedModel(nn.Module):
         import torch._inductor.config as inductor_config
         with inductor_config.patch(freezing=True), dynamo_config.patch(recompile_limit=RECOMPILE_LIMIT):
             return self._compiled(x)
+
+    def compiled_twin(self) -> "OptimizedModel":
+        """This model under ``torch.compile``: same (shared) weights, layout and dtype, so a timing
+        of the two compares compiling and nothing else."""
+        twin = OptimizedModel(self.model, self.dtype, self.folded_batchnorms, True, self.channels_last)
+        twin.fp32_convs = getattr(self, "fp32_convs", 0)
+        return twin
 
     def forward_features(self, x):
         with torch.inference_mode():
@@ -232,7 +247,10 @@ def optimize(model: nn.Module, dtype: torch.dtype = torch.float32, *, example: O
             example = torch.randn(1, 3, info.num_frames, size, size,
                                   generator=torch.Generator().manual_seed(0))
         fast, folded = fold_batchnorms(fast, example)
-    fp32_convs = _guard_bf16_convs(fast) if dtype == torch.bfloat16 else 0
+    for module in fast.modules():  # a family's own cheaper inference form (e.g. PAN's PA)
+        if callable(getattr(module, "prepare_inference", None)):
+            module.prepare_inference()
+    fp32_convs = _keep_fp32_under_bf16(fast) if dtype == torch.bfloat16 else 0
     if layout == "contiguous":
         return _tag(OptimizedModel(fast, dtype, folded, compile, channels_last=False), fp32_convs)
     if layout == "channels_last":
@@ -262,12 +280,11 @@ def _faster_compiled(eager: OptimizedModel) -> OptimizedModel:
     """``eager`` or its compiled twin (same weights), whichever runs the canonical clip faster."""
     from .engine.bench import time_call
     clip = _canonical_clip(eager)
-    compiled = OptimizedModel(eager.model, eager.dtype, eager.folded_batchnorms, True, eager.channels_last)
-    compiled.fp32_convs = eager.fp32_convs
+    compiled = eager.compiled_twin()
     t_compiled = time_call(compiled, clip, warmup=1, reps=2)  # the first (untimed) call compiles
     return compiled if t_compiled < time_call(eager, clip, warmup=1, reps=2) else eager
 
 
 def _tag(model: OptimizedModel, fp32_convs: int) -> OptimizedModel:
-    model.fp32_convs = fp32_convs  # convs kept in fp32 under bf16 (see `Float32Conv`)
+    model.fp32_convs = fp32_convs  # convs kept in fp32 under bf16 (see `Float32Module`)
     return model

@@ -13,7 +13,8 @@ from typing import Callable, Dict
 import torch
 import torch.nn as nn
 
-__all__ = ["cpu_name", "cpu_flags", "machine_description", "versions", "time_call", "matmul_peak_gmacs",
+__all__ = ["cpu_name", "cpu_flags", "machine_description", "versions", "time_call", "time_interleaved",
+           "matmul_peak_gmacs",
            "randomize_bn_stats", "peak_rss_mib", "peak_rss_since_exec_mib"]
 
 
@@ -70,6 +71,27 @@ def time_call(fn: Callable, x, warmup: int = 2, reps: int = 5) -> float:
             fn(x)
             times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def time_interleaved(fns: Dict[str, Callable], x, warmup: int = 2, reps: int = 5) -> Dict[str, float]:
+    """Median seconds per call of each of ``fns`` on ``x``, timed in ``reps`` interleaved rounds.
+
+    Each round times one call of every function, in an order rotated by one each round, so a
+    slow spell of a shared machine falls on all of them alike and their ratios stay fair (timing
+    one after the other, as `time_call` does, lets a spell land on one function only).
+    """
+    names = list(fns)
+    times: Dict[str, list] = {n: [] for n in names}
+    with torch.inference_mode():
+        for name in names:
+            for _ in range(warmup):
+                fns[name](x)
+        for r in range(reps):
+            for name in names[r % len(names):] + names[:r % len(names)]:
+                start = time.perf_counter()
+                fns[name](x)
+                times[name].append(time.perf_counter() - start)
+    return {n: statistics.median(t) for n, t in times.items()}
 
 
 def matmul_peak_gmacs(dtype: torch.dtype, n: int = 2048, reps: int = 5) -> float:

@@ -9,8 +9,9 @@ zoo.engine.compare --measure NAME``).
 Accuracy: each model's small ``info.bench`` network (e.g. a ResNet-18 backbone) is trained from
 scratch on SynthMotion (easy, 32 frames, 32 px) with one shared budget through `zoo.engine.train`
 and its own sampler, then evaluated with the harness on one view (centre clip, centre crop) in
-normal, reversed and shuffled frame order. Models whose bench networks are identical (`fingerprint`) share one run: the first
-registered name of the group is ``run``, the others ``shared_with``.
+normal, reversed and shuffled frame order. Models whose bench networks are identical
+(`fingerprint`) share one run: the first registered name of the group is ``run``, the others
+``shared_with``.
 
 The results JSON (``benchmarks/results/compare.json``, ``compare_quick.json`` for ``--quick``) is
 rewritten atomically after every model; a re-run with the same settings reuses the finished entries
@@ -31,8 +32,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-__all__ = ["BUDGETS", "bench_model", "fingerprint", "group_runs", "measure", "train_bench", "run_compare",
-           "format_rows", "fast_path_ms"]
+__all__ = ["BUDGETS", "bench_model", "fingerprint", "group_runs", "measure", "train_bench", "fast_path_numerics",
+           "recheck_numerics", "run_compare", "format_rows", "fast_path_ms"]
 
 DATA = dict(name="SynthMotion", difficulty="easy", frames=32, size=32)
 # full: 8 classes = the first 4 twin pairs; quick: 2 pairs, tiny set, fewer timing reps
@@ -44,7 +45,7 @@ TRAIN = dict(batch_size=8, optimizer="adamw", lr=1e-3, weight_decay=1e-4, warmup
              amp="none")
 MEMORY = ("peak RSS of a fresh child process (python -m zoo.engine.compare --measure NAME) that builds the model "
           "(random weights) and runs the eager, fast fp32 and fast bf16 latency measurements, compiled ones "
-          "included (zoo.optimize keeps model copies); peak_rss_eager_mib is the reading after the eager run alone. "
+          "included (zoo.optimize keeps model copies); peak_rss_eager_mib is the reading after one eager call alone. "
           "Read from Linux VmHWM (/proc/self/status), not ru_maxrss, which a child inherits from its parent across "
           "fork + exec")
 # info fields the samplers, transforms and harness read: equal fingerprints need equal protocols
@@ -88,16 +89,18 @@ def measure(name: str, *, threads: int, warmup: int, reps: int, latency: bool = 
             layout: str = "auto", compile: bool = False) -> Dict[str, Any]:
     """Params, GFLOPs and (``latency``) batch-1 latency and peak RSS at the canonical input.
 
-    The fast path is timed as `zoo.optimize` builds it and, with ``compile``, also compiled
-    (``compiled_*_ms``, compile time in ``compile_*_s``); ``clips_per_s_*`` and ``speedup_*`` are
-    those of the faster of the two, named in ``path_*`` (what ``compile="auto"`` picks).
+    The fast path is timed as `zoo.optimize` builds it and, with ``compile``, also its compiled
+    twin (``compiled_*_ms``, compile time in ``compile_*_s``); ``clips_per_s_*`` and ``speedup_*``
+    are those of the faster of the two, named in ``path_*`` (what ``compile="auto"`` picks).
+    All are timed in interleaved rounds (`time_interleaved`), so their ratios share the machine's
+    slow spells.
 
     Meant for a fresh process (``python -m zoo.engine.compare --measure NAME``), so that the
     peak RSS is this model's; random weights with non-trivial BN statistics.
     """
     import zoo
     from ..flops import count_flops, count_params
-    from .bench import peak_rss_since_exec_mib, randomize_bn_stats, time_call
+    from .bench import peak_rss_since_exec_mib, randomize_bn_stats, time_interleaved
 
     torch.set_num_threads(threads)
     info = zoo.model_info(name)
@@ -107,20 +110,19 @@ def measure(name: str, *, threads: int, warmup: int, reps: int, latency: bool = 
            "views": list(info.test_views)}
     if latency:
         x = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
-        ms = {"eager_fp32_ms": 1e3 * time_call(model, x, warmup, reps)}
+        with torch.inference_mode():
+            model(x)
         rss_eager = peak_rss_since_exec_mib()
-        compile_s = {}
+        fns, compile_s = {"eager_fp32": model}, {}
         for tag, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-            fast = zoo.optimize(model, dtype, layout=layout)
-            ms[f"fast_{tag}_ms"] = 1e3 * time_call(fast, x, warmup, reps)
+            fns[f"fast_{tag}"] = zoo.optimize(model, dtype, layout=layout)
             if compile:
-                compiled = zoo.optimize(model, dtype, layout=layout, compile=True)
+                fns[f"compiled_{tag}"] = fns[f"fast_{tag}"].compiled_twin()
                 start = time.perf_counter()
-                compiled(x)
+                fns[f"compiled_{tag}"](x)
                 compile_s[f"compile_{tag}_s"] = round(time.perf_counter() - start, 1)
-                ms[f"compiled_{tag}_ms"] = 1e3 * time_call(compiled, x, warmup, reps)
-                del compiled
-            del fast
+        ms = {f"{k}_ms": 1e3 * sec for k, sec in time_interleaved(fns, x, warmup, reps).items()}
+        del fns
         lat = {k: round(v, 2) for k, v in ms.items()}
         lat.update(compile_s)
         for tag in ("fp32", "bf16"):
@@ -176,9 +178,6 @@ def train_bench(run: str, data: str, out: str, *, epochs: int, seed: int, twins,
         evals[order] = evaluate(model, val, temporal_order=order, seed=seed, progress=False)
         evals[order].meta["model"] = run
         save_eval(evals[order], os.path.join(cfg.out, f"eval_{order}"))
-    fast32 = evaluate(model, val, optimize=True, progress=False).view_logits
-    fast16 = evaluate(model, val, optimize=True, amp="bf16", progress=False).view_logits
-    eager = evals["normal"].view_logits
     pair, twin = twin_metrics(evals["normal"].metrics["confusion_matrix"], result["class_names"], twins)
     return {
         "run": run, "model_args": dict(bench["model_args"]), "frames": info.num_frames, "size": info.crop_size,
@@ -187,10 +186,43 @@ def train_bench(run: str, data: str, out: str, *, epochs: int, seed: int, twins,
         "top1": {o: _r2(e.metrics["video_top1"]) for o, e in evals.items()},
         "top5": {o: _r2(e.metrics["video_top5"]) for o, e in evals.items()},
         "twin_acc": _r2(twin), "pair_acc": _r2(pair),
-        "bf16_top1_agreement": round(float((_video_top1(fast16) == _video_top1(fast32)).float().mean()), 4),
-        "fp32_max_rel_dlogit": float((fast32 - eager).abs().max() / eager.abs().max().clamp_min(1e-12)),
+        **fast_path_numerics(model, val, evals["normal"].view_logits),
         "train_seconds": round(seconds, 1), "out": cfg.out,
     }
+
+
+def fast_path_numerics(model, val, eager_logits: torch.Tensor) -> Dict[str, float]:
+    """`zoo.optimize` on a trained model over ``val``: the fp32 fast path's max |Δlogit| relative to
+    the eager logits' scale, and the bf16 fast path's per-video top-1 agreement with fp32."""
+    from . import evaluate
+
+    fast32 = evaluate(model, val, optimize=True, progress=False).view_logits
+    fast16 = evaluate(model, val, optimize=True, amp="bf16", progress=False).view_logits
+    return {"bf16_top1_agreement": round(float((_video_top1(fast16) == _video_top1(fast32)).float().mean()), 4),
+            "fp32_max_rel_dlogit": float((fast32 - eager_logits).abs().max()
+                                         / eager_logits.abs().max().clamp_min(1e-12))}
+
+
+def recheck_numerics(bench: Dict[str, Any], data: str) -> Dict[str, Any]:
+    """A reused bench entry with `fast_path_numerics` measured again by this code on the run's
+    saved weights (``out/model.pt``), so a changed fast path never keeps stale figures; unchanged
+    if the weights are gone."""
+    from ..data import build_dataset
+    from . import evaluate
+    from .train import FINAL_WEIGHTS
+
+    weights = os.path.join(bench["out"], FINAL_WEIGHTS)
+    if not os.path.isfile(weights):
+        return bench
+    with open(os.path.join(data, "classes.json")) as f:
+        num_classes = len(json.load(f)["classes"])
+    model = bench_model(bench["run"], num_classes)
+    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    model.eval()
+    val = build_dataset(data, model.info, "val")
+    eager = evaluate(model, val, progress=False).view_logits
+    return {**bench, **fast_path_numerics(model, val, eager),
+            "numerics_rechecked": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
 
 
 def _r2(v):
@@ -255,6 +287,7 @@ def run_compare(*, models: Optional[Sequence[str]] = None, quick: bool = False, 
         members.setdefault(run, []).append(m)
     done: Dict[str, Dict[str, Any]] = {}  # this call's entries; other models' previous entries are kept
     runs_done = {e["bench"]["run"]: e["bench"] for e in previous.values() if "bench" in e}
+    fresh = set()  # runs trained or re-checked by this call
     for name in names:
         entry = dict(previous.get(name, {}))
         if "gflops" not in entry or ("latency" not in entry and not skip_latency):
@@ -275,6 +308,9 @@ def run_compare(*, models: Optional[Sequence[str]] = None, quick: bool = False, 
             if run not in runs_done:
                 runs_done[run] = train_bench(run, data, out_dir, epochs=budget["epochs"], seed=seed,
                                              twins=meta["twins"], progress=progress)
+            elif run not in fresh:  # trained by an earlier call: the fast path may have changed since
+                runs_done[run] = recheck_numerics(runs_done[run], data)
+            fresh.add(run)
             entry["bench"] = {**runs_done[run], "shared_with": members[run][1:]}
         done[name] = entry
         doc["models"] = {n: done.get(n, previous.get(n)) for n in list_models() if n in done or n in previous}
@@ -293,7 +329,9 @@ def _settings(budget: Dict[str, int], threads: int, seed: int, meta: Dict[str, A
         "seed": seed,
         "latency": {"batch": 1, "threads": threads, "warmup": budget["warmup"], "reps": budget["reps"],
                     "layout": budget["layout"], "compile": budget["compile"],
-                    "input": "canonical (info.input_shape)", "timing": "median seconds per call (reported in ms)",
+                    "input": "canonical (info.input_shape)",
+                    "timing": "median seconds per call over reps interleaved rounds, one call of every path per "
+                              "round (reported in ms)",
                     "memory": MEMORY},
         "data": {"name": DATA["name"], "difficulty": DATA["difficulty"], "classes": meta["classes"],
                  "twins": meta["twins"], "per_class": budget["per_class"], "frames": DATA["frames"],

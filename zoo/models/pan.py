@@ -49,6 +49,10 @@ class PA(nn.Module):
     The conv runs once over all m frames; only the m-1 differences are materialised besides.
     (Its bias cancels in the differences, so its gradient is zero up to rounding; it is kept for
     checkpoint compatibility.)
+
+    `prepare_inference` (called by `zoo.optimize`) switches to the equal form
+    ``conv_without_bias(x_i - x_{i+1})``, the conv being linear: m-1 convs instead of m (a quarter
+    fewer MACs for m=4), and in bf16 no cancellation between two rounded feature maps.
     """
 
     def __init__(self, frames_per_segment: int = 4, channels: int = 8, kernel_size: int = 7):
@@ -56,6 +60,7 @@ class PA(nn.Module):
         if frames_per_segment < 2:
             raise ValueError(f"PA needs at least 2 frames per segment, got {frames_per_segment}")
         self.frames_per_segment = frames_per_segment
+        self.difference_first = False
         self.conv = nn.Conv2d(3, channels, kernel_size, 1, kernel_size // 2)
         nn.init.normal_(self.conv.weight, 0, 0.001)
         nn.init.zeros_(self.conv.bias)
@@ -67,13 +72,23 @@ class PA(nn.Module):
         n, m, c, h, w = frames.shape
         # channels-last: oneDNN's 3->8 7x7 conv is ~2x faster on CPU, and the channel norm then
         # reduces over contiguous memory
-        frames = frames.reshape(n * m, c, h, w).contiguous(memory_format=torch.channels_last)
-        feats = self.conv(frames).view(n, m, -1, h, w)
-        diff = torch.sub(feats[:, :-1], feats[:, 1:]).add_(PA_EPS)
+        if self.difference_first:
+            frames = torch.sub(frames[:, :-1], frames[:, 1:]).reshape(n * (m - 1), c, h, w)
+            frames = frames.contiguous(memory_format=torch.channels_last)
+            diff = F.conv2d(frames, self.conv.weight, None, self.conv.stride, self.conv.padding)
+            diff = diff.view(n, m - 1, -1, h, w).add_(PA_EPS)
+        else:
+            frames = frames.reshape(n * m, c, h, w).contiguous(memory_format=torch.channels_last)
+            feats = self.conv(frames).view(n, m, -1, h, w)
+            diff = torch.sub(feats[:, :-1], feats[:, 1:]).add_(PA_EPS)
         return torch.linalg.vector_norm(diff, ord=2, dim=2)
 
+    def prepare_inference(self) -> None:
+        """Convolve frame differences instead of differencing convolutions (see the class docstring)."""
+        self.difference_first = True
+
     def extra_repr(self):
-        return f"frames_per_segment={self.frames_per_segment}"
+        return f"frames_per_segment={self.frames_per_segment}, difference_first={self.difference_first}"
 
 
 class VAP(nn.Module):
