@@ -10,13 +10,14 @@ Every row runs in this one process, on the same input, with the same thread coun
 * ``zoo-bf16``  — ``zoo.optimize(model, torch.bfloat16)``: the same under CPU bf16 autocast.
 
 Which peer a row ran against is its ``peer_impl``. Reported: median seconds per clip over
-``--reps`` interleaved rounds (each round times one call of every row, so a slow spell of the
-machine hits all rows alike) after ``--warmup`` calls each, clips/s, the speed-up over the peer,
-the achieved GMAC/s (fvcore MACs / time) against this machine's measured matmul peak, and
-numerics: max |Δlogit| relative to the logit scale for fp32 (target ≤1e-4), and top-1 agreement
-of bf16 with fp32 over ``--agree-clips`` random clips (random weights give near-tied logits, so
-this is a lower bound: `zoo compare` measures the agreement of trained models on the SynthMotion
-validation set). ``--compile`` adds rows for the compiled twins of the two fast models
+``--reps`` interleaved rounds (each round times one call of every row, right after an untimed
+one, so a slow spell of the machine hits all rows alike and each is timed warm) after
+``--warmup`` calls each, clips/s, the speed-up over the peer, the achieved GMAC/s (fvcore MACs /
+time) against this machine's measured matmul peak, and numerics: max |Δlogit| relative to the
+logit scale for fp32 (target ≤1e-4), and top-1 agreement of bf16 with fp32 over
+``--agree-clips`` random clips (random weights give near-tied logits, so this is a lower bound:
+`zoo compare` measures the agreement of trained models on the SynthMotion validation set).
+``--compile`` adds rows for the compiled twins of the two fast models
 (``OptimizedModel.compiled_twin``: inductor with weight freezing), their compile times and the
 compiled bf16 model's top-1 agreement with fp32 over the same clips.
 
@@ -172,7 +173,8 @@ def main(argv=None):
     header = {"command": " ".join([sys.executable, *sys.argv]), "machine": machine(),
               "matmul_peak_gmacs": peaks, "batch": args.batch, "threads": args.threads,
               "warmup": args.warmup, "reps": args.reps, "layout": args.layout, "compile": args.compile,
-              "timing": "median of reps interleaved rounds (one call of every row per round), seconds per call",
+              "timing": "median of reps interleaved rounds (per round, every row: an untimed call, then a timed one), "
+                        "seconds per call",
               "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
     print(f"# {header['machine']['cpu']}, {args.threads} threads, batch {args.batch}, "
           f"median of {args.reps} interleaved rounds after {args.warmup} warm-up; matmul peak fp32 "

@@ -136,7 +136,10 @@ def test_time_interleaved_times_every_function_in_rotated_rounds():
 
     order = []
     fns = {name: (lambda x, name=name: order.append(name)) for name in "abc"}
-    secs = time_interleaved(fns, None, warmup=1, reps=3)
+    secs = time_interleaved(fns, None, warmup=1, reps=3, settle=0)
     assert sorted(secs) == ["a", "b", "c"] and all(s >= 0 for s in secs.values())
     # warm-up once each, then one call of each per round, the round's first rotating by one
     assert order == list("abc") + list("abc") + list("bca") + list("cab")
+    order.clear()
+    time_interleaved(fns, None, warmup=0, reps=2)  # settle=1: an untimed call before each timed one
+    assert order == list("aabbcc") + list("bbccaa")

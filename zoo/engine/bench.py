@@ -73,12 +73,15 @@ def time_call(fn: Callable, x, warmup: int = 2, reps: int = 5) -> float:
     return statistics.median(times)
 
 
-def time_interleaved(fns: Dict[str, Callable], x, warmup: int = 2, reps: int = 5) -> Dict[str, float]:
+def time_interleaved(fns: Dict[str, Callable], x, warmup: int = 2, reps: int = 5, settle: int = 1
+                     ) -> Dict[str, float]:
     """Median seconds per call of each of ``fns`` on ``x``, timed in ``reps`` interleaved rounds.
 
     Each round times one call of every function, in an order rotated by one each round, so a
     slow spell of a shared machine falls on all of them alike and their ratios stay fair (timing
-    one after the other, as `time_call` does, lets a spell land on one function only).
+    one after the other, as `time_call` does, lets a spell land on one function only). Before
+    its timed call each function makes ``settle`` untimed ones, so it is timed warm, as it runs
+    when called back to back (its caches, allocator and oneDNN state not left by another model).
     """
     names = list(fns)
     times: Dict[str, list] = {n: [] for n in names}
@@ -88,6 +91,8 @@ def time_interleaved(fns: Dict[str, Callable], x, warmup: int = 2, reps: int = 5
                 fns[name](x)
         for r in range(reps):
             for name in names[r % len(names):] + names[:r % len(names)]:
+                for _ in range(settle):
+                    fns[name](x)
                 start = time.perf_counter()
                 fns[name](x)
                 times[name].append(time.perf_counter() - start)

@@ -330,8 +330,8 @@ def _settings(budget: Dict[str, int], threads: int, seed: int, meta: Dict[str, A
         "latency": {"batch": 1, "threads": threads, "warmup": budget["warmup"], "reps": budget["reps"],
                     "layout": budget["layout"], "compile": budget["compile"],
                     "input": "canonical (info.input_shape)",
-                    "timing": "median seconds per call over reps interleaved rounds, one call of every path per "
-                              "round (reported in ms)",
+                    "timing": "median seconds per call over reps interleaved rounds (per round, every path: an "
+                              "untimed call, then a timed one; reported in ms)",
                     "memory": MEMORY},
         "data": {"name": DATA["name"], "difficulty": DATA["difficulty"], "classes": meta["classes"],
                  "twins": meta["twins"], "per_class": budget["per_class"], "frames": DATA["frames"],
