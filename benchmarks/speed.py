@@ -105,7 +105,8 @@ def bench_model(name: str, args, peaks: dict) -> dict:
     bf16 = zoo.optimize(model, torch.bfloat16, layout=args.layout)
     row = {"model": name, "input": list(shape), "gmacs_per_call": macs / 1e9, "peer_impl": peer_name,
            "fp32_folded_bn": fast.folded_batchnorms, "fp32_channels_last": fast.channels_last,
-           "bf16_channels_last": bf16.channels_last}
+           "bf16_channels_last": bf16.channels_last, "fp32_layout_ms": getattr(fast, "layout_ms", None),
+           "bf16_layout_ms": getattr(bf16, "layout_ms", None)}
     with torch.no_grad():
         ref = peer(x)
     runs = [("peer", peer, torch.float32), ("zoo-fp32", fast, torch.float32), ("zoo-bf16", bf16, torch.bfloat16)]

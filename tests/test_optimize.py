@@ -95,6 +95,11 @@ def test_layouts_keep_logits(layout):
     assert fast.channels_last in (True, False)
     if layout == "contiguous":
         assert not fast.channels_last
+    else:  # the faster of the two interleaved timings was kept, and the compiled twin keeps it too
+        ms = fast.layout_ms
+        assert set(ms) == {"contiguous", "channels_last"} and all(v > 0 for v in ms.values())
+        assert fast.channels_last == (ms["channels_last"] <= ms["contiguous"])
+        assert fast.compiled_twin().layout_ms == ms
     torch.testing.assert_close(fast(x), ref, rtol=1e-4, atol=1e-4 * ref.abs().max().item())
     with pytest.raises(ValueError, match="layout"):
         optimize(model, layout="nhwc")

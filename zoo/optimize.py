@@ -194,7 +194,9 @@ class OptimizedModel(nn.Module):
         """This model under ``torch.compile``: same (shared) weights, layout and dtype, so a timing
         of the two compares compiling and nothing else."""
         twin = OptimizedModel(self.model, self.dtype, self.folded_batchnorms, True, self.channels_last)
-        twin.fp32_convs = getattr(self, "fp32_convs", 0)
+        for attr in ("fp32_convs", "layout_ms"):
+            if hasattr(self, attr):
+                setattr(twin, attr, getattr(self, attr))
         return twin
 
     def forward_features(self, x):
@@ -222,9 +224,10 @@ def optimize(model: nn.Module, dtype: torch.dtype = torch.float32, *, example: O
             (``.compiled`` says which); ``False`` (default) does not compile.
         fold_bn: fold BatchNorms into convolutions.
         layout: ``"channels_last"`` (default), ``"contiguous"`` (keep the default layout), or
-            ``"auto"``: time both on one clip at the model's canonical input and keep the faster
-            (channels-last is faster for most models on oneDNN, not for all: P3D's mixed 2D/3D
-            convs run faster in the default layout). ``benchmarks/speed.py`` uses ``"auto"``.
+            ``"auto"``: time both on one clip at the model's canonical input, in 3 interleaved
+            rounds, and keep the faster (the timings are in ``.layout_ms``; channels-last is faster
+            for most models on oneDNN, not for all: P3D's mixed 2D/3D convs run faster in the
+            default layout). ``benchmarks/speed.py`` uses ``"auto"``.
     """
     if compile not in (True, False, "auto"):
         raise ValueError(f"compile must be True, False or 'auto', got {compile!r}")
@@ -256,16 +259,18 @@ def optimize(model: nn.Module, dtype: torch.dtype = torch.float32, *, example: O
     if layout == "channels_last":
         _to_channels_last(fast)
         return _tag(OptimizedModel(fast, dtype, folded, compile), fp32_convs)
-    from .engine.bench import time_call  # here, not at import: zoo.engine loads the training stack
+    from .engine.bench import time_interleaved  # here, not at import: zoo.engine loads the training stack
 
-    clip = _canonical_clip(model)
-    plain = OptimizedModel(fast, dtype, folded, False, channels_last=False)
-    t_plain = time_call(plain, clip, warmup=1, reps=2)
     cl = copy.deepcopy(fast)
     _to_channels_last(cl)
-    t_cl = time_call(OptimizedModel(cl, dtype, folded, False), clip, warmup=1, reps=2)
-    best = OptimizedModel(cl, dtype, folded, compile) if t_cl <= t_plain else \
+    candidates = {"contiguous": OptimizedModel(fast, dtype, folded, False, channels_last=False),
+                  "channels_last": OptimizedModel(cl, dtype, folded, False)}
+    # interleaved rounds: one slow spell of the machine must not pick the layout (timed one after
+    # the other, TSM-R101 was once left contiguous at 675 ms per clip instead of 545)
+    secs = time_interleaved(candidates, _canonical_clip(model), warmup=1, reps=3, settle=0)
+    best = OptimizedModel(cl, dtype, folded, compile) if secs["channels_last"] <= secs["contiguous"] else \
         OptimizedModel(fast, dtype, folded, compile, channels_last=False)
+    best.layout_ms = {k: round(1e3 * v, 1) for k, v in secs.items()}
     return _tag(best, fp32_convs)
 
 
@@ -278,11 +283,13 @@ def _canonical_clip(model: nn.Module) -> torch.Tensor:
 
 def _faster_compiled(eager: OptimizedModel) -> OptimizedModel:
     """``eager`` or its compiled twin (same weights), whichever runs the canonical clip faster."""
-    from .engine.bench import time_call
+    from .engine.bench import time_interleaved
+
     clip = _canonical_clip(eager)
     compiled = eager.compiled_twin()
-    t_compiled = time_call(compiled, clip, warmup=1, reps=2)  # the first (untimed) call compiles
-    return compiled if t_compiled < time_call(eager, clip, warmup=1, reps=2) else eager
+    compiled(clip)  # compiles
+    secs = time_interleaved({"compiled": compiled, "eager": eager}, clip, warmup=1, reps=2, settle=0)
+    return compiled if secs["compiled"] < secs["eager"] else eager
 
 
 def _tag(model: OptimizedModel, fp32_convs: int) -> OptimizedModel:
