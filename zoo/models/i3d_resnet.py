@@ -31,8 +31,8 @@ import torch.nn as nn
 from ._builder import check_input
 from ._info import KINETICS_MEAN, KINETICS_STD, ModelInfo, Result
 from ._registry import create_model, register_model
-from .slowfast import (PTV_RESNET_POOL1, STAGE_DEPTHS, Pathway, init_classifier, init_weights, map_checkpoint,
-                       pool_windows)
+from ._video_resnet import VideoClassifier
+from .slowfast import PTV_RESNET_POOL1, STAGE_DEPTHS, Pathway, init_weights, map_checkpoint, pool_windows
 
 __all__ = ["I3DResNet", "I3D_TEMPORAL_KERNELS", "TEMPORAL_POOL", "PTV_LAYOUT", "checkpoint_filter_fn"]
 
@@ -46,7 +46,7 @@ TEMPORAL_POOL = 2
 PTV_LAYOUT = PTV_RESNET_POOL1
 
 
-class I3DResNet(nn.Module):
+class I3DResNet(VideoClassifier):
     """I3D ResNet (PySlowFast ``ResNet``, arch ``i3d``) on one ``[B, 3, T, H, W]`` clip, T even.
 
     Args:
@@ -77,15 +77,7 @@ class I3DResNet(nn.Module):
         self.fc = nn.Linear(self.num_features, num_classes)
         init_weights(self, self.fc)
 
-    # -- timm-style interface -------------------------------------------------------------
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int):
-        self.num_classes = num_classes
-        self.fc = nn.Linear(self.num_features, num_classes)
-        init_classifier(self.fc)
-
+    # -- timm-style interface (get_classifier, reset_classifier, forward: `VideoClassifier`) ---
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, 3, T, H, W]`` -> ``[B, 2048, T/2, H/32, W/32]``."""
         check_input(x, model=type(self).__name__, frames_multiple=TEMPORAL_POOL)
@@ -97,9 +89,6 @@ class I3DResNet(nn.Module):
         if pre_logits:
             return x
         return self.fc(self.dropout(x))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
 
 
 # -- official checkpoints ------------------------------------------------------------------

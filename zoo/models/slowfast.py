@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from ._builder import check_input, register_checkpoint_reader, unwrap_state_dict
 from ._info import KINETICS_MEAN, KINETICS_STD, ModelInfo, Result
 from ._registry import create_model, register_model
+from ._video_resnet import VideoClassifier
 
 __all__ = ["SlowFast", "Bottleneck", "Stem", "Pathway", "FuseFastToSlow", "slow_indices", "block_temporal_kernels",
            "pool_windows", "init_weights", "init_classifier", "PTVLayout", "PTV_SLOWFAST", "PTV_RESNET_POOL1",
@@ -205,7 +206,7 @@ def init_weights(model: nn.Module, fc: nn.Linear) -> None:
     init_classifier(fc)
 
 
-class SlowFast(nn.Module):
+class SlowFast(VideoClassifier):
     """SlowFast ResNet (Feichtenhofer et al., ICCV 2019) on one ``[B, 3, T, H, W]`` clip.
 
     Args:
@@ -250,15 +251,7 @@ class SlowFast(nn.Module):
         self.fc = nn.Linear(self.num_features, num_classes)
         init_weights(self, self.fc)
 
-    # -- timm-style interface -------------------------------------------------------------
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int):
-        self.num_classes = num_classes
-        self.fc = nn.Linear(self.num_features, num_classes)
-        init_classifier(self.fc)
-
+    # -- timm-style interface (get_classifier, reset_classifier, forward: `VideoClassifier`) ---
     def forward_features(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """``[B, 3, T, H, W]`` -> (slow ``[B, 2048, T/alpha, H/32, W/32]``, fast ``[B, 256, T, H/32, W/32]``)."""
         check_input(x, model=type(self).__name__, frames_multiple=self.alpha)
@@ -278,9 +271,6 @@ class SlowFast(nn.Module):
         if pre_logits:
             return x
         return self.fc(self.dropout(x))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
 
 
 # -- official checkpoints ------------------------------------------------------------------
