@@ -1,6 +1,8 @@
 """CPU inference speed: zoo eager fp32 vs zoo.optimize fp32 / bf16 vs the peer implementations.
 
-Every row runs in this one process, on the same input, with the same thread count:
+Each model runs in a fresh child process (``--in-process`` runs them all in this one), so no model
+is timed in the heap, caches and compiled-graph state another model left; within it every row
+runs on the same input, with the same thread count:
 
 * ``peer``      — the installable peer implementation (torchvision ``r2plus1d_18``, PyTorchVideo
                   ``slowfast_r50`` and ``i3d_r50``) with the same weights, eager fp32, default layout, no_grad —
@@ -28,7 +30,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -153,6 +158,20 @@ def bench_model(name: str, args, peaks: dict) -> dict:
     return row
 
 
+def _bench_in_child(name: str, args, peaks: dict) -> dict:
+    """`bench_model` of ``name`` in a fresh Python process, with this run's options and peaks."""
+    opts = ["--batch", args.batch, "--threads", args.threads, "--warmup", args.warmup, "--reps", args.reps,
+            "--agree-clips", args.agree_clips, "--layout", args.layout]
+    opts += ["--agree-size", args.agree_size] if args.agree_size is not None else []
+    opts += ["--compile"] if args.compile else []
+    with tempfile.TemporaryDirectory() as tmp:
+        row_out = os.path.join(tmp, "row.json")
+        subprocess.run([sys.executable, __file__, "--models", name, *map(str, opts),
+                        "--child-row", json.dumps(peaks), row_out], check=True)
+        with open(row_out) as f:
+            return json.load(f)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="*", default=None, help="default: every registered model")
@@ -167,13 +186,21 @@ def main(argv=None):
     p.add_argument("--compile", action="store_true",
                    help="also time zoo.optimize(..., compile=True) (inductor with freezing; minutes per model)")
     p.add_argument("--out", default=str(RESULTS / "speed.json"))
+    p.add_argument("--in-process", action="store_true",
+                   help="time every model in this process instead of one fresh child process per model")
+    p.add_argument("--child-row", nargs=2, metavar=("PEAKS_JSON", "ROW_OUT"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     names = [zoo.model_info(n).name for n in args.models] if args.models else zoo.list_models()
+    if args.child_row:  # one model, in the fresh process the parent started
+        peaks_json, row_out = args.child_row
+        atomic_write_text(row_out, json.dumps(bench_model(names[0], args, json.loads(peaks_json))))
+        return
     peaks = {str(dtype): matmul_peak_gmacs(dtype) for dtype in (torch.float32, torch.bfloat16)}
     header = {"command": " ".join([sys.executable, *sys.argv]), "machine": machine(),
               "matmul_peak_gmacs": peaks, "batch": args.batch, "threads": args.threads,
               "warmup": args.warmup, "reps": args.reps, "layout": args.layout, "compile": args.compile,
+              "processes": "all models in one process" if args.in_process else "one fresh process per model",
               "timing": "median of reps interleaved rounds (per round, every row: an untimed call, then a timed one), "
                         "seconds per call",
               "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
@@ -184,7 +211,7 @@ def main(argv=None):
           f"{'fp32 %peak':>10} {'max rel dlogit':>14} {'bf16 top1 agr':>13}")
     rows = []
     for name in names:
-        row = bench_model(name, args, peaks)
+        row = bench_model(name, args, peaks) if args.in_process else _bench_in_child(name, args, peaks)
         rows.append(row)
         print(f"{name:22} {row['peer']['clips_per_s']:12.3f} {row['zoo-fp32']['clips_per_s']:12.3f} "
               f"{row['speedup_fp32']:7.2f} {row['zoo-bf16']['clips_per_s']:12.3f} {row['speedup_bf16']:7.2f} "

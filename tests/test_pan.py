@@ -76,6 +76,22 @@ def test_pa_difference_first_equals_the_two_conv_form():
     torch.testing.assert_close(pa(x), ref, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("difference_first", [False, True])
+def test_pa_runs_in_its_conv_weight_layout(difference_first, monkeypatch):
+    pa = _pa()
+    pa.difference_first = difference_first
+    x = torch.randn(2, 4, 3, 12, 10)
+    seen = []
+    conv2d = F.conv2d
+    monkeypatch.setattr(F, "conv2d", lambda inp, *a, **k: seen.append(inp) or conv2d(inp, *a, **k))
+    ref = pa(x)  # as built: the default layout, as the official PAN code runs it
+    pa.conv.to(memory_format=torch.channels_last)  # what zoo.optimize does to every conv
+    out = pa(x)
+    assert [t.is_contiguous() for t in seen] == [True, False]
+    assert seen[1].is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
+
+
 def test_pa_difference_first_is_closer_in_bf16():
     pa = _pa(std=0.3)
     # a nearly static clip: bf16 rounds two nearly equal feature maps before the two-conv form subtracts them
