@@ -40,7 +40,7 @@ def test_grouping_collapses_depth_variants_only():
     assert all(len({zoo.model_info(m).family for m in members}) == 1 for members in groups.values())
 
 
-def test_run_compare_writes_the_schema(tmp_path):
+def test_run_compare_writes_the_schema(tmp_path, monkeypatch):
     results = tmp_path / "compare.json"
     models = ["tsm_r101", "p3d_199"]  # cheap bench networks, both shared with another model
     doc = run_compare(models=models, classes=4, per_class=4, epochs=1, out_dir=str(tmp_path / "runs"),
@@ -67,8 +67,11 @@ def test_run_compare_writes_the_schema(tmp_path):
     assert doc["models"]["tsm_r101"]["bench"]["run"] == "tsm_r50"
     assert doc["models"]["tsm_r101"]["bench"]["shared_with"] == ["tsm_r101"]
     assert doc["models"]["p3d_199"]["bench"]["run"] == "p3d_63"
-    # a re-run with the same settings reuses the finished entries (no training: same seconds) and
-    # re-measures the fast path's numerics on the saved weights
+    # a re-run with the same settings reuses the finished entries (no training: same seconds, no
+    # measuring) and re-measures the fast path's numerics on the saved weights
+    from zoo.engine import compare as compare_module
+    measured, measure = [], compare_module.measure
+    monkeypatch.setattr(compare_module, "measure", lambda name, **kw: measured.append(name) or measure(name, **kw))
     again = run_compare(models=models[:1], classes=4, per_class=4, epochs=1, out_dir=str(tmp_path / "runs"),
                         results=str(results), skip_latency=True, progress=False, command="test")
     b, b0 = again["models"]["tsm_r101"]["bench"], doc["models"]["tsm_r101"]["bench"]
@@ -78,6 +81,14 @@ def test_run_compare_writes_the_schema(tmp_path):
         {k: v for k, v in b0.items() if k not in numerics}
     assert b["bf16_top1_agreement"] == b0["bf16_top1_agreement"] and b["fp32_max_rel_dlogit"] < 1e-3
     assert again["models"]["p3d_199"] == doc["models"]["p3d_199"]  # not in this call: untouched
+    assert measured == []
+    # --remeasure: the named models' cost (and latency) measured again, their training kept
+    remeasured = run_compare(models=models[:1], classes=4, per_class=4, epochs=1, out_dir=str(tmp_path / "runs"),
+                             results=str(results), skip_latency=True, remeasure=True, progress=False, command="test")
+    assert measured == ["tsm_r101"]
+    assert remeasured["models"]["tsm_r101"]["bench"]["train_seconds"] == b0["train_seconds"]
+    assert remeasured["models"]["p3d_199"] == doc["models"]["p3d_199"]
+    assert remeasured["versions"]["zoo_commit"]  # this checkout's commit, recorded with the results
     # without the saved weights there is nothing to re-check: the entry stays as it was
     os.remove(tmp_path / "runs" / "tsm_r50" / "model.pt")
     assert recheck_numerics(b0, str(tmp_path / "runs" / "data")) == b0
@@ -85,7 +96,7 @@ def test_run_compare_writes_the_schema(tmp_path):
     changed = json.loads(json.dumps(doc["settings"]))
     changed["latency"]["reps"] += 1
     kept = _previous(str(results), changed, quick=False)
-    assert kept == again["models"]  # (no latency to drop: it was skipped)
+    assert kept == remeasured["models"]  # (no latency to drop: it was skipped)
     changed["train"]["epochs"] += 1
     assert _previous(str(results), changed, quick=False) == {}
 

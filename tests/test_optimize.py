@@ -182,3 +182,53 @@ def test_compiled_twin_shares_the_fast_models_weights_layout_and_dtype():
     assert twin.folded_batchnorms == fast.folded_batchnorms == 1 and twin.fp32_convs == fast.fp32_convs
     ref = fast(x)
     torch.testing.assert_close(twin(x), ref, rtol=1e-4, atol=1e-4 * ref.abs().max().item())
+
+
+@pytest.mark.parametrize("kernel, stride, padding, dilation, groups", [
+    ((1, 3, 3), (1, 1, 1), (0, 1, 1), 1, 1),  # (2+1)D / P3D spatial
+    ((1, 3, 3), (1, 2, 2), (0, 1, 1), 1, 1),  # strided spatial
+    ((1, 3, 3), (1, 1, 1), (0, 2, 2), (1, 2, 2), 2),  # dilated, grouped
+    ((3, 1, 1), (1, 1, 1), (1, 0, 0), 1, 1),  # temporal
+    ((3, 1, 1), (2, 1, 1), (1, 0, 0), 1, 1),  # strided temporal
+    ((1, 1, 1), (1, 1, 1), (0, 0, 0), 1, 1),  # pointwise
+])
+def test_conv3d_as_2d_is_the_same_conv(kernel, stride, padding, dilation, groups):
+    from zoo.optimize import Conv3dAs2d
+    conv = nn.Conv3d(8, 12, kernel, stride, padding, dilation, groups).eval()
+    assert Conv3dAs2d.applies_to(conv)
+    as_2d = Conv3dAs2d(conv)
+    x = torch.randn(2, 8, 6, 10, 9)
+    for inp in (x, x.contiguous(memory_format=torch.channels_last_3d)):
+        with torch.no_grad():
+            torch.testing.assert_close(as_2d(inp), conv(inp), rtol=1e-5, atol=1e-5)
+    with torch.no_grad():  # a channels-last-3d input stays channels-last-3d
+        assert as_2d(x.contiguous(memory_format=torch.channels_last_3d)).is_contiguous(
+            memory_format=torch.channels_last_3d)
+        back = as_2d.to_conv3d()
+        assert (back.kernel_size, back.stride, back.padding) == (conv.kernel_size, conv.stride, conv.padding)
+        torch.testing.assert_close(back(x), conv(x), rtol=1e-5, atol=1e-5)
+
+
+def test_conv3d_as_2d_leaves_full_3d_and_lateral_convs():
+    from zoo.optimize import Conv3dAs2d
+    assert not Conv3dAs2d.applies_to(nn.Conv3d(4, 4, 3, padding=1))
+    assert not Conv3dAs2d.applies_to(nn.Conv3d(4, 4, (5, 1, 1), (8, 1, 1), (2, 0, 0)))  # kept in fp32 under bf16
+    assert not Conv3dAs2d.applies_to(nn.Conv3d(4, 4, (1, 3, 3), (1, 1, 1), (1, 1, 1)))  # pads time
+    assert not Conv3dAs2d.applies_to(nn.Conv2d(4, 4, 3))
+
+
+def test_fp32_fast_path_runs_frame_and_pixel_convs_as_2d_but_not_bf16_or_compiled():
+    from zoo.optimize import Conv3dAs2d
+    model = randomize_bn_stats(zoo.build("r2plus1d_18", num_classes=5, layers=(1, 1, 1, 1)), affine=True).eval()
+    x = clip(model.info, size=32)
+    fast = optimize(model, example=x[:1])
+    n = sum(isinstance(m, Conv3dAs2d) for m in fast.modules())
+    assert fast.convs_as_2d == n > 0
+    assert optimize(model, torch.bfloat16, example=x[:1]).convs_as_2d == 0
+    assert optimize(model, example=x[:1], layout="contiguous").convs_as_2d == 0
+    twin = fast.compiled_twin()  # not called: only its module tree is checked here
+    assert twin.convs_as_2d == 0 and not any(isinstance(m, Conv3dAs2d) for m in twin.model.modules())
+    with torch.no_grad():
+        ref = model(x)
+    torch.testing.assert_close(twin.model(x.contiguous(memory_format=torch.channels_last_3d)), fast(x),
+                               rtol=1e-4, atol=1e-4 * ref.abs().max().item())

@@ -33,7 +33,8 @@ def cmd_compare(args) -> int:
     models = [m for m in (args.models or "").split(",") if m]
     run_compare(models=models or None, quick=args.quick, out_dir=args.out_dir, results=args.results,
                 epochs=args.epochs, per_class=args.per_class, seed=args.seed, threads=args.threads,
-                skip_latency=args.skip_latency, skip_train=args.skip_train, command=_command(),
+                skip_latency=args.skip_latency, skip_train=args.skip_train, remeasure=args.remeasure,
+                command=_command(),
                 progress=not args.no_progress)
     return 0
 
@@ -64,5 +65,8 @@ def register(sub):
     p.add_argument("--threads", type=int, help="torch threads for timing and training (default: all cores)")
     p.add_argument("--skip-latency", action="store_true", help="no latency / memory measurement")
     p.add_argument("--skip-train", action="store_true", help="no bench training (cost and latency only)")
+    p.add_argument("--remeasure", action="store_true",
+                   help="measure cost and latency again even where the results file has them from the same "
+                        "settings (after a code change); training runs are still reused, their numerics re-checked")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_compare)

@@ -6,14 +6,16 @@ import os
 import platform
 import resource
 import statistics
+import subprocess
 import sys
 import time
-from typing import Callable, Dict
+from pathlib import Path
+from typing import Callable, Dict, Optional
 
 import torch
 import torch.nn as nn
 
-__all__ = ["cpu_name", "cpu_flags", "machine_description", "versions", "time_call", "time_interleaved",
+__all__ = ["cpu_name", "cpu_flags", "machine_description", "code_revision", "versions", "time_call", "time_interleaved",
            "matmul_peak_gmacs",
            "randomize_bn_stats", "peak_rss_mib", "peak_rss_since_exec_mib"]
 
@@ -46,9 +48,29 @@ def machine_description() -> Dict[str, object]:
             "loadavg_at_start": load}
 
 
+def code_revision() -> Optional[str]:
+    """The git commit of the zoo checkout being measured, ``+dirty`` when its code (``zoo/``,
+    ``benchmarks/`` but its results) has uncommitted changes; None outside a git checkout."""
+    root = str(Path(__file__).resolve().parents[2])
+
+    def git(*args):
+        return subprocess.run(["git", "-C", root, *args], capture_output=True, text=True, check=True).stdout.strip()
+    try:
+        rev = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", "zoo", "benchmarks",
+                    ":(exclude)benchmarks/results")
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return rev + ("+dirty" if dirty else "")
+
+
 def versions() -> Dict[str, str]:
-    """Versions of python and of the libraries a measurement depends on."""
+    """Versions of python and of the libraries a measurement depends on, and the zoo commit
+    (`code_revision`)."""
     out = {"python": platform.python_version()}
+    revision = code_revision()
+    if revision:
+        out["zoo_commit"] = revision
     for name in ("zoo", "torch", "torchvision", "timm", "fvcore", "av", "numpy"):
         module = sys.modules.get(name)
         if module is None:

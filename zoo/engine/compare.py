@@ -243,9 +243,14 @@ def run_compare(*, models: Optional[Sequence[str]] = None, quick: bool = False, 
                 results: Optional[str] = None, epochs: Optional[int] = None, per_class: Optional[int] = None,
                 classes: Optional[int] = None, seed: int = 0, threads: Optional[int] = None,
                 warmup: Optional[int] = None, reps: Optional[int] = None, skip_latency: bool = False,
-                skip_train: bool = False, command: Optional[str] = None, progress: bool = True) -> Dict[str, Any]:
+                skip_train: bool = False, remeasure: bool = False, command: Optional[str] = None,
+                progress: bool = True) -> Dict[str, Any]:
     """Measure (and train the bench networks of) ``models`` (default: all registered); returns the
-    results document, also written to ``results``. Unset budget arguments take `BUDGETS` values."""
+    results document, also written to ``results``. Unset budget arguments take `BUDGETS` values.
+
+    Entries of an earlier results file with the same settings are reused (a resumed run); with
+    ``remeasure`` the cost and latency of ``models`` are measured again (the code changed), their
+    training runs still reused, with the fast path's numerics re-checked."""
     from ..data.synth import CLASSES, generate_or_reuse
     from ..models import list_models, model_info
     from .bench import machine_description, versions
@@ -269,6 +274,8 @@ def run_compare(*, models: Optional[Sequence[str]] = None, quick: bool = False, 
         meta = json.load(f)
     settings = _settings(budget, threads, seed, meta)
     previous = _previous(results, settings, quick)
+    if remeasure:  # of the models measured now, keep only the training
+        previous = {n: ({k: v for k, v in e.items() if k == "bench"} if n in names else e) for n, e in previous.items()}
     doc = {"command": command or shlex.join(sys.argv), "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
            "versions": versions(), "machine": {**machine_description(), "threads": threads}, "quick": quick,
            "settings": settings, "models": {}}
