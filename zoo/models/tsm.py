@@ -50,22 +50,22 @@ def temporal_shift(x: torch.Tensor, num_segments: int, fold_div: int = 8) -> tor
 
 
 def _shift_copy(x: torch.Tensor, num_segments: int, fold_div: int, reverse: bool = False) -> torch.Tensor:
-    # one full copy (a plain memcpy, in x's layout), then the 2/C_div shifted channels rewritten
-    # in place: ~1.5% faster end to end on TSM-R50 than assembling the output from three strided
-    # slice copies; ``reverse`` swaps the two directions (the shift's adjoint, for backward)
+    # one write of the output, no full-tensor temporaries (faster than a clone plus rewriting the
+    # two shifted folds, and than the official zeros_like form, in either layout); ``reverse`` swaps
+    # the two directions (the shift's adjoint, for backward)
     nt, c, h, w = x.shape
+    x5 = x.reshape(nt // num_segments, num_segments, c, h, w)  # a view unless x has odd strides
     fold = c // fold_div
     from_next, from_prev = slice(0, fold), slice(fold, 2 * fold)
     if reverse:
         from_next, from_prev = from_prev, from_next
-    out = x.clone()
-    x5 = x.reshape(nt // num_segments, num_segments, c, h, w)  # a view unless x has odd strides
-    out5 = out.view(nt // num_segments, num_segments, c, h, w)
-    out5[:, :-1, from_next] = x5[:, 1:, from_next]
-    out5[:, -1:, from_next] = 0
-    out5[:, 1:, from_prev] = x5[:, :-1, from_prev]
-    out5[:, :1, from_prev] = 0
-    return out
+    out = torch.empty_like(x5)
+    out[:, :-1, from_next] = x5[:, 1:, from_next]
+    out[:, -1:, from_next] = 0
+    out[:, 1:, from_prev] = x5[:, :-1, from_prev]
+    out[:, :1, from_prev] = 0
+    out[:, :, 2 * fold:] = x5[:, :, 2 * fold:]
+    return out.view(nt, c, h, w)
 
 
 @torch.library.custom_op("zoo::temporal_shift", mutates_args=())
