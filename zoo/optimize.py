@@ -214,9 +214,8 @@ class Conv3dAs2d(nn.Module):
         return y.permute(0, 2, 3, 1).reshape(n, to, h, w, co).permute(0, 4, 1, 2, 3)
 
 
-def _to_channels_last(model: nn.Module, with_2d_convs: bool = False) -> int:
-    """Channels-last weights; with ``with_2d_convs``, `Conv3dAs2d` for the Conv3ds it applies to
-    (returns how many)."""
+def _to_channels_last(model: nn.Module, with_2d_convs: bool = False) -> None:
+    """Channels-last weights; with ``with_2d_convs``, `Conv3dAs2d` for the Conv3ds it applies to."""
     as_2d = [n for n, m in model.named_modules() if with_2d_convs and Conv3dAs2d.applies_to(m)]
     for name in as_2d:
         _set_module(model, name, Conv3dAs2d(model.get_submodule(name)))
@@ -225,7 +224,6 @@ def _to_channels_last(model: nn.Module, with_2d_convs: bool = False) -> int:
             m.to(memory_format=torch.channels_last_3d)
         elif isinstance(m, nn.Conv2d):
             m.to(memory_format=torch.channels_last)
-    return len(as_2d)
 
 
 class OptimizedModel(nn.Module):
@@ -245,6 +243,11 @@ class OptimizedModel(nn.Module):
         for attr in ("info", "num_classes", "num_features"):
             if hasattr(model, attr):
                 setattr(self, attr, getattr(model, attr))
+
+    @property
+    def convs_as_2d(self) -> int:
+        """How many Conv3ds run as Conv2ds (see `Conv3dAs2d`)."""
+        return sum(isinstance(m, Conv3dAs2d) for m in self.model.modules())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
@@ -273,7 +276,7 @@ class OptimizedModel(nn.Module):
         equal Conv3d (on a copy), which inductor runs faster (R(2+1)D-18 fp32: 285 ms vs 316, bf16
         59 vs 90; SlowFast 8x8 R50 fp32: 607 vs 634, each measured interleaved)."""
         model = self.model
-        if any(isinstance(m, Conv3dAs2d) for m in model.modules()):
+        if self.convs_as_2d:
             model = copy.deepcopy(model)
             for name, m in list(model.named_modules()):
                 if isinstance(m, Conv3dAs2d):
@@ -282,7 +285,6 @@ class OptimizedModel(nn.Module):
         for attr in ("fp32_convs", "layout_ms"):
             if hasattr(self, attr):
                 setattr(twin, attr, getattr(self, attr))
-        twin.convs_as_2d = 0
         return twin
 
     def forward_features(self, x):
@@ -346,12 +348,12 @@ def optimize(model: nn.Module, dtype: torch.dtype = torch.float32, *, example: O
     # and under inductor, whose conv epilogue fusions the views split (see `OptimizedModel.compiled_twin`)
     as_2d_convs = dtype == torch.float32 and compile is False
     if layout == "channels_last":
-        as_2d = _to_channels_last(fast, as_2d_convs)
-        return _tag(OptimizedModel(fast, dtype, folded, compile), fp32_convs, as_2d)
+        _to_channels_last(fast, as_2d_convs)
+        return _tag(OptimizedModel(fast, dtype, folded, compile), fp32_convs)
     from .engine.bench import time_interleaved  # here, not at import: zoo.engine loads the training stack
 
     cl = copy.deepcopy(fast)
-    as_2d = _to_channels_last(cl, as_2d_convs)
+    _to_channels_last(cl, as_2d_convs)
     candidates = {"contiguous": OptimizedModel(fast, dtype, folded, False, channels_last=False),
                   "channels_last": OptimizedModel(cl, dtype, folded, False)}
     # interleaved rounds: one slow spell of the machine must not pick the layout (timed one after
@@ -360,7 +362,7 @@ def optimize(model: nn.Module, dtype: torch.dtype = torch.float32, *, example: O
     best = OptimizedModel(cl, dtype, folded, compile) if secs["channels_last"] <= secs["contiguous"] else \
         OptimizedModel(fast, dtype, folded, compile, channels_last=False)
     best.layout_ms = {k: round(1e3 * v, 1) for k, v in secs.items()}
-    return _tag(best, fp32_convs, as_2d if best.channels_last else 0)
+    return _tag(best, fp32_convs)
 
 
 def _canonical_clip(model: nn.Module) -> torch.Tensor:
@@ -381,7 +383,6 @@ def _faster_compiled(eager: OptimizedModel) -> OptimizedModel:
     return compiled if secs["compiled"] < secs["eager"] else eager
 
 
-def _tag(model: OptimizedModel, fp32_convs: int, convs_as_2d: int = 0) -> OptimizedModel:
+def _tag(model: OptimizedModel, fp32_convs: int) -> OptimizedModel:
     model.fp32_convs = fp32_convs  # convs kept in fp32 under bf16 (see `Float32Module`)
-    model.convs_as_2d = convs_as_2d  # Conv3ds run as Conv2ds (see `Conv3dAs2d`)
     return model
