@@ -102,6 +102,14 @@ def test_card_numbers_come_from_model_info_and_results():
     assert "shared by `tsm_r50`, `tsm_r101`" in card and "identical" in card
     assert "Intel(R) Xeon(R) Processor, 2 threads" in card and "batch 1" in card and "seed 0" in card
     assert "1 multiply-add = 1 FLOP" in card and results["command"] in card
+    assert "On the bench val split, bf16 and fp32 agree on 99.00 % of top-1 predictions." in card
+    # the held-out agreement set, with where the flips sit
+    entry["bench"].update(bf16_top1_agreement=0.9951, bf16_agreement_videos=608, bf16_flip_gaps=[0.0004, 0.0021, 0.003],
+                          near_tie_fraction=0.1)
+    results["settings"]["numerics"] = {"near_tie": 0.01}
+    assert ("On 608 SynthMotion videos (val split and a held-out set), bf16 and fp32 agree on 99.51 % of top-1 "
+            "predictions; each of the 3 that flip is within 0.0030 of a tie in fp32 probability (10 % of the videos "
+            "are within 0.01).") in render_card("tsm_r50", results, None)
     # a changed number in either source changes the card
     results["models"]["tsm_r50"]["bench"]["top1"]["reversed"] = 3.3
     assert _row(render_card("tsm_r50", results, None), "top-1 %")[1] == "3.3"

@@ -43,8 +43,9 @@ def test_grouping_collapses_depth_variants_only():
 def test_run_compare_writes_the_schema(tmp_path, monkeypatch):
     results = tmp_path / "compare.json"
     models = ["tsm_r101", "p3d_199"]  # cheap bench networks, both shared with another model
-    doc = run_compare(models=models, classes=4, per_class=4, epochs=1, out_dir=str(tmp_path / "runs"),
-                      results=str(results), skip_latency=True, progress=False, command="test")
+    doc = run_compare(models=models, classes=4, per_class=4, heldout_per_class=3, epochs=1,
+                      out_dir=str(tmp_path / "runs"), results=str(results), skip_latency=True, progress=False,
+                      command="test")
     assert json.loads(results.read_text()) == json.loads(json.dumps(doc))
     assert {"command", "date", "versions", "machine", "quick", "settings", "models"} <= set(doc)
     assert doc["machine"]["threads"] >= 1 and doc["settings"]["seed"] == 0
@@ -59,7 +60,11 @@ def test_run_compare_writes_the_schema(tmp_path, monkeypatch):
         b = e["bench"]
         for key in ("normal", "reversed", "shuffled"):
             assert 0 <= b["top1"][key] <= 100 and 0 <= b["top5"][key] <= 100
-        assert 0 <= b["twin_acc"] <= 100 and 0 <= b["bf16_top1_agreement"] <= 1
+        assert 0 <= b["twin_acc"] <= 100 and 0 <= b["near_tie_fraction"] <= 1
+        # bf16 agreement over the val split (1 per class) and the held-out set (3 per class)
+        assert b["bf16_agreement_videos"] == 16 == doc["settings"]["numerics"]["bf16_agreement_videos"]
+        flips = len(b["bf16_flip_gaps"])
+        assert b["bf16_top1_agreement"] == round(1 - flips / 16, 4) and all(g >= 0 for g in b["bf16_flip_gaps"])
         assert b["fp32_max_rel_dlogit"] < 1e-3 and b["train_seconds"] > 0 and b["size"] == 32
         assert b["frames"] == info.bench["frames"] and b["model_args"] == dict(info.bench["model_args"])
         assert name == b["run"] or name in b["shared_with"]
@@ -72,19 +77,21 @@ def test_run_compare_writes_the_schema(tmp_path, monkeypatch):
     from zoo.engine import compare as compare_module
     measured, measure = [], compare_module.measure
     monkeypatch.setattr(compare_module, "measure", lambda name, **kw: measured.append(name) or measure(name, **kw))
-    again = run_compare(models=models[:1], classes=4, per_class=4, epochs=1, out_dir=str(tmp_path / "runs"),
-                        results=str(results), skip_latency=True, progress=False, command="test")
+    again = run_compare(models=models[:1], classes=4, per_class=4, heldout_per_class=3, epochs=1,
+                        out_dir=str(tmp_path / "runs"), results=str(results), skip_latency=True, progress=False,
+                        command="test")
     b, b0 = again["models"]["tsm_r101"]["bench"], doc["models"]["tsm_r101"]["bench"]
     assert "numerics_rechecked" in b and "numerics_rechecked" not in b0
-    numerics = ("bf16_top1_agreement", "fp32_max_rel_dlogit")
+    numerics = ("bf16_top1_agreement", "bf16_flip_gaps", "near_tie_fraction", "fp32_max_rel_dlogit")
     assert {k: v for k, v in b.items() if k not in (*numerics, "numerics_rechecked")} == \
         {k: v for k, v in b0.items() if k not in numerics}
     assert b["bf16_top1_agreement"] == b0["bf16_top1_agreement"] and b["fp32_max_rel_dlogit"] < 1e-3
     assert again["models"]["p3d_199"] == doc["models"]["p3d_199"]  # not in this call: untouched
     assert measured == []
     # --remeasure: the named models' cost (and latency) measured again, their training kept
-    remeasured = run_compare(models=models[:1], classes=4, per_class=4, epochs=1, out_dir=str(tmp_path / "runs"),
-                             results=str(results), skip_latency=True, remeasure=True, progress=False, command="test")
+    remeasured = run_compare(models=models[:1], classes=4, per_class=4, heldout_per_class=3, epochs=1,
+                             out_dir=str(tmp_path / "runs"), results=str(results), skip_latency=True, remeasure=True,
+                             progress=False, command="test")
     assert measured == ["tsm_r101"]
     assert remeasured["models"]["tsm_r101"]["bench"]["train_seconds"] == b0["train_seconds"]
     assert remeasured["models"]["p3d_199"] == doc["models"]["p3d_199"]
@@ -97,11 +104,12 @@ def test_run_compare_writes_the_schema(tmp_path, monkeypatch):
     changed["latency"]["reps"] += 1
     kept = _previous(str(results), changed, quick=False)
     assert kept == remeasured["models"]  # (no latency to drop: it was skipped)
-    changed["train"]["epochs"] += 1
-    assert _previous(str(results), changed, quick=False) == {}
+    changed["train"]["epochs"] += 1  # and other training settings: the training is dropped too, cost kept
+    assert _previous(str(results), changed, quick=False) == \
+        {n: {k: v for k, v in e.items() if k != "bench"} for n, e in remeasured["models"].items()}
 
 
-def test_previous_drops_only_latency_when_latency_settings_change(tmp_path):
+def test_previous_drops_what_changed_settings_invalidate(tmp_path):
     settings = {"seed": 0, "latency": {"reps": 5, "compile": False}, "data": {"classes": ["a"]}, "train": {"epochs": 6}}
     entry = {"params": 1, "gflops": 2.0, "latency": {"fast_fp32_ms": 3.0}, "bench": {"run": "m"}}
     path = tmp_path / "compare.json"
@@ -110,6 +118,11 @@ def test_previous_drops_only_latency_when_latency_settings_change(tmp_path):
     assert _previous(str(path), settings, quick=True) == {}
     recompiled = {**settings, "latency": {"reps": 5, "compile": True}}
     assert _previous(str(path), recompiled, quick=False) == {"m": {"params": 1, "gflops": 2.0, "bench": {"run": "m"}}}
+    # other training or data settings: retrain, keep cost and latency; other numerics settings: keep all
+    # (every reused run's numerics are re-checked)
+    longer = {**settings, "train": {"epochs": 12}}
+    assert _previous(str(path), longer, quick=False) == {"m": {"params": 1, "gflops": 2.0, "latency": entry["latency"]}}
+    assert _previous(str(path), {**settings, "numerics": {"heldout": "other"}}, quick=False) == {"m": entry}
 
 
 def test_fast_path_ms_picks_the_faster_path():

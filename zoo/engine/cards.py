@@ -240,10 +240,29 @@ def _latency_section(name, info, results, notes_dir) -> List[str]:
                      f"{lat.get('path_bf16')} one in bf16 (the faster on this machine). Compile times are the "
                      f"first call's, with inductor's on-disk cache as the run found it.")
     lines.append(f"Batch 1 at the canonical input {list(info.input_shape)}; peak memory "
-                 f"{_f(lat.get('peak_rss_mib'), '.0f')} MiB. On the bench val set, bf16 and fp32 agree on "
-                 f"{_f(b.get('bf16_top1_agreement') and 100 * b['bf16_top1_agreement'])} % of top-1 predictions; "
-                 f"optimized fp32 vs eager max |Δlogit| / max |logit| = {_f(b.get('fp32_max_rel_dlogit'), '.1e')}.")
+                 f"{_f(lat.get('peak_rss_mib'), '.0f')} MiB. {_agreement(b, _numerics(results))} Optimized fp32 "
+                 f"vs eager on the val split: max |Δlogit| / max |logit| = {_f(b.get('fp32_max_rel_dlogit'), '.1e')}.")
     return lines
+
+
+def _numerics(results: dict) -> dict:
+    return results.get("settings", {}).get("numerics", {})
+
+
+def _agreement(b: dict, numerics: dict) -> str:
+    """bf16 vs fp32 top-1 agreement of the trained bench network, with where its flips sit."""
+    agree = b.get("bf16_top1_agreement")
+    if agree is None:
+        return ""
+    videos = b.get("bf16_agreement_videos")
+    where = f"{videos} SynthMotion videos (val split and a held-out set)" if videos else "the bench val split"
+    text = f"On {where}, bf16 and fp32 agree on {100 * agree:.2f} % of top-1 predictions"
+    gaps, near = b.get("bf16_flip_gaps"), b.get("near_tie_fraction")
+    if gaps:
+        text += f"; each of the {len(gaps)} that flip is within {max(gaps):.4f} of a tie in fp32 probability"
+    if near is not None and "near_tie" in numerics:
+        text += f" ({100 * near:.0f} % of the videos are within {numerics['near_tie']:g})"
+    return text + "."
 
 
 def _weights_section(name, info, results, notes_dir) -> List[str]:

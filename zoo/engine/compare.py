@@ -9,7 +9,10 @@ zoo.engine.compare --measure NAME``).
 Accuracy: each model's small ``info.bench`` network (e.g. a ResNet-18 backbone) is trained from
 scratch on SynthMotion (easy, 32 frames, 32 px) with one shared budget through `zoo.engine.train`
 and its own sampler, then evaluated with the harness on one view (centre clip, centre crop) in
-normal, reversed and shuffled frame order. Models whose bench networks are identical
+normal, reversed and shuffled frame order. The fast path's numerics are checked on the trained
+network: fp32 logits against eager on the val split, bf16 top-1 against fp32 on the val split plus
+a larger held-out SynthMotion set drawn with another seed (``heldout_per_class`` clips per class,
+never trained on), so one flipped video moves the agreement by 0.2%, not 1%. Models whose bench networks are identical
 (`fingerprint`) share one run: the first registered name of the group is ``run``, the others
 ``shared_with``.
 
@@ -33,14 +36,16 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import torch
 
 __all__ = ["BUDGETS", "bench_model", "fingerprint", "group_runs", "measure", "train_bench", "fast_path_numerics",
-           "recheck_numerics", "run_compare", "format_rows", "fast_path_ms"]
+           "heldout_sets", "recheck_numerics", "run_compare", "format_rows", "fast_path_ms"]
 
 DATA = dict(name="SynthMotion", difficulty="easy", frames=32, size=32)
 # full: 8 classes = the first 4 twin pairs; quick: 2 pairs, tiny set, fewer timing reps
 # (quick times the fast path in channels-last instead of timing both layouts first, see zoo.optimize)
-BUDGETS = {"full": dict(classes=8, per_class=48, epochs=6, warmup=2, reps=5, layout="auto", compile=True),
-           "quick": dict(classes=4, per_class=16, epochs=2, warmup=1, reps=1, layout="channels_last",
-                         compile=False)}
+BUDGETS = {"full": dict(classes=8, per_class=48, heldout_per_class=64, epochs=12, warmup=2, reps=5, layout="auto",
+                        compile=True),
+           "quick": dict(classes=4, per_class=16, heldout_per_class=8, epochs=2, warmup=1, reps=1,
+                         layout="channels_last", compile=False)}
+NEAR_TIE = 0.01  # fp32 top-1 minus top-2 probability below which a video counts as near-tied
 TRAIN = dict(batch_size=8, optimizer="adamw", lr=1e-3, weight_decay=1e-4, warmup_epochs=1, schedule="cosine",
              amp="none")
 MEMORY = ("peak RSS of a fresh child process (python -m zoo.engine.compare --measure NAME) that builds the model "
@@ -146,10 +151,11 @@ def _measure_child(name: str, *, threads: int, warmup: int, reps: int, layout: s
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def train_bench(run: str, data: str, out: str, *, epochs: int, seed: int, twins, progress: bool = True
-                ) -> Dict[str, Any]:
+def train_bench(run: str, data: str, out: str, *, epochs: int, seed: int, twins, heldout: Optional[str] = None,
+                progress: bool = True) -> Dict[str, Any]:
     """Train ``run``'s bench network on ``data`` (`TRAIN` budget), evaluate the val split in three
-    frame orders, and check the fast path's numerics on the trained model.
+    frame orders, and check the fast path's numerics on the trained model (bf16 agreement also over
+    the ``heldout`` SynthMotion directory).
 
     ``train_seconds`` is `zoo.engine.train`'s wall time (its final, normal-order evaluation included).
     Runs are written to ``out/<run>`` (``model.pt``, ``eval*/``); the resumable ``last.pt`` is deleted.
@@ -186,24 +192,42 @@ def train_bench(run: str, data: str, out: str, *, epochs: int, seed: int, twins,
         "top1": {o: _r2(e.metrics["video_top1"]) for o, e in evals.items()},
         "top5": {o: _r2(e.metrics["video_top5"]) for o, e in evals.items()},
         "twin_acc": _r2(twin), "pair_acc": _r2(pair),
-        **fast_path_numerics(model, val, evals["normal"].view_logits),
+        **fast_path_numerics(model, val, evals["normal"].view_logits, heldout_sets(heldout, info)),
         "train_seconds": round(seconds, 1), "out": cfg.out,
     }
 
 
-def fast_path_numerics(model, val, eager_logits: torch.Tensor) -> Dict[str, float]:
-    """`zoo.optimize` on a trained model over ``val``: the fp32 fast path's max |Δlogit| relative to
-    the eager logits' scale, and the bf16 fast path's per-video top-1 agreement with fp32."""
+def fast_path_numerics(model, val, eager_logits: torch.Tensor, heldout: Sequence = ()) -> Dict[str, Any]:
+    """`zoo.optimize` on a trained model: the fp32 fast path's max |Δlogit| over ``val`` relative to
+    the eager logits' scale, and the bf16 fast path's per-video top-1 agreement with the fp32 one over
+    ``val`` and the ``heldout`` datasets, with the fp32 top-1/top-2 probability gap of each video
+    that flips (``bf16_flip_gaps``) and the share of videos within `NEAR_TIE` of a tie."""
     from . import evaluate
 
-    fast32 = evaluate(model, val, optimize=True, progress=False).view_logits
-    fast16 = evaluate(model, val, optimize=True, amp="bf16", progress=False).view_logits
-    return {"bf16_top1_agreement": round(float((_video_top1(fast16) == _video_top1(fast32)).float().mean()), 4),
-            "fp32_max_rel_dlogit": float((fast32 - eager_logits).abs().max()
-                                         / eager_logits.abs().max().clamp_min(1e-12))}
+    fast32, fast16 = [], []
+    for dataset in (val, *heldout):
+        fast32.append(evaluate(model, dataset, optimize=True, progress=False).view_logits)
+        fast16.append(evaluate(model, dataset, optimize=True, amp="bf16", progress=False).view_logits)
+    rel = (fast32[0] - eager_logits).abs().max() / eager_logits.abs().max().clamp_min(1e-12)
+    prob32 = torch.cat(fast32).softmax(-1).mean(1)
+    top2 = prob32.topk(2, dim=-1).values
+    gaps = top2[:, 0] - top2[:, 1]
+    flips = _video_top1(torch.cat(fast16)) != prob32.argmax(-1)
+    return {"bf16_top1_agreement": round(1 - float(flips.float().mean()), 4),
+            "bf16_agreement_videos": len(flips),
+            "bf16_flip_gaps": sorted(round(float(g), 5) for g in gaps[flips]),
+            "near_tie_fraction": round(float((gaps < NEAR_TIE).float().mean()), 4),
+            "fp32_max_rel_dlogit": float(rel)}
 
 
-def recheck_numerics(bench: Dict[str, Any], data: str) -> Dict[str, Any]:
+def heldout_sets(heldout: Optional[str], info) -> List:
+    """Every clip of the held-out SynthMotion directory ``heldout`` (both of its splits), or none."""
+    from ..data import build_dataset
+
+    return [build_dataset(heldout, info, split) for split in ("val", "train")] if heldout else []
+
+
+def recheck_numerics(bench: Dict[str, Any], data: str, heldout: Optional[str] = None) -> Dict[str, Any]:
     """A reused bench entry with `fast_path_numerics` measured again by this code on the run's
     saved weights (``out/model.pt``), so a changed fast path never keeps stale figures; unchanged
     if the weights are gone."""
@@ -221,7 +245,7 @@ def recheck_numerics(bench: Dict[str, Any], data: str) -> Dict[str, Any]:
     model.eval()
     val = build_dataset(data, model.info, "val")
     eager = evaluate(model, val, progress=False).view_logits
-    return {**bench, **fast_path_numerics(model, val, eager),
+    return {**bench, **fast_path_numerics(model, val, eager, heldout_sets(heldout, model.info)),
             "numerics_rechecked": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
 
 
@@ -241,7 +265,8 @@ def _write(path: str, doc: Dict[str, Any]) -> None:
 
 def run_compare(*, models: Optional[Sequence[str]] = None, quick: bool = False, out_dir: Optional[str] = None,
                 results: Optional[str] = None, epochs: Optional[int] = None, per_class: Optional[int] = None,
-                classes: Optional[int] = None, seed: int = 0, threads: Optional[int] = None,
+                classes: Optional[int] = None, heldout_per_class: Optional[int] = None, seed: int = 0,
+                threads: Optional[int] = None,
                 warmup: Optional[int] = None, reps: Optional[int] = None, skip_latency: bool = False,
                 skip_train: bool = False, remeasure: bool = False, command: Optional[str] = None,
                 progress: bool = True) -> Dict[str, Any]:
@@ -258,7 +283,7 @@ def run_compare(*, models: Optional[Sequence[str]] = None, quick: bool = False, 
     t_start = time.perf_counter()
     budget = dict(BUDGETS["quick" if quick else "full"])
     budget.update({k: v for k, v in dict(epochs=epochs, per_class=per_class, classes=classes, warmup=warmup,
-                                         reps=reps).items() if v is not None})
+                                         reps=reps, heldout_per_class=heldout_per_class).items() if v is not None})
     threads = threads or os.cpu_count() or 1
     out_dir = out_dir or os.path.join("runs", "compare_quick" if quick else "compare")
     results = results or os.path.join("benchmarks", "results", "compare_quick.json" if quick else "compare.json")
@@ -267,9 +292,12 @@ def run_compare(*, models: Optional[Sequence[str]] = None, quick: bool = False, 
         model_info(name)  # unknown names fail here, with close matches
     torch.set_num_threads(threads)
 
-    data = os.path.join(out_dir, "data")
-    generate_or_reuse(data, list(CLASSES[:budget["classes"]]), per_class=budget["per_class"], frames=DATA["frames"],
-                      size=DATA["size"], seed=seed, difficulty=DATA["difficulty"])
+    data, heldout = os.path.join(out_dir, "data"), os.path.join(out_dir, "heldout")
+    synth = dict(frames=DATA["frames"], size=DATA["size"], difficulty=DATA["difficulty"])
+    generate_or_reuse(data, list(CLASSES[:budget["classes"]]), per_class=budget["per_class"], seed=seed, **synth)
+    if not skip_train:  # other draws of the same generator (seed + 1): clips no bench network trains on
+        generate_or_reuse(heldout, list(CLASSES[:budget["classes"]]), per_class=budget["heldout_per_class"],
+                          seed=seed + 1, **synth)
     with open(os.path.join(data, "classes.json")) as f:
         meta = json.load(f)
     settings = _settings(budget, threads, seed, meta)
@@ -314,9 +342,9 @@ def run_compare(*, models: Optional[Sequence[str]] = None, quick: bool = False, 
             run = groups[name]
             if run not in runs_done:
                 runs_done[run] = train_bench(run, data, out_dir, epochs=budget["epochs"], seed=seed,
-                                             twins=meta["twins"], progress=progress)
+                                             twins=meta["twins"], heldout=heldout, progress=progress)
             elif run not in fresh:  # trained by an earlier call: the fast path may have changed since
-                runs_done[run] = recheck_numerics(runs_done[run], data)
+                runs_done[run] = recheck_numerics(runs_done[run], data, heldout)
             fresh.add(run)
             entry["bench"] = {**runs_done[run], "shared_with": members[run][1:]}
         done[name] = entry
@@ -344,24 +372,30 @@ def _settings(budget: Dict[str, int], threads: int, seed: int, meta: Dict[str, A
                  "twins": meta["twins"], "per_class": budget["per_class"], "frames": DATA["frames"],
                  "size": DATA["size"], "train_videos": budget["per_class"] * len(meta["classes"]) - n_val,
                  "val_videos": n_val},
+        # re-checked on every reuse: a change here keeps the training runs (see `_previous`)
+        "numerics": {"bf16_agreement_videos": n_val + budget["heldout_per_class"] * len(meta["classes"]),
+                     "heldout": f"val split + SynthMotion seed {seed + 1}, {budget['heldout_per_class']} clips per "
+                                f"class (both splits), never trained on", "near_tie": NEAR_TIE},
         "train": {"epochs": budget["epochs"], **{k: v for k, v in TRAIN.items() if k != "amp"},
                   "threads": threads, "amp": TRAIN["amp"]},
     }
 
 
 def _previous(results: str, settings: Dict[str, Any], quick: bool) -> Dict[str, Dict[str, Any]]:
-    """The model entries of an earlier results file made with the same settings (else none)."""
+    """The model entries of an earlier results file, less what its settings invalidate: its latency
+    if the latency settings differ, its training if the data, training or seed differ (cost is kept;
+    the ``numerics`` settings are re-checked on every reuse anyway); none from the other budget."""
     if not os.path.isfile(results):
         return {}
     with open(results) as f:
         old = json.load(f)
     new, was = json.loads(json.dumps(settings)), old.get("settings", {})
-    if old.get("quick") != quick or any(was.get(k) != v for k, v in new.items() if k != "latency"):
+    if old.get("quick") != quick:
         return {}
-    models = old.get("models", {})
-    if was.get("latency") != new["latency"]:  # re-measure latency, keep cost and training
-        models = {n: {k: v for k, v in e.items() if k != "latency"} for n, e in models.items()}
-    return models
+    drop = {"latency"} if was.get("latency") != new["latency"] else set()
+    if any(was.get(k) != v for k, v in new.items() if k not in ("latency", "numerics")):
+        drop.add("bench")
+    return {n: {k: v for k, v in e.items() if k not in drop} for n, e in old.get("models", {}).items()}
 
 
 def describe(doc: Dict[str, Any]) -> str:
