@@ -45,16 +45,16 @@ def register(sub):
         "compare", help="params, GFLOPs, CPU latency, memory and SynthMotion accuracy of every model",
         description="For every registered model (or --models): params and fvcore GFLOPs at its canonical input, "
                     "batch-1 CPU latency (eager fp32, zoo.optimize fp32 and bf16, not compiled and compiled) and "
-                    "the peak memory of a fresh process doing it; and the accuracy of its small bench network (ModelInfo.bench) trained "
-                    "from scratch on SynthMotion with one shared budget, evaluated in normal, reversed and "
-                    "shuffled frame order. Models with identical bench networks share one training run. The full "
-                    "run takes about 53 min on a 2-core Xeon (19 min cost and latency, compiling included; 34 min "
-                    "training and evaluation); "
-                    "--quick 6 min. Results are written after every model; re-running with the same settings "
-                    "reuses them.")
+                    "the peak memory of a fresh process doing it; and the accuracy of its small bench network "
+                    "(ModelInfo.bench) trained from scratch on SynthMotion with one shared budget, evaluated in "
+                    "normal, reversed and shuffled frame order, with the fast path's numerics checked on it (bf16 "
+                    "top-1 agreement over the val split and a held-out set). Models with identical bench networks "
+                    "share one training run. The full run takes about 1.6 h on a 2-core Xeon (29 min cost and "
+                    "latency, compiling included; 68 min training and evaluation); --quick 6 min. Results are "
+                    "written after every model; re-running with the same settings reuses them.")
     p.add_argument("--quick", action="store_true",
                    help="demo budget: 4 classes x 16 clips, 2 epochs (accuracies stay near chance), timing "
-                        "warmup 1 / reps 1 in channels-last, not compiled (full: 8 classes x 48 clips, 6 epochs, "
+                        "warmup 1 / reps 1 in channels-last, not compiled (full: 8 classes x 48 clips, 12 epochs, "
                         "warmup 2 / reps 5, layout chosen per model, compiled path timed too)")
     p.add_argument("--models", help="comma-separated model names (default: every registered model)")
     p.add_argument("--out-dir", help="data and training runs (default runs/compare, --quick runs/compare_quick)")
