@@ -110,6 +110,12 @@ def test_card_numbers_come_from_model_info_and_results():
     assert ("On 608 SynthMotion videos (val split and a held-out set), bf16 and fp32 agree on 99.51 % of top-1 "
             "predictions; each of the 3 that flip is within 0.0030 of a tie in fp32 probability (10 % of the videos "
             "are within 0.01).") in render_card("tsm_r50", results, None)
+    # timings kept from an earlier run (same latency settings) say which run measured them
+    assert "Timings measured by" not in card
+    entry["latency"]["measured_by"] = {"command": "zoo compare --remeasure", "date": "2026-11-21 10:00:00 UTC",
+                                       "zoo_commit": "abc1234"}
+    assert ("Timings measured by `zoo compare --remeasure` on 2026-11-21 10:00:00 UTC (zoo commit abc1234)"
+            in render_card("tsm_r50", results, None))
     # a changed number in either source changes the card
     results["models"]["tsm_r50"]["bench"]["top1"]["reversed"] = 3.3
     assert _row(render_card("tsm_r50", results, None), "top-1 %")[1] == "3.3"

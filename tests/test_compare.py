@@ -113,16 +113,21 @@ def test_previous_drops_what_changed_settings_invalidate(tmp_path):
     settings = {"seed": 0, "latency": {"reps": 5, "compile": False}, "data": {"classes": ["a"]}, "train": {"epochs": 6}}
     entry = {"params": 1, "gflops": 2.0, "latency": {"fast_fp32_ms": 3.0}, "bench": {"run": "m"}}
     path = tmp_path / "compare.json"
-    path.write_text(json.dumps({"quick": False, "settings": settings, "models": {"m": entry}}))
-    assert _previous(str(path), settings, quick=False) == {"m": entry}
+    # kept latency names the run that measured it
+    measured_by = {"command": "zoo compare", "date": "2026-11-22 04:10:00 UTC", "zoo_commit": "abc1234"}
+    kept = {"m": {**entry, "latency": {**entry["latency"], "measured_by": measured_by}}}
+    path.write_text(json.dumps({"quick": False, "settings": settings, "models": {"m": entry}, "versions":
+                                {"zoo_commit": "abc1234"}, "command": "zoo compare", "date": measured_by["date"]}))
+    assert _previous(str(path), settings, quick=False) == kept
     assert _previous(str(path), settings, quick=True) == {}
     recompiled = {**settings, "latency": {"reps": 5, "compile": True}}
     assert _previous(str(path), recompiled, quick=False) == {"m": {"params": 1, "gflops": 2.0, "bench": {"run": "m"}}}
     # other training or data settings: retrain, keep cost and latency; other numerics settings: keep all
     # (every reused run's numerics are re-checked)
     longer = {**settings, "train": {"epochs": 12}}
-    assert _previous(str(path), longer, quick=False) == {"m": {"params": 1, "gflops": 2.0, "latency": entry["latency"]}}
-    assert _previous(str(path), {**settings, "numerics": {"heldout": "other"}}, quick=False) == {"m": entry}
+    assert _previous(str(path), longer, quick=False) == \
+        {"m": {"params": 1, "gflops": 2.0, "latency": kept["m"]["latency"]}}
+    assert _previous(str(path), {**settings, "numerics": {"heldout": "other"}}, quick=False) == kept
 
 
 def test_fast_path_ms_picks_the_faster_path():

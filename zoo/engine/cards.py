@@ -242,6 +242,10 @@ def _latency_section(name, info, results, notes_dir) -> List[str]:
     lines.append(f"Batch 1 at the canonical input {list(info.input_shape)}; peak memory "
                  f"{_f(lat.get('peak_rss_mib'), '.0f')} MiB. {_agreement(b, _numerics(results))} Optimized fp32 "
                  f"vs eager on the val split: max |Δlogit| / max |logit| = {_f(b.get('fp32_max_rel_dlogit'), '.1e')}.")
+    by = lat.get("measured_by")
+    if by and by.get("date") != results.get("date"):  # kept from an earlier run with the same latency settings
+        lines.append(f"Timings measured by `{by.get('command')}` on {by.get('date')} (zoo commit "
+                     f"{by.get('zoo_commit')}); the training and numerics by the run below.")
     return lines
 
 

@@ -333,6 +333,8 @@ def run_compare(*, models: Optional[Sequence[str]] = None, quick: bool = False, 
                 cost = _measure_child(name, threads=threads, warmup=budget["warmup"], reps=budget["reps"],
                                       layout=budget["layout"], compile=budget["compile"])
             entry.update(cost)
+            if "latency" in entry:
+                entry["latency"]["measured_by"] = _provenance(doc)
             print(f"{name}: measured in {time.perf_counter() - t0:.0f}s", flush=True)
         if skip_latency:
             entry.pop("latency", None)
@@ -395,7 +397,16 @@ def _previous(results: str, settings: Dict[str, Any], quick: bool) -> Dict[str, 
     drop = {"latency"} if was.get("latency") != new["latency"] else set()
     if any(was.get(k) != v for k, v in new.items() if k not in ("latency", "numerics")):
         drop.add("bench")
-    return {n: {k: v for k, v in e.items() if k not in drop} for n, e in old.get("models", {}).items()}
+    models = {n: {k: v for k, v in e.items() if k not in drop} for n, e in old.get("models", {}).items()}
+    for e in models.values():  # kept latency names the run that measured it
+        if "latency" in e and "measured_by" not in e["latency"]:
+            e["latency"] = {**e["latency"], "measured_by": _provenance(old)}
+    return models
+
+
+def _provenance(doc: Dict[str, Any]) -> Dict[str, Any]:
+    return {"command": doc.get("command"), "date": doc.get("date"),
+            "zoo_commit": doc.get("versions", {}).get("zoo_commit")}
 
 
 def describe(doc: Dict[str, Any]) -> str:
