@@ -12,9 +12,9 @@ and its own sampler, then evaluated with the harness on one view (centre clip, c
 normal, reversed and shuffled frame order. The fast path's numerics are checked on the trained
 network: fp32 logits against eager on the val split, bf16 top-1 against fp32 on the val split plus
 a larger held-out SynthMotion set drawn with another seed (``heldout_per_class`` clips per class,
-never trained on), so one flipped video moves the agreement by 0.2%, not 1%. Models whose bench networks are identical
-(`fingerprint`) share one run: the first registered name of the group is ``run``, the others
-``shared_with``.
+never trained on; full budget: 608 videos, one flip = 0.16 %). Models whose bench networks are
+identical (`fingerprint`) share one run: the first registered name of the group is ``run``, the
+others ``shared_with``.
 
 The results JSON (``benchmarks/results/compare.json``, ``compare_quick.json`` for ``--quick``) is
 rewritten atomically after every model; a re-run with the same settings reuses the finished entries
@@ -266,10 +266,9 @@ def _write(path: str, doc: Dict[str, Any]) -> None:
 def run_compare(*, models: Optional[Sequence[str]] = None, quick: bool = False, out_dir: Optional[str] = None,
                 results: Optional[str] = None, epochs: Optional[int] = None, per_class: Optional[int] = None,
                 classes: Optional[int] = None, heldout_per_class: Optional[int] = None, seed: int = 0,
-                threads: Optional[int] = None,
-                warmup: Optional[int] = None, reps: Optional[int] = None, skip_latency: bool = False,
-                skip_train: bool = False, remeasure: bool = False, command: Optional[str] = None,
-                progress: bool = True) -> Dict[str, Any]:
+                threads: Optional[int] = None, warmup: Optional[int] = None, reps: Optional[int] = None,
+                skip_latency: bool = False, skip_train: bool = False, remeasure: bool = False,
+                command: Optional[str] = None, progress: bool = True) -> Dict[str, Any]:
     """Measure (and train the bench networks of) ``models`` (default: all registered); returns the
     results document, also written to ``results``. Unset budget arguments take `BUDGETS` values.
 
