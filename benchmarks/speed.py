@@ -201,11 +201,14 @@ def _bench_in_processes(name: str, args, peaks: dict) -> dict:
     if len(rows) == 1:
         return rows[0]
     median = sorted(rows, key=_fp32_speedup)[len(rows) // 2]
-    return {**median, "per_process": [{**{k: v for k, v in r.items() if k.startswith("speedup_")},
-                                        "minor_page_faults_per_call": {k: v["minor_page_faults_per_call"]
-                                                                       for k, v in r.items() if isinstance(v, dict)
-                                                                       and "minor_page_faults_per_call" in v}}
-                                       for r in rows]}
+    return {**median, "per_process": [_process_summary(r) for r in rows]}
+
+
+def _process_summary(row: dict) -> dict:
+    """One process's ratios to the peer and, per timed row, its page faults per call."""
+    faults = {label: timed["minor_page_faults_per_call"] for label, timed in row.items()
+              if isinstance(timed, dict) and "minor_page_faults_per_call" in timed}
+    return {**{k: v for k, v in row.items() if k.startswith("speedup_")}, "minor_page_faults_per_call": faults}
 
 
 def main(argv=None):
