@@ -5,7 +5,7 @@ glibc hands freed memory at the top of its heap back to the OS and serves large 
 call: compiled R(2+1)D-18 at 16x112² saw 22k-37k minor page faults per clip, and a process whose
 heap happened to stay resident ran it 1.77x faster than its peer instead of about 1.5x. Inside
 ``cache.scope()``, CPU tensor allocations of 16 KiB and more made on the calling thread come from a
-free list keyed by size (static shapes hit it exactly from the second call on), the way
+free list of blocks (static shapes are served from it from the second call on), the way
 PyTorch's CUDA caching allocator and ONNX Runtime's CPU arena work. Allocations on other threads,
 or outside any scope, go to PyTorch's allocator unchanged.
 
@@ -97,11 +97,15 @@ def cache_unavailable_reason() -> Optional[str]:
 
 
 class MemoryCache:
-    """A size-keyed free list of CPU tensor memory, used inside `scope` (see the module docstring).
+    """A free list of CPU tensor memory blocks, used inside `scope` (see the module docstring).
 
-    It keeps at most as many free bytes as one scope has requested (``limit_bytes``: what serving
-    a whole call from the cache takes); `trim` frees what it holds, and so does dropping the
-    cache (tensors still in use stay valid and are freed normally)."""
+    Blocks come in size classes 1/8 of a power of two apart, and a request takes the smallest
+    free block that fits (if under 4x its size), so activations of similar sizes share blocks.
+    Free blocks are kept up to 3x the peak of live bytes, so changing shapes cannot grow it
+    without bound; at a static shape it settles lower (I3D-Inception eager fast fp32: 488 MB free
+    for a 344 MB peak, the process's peak RSS 1395 MB instead of 1318; R(2+1)D-18: 105 MB for 82).
+    `trim` frees what it holds, and so does dropping the cache (tensors still in use stay valid
+    and are freed normally)."""
 
     def __init__(self):
         lib, why = _library()
@@ -124,9 +128,9 @@ class MemoryCache:
         self._lib.zoo_cache_trim(self._handle)
 
     def stats(self) -> Dict[str, int]:
-        out = (ctypes.c_int64 * 6)()
+        out = (ctypes.c_int64 * 5)()
         self._lib.zoo_cache_stats(self._handle, out)
-        return dict(zip(("hits", "misses", "free_bytes", "live_bytes", "peak_live_bytes", "limit_bytes"), out))
+        return dict(zip(("hits", "misses", "free_bytes", "live_bytes", "peak_live_bytes"), out))
 
     def __deepcopy__(self, memo) -> "MemoryCache":
         return MemoryCache()  # a copy of a model gets its own, empty cache
