@@ -363,26 +363,29 @@ def optimize(model: nn.Module, dtype: torch.dtype = torch.float32, *, example: O
         if callable(getattr(module, "prepare_inference", None)):
             module.prepare_inference()
     fp32_convs = _keep_fp32_under_bf16(fast) if dtype == torch.bfloat16 else 0
+
+    def wrap(body: nn.Module, compiled: Union[bool, str], channels_last: bool) -> OptimizedModel:
+        return OptimizedModel(body, dtype, folded, compiled, channels_last=channels_last, memory_cache=memory_cache)
+
     if layout == "contiguous":
-        return _tag(OptimizedModel(fast, dtype, folded, compile, False, memory_cache), fp32_convs)
+        return _tag(wrap(fast, compile, channels_last=False), fp32_convs)
     # Conv3dAs2d only for the uncompiled fp32 model: measured slower under bf16 (R(2+1)D-18: 127 -> 140 ms)
     # and under inductor, whose conv epilogue fusions the views split (see `OptimizedModel.compiled_twin`)
     as_2d_convs = dtype == torch.float32 and compile is False
     if layout == "channels_last":
         _to_channels_last(fast, as_2d_convs)
-        return _tag(OptimizedModel(fast, dtype, folded, compile, True, memory_cache), fp32_convs)
+        return _tag(wrap(fast, compile, channels_last=True), fp32_convs)
     from .engine.bench import time_interleaved  # here, not at import: zoo.engine loads the training stack
 
     cl = copy.deepcopy(fast)
     _to_channels_last(cl, as_2d_convs)
-    candidates = {"contiguous": OptimizedModel(fast, dtype, folded, False, False, memory_cache),
-                  "channels_last": OptimizedModel(cl, dtype, folded, False, True, memory_cache)}
+    candidates = {"contiguous": wrap(fast, False, channels_last=False),
+                  "channels_last": wrap(cl, False, channels_last=True)}
     # interleaved rounds: one slow spell of the machine must not pick the layout (timed one after
     # the other, TSM-R101 was once left contiguous at 675 ms per clip instead of 545)
     secs = time_interleaved(candidates, _canonical_clip(model), warmup=1, reps=3, settle=0)
-    best = OptimizedModel(cl, dtype, folded, compile, True, memory_cache) \
-        if secs["channels_last"] <= secs["contiguous"] else \
-        OptimizedModel(fast, dtype, folded, compile, False, memory_cache)
+    best = wrap(cl, compile, channels_last=True) if secs["channels_last"] <= secs["contiguous"] else \
+        wrap(fast, compile, channels_last=False)
     best.layout_ms = {k: round(1e3 * v, 1) for k, v in secs.items()}
     return _tag(best, fp32_convs)
 
