@@ -13,14 +13,16 @@ again, and that differs from process to process.
                   ``slowfast_r50`` and ``i3d_r50``) with the same weights, eager fp32, default layout, no_grad —
                   or, for families with no installable peer (TSM, PAN, I3D-Inception, P3D), the
                   zoo model run the way peers run (eager fp32, default layout).
-* ``zoo-fp32``  — ``zoo.optimize(model)``: BN folded, channels-last, inference mode.
+* ``zoo-fp32``  — ``zoo.optimize(model)``: BN folded, channels-last, inference mode, 3x3 stride-1
+                  convs as Winograd F(4x4, 3x3) (``fp32_winograd_convs`` counts them).
 * ``zoo-bf16``  — ``zoo.optimize(model, torch.bfloat16)``: the same under CPU bf16 autocast.
 
 Which peer a row ran against is its ``peer_impl``. Reported: median seconds per clip over
 ``--reps`` interleaved rounds (each round times one call of every row, right after an untimed
 one, so a slow spell of the machine hits all rows alike and each is timed warm) after
 ``--warmup`` calls each, clips/s, the speed-up over the peer, the achieved GMAC/s (fvcore MACs /
-time) against this machine's measured matmul peak, and numerics: max |Δlogit| relative to the
+time; with Winograd convs this is an effective rate, which may pass the peak) against this
+machine's measured matmul peak, and numerics: max |Δlogit| relative to the
 logit scale for fp32 (target ≤1e-4), and top-1 agreement of bf16 with fp32 over
 ``--agree-clips`` random clips (random weights give near-tied logits, so this is a lower bound:
 `zoo compare` measures the agreement of trained models on the SynthMotion validation set).
@@ -126,6 +128,7 @@ def bench_model(name: str, args, peaks: dict) -> dict:
     bf16 = zoo.optimize(model, torch.bfloat16, layout=args.layout)
     row = {"model": name, "input": list(shape), "gmacs_per_call": macs / 1e9, "peer_impl": peer_name,
            "fp32_folded_bn": fast.folded_batchnorms, "fp32_channels_last": fast.channels_last,
+           "fp32_winograd_convs": fast.winograd_convs,
            "bf16_channels_last": bf16.channels_last, "fp32_layout_ms": getattr(fast, "layout_ms", None),
            "bf16_layout_ms": getattr(bf16, "layout_ms", None)}
     with torch.no_grad():

@@ -19,64 +19,30 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
-import hashlib
-import os
-import shutil
-import subprocess
-import tempfile
 import weakref
 from pathlib import Path
 from typing import Dict, Iterator, Optional
 
-import torch
+from . import native
 
 __all__ = ["MemoryCache", "cache_unavailable_reason", "build_library"]
 
 _SOURCE = Path(__file__).parent / "csrc" / "memory_cache.cpp"
 
 
-def _cache_dir() -> Path:
-    if os.environ.get("ZOO_CACHE_DIR"):
-        return Path(os.environ["ZOO_CACHE_DIR"])
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "zoo"
-
-
 def build_library(out_dir: Path, cxx: Optional[str] = None) -> Path:
     """Compile the allocator into ``out_dir`` (once per source, torch and compiler); its path.
 
     Raises RuntimeError naming the compiler and its message when it cannot be built."""
-    cxx = cxx or os.environ.get("CXX", "c++")
-    torch_dir = Path(torch.__file__).parent
-    abi = int(torch.compiled_with_cxx11_abi())
-    source = _SOURCE.read_bytes()
-    key = hashlib.sha256(source + f"{torch.__version__} {abi} {cxx}".encode()).hexdigest()[:16]
-    target = Path(out_dir) / f"memory_cache-{key}.so"
-    if target.exists():
-        return target
-    if shutil.which(cxx) is None:
-        raise RuntimeError(f"no C++ compiler {cxx!r} on PATH (install g++ or set CXX)")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
-    os.close(fd)
-    cmd = [cxx, "-O2", "-std=c++17", "-shared", "-fPIC", f"-D_GLIBCXX_USE_CXX11_ABI={abi}",
-           f"-I{torch_dir / 'include'}", str(_SOURCE), "-o", tmp,
-           f"-L{torch_dir / 'lib'}", "-lc10", f"-Wl,-rpath,{torch_dir / 'lib'}"]
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise RuntimeError(f"{cxx} could not build {_SOURCE.name}: {done.stderr.strip()[-2000:]}")
-        os.replace(tmp, target)  # atomic: a concurrent build or a crash never leaves half a library
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return target
+    return native.build_library(_SOURCE, out_dir, cxx=cxx, flags=[f"-I{native.TORCH_LIB.parent / 'include'}"],
+                                link=[f"-L{native.TORCH_LIB}", "-lc10", f"-Wl,-rpath,{native.TORCH_LIB}"])
 
 
 @functools.lru_cache(maxsize=None)
 def _library():
     """(ctypes library, None) with the allocator installed, or (None, why not)."""
     try:
-        lib = ctypes.CDLL(str(build_library(_cache_dir() / "native")))
+        lib = ctypes.CDLL(str(build_library(native.library_dir())))
     except (RuntimeError, OSError) as e:
         return None, str(e)
     lib.zoo_cache_new.restype = ctypes.c_void_p

@@ -15,7 +15,10 @@ What it does, in order, on a copy of an eval-mode model:
    (``layout="auto"`` times both layouts and keeps the faster). In fp32, not compiled, Conv3ds
    whose kernel spans one frame or one pixel (spatial, temporal and 1x1x1 convs of R(2+1)D, P3D,
    SlowFast, I3D-R50) run as Conv2ds on views of that memory (`Conv3dAs2d`), which oneDNN runs
-   faster (SlowFast 8x8 R50: 904 -> 719 ms per clip).
+   faster (SlowFast 8x8 R50: 904 -> 719 ms per clip). In fp32 with channels-last, compiled or
+   not, 3x3 stride-1 convs (2D, or 3D with a one-frame kernel) of 32 channels or more run as
+   Winograd F(4x4, 3x3) (`zoo.winograd.WinogradConv`: a quarter of the multiplies; outputs within
+   about 1e-5 of their scale, the direct conv's rounding being about 2e-6).
 3. Runs under ``torch.inference_mode`` and, for ``dtype=torch.bfloat16``, CPU autocast with the
    fully connected layers (and convs oneDNN mishandles in bf16) kept in float32, so the logits
    are float32 computed, not bf16 rounded (see `Float32Module`).
@@ -39,6 +42,7 @@ import torch
 import torch.nn as nn
 
 from .memory import MemoryCache, cache_unavailable_reason
+from .winograd import WinogradConv, winograd_unavailable_reason
 
 __all__ = ["optimize", "fold_batchnorms", "OptimizedModel", "Conv3dAs2d"]
 
@@ -220,8 +224,12 @@ class Conv3dAs2d(nn.Module):
         return y.permute(0, 2, 3, 1).reshape(n, to, h, w, co).permute(0, 4, 1, 2, 3)
 
 
-def _to_channels_last(model: nn.Module, with_2d_convs: bool = False) -> None:
-    """Channels-last weights; with ``with_2d_convs``, `Conv3dAs2d` for the Conv3ds it applies to."""
+def _to_channels_last(model: nn.Module, with_2d_convs: bool = False, winograd: bool = False) -> None:
+    """Channels-last weights; with ``with_2d_convs``, `Conv3dAs2d` for the Conv3ds it applies to;
+    with ``winograd``, `zoo.winograd.WinogradConv` for the 3x3 stride-1 convs it applies to."""
+    if winograd:
+        for name in [n for n, m in model.named_modules() if WinogradConv.applies_to(m)]:
+            _set_module(model, name, WinogradConv(model.get_submodule(name)))
     as_2d = [n for n, m in model.named_modules() if with_2d_convs and Conv3dAs2d.applies_to(m)]
     for name in as_2d:
         _set_module(model, name, Conv3dAs2d(model.get_submodule(name)))
@@ -256,6 +264,11 @@ class OptimizedModel(nn.Module):
     def convs_as_2d(self) -> int:
         """How many Conv3ds run as Conv2ds (see `Conv3dAs2d`)."""
         return sum(isinstance(m, Conv3dAs2d) for m in self.model.modules())
+
+    @property
+    def winograd_convs(self) -> int:
+        """How many convs run as Winograd F(4x4, 3x3) (see `zoo.winograd.WinogradConv`)."""
+        return sum(isinstance(m, WinogradConv) for m in self.model.modules())
 
     @property
     def memory_cache(self) -> Optional[MemoryCache]:
@@ -315,7 +328,7 @@ class OptimizedModel(nn.Module):
 
 def optimize(model: nn.Module, dtype: torch.dtype = torch.float32, *, example: Optional[torch.Tensor] = None,
              compile: Union[bool, str] = False, fold_bn: bool = True, layout: str = "channels_last",
-             memory_cache: bool = True) -> OptimizedModel:
+             memory_cache: bool = True, winograd: bool = True) -> OptimizedModel:
     """Return a faster inference copy of ``model`` (see the module docstring).
 
     Args:
@@ -337,12 +350,16 @@ def optimize(model: nn.Module, dtype: torch.dtype = torch.float32, *, example: O
             kept between calls (no page faults on repeated calls; about 1.3-1.4x the peak of
             live activations stays reserved until ``model.memory_cache.trim()`` or the model is
             dropped).
+        winograd: in float32 with a channels-last layout, run 3x3 stride-1 convs with at least 32
+            channels as Winograd F(4x4, 3x3) (`zoo.winograd.WinogradConv`: about 2x faster per
+            conv; outputs within about 1e-5 of their scale instead of 2e-6). Ignored (False)
+            where its kernels cannot be built (`zoo.winograd.winograd_unavailable_reason`).
     """
     if compile not in (True, False, "auto"):
         raise ValueError(f"compile must be True, False or 'auto', got {compile!r}")
     if compile == "auto":
         return _faster_compiled(optimize(model, dtype, example=example, compile=False, fold_bn=fold_bn,
-                                         layout=layout, memory_cache=memory_cache))
+                                         layout=layout, memory_cache=memory_cache, winograd=winograd))
     if layout not in ("channels_last", "contiguous", "auto"):
         raise ValueError(f"layout must be 'channels_last', 'contiguous' or 'auto', got {layout!r}")
     if dtype not in (torch.float32, torch.bfloat16):
@@ -372,13 +389,14 @@ def optimize(model: nn.Module, dtype: torch.dtype = torch.float32, *, example: O
     # Conv3dAs2d only for the uncompiled fp32 model: measured slower under bf16 (R(2+1)D-18: 127 -> 140 ms)
     # and under inductor, whose conv epilogue fusions the views split (see `OptimizedModel.compiled_twin`)
     as_2d_convs = dtype == torch.float32 and compile is False
+    winograd = winograd and dtype == torch.float32 and winograd_unavailable_reason() is None
     if layout == "channels_last":
-        _to_channels_last(fast, as_2d_convs)
+        _to_channels_last(fast, as_2d_convs, winograd)
         return _tag(wrap(fast, compile, channels_last=True), fp32_convs)
     from .engine.bench import time_interleaved  # here, not at import: zoo.engine loads the training stack
 
     cl = copy.deepcopy(fast)
-    _to_channels_last(cl, as_2d_convs)
+    _to_channels_last(cl, as_2d_convs, winograd)
     candidates = {"contiguous": wrap(fast, False, channels_last=False),
                   "channels_last": wrap(cl, False, channels_last=True)}
     # interleaved rounds: one slow spell of the machine must not pick the layout (timed one after
