@@ -31,7 +31,7 @@ def test_transforms_compute_the_correlation_exactly():
     (8, 64, 64, 14, 14, 1, True),  # ResNet shapes: tiles cover the map exactly / with overhang
     (2, 48, 40, 15, 13, 1, True),  # channels not a multiple of 16, odd sides
     (3, 35, 33, 9, 11, 0, False),  # no padding, no bias
-    (1, 32, 96, 4, 4, 1, True),  # one tile
+    (16, 32, 96, 4, 4, 1, True),  # one tile per image (a batch of 16 reaches MIN_TILES)
 ])
 def test_conv2d_equals_the_direct_conv(batch, c_in, c_out, h, w, padding, bias):
     conv = nn.Conv2d(c_in, c_out, 3, padding=padding, bias=bias)
@@ -54,6 +54,18 @@ def test_conv3d_spatial_kernel_runs_frames_as_batch():
     assert (y - ref).abs().max() <= WinogradConv.rtol * ref.abs().max()
     with torch.inference_mode():  # a default-layout input gives the same result
         torch.testing.assert_close(WinogradConv(conv)(x.contiguous()), y)
+
+
+@pytest.mark.parametrize("shape", [(1, 64, 7, 7), (1, 64, 2, 7, 7)])
+def test_few_tiles_run_the_direct_conv(shape):
+    conv = (nn.Conv2d if len(shape) == 4 else nn.Conv3d)(64, 32, (3, 3) if len(shape) == 4 else (1, 3, 3),
+                                                         padding=1 if len(shape) == 4 else (0, 1, 1))
+    fmt = torch.channels_last if len(shape) == 4 else torch.channels_last_3d
+    x = torch.randn(*shape).contiguous(memory_format=fmt)
+    with torch.inference_mode():
+        y, ref = WinogradConv(conv)(x), conv(x)
+    assert y.shape == ref.shape and y.is_contiguous(memory_format=fmt)
+    torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-5)  # the direct conv's own rounding, not Winograd's
 
 
 @pytest.mark.parametrize("conv, applies", [
@@ -79,7 +91,7 @@ def test_wrong_input_names_the_expected_shape():
     with pytest.raises(ValueError, match=r"float32 input \[N, 64, H, W\]"):
         conv(torch.randn(1, 32, 8, 8))
     with torch.enable_grad():  # inference only: runs, but backward through it is refused
-        y = conv(torch.randn(1, 64, 8, 8, requires_grad=True))
+        y = conv(torch.randn(1, 64, 16, 16, requires_grad=True))  # 16 tiles: the Winograd path
         with pytest.raises(RuntimeError, match="winograd_conv.*no autograd formula"):
             y.sum().backward()
 

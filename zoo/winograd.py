@@ -8,27 +8,35 @@ It runs as an input transform of 6x6 tiles (``zoo/csrc/winograd.cpp``), 36 GEMMs
 arithmetic; in fp32 each conv's outputs move by about 1e-5 of their largest value (the direct
 conv's rounding is about 2e-6), which `WinogradConv` states as its tolerance.
 
-Measured on the 2-core Xeon (batch 8 frames, 2 threads), direct oneDNN channels-last conv vs
-this: 14x14x256 5.7 -> 2.3 ms, 56x56x64 6.0 -> 2.9 ms.
+Measured per conv (``benchmarks/winograd.py``, 2-core Xeon, fp32 channels-last, frames as batch):
+1.9-2.0x faster than oneDNN's direct conv at ResNet's res3/res4 shapes over 8 frames, 1.3x at
+res2, 1.8x at res5 (7x7). With few output tiles the direct conv wins, so below `MIN_TILES` the
+module runs it instead.
 """
 from __future__ import annotations
 
 import ctypes
 import functools
 from fractions import Fraction
+from pathlib import Path
 from typing import List, Optional, Tuple
 
 import torch
 import torch.nn as nn
-from pathlib import Path
+import torch.nn.functional as F
 
 from . import native
 
-__all__ = ["WinogradConv", "winograd_unavailable_reason", "transform_matrices", "TILE"]
+__all__ = ["WinogradConv", "winograd_unavailable_reason", "transform_matrices", "TILE", "MIN_TILES"]
 
 TILE = 4  # output tile side m of F(m x m, 3 x 3)
 POINTS = (0, 1, -1, 2, -2)  # Lavin & Gray's interpolation points, plus the point at infinity
 MIN_CHANNELS = 32  # thinner convs are too cheap for the transforms to pay off
+# Fewer output tiles than this (e.g. R(2+1)D-18's res5 at 2 frames of 7x7: 8 tiles) run as the
+# direct conv: the 36 GEMMs then have too few rows to amortize reading weights 4x the size of the
+# direct conv's (benchmarks/winograd.py: 512->1152 at 7x7 runs 0.72x at 4 tiles, 0.78x at 8,
+# 1.05x at 16, 1.53x at 32).
+MIN_TILES = 16
 _SOURCE = Path(__file__).parent / "csrc" / "winograd.cpp"
 
 
@@ -142,6 +150,7 @@ class WinogradConv(nn.Module):
         self.register_buffer("u", u.permute(2, 3, 1, 0).reshape(-1, conv.in_channels, conv.out_channels)
                              .float().contiguous())
         self.register_buffer("bias", None if conv.bias is None else conv.bias.detach().float().clone())
+        self.register_buffer("weight", weight.float().contiguous(memory_format=torch.channels_last))  # direct form
         self.pad = conv.padding[-1]
         self.dims = conv.weight.dim() - 2
         self.in_channels, self.out_channels = conv.in_channels, conv.out_channels
@@ -166,10 +175,22 @@ class WinogradConv(nn.Module):
                              f"{'T, ' if self.dims == 3 else ''}H, W], got {x.dtype} {list(x.shape)}")
         fmt = torch.channels_last_3d if x.dim() == 5 else torch.channels_last
         x = x.contiguous(memory_format=fmt)  # a no-op on the fast path's channels-last activations
+        frames = x.shape[2] if x.dim() == 5 else 1
+        out_side = [side + 2 * self.pad - 2 for side in x.shape[-2:]]
+        if x.shape[0] * frames * -(-out_side[0] // TILE) * -(-out_side[1] // TILE) < MIN_TILES:
+            return self._direct(x)
         if torch.compiler.is_compiling() or (torch.is_grad_enabled() and x.requires_grad):
             # the op: opaque to inductor, and with no autograd formula, backward through it raises
             return _winograd_conv_op(x, self.u, self.bias, self.pad)
         return _winograd_conv(x, self.u, self.bias, self.pad)
+
+    def _direct(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4:
+            return F.conv2d(x, self.weight, self.bias, padding=self.pad)
+        n, c, t, h, w = x.shape  # frames into the batch: views of channels-last-3d memory, no copies
+        y = F.conv2d(x.permute(0, 2, 3, 4, 1).reshape(n * t, h, w, c).permute(0, 3, 1, 2), self.weight, self.bias,
+                     padding=self.pad)
+        return y.permute(0, 2, 3, 1).reshape(n, t, *y.shape[-2:], -1).permute(0, 4, 1, 2, 3)
 
     def extra_repr(self) -> str:
         return f"{self.in_channels}, {self.out_channels}, kernel=3x3, padding={self.pad}, F(4x4, 3x3)"
