@@ -4,7 +4,8 @@ For each shape (a ResNet stage's 3x3 conv over 8 frames at 224², and R(2+1)D-18
 over 16 frames at 112²), in one process with the same thread count: the direct conv as the fp32
 fast path ran it before (oneDNN, channels-last, bias fused) and `zoo.winograd.WinogradConv`, both
 inside a `zoo.memory.MemoryCache` scope as in `zoo.optimize`, timed in interleaved rounds
-(median); and the largest |error| of each relative to the largest |output|, against a float64
+(median; below `MIN_TILES` output tiles the module runs the direct conv, and the row says so); and
+the largest |error| of each relative to the largest |output|, against a float64
 conv of the same float32 inputs.
 
     python benchmarks/winograd.py            # writes benchmarks/results/winograd.json
@@ -22,7 +23,7 @@ import torch.nn.functional as F
 
 from zoo.engine.bench import machine_description, versions
 from zoo.memory import MemoryCache
-from zoo.winograd import WinogradConv
+from zoo.winograd import MIN_TILES, TILE, WinogradConv
 
 RESULTS = Path(__file__).parent / "results"
 SHAPES = [  # (where, frames as batch, channels, side)
@@ -74,14 +75,17 @@ def main() -> None:
             err = {k: ((m(x).double() - ref).abs().max() / ref.abs().max()).item()
                    for k, m in (("direct", conv), ("winograd", winograd))}
             macs = batch * side * side * c_in * c_out * 9
-            rows.append({"where": where, "input": [batch, c_in, side, side], "out_channels": c_out,
+            tiles = batch * (-(-side // TILE)) ** 2
+            rows.append({"where": where, "input": [batch, c_in, side, side], "out_channels": c_out, "tiles": tiles,
+                         "winograd_path": "winograd" if tiles >= MIN_TILES else f"direct (under {MIN_TILES} tiles)",
                          "direct_ms": ms["direct"], "winograd_ms": ms["winograd"],
                          "speedup": ms["direct"] / ms["winograd"],
                          "direct_gmacs_per_s": macs / ms["direct"] / 1e6,
                          "direct_max_rel_err": err["direct"], "winograd_max_rel_err": err["winograd"]})
             r = rows[-1]
-            print(f"{where:44s} direct {r['direct_ms']:7.2f} ms  winograd {r['winograd_ms']:7.2f} ms  "
-                  f"x{r['speedup']:.2f}  rel err {r['direct_max_rel_err']:.1e} -> {r['winograd_max_rel_err']:.1e}")
+            print(f"{where:44s} direct {r['direct_ms']:7.2f} ms  WinogradConv {r['winograd_ms']:7.2f} ms  "
+                  f"x{r['speedup']:.2f}  rel err {r['direct_max_rel_err']:.1e} -> {r['winograd_max_rel_err']:.1e}"
+                  f"  ({tiles} tiles: {r['winograd_path']})")
     out = {"how": f"python benchmarks/winograd.py --reps {args.reps}: batch = frames, fp32, channels-last, "
                   "interleaved rounds, median ms per call, both inside a MemoryCache scope",
            "machine": {**machine_description(), "threads": torch.get_num_threads(), "versions": versions()},

@@ -9,7 +9,7 @@ arithmetic; in fp32 each conv's outputs move by about 1e-5 of their largest valu
 conv's rounding is about 2e-6), which `WinogradConv` states as its tolerance.
 
 Measured per conv (``benchmarks/winograd.py``, 2-core Xeon, fp32 channels-last, frames as batch):
-1.9-2.0x faster than oneDNN's direct conv at ResNet's res3/res4 shapes over 8 frames, 1.3x at
+1.9-2.0x faster than oneDNN's direct conv at ResNet's res3/res4 shapes over 8 frames, 1.2x at
 res2, 1.8x at res5 (7x7). With few output tiles the direct conv wins, so below `MIN_TILES` the
 module runs it instead.
 """
