@@ -31,6 +31,20 @@ inline void store(float* p, Vec v, int n) {
   }
 }
 
+// out = mat in, along the first tile axis: out[i][j] = sum_k mat[i][k] in[k][j] (mat is R x A).
+template <int R>
+inline void transform_rows(const float* mat, const Vec (&in)[A][A], Vec (&out)[R][A]) {
+#pragma GCC unroll 8
+  for (int i = 0; i < R; ++i)
+#pragma GCC unroll 8
+    for (int j = 0; j < A; ++j) {
+      Vec acc = {};
+#pragma GCC unroll 8
+      for (int k = 0; k < A; ++k) acc += mat[i * A + k] * in[k][j];
+      out[i][j] = acc;
+    }
+}
+
 }  // namespace
 
 extern "C" {
@@ -52,16 +66,8 @@ void zoo_winograd_input(const float* x, float* V, int64_t N, int64_t H, int64_t 
           const int64_t h = h0 + i, w = w0 + j;
           d[i][j] = (h < 0 || h >= H || w < 0 || w >= W) ? Vec{} : load(x + ((n * H + h) * W + w) * C + c0, cb);
         }
-      Vec t[A][A];  // BT d
-#pragma GCC unroll 8
-      for (int i = 0; i < A; ++i)
-#pragma GCC unroll 8
-        for (int j = 0; j < A; ++j) {
-          Vec acc = {};
-#pragma GCC unroll 8
-          for (int k = 0; k < A; ++k) acc += BT[i * A + k] * d[k][j];
-          t[i][j] = acc;
-        }
+      Vec t[A][A];
+      transform_rows<A>(BT, d, t);
 #pragma GCC unroll 8
       for (int i = 0; i < A; ++i)
 #pragma GCC unroll 8
@@ -88,16 +94,8 @@ void zoo_winograd_output(const float* Mt, float* y, const float* bias, int64_t N
       Vec m[A][A];
       for (int i = 0; i < A; ++i)
         for (int j = 0; j < A; ++j) m[i][j] = load(Mt + (i * A + j) * row_stride + p * C + c0, cb);
-      Vec t[M][A];  // AT m
-#pragma GCC unroll 8
-      for (int i = 0; i < M; ++i)
-#pragma GCC unroll 8
-        for (int j = 0; j < A; ++j) {
-          Vec acc = {};
-#pragma GCC unroll 8
-          for (int k = 0; k < A; ++k) acc += AT[i * A + k] * m[k][j];
-          t[i][j] = acc;
-        }
+      Vec t[M][A];
+      transform_rows<M>(AT, m, t);
       const Vec b = bias != nullptr ? load(bias + c0, cb) : Vec{};
       for (int i = 0; i < M && h0 + i < Ho; ++i)
         for (int j = 0; j < M && w0 + j < Wo; ++j) {  // (AT m) A + bias
