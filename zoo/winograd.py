@@ -34,8 +34,8 @@ POINTS = (0, 1, -1, 2, -2)  # Lavin & Gray's interpolation points, plus the poin
 MIN_CHANNELS = 32  # thinner convs are too cheap for the transforms to pay off
 # Fewer output tiles than this (e.g. R(2+1)D-18's res5 at 2 frames of 7x7: 8 tiles) run as the
 # direct conv: the 36 GEMMs then have too few rows to amortize reading weights 4x the size of the
-# direct conv's (benchmarks/winograd.py: 512->1152 at 7x7 runs 0.72x at 4 tiles, 0.78x at 8,
-# 1.05x at 16, 1.53x at 32).
+# direct conv's (measured with benchmarks/winograd.py's timing, Winograd forced: 512->1152 at 7x7
+# ran 0.72x the direct conv's speed at 4 tiles, 0.78x at 8, 1.05x at 16, 1.53x at 32).
 MIN_TILES = 16
 _SOURCE = Path(__file__).parent / "csrc" / "winograd.cpp"
 
@@ -100,6 +100,9 @@ def _row_stride(rows: int, cols: int) -> int:
 def _winograd_conv(x: torch.Tensor, u: torch.Tensor, bias: Optional[torch.Tensor], pad: int) -> torch.Tensor:
     lib = _library()[0]
     at, bt = _matrices_fp32()
+    # the kernels index raw memory: make sure of the layout they assume (no-ops on the fast path)
+    x = x.contiguous(memory_format=torch.channels_last_3d if x.dim() == 5 else torch.channels_last)
+    u, bias = u.contiguous(), None if bias is None else bias.contiguous()
     n, c, h, w = x.shape[0], x.shape[1], x.shape[-2], x.shape[-1]
     frames = x.shape[2] if x.dim() == 5 else 1  # [N, C, T, H, W]: frames run as batch
     ho, wo = h + 2 * pad - 2, w + 2 * pad - 2
