@@ -42,7 +42,7 @@ import torch
 import torch.nn as nn
 
 from .memory import MemoryCache, cache_unavailable_reason
-from .winograd import WinogradConv, winograd_unavailable_reason
+from .winograd import WinogradConv, frames_into_batch, frames_out_of_batch, winograd_unavailable_reason
 
 __all__ = ["optimize", "fold_batchnorms", "OptimizedModel", "Conv3dAs2d"]
 
@@ -213,12 +213,10 @@ class Conv3dAs2d(nn.Module):
         return conv.to(memory_format=torch.channels_last_3d)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.spatial:
+            return frames_out_of_batch(self.conv(frames_into_batch(x)), x.shape[2])
         n, c, t, h, w = x.shape
         x = x.permute(0, 2, 3, 4, 1)  # [N, T, H, W, C]: contiguous for a channels-last-3d x
-        if self.spatial:
-            y = self.conv(x.reshape(n * t, h, w, c).permute(0, 3, 1, 2))
-            _, co, ho, wo = y.shape
-            return y.permute(0, 2, 3, 1).reshape(n, t, ho, wo, co).permute(0, 4, 1, 2, 3)
         y = self.conv(x.reshape(n, t, h * w, c).permute(0, 3, 1, 2))
         _, co, to, _ = y.shape
         return y.permute(0, 2, 3, 1).reshape(n, to, h, w, co).permute(0, 4, 1, 2, 3)

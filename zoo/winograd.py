@@ -27,7 +27,8 @@ import torch.nn.functional as F
 
 from . import native
 
-__all__ = ["WinogradConv", "winograd_unavailable_reason", "transform_matrices", "TILE", "MIN_TILES"]
+__all__ = ["WinogradConv", "winograd_unavailable_reason", "transform_matrices", "frames_into_batch",
+           "frames_out_of_batch", "TILE", "MIN_TILES"]
 
 TILE = 4  # output tile side m of F(m x m, 3 x 3)
 POINTS = (0, 1, -1, 2, -2)  # Lavin & Gray's interpolation points, plus the point at infinity
@@ -38,6 +39,19 @@ MIN_CHANNELS = 32  # thinner convs are too cheap for the transforms to pay off
 # ran 0.72x the direct conv's speed at 4 tiles, 0.78x at 8, 1.05x at 16, 1.53x at 32).
 MIN_TILES = 16
 _SOURCE = Path(__file__).parent / "csrc" / "winograd.cpp"
+
+
+def frames_into_batch(x: torch.Tensor) -> torch.Tensor:
+    """``[N, C, T, H, W]`` -> ``[N*T, C, H, W]`` channels-last: a view of channels-last-3d memory
+    (``[N, T, H, W, C]``), a copy otherwise."""
+    n, c, t, h, w = x.shape
+    return x.permute(0, 2, 3, 4, 1).reshape(n * t, h, w, c).permute(0, 3, 1, 2)
+
+
+def frames_out_of_batch(y: torch.Tensor, frames: int) -> torch.Tensor:
+    """The inverse of `frames_into_batch` for a channels-last ``[N*T, C, H, W]``: a view."""
+    nt, c, h, w = y.shape
+    return y.permute(0, 2, 3, 1).reshape(nt // frames, frames, h, w, c).permute(0, 4, 1, 2, 3)
 
 
 def _poly(roots) -> List[Fraction]:
@@ -101,23 +115,19 @@ def _winograd_conv(x: torch.Tensor, u: torch.Tensor, bias: Optional[torch.Tensor
     lib = _library()[0]
     at, bt = _matrices_fp32()
     # the kernels index raw memory: make sure of the layout they assume (no-ops on the fast path)
-    x = x.contiguous(memory_format=torch.channels_last_3d if x.dim() == 5 else torch.channels_last)
+    x = x.contiguous(memory_format=torch.channels_last)
     u, bias = u.contiguous(), None if bias is None else bias.contiguous()
-    n, c, h, w = x.shape[0], x.shape[1], x.shape[-2], x.shape[-1]
-    frames = x.shape[2] if x.dim() == 5 else 1  # [N, C, T, H, W]: frames run as batch
+    n, c, h, w = x.shape
     ho, wo = h + 2 * pad - 2, w + 2 * pad - 2
-    tiles = n * frames * -(-ho // TILE) * -(-wo // TILE)
+    tiles = n * -(-ho // TILE) * -(-wo // TILE)
     a2, c_out = u.shape[0], u.shape[2]
     stride = _row_stride(tiles, c)
     v = torch.empty(a2 * stride, dtype=x.dtype).as_strided((a2, tiles, c), (stride, c, 1))
-    lib.zoo_winograd_input(x.data_ptr(), v.data_ptr(), n * frames, h, w, c, pad, bt.data_ptr(), stride)
+    lib.zoo_winograd_input(x.data_ptr(), v.data_ptr(), n, h, w, c, pad, bt.data_ptr(), stride)
     products = torch.bmm(v, u)
-    if x.dim() == 5:
-        y = torch.empty((n, c_out, frames, ho, wo), dtype=x.dtype, memory_format=torch.channels_last_3d)
-    else:
-        y = torch.empty((n, c_out, ho, wo), dtype=x.dtype, memory_format=torch.channels_last)
+    y = torch.empty((n, c_out, ho, wo), dtype=x.dtype, memory_format=torch.channels_last)
     lib.zoo_winograd_output(products.data_ptr(), y.data_ptr(), 0 if bias is None else bias.data_ptr(),
-                            n * frames, ho, wo, c_out, at.data_ptr(), tiles * c_out)
+                            n, ho, wo, c_out, at.data_ptr(), tiles * c_out)
     return y
 
 
@@ -128,9 +138,8 @@ def _winograd_conv_op(x: torch.Tensor, u: torch.Tensor, bias: Optional[torch.Ten
 
 @_winograd_conv_op.register_fake
 def _(x: torch.Tensor, u: torch.Tensor, bias: Optional[torch.Tensor], pad: int) -> torch.Tensor:
-    shape = (x.shape[0], u.shape[2], *x.shape[2:-2], x.shape[-2] + 2 * pad - 2, x.shape[-1] + 2 * pad - 2)
-    fmt = torch.channels_last_3d if x.dim() == 5 else torch.channels_last
-    return x.new_empty(shape).contiguous(memory_format=fmt)
+    shape = (x.shape[0], u.shape[2], x.shape[2] + 2 * pad - 2, x.shape[3] + 2 * pad - 2)
+    return x.new_empty(shape).contiguous(memory_format=torch.channels_last)
 
 
 class WinogradConv(nn.Module):
@@ -176,24 +185,18 @@ class WinogradConv(nn.Module):
         if x.dim() != self.dims + 2 or x.shape[1] != self.in_channels or x.dtype != torch.float32:
             raise ValueError(f"WinogradConv expects float32 input [N, {self.in_channels}, "
                              f"{'T, ' if self.dims == 3 else ''}H, W], got {x.dtype} {list(x.shape)}")
-        fmt = torch.channels_last_3d if x.dim() == 5 else torch.channels_last
-        x = x.contiguous(memory_format=fmt)  # a no-op on the fast path's channels-last activations
-        frames = x.shape[2] if x.dim() == 5 else 1
-        out_side = [side + 2 * self.pad - 2 for side in x.shape[-2:]]
-        if x.shape[0] * frames * -(-out_side[0] // TILE) * -(-out_side[1] // TILE) < MIN_TILES:
-            return self._direct(x)
+        if x.dim() == 5:  # a (1, 3, 3) Conv3d: frames run as batch
+            return frames_out_of_batch(self._forward_2d(frames_into_batch(x)), x.shape[2])
+        return self._forward_2d(x)
+
+    def _forward_2d(self, x: torch.Tensor) -> torch.Tensor:
+        out_h, out_w = (side + 2 * self.pad - 2 for side in x.shape[-2:])
+        if x.shape[0] * -(-out_h // TILE) * -(-out_w // TILE) < MIN_TILES:
+            return F.conv2d(x, self.weight, self.bias, padding=self.pad)
         if torch.compiler.is_compiling() or (torch.is_grad_enabled() and x.requires_grad):
             # the op: opaque to inductor, and with no autograd formula, backward through it raises
             return _winograd_conv_op(x, self.u, self.bias, self.pad)
         return _winograd_conv(x, self.u, self.bias, self.pad)
-
-    def _direct(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 4:
-            return F.conv2d(x, self.weight, self.bias, padding=self.pad)
-        n, c, t, h, w = x.shape  # frames into the batch: views of channels-last-3d memory, no copies
-        y = F.conv2d(x.permute(0, 2, 3, 4, 1).reshape(n * t, h, w, c).permute(0, 3, 1, 2), self.weight, self.bias,
-                     padding=self.pad)
-        return y.permute(0, 2, 3, 1).reshape(n, t, *y.shape[-2:], -1).permute(0, 4, 1, 2, 3)
 
     def extra_repr(self) -> str:
         return f"{self.in_channels}, {self.out_channels}, kernel=3x3, padding={self.pad}, F(4x4, 3x3)"
