@@ -4,7 +4,7 @@
     python benchmarks/compare.py --quick    # the demo budget (a few minutes)
 
 Results: ``benchmarks/results/compare.json`` (``compare_quick.json``), with the command, versions and
-machine; the logic is `zoo.engine.compare`.
+machine; the logic is `zoo.benchmark.compare`.
 """
 import sys
 

@@ -26,7 +26,7 @@ import torch  # noqa: E402
 import torchvision  # noqa: E402
 
 import zoo  # noqa: E402
-from zoo.engine.bench import machine_description  # noqa: E402
+from zoo.benchmark.machine import machine_description  # noqa: E402
 from zoo.data import PyAVDecoder, build_dataset, collate, synth  # noqa: E402
 from zoo.data.samplers import DenseSampler, SegmentSampler  # noqa: E402
 

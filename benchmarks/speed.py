@@ -38,11 +38,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -50,9 +47,10 @@ import torch
 import torch.nn as nn
 
 import zoo
-from zoo.engine.bench import (machine_description, matmul_peak_gmacs, randomize_bn_stats, time_interleaved,
-                              versions)
+from zoo.benchmark.latency import fast_paths, json_from_child, matmul_peak_gmacs, randomize_bn_stats
+from zoo.benchmark.machine import machine_description, versions
 from zoo.engine.checkpoint import atomic_write_text
+from zoo.inference.timing import time_interleaved
 from zoo.flops import count_flops
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -124,8 +122,8 @@ def bench_model(name: str, args, peaks: dict) -> dict:
         peer.eval()
     else:
         peer, peer_name = model, "zoo eager fp32 (peer-style: default layout)"
-    fast = zoo.optimize(model, layout=args.layout)
-    bf16 = zoo.optimize(model, torch.bfloat16, layout=args.layout)
+    paths, compile_s = fast_paths(model, x, layout=args.layout, compile=args.compile)
+    fast, bf16 = paths["fast_fp32"], paths["fast_bf16"]
     row = {"model": name, "input": list(shape), "gmacs_per_call": macs / 1e9, "peer_impl": peer_name,
            "fp32_folded_bn": fast.folded_batchnorms, "fp32_channels_last": fast.channels_last,
            "fp32_winograd_convs": fast.winograd_convs,
@@ -135,13 +133,9 @@ def bench_model(name: str, args, peaks: dict) -> dict:
         ref = peer(x)
     runs = [("peer", peer, torch.float32), ("zoo-fp32", fast, torch.float32), ("zoo-bf16", bf16, torch.bfloat16)]
     if args.compile:  # torch.compile (inductor, weight freezing) of the very models above
-        for label, eager, dtype in (("zoo-fp32-compiled", fast, torch.float32),
-                                    ("zoo-bf16-compiled", bf16, torch.bfloat16)):
-            compiled = eager.compiled_twin()
-            start = time.perf_counter()
-            compiled(x)
-            row[label + "-compile-seconds"] = time.perf_counter() - start
-            runs.append((label, compiled, dtype))
+        for tag, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+            row[f"zoo-{tag}-compiled-compile-seconds"] = compile_s[f"compile_{tag}_s"]
+            runs.append((f"zoo-{tag}-compiled", paths[f"compiled_{tag}"], dtype))
     fns = {label: fn for label, fn, _ in runs}
     secs = time_interleaved(fns, x, args.warmup, args.reps)
     for label, fn, dtype in runs:
@@ -184,12 +178,7 @@ def _bench_in_child(name: str, args, peaks: dict) -> dict:
             "--agree-clips", args.agree_clips, "--layout", args.layout]
     opts += ["--agree-size", args.agree_size] if args.agree_size is not None else []
     opts += ["--compile"] if args.compile else []
-    with tempfile.TemporaryDirectory() as tmp:
-        row_out = os.path.join(tmp, "row.json")
-        subprocess.run([sys.executable, __file__, "--models", name, *map(str, opts),
-                        "--child-row", json.dumps(peaks), row_out], check=True)
-        with open(row_out) as f:
-            return json.load(f)
+    return json_from_child([sys.executable, __file__, "--models", name, *map(str, opts), "--child-row", json.dumps(peaks)])
 
 
 def _fp32_speedup(row: dict) -> float:
@@ -232,15 +221,14 @@ def main(argv=None):
                    help="time every model in this process instead of one fresh child process per model")
     p.add_argument("--processes", type=int, default=1,
                    help="fresh processes per model; the row is the median one by fp32 ratio to the peer (odd N)")
-    p.add_argument("--child-row", nargs=2, metavar=("PEAKS_JSON", "ROW_OUT"), help=argparse.SUPPRESS)
+    p.add_argument("--child-row", metavar="PEAKS_JSON", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.processes < 1 or (args.processes > 1 and args.in_process):
         p.error("--processes takes N >= 1 and fresh processes (not with --in-process)")
     torch.set_num_threads(args.threads)
     names = [zoo.model_info(n).name for n in args.models] if args.models else zoo.list_models()
-    if args.child_row:  # one model, in the fresh process the parent started
-        peaks_json, row_out = args.child_row
-        atomic_write_text(row_out, json.dumps(bench_model(names[0], args, json.loads(peaks_json))))
+    if args.child_row:  # one model, in the fresh process the parent started: its row as one JSON line
+        print(json.dumps(bench_model(names[0], args, json.loads(args.child_row))))
         return
     peaks = {str(dtype): matmul_peak_gmacs(dtype) for dtype in (torch.float32, torch.bfloat16)}
     header = {"command": " ".join([sys.executable, *sys.argv]), "machine": machine(),

@@ -2,8 +2,8 @@
 
 For each shape (a ResNet stage's 3x3 conv over 8 frames at 224², and R(2+1)D-18's spatial convs
 over 16 frames at 112²), in one process with the same thread count: the direct conv as the fp32
-fast path ran it before (oneDNN, channels-last, bias fused) and `zoo.winograd.WinogradConv`, both
-inside a `zoo.memory.MemoryCache` scope as in `zoo.optimize`, timed in interleaved rounds
+fast path ran it before (oneDNN, channels-last, bias fused) and `zoo.inference.winograd.WinogradConv`, both
+inside a `zoo.inference.memory.MemoryCache` scope as in `zoo.optimize`, timed in interleaved rounds
 (median; below `MIN_TILES` output tiles the module runs the direct conv, and the row says so); and
 the largest |error| of each relative to the largest |output|, against a float64
 conv of the same float32 inputs.
@@ -21,9 +21,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from zoo.engine.bench import machine_description, versions
-from zoo.memory import MemoryCache
-from zoo.winograd import MIN_TILES, TILE, WinogradConv
+from zoo.benchmark.machine import machine_description, versions
+from zoo.inference.memory import MemoryCache
+from zoo.inference.winograd import MIN_TILES, TILE, WinogradConv
 
 RESULTS = Path(__file__).parent / "results"
 SHAPES = [  # (where, frames as batch, channels, side)

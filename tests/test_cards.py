@@ -4,7 +4,9 @@ import os
 
 import zoo
 from zoo.cli import main
-from zoo.engine.cards import DEFAULT_RESULTS, PLOT_NAME, load_results, plot, render_all, render_card, render_index
+from zoo.benchmark.cards import PLOT_NAME, plot, render_all, render_card, render_index
+from zoo.benchmark.results import load_results
+from zoo.cli.cards import DEFAULT_RESULTS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CARDS = os.path.join(ROOT, "model_cards")
@@ -68,7 +70,7 @@ def test_committed_cards_match_generator():
     """Every registered model has a card, and the committed cards equal what model_info and the
     committed results file (or its absence: 'not measured') produce now."""
     results = load_results(os.path.join(ROOT, DEFAULT_RESULTS))
-    for path, text in render_all(results, CARDS).items():
+    for path, text in render_all(results, CARDS, DEFAULT_RESULTS).items():
         assert os.path.isfile(path), f"{os.path.relpath(path, ROOT)} is missing: run `zoo cards`"
         with open(path) as f:
             assert f.read() == text, f"{os.path.relpath(path, ROOT)} is stale: run `zoo cards`"
@@ -95,7 +97,7 @@ def test_card_numbers_come_from_model_info_and_results():
         ["60.0", "16.67", f"{lat['eager_fp32_ms'] / 60.0:.2f}×"]
     assert "keeps the not compiled path in fp32 and the compiled one in bf16" in compiled
     assert "| 320.0 / 60.0 c |" in render_index(results)
-    pub = info.results[0]
+    pub = zoo.models.model_weights("tsm_r50")[0].results[0]
     assert _row(card, pub.dataset)[:3] == [str(pub.top1), "", pub.views]
     # derived statements follow the numbers; shared runs are named
     assert "normal − reversed = +93.7 points" in card and "Reversed order: 2.1 % is below chance" in card

@@ -7,19 +7,21 @@ import torch
 
 import zoo
 from zoo.cli import main
-from zoo.engine.compare import (_measure_child, _previous, bench_model, fast_path_ms, group_runs, recheck_numerics,
-                                run_compare)
+from zoo.benchmark.bench_training import bench_model, group_runs
+from zoo.benchmark.compare import run_compare
+from zoo.benchmark.latency import measure_in_child
+from zoo.benchmark.numerics import recheck_numerics
+from zoo.benchmark.results import fast_path_ms, previous_entries
 
 
 @pytest.mark.parametrize("name", zoo.list_models())
 def test_bench_preset_builds_and_runs_at_32px(name):
-    bench = zoo.model_info(name).bench
-    assert set(bench) == {"model_args", "frames"}
-    json.dumps(dict(bench))  # survives JSON / YAML (lists, not tuples)
+    bench = zoo.models.bench_preset(name)
+    assert json.loads(json.dumps(dict(bench.model_args))) == bench.model_args  # JSON / YAML safe: lists, not tuples
     model = bench_model(name, num_classes=4).eval()
-    assert model.info.crop_size == 32 and model.info.num_frames == bench["frames"]
+    assert model.info.crop_size == 32 and model.info.num_frames == bench.frames
     # the sampler fits the 32-frame SynthMotion clips
-    span = bench["frames"] * model.info.sampling_rate if model.info.sampling == "dense" else bench["frames"]
+    span = bench.frames * model.info.sampling_rate if model.info.sampling == "dense" else bench.frames
     assert span <= 32
     with torch.no_grad():
         assert model(torch.randn(1, *model.info.input_shape)).shape == (1, 4)
@@ -43,8 +45,8 @@ def test_grouping_collapses_depth_variants_only():
 def test_run_compare_writes_the_schema(tmp_path, monkeypatch):
     results = tmp_path / "compare.json"
     models = ["tsm_r101", "p3d_199"]  # cheap bench networks, both shared with another model
-    doc = run_compare(models=models, classes=4, per_class=4, heldout_per_class=3, epochs=1,
-                      out_dir=str(tmp_path / "runs"), results=str(results), skip_latency=True, progress=False,
+    doc = run_compare(str(tmp_path / "runs"), str(results), models=models, classes=4, per_class=4, heldout_per_class=3, epochs=1,
+                      skip_latency=True, progress=False,
                       command="test")
     assert json.loads(results.read_text()) == json.loads(json.dumps(doc))
     assert {"command", "date", "versions", "machine", "quick", "settings", "models"} <= set(doc)
@@ -66,7 +68,8 @@ def test_run_compare_writes_the_schema(tmp_path, monkeypatch):
         flips = len(b["bf16_flip_gaps"])
         assert b["bf16_top1_agreement"] == round(1 - flips / 16, 4) and all(g >= 0 for g in b["bf16_flip_gaps"])
         assert b["fp32_max_rel_dlogit"] < 1e-3 and b["train_seconds"] > 0 and b["size"] == 32
-        assert b["frames"] == info.bench["frames"] and b["model_args"] == dict(info.bench["model_args"])
+        preset = zoo.models.bench_preset(name)
+        assert b["frames"] == preset.frames and b["model_args"] == dict(preset.model_args)
         assert name == b["run"] or name in b["shared_with"]
     # tsm_r101's bench network is tsm_r50's: the run is named after the first registered of the group
     assert doc["models"]["tsm_r101"]["bench"]["run"] == "tsm_r50"
@@ -74,11 +77,11 @@ def test_run_compare_writes_the_schema(tmp_path, monkeypatch):
     assert doc["models"]["p3d_199"]["bench"]["run"] == "p3d_63"
     # a re-run with the same settings reuses the finished entries (no training: same seconds, no
     # measuring) and re-measures the fast path's numerics on the saved weights
-    from zoo.engine import compare as compare_module
+    from zoo.benchmark import compare as compare_module
     measured, measure = [], compare_module.measure
     monkeypatch.setattr(compare_module, "measure", lambda name, **kw: measured.append(name) or measure(name, **kw))
-    again = run_compare(models=models[:1], classes=4, per_class=4, heldout_per_class=3, epochs=1,
-                        out_dir=str(tmp_path / "runs"), results=str(results), skip_latency=True, progress=False,
+    again = run_compare(str(tmp_path / "runs"), str(results), models=models[:1], classes=4, per_class=4, heldout_per_class=3, epochs=1,
+                        skip_latency=True, progress=False,
                         command="test")
     b, b0 = again["models"]["tsm_r101"]["bench"], doc["models"]["tsm_r101"]["bench"]
     assert "numerics_rechecked" in b and "numerics_rechecked" not in b0
@@ -89,8 +92,8 @@ def test_run_compare_writes_the_schema(tmp_path, monkeypatch):
     assert again["models"]["p3d_199"] == doc["models"]["p3d_199"]  # not in this call: untouched
     assert measured == []
     # --remeasure: the named models' cost (and latency) measured again, their training kept
-    remeasured = run_compare(models=models[:1], classes=4, per_class=4, heldout_per_class=3, epochs=1,
-                             out_dir=str(tmp_path / "runs"), results=str(results), skip_latency=True, remeasure=True,
+    remeasured = run_compare(str(tmp_path / "runs"), str(results), models=models[:1], classes=4, per_class=4, heldout_per_class=3, epochs=1,
+                             skip_latency=True, remeasure=True,
                              progress=False, command="test")
     assert measured == ["tsm_r101"]
     assert remeasured["models"]["tsm_r101"]["bench"]["train_seconds"] == b0["train_seconds"]
@@ -102,10 +105,10 @@ def test_run_compare_writes_the_schema(tmp_path, monkeypatch):
     # other latency settings: latency is re-measured, cost and training are kept
     changed = json.loads(json.dumps(doc["settings"]))
     changed["latency"]["reps"] += 1
-    kept = _previous(str(results), changed, quick=False)
+    kept = previous_entries(str(results), changed, quick=False)
     assert kept == remeasured["models"]  # (no latency to drop: it was skipped)
     changed["train"]["epochs"] += 1  # and other training settings: the training is dropped too, cost kept
-    assert _previous(str(results), changed, quick=False) == \
+    assert previous_entries(str(results), changed, quick=False) == \
         {n: {k: v for k, v in e.items() if k != "bench"} for n, e in remeasured["models"].items()}
 
 
@@ -118,16 +121,16 @@ def test_previous_drops_what_changed_settings_invalidate(tmp_path):
     kept = {"m": {**entry, "latency": {**entry["latency"], "measured_by": measured_by}}}
     path.write_text(json.dumps({"quick": False, "settings": settings, "models": {"m": entry}, "versions":
                                 {"zoo_commit": "abc1234"}, "command": "zoo compare", "date": measured_by["date"]}))
-    assert _previous(str(path), settings, quick=False) == kept
-    assert _previous(str(path), settings, quick=True) == {}
+    assert previous_entries(str(path), settings, quick=False) == kept
+    assert previous_entries(str(path), settings, quick=True) == {}
     recompiled = {**settings, "latency": {"reps": 5, "compile": True}}
-    assert _previous(str(path), recompiled, quick=False) == {"m": {"params": 1, "gflops": 2.0, "bench": {"run": "m"}}}
+    assert previous_entries(str(path), recompiled, quick=False) == {"m": {"params": 1, "gflops": 2.0, "bench": {"run": "m"}}}
     # other training or data settings: retrain, keep cost and latency; other numerics settings: keep all
     # (every reused run's numerics are re-checked)
     longer = {**settings, "train": {"epochs": 12}}
-    assert _previous(str(path), longer, quick=False) == \
+    assert previous_entries(str(path), longer, quick=False) == \
         {"m": {"params": 1, "gflops": 2.0, "latency": kept["m"]["latency"]}}
-    assert _previous(str(path), {**settings, "numerics": {"heldout": "other"}}, quick=False) == kept
+    assert previous_entries(str(path), {**settings, "numerics": {"heldout": "other"}}, quick=False) == kept
 
 
 def test_fast_path_ms_picks_the_faster_path():
@@ -138,7 +141,7 @@ def test_fast_path_ms_picks_the_faster_path():
 
 
 def test_measure_in_a_fresh_process():
-    out = _measure_child("p3d_63", threads=1, warmup=0, reps=1, layout="channels_last", compile=False)  # cheapest
+    out = measure_in_child("p3d_63", threads=1, warmup=0, reps=1, layout="channels_last", compile=False)  # cheapest
     assert out["input_shape"] == list(zoo.model_info("p3d_63").input_shape) and out["gflops"] > 1
     lat = out["latency"]
     assert all(lat[k] > 0 for k in ("eager_fp32_ms", "fast_fp32_ms", "fast_bf16_ms", "clips_per_s_bf16"))
@@ -161,7 +164,7 @@ def test_cli_rejects_bad_budget(capsys):
 
 
 def test_time_interleaved_times_every_function_in_rotated_rounds():
-    from zoo.engine.bench import time_interleaved
+    from zoo.inference.timing import time_interleaved
 
     order = []
     fns = {name: (lambda x, name=name: order.append(name)) for name in "abc"}

@@ -8,8 +8,8 @@ import torch
 import torch.nn as nn
 
 from zoo.engine import evaluate, load_eval, reaggregate, save_eval
-from zoo.engine.bench import randomize_bn_stats
-from zoo.engine.evaluate import reorder_frames
+from zoo.benchmark.latency import randomize_bn_stats
+from zoo.engine.harness import reorder_frames
 from zoo.engine.metrics import compute_metrics
 
 

@@ -101,7 +101,7 @@ def test_config_yaml_and_overrides(tmp_path):
 
 
 def test_lr_schedule_and_param_groups():
-    from zoo.engine.train import build_optimizer, lr_factor
+    from zoo.engine.training import build_optimizer, lr_factor
     cfg = TrainConfig(epochs=10, warmup_epochs=1, schedule="cosine", lr=0.1, min_lr=0.0)
     assert lr_factor(0, 10, cfg) == pytest.approx(0.1)  # first warmup step
     assert lr_factor(9, 10, cfg) == pytest.approx(1.0)

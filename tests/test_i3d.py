@@ -6,7 +6,7 @@ import torch.nn.functional as F
 import torchvision
 
 import zoo
-from zoo.engine.bench import randomize_bn_stats
+from zoo.benchmark.latency import randomize_bn_stats
 from zoo.models._inflate import inflate_2d, inflate_weight
 from zoo.models.i3d import (ENDPOINTS, I3D, MaxPool3dSame, Unit3D, checkpoint_filter_fn,
                             googlenet_to_i3d_key, inflate_googlenet, same_padding)

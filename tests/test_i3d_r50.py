@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import zoo
-from zoo.engine.bench import randomize_bn_stats
+from zoo.benchmark.latency import randomize_bn_stats
 from zoo.flops import count_flops, count_params
 from zoo.models.i3d_resnet import PTV_LAYOUT, checkpoint_filter_fn
 from zoo.models.slowfast import block_temporal_kernels, to_caffe2_layout, to_pyslowfast_layout, to_pytorchvideo_layout

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import zoo
-from zoo.memory import MemoryCache, build_library, cache_unavailable_reason
+from zoo.inference.memory import MemoryCache, build_library, cache_unavailable_reason
 
 pytestmark = pytest.mark.skipif(cache_unavailable_reason() is not None,
                                 reason=f"MemoryCache unavailable: {cache_unavailable_reason()}")

@@ -6,8 +6,8 @@ import torch
 import torch.nn as nn
 
 import zoo
-from zoo.engine.bench import randomize_bn_stats
-from zoo.optimize import fold_batchnorms, optimize
+from zoo.benchmark.latency import randomize_bn_stats
+from zoo.inference.optimize import fold_batchnorms, optimize
 
 ALL = zoo.list_models()
 
@@ -108,7 +108,7 @@ def test_layouts_keep_logits(layout):
 def test_bf16_keeps_stride_larger_than_kernel_convs_and_linears_in_fp32():
     """oneDNN's bf16 conv corrupts memory when stride > kernel (SlowFast 4x16 laterals): such
     convs must run in fp32 under the bf16 fast path; so do the linears, whose outputs are the logits."""
-    from zoo.optimize import Float32Module
+    from zoo.inference.optimize import Float32Module
 
     model = zoo.build("slowfast_4x16_r50", num_classes=5).eval()
     bf16 = optimize(model, torch.bfloat16, example=clip(model.info, 1))
@@ -193,7 +193,7 @@ def test_compiled_twin_shares_the_fast_models_weights_layout_and_dtype():
     ((1, 1, 1), (1, 1, 1), (0, 0, 0), 1, 1),  # pointwise
 ])
 def test_conv3d_as_2d_is_the_same_conv(kernel, stride, padding, dilation, groups):
-    from zoo.optimize import Conv3dAs2d
+    from zoo.inference.optimize import Conv3dAs2d
     conv = nn.Conv3d(8, 12, kernel, stride, padding, dilation, groups).eval()
     assert Conv3dAs2d.applies_to(conv)
     as_2d = Conv3dAs2d(conv)
@@ -210,7 +210,7 @@ def test_conv3d_as_2d_is_the_same_conv(kernel, stride, padding, dilation, groups
 
 
 def test_conv3d_as_2d_leaves_full_3d_and_lateral_convs():
-    from zoo.optimize import Conv3dAs2d
+    from zoo.inference.optimize import Conv3dAs2d
     assert not Conv3dAs2d.applies_to(nn.Conv3d(4, 4, 3, padding=1))
     assert not Conv3dAs2d.applies_to(nn.Conv3d(4, 4, (5, 1, 1), (8, 1, 1), (2, 0, 0)))  # kept in fp32 under bf16
     assert not Conv3dAs2d.applies_to(nn.Conv3d(4, 4, (1, 3, 3), (1, 1, 1), (1, 1, 1)))  # pads time
@@ -218,7 +218,7 @@ def test_conv3d_as_2d_leaves_full_3d_and_lateral_convs():
 
 
 def test_fp32_fast_path_runs_frame_and_pixel_convs_as_2d_but_not_bf16_or_compiled():
-    from zoo.optimize import Conv3dAs2d
+    from zoo.inference.optimize import Conv3dAs2d
     model = randomize_bn_stats(zoo.build("r2plus1d_18", num_classes=5, layers=(1, 1, 1, 1)), affine=True).eval()
     x = clip(model.info, size=32)
     fast = optimize(model, example=x[:1])

@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 
 import zoo
-from zoo.engine.bench import randomize_bn_stats
+from zoo.benchmark.latency import randomize_bn_stats
 from zoo.models.p3d import P3D, PseudoConv3d
 
 

@@ -10,7 +10,8 @@ import torch
 
 import zoo
 from zoo.models._builder import load_state_dict_checked
-from zoo.models.slowfast import (_c2_to_pysf, checkpoint_filter_fn, read_caffe2_pkl, slow_indices,
+from zoo.models._resnet3d import _c2_to_pysf
+from zoo.models.slowfast import (checkpoint_filter_fn, read_caffe2_pkl, slow_indices,
                                  to_caffe2_layout, to_pyslowfast_layout, to_pytorchvideo_layout)
 
 try:

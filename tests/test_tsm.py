@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import zoo
-from zoo.engine.bench import randomize_bn_stats
+from zoo.benchmark.latency import randomize_bn_stats
 from zoo.models.tsm import ShiftBlock, ShiftConv2d, _temporal_shift_op, temporal_shift
 
 

@@ -8,8 +8,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from zoo.models.tsm import ShiftConv2d
-from zoo.optimize import optimize
-from zoo.winograd import WinogradConv, transform_matrices, winograd_unavailable_reason
+from zoo.inference.optimize import optimize
+from zoo.inference.winograd import WinogradConv, transform_matrices, winograd_unavailable_reason
 
 pytestmark = pytest.mark.skipif(winograd_unavailable_reason() is not None,
                                 reason=f"no Winograd kernels: {winograd_unavailable_reason()}")

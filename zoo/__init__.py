@@ -3,12 +3,17 @@
     import zoo
     model = zoo.build("tsm_r50", num_classes=10)
     zoo.list_models("pan_*"), zoo.model_info("tsm_r50")
+
+The names below load on first use, so ``import zoo`` (and ``zoo --help``) import no torch.
 """
-from .models._inflate import inflate_2d, inflate_weight
-from .optimize import optimize
-from .models import LoadReport, ModelInfo, Result, build, is_model, list_models, model_info, register_model
+from ._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
-__all__ = ["build", "list_models", "model_info", "is_model", "register_model", "ModelInfo", "Result",
-           "LoadReport", "optimize", "inflate_2d", "inflate_weight", "__version__"]
+_EXPORTS = {
+    **dict.fromkeys(("build", "list_models", "model_info", "is_model", "register_model", "ModelInfo", "Result",
+                     "LoadReport", "inflate_2d", "inflate_weight"), ".models"),
+    "optimize": ".inference",
+}
+__all__ = [*_EXPORTS, "__version__"]
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

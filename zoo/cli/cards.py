@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["register"]
+__all__ = ["register", "DEFAULT_RESULTS"]
+
+DEFAULT_RESULTS = os.path.join("benchmarks", "results", "compare.json")
 
 
 def cmd_cards(args) -> int:
-    from ..engine.cards import DEFAULT_RESULTS, stale_cards, write_cards
+    from ..benchmark.cards import stale_cards, write_cards
 
     results = args.results or DEFAULT_RESULTS
     if args.results and not os.path.isfile(args.results):

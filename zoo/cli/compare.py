@@ -1,6 +1,6 @@
 """``zoo compare``: cost, CPU speed and SynthMotion accuracy of every registered model (issue #8).
 
-The logic lives in `zoo.engine.compare`; ``benchmarks/compare.py`` runs this same command.
+The logic lives in `zoo.benchmark.compare`; ``benchmarks/compare.py`` runs this same command.
 """
 from __future__ import annotations
 
@@ -24,14 +24,17 @@ def _command() -> str:
 
 
 def cmd_compare(args) -> int:
-    from ..engine.compare import run_compare
+    from ..benchmark.compare import run_compare
 
     for flag in ("epochs", "per_class", "heldout_per_class", "threads"):
         value, least = getattr(args, flag), 2 if flag.endswith("per_class") else 1
         if value is not None and value < least:
             raise UsageError(f"--{flag.replace('_', '-')} must be >= {least}, got {value}")
     models = [m for m in (args.models or "").split(",") if m]
-    run_compare(models=models or None, quick=args.quick, out_dir=args.out_dir, results=args.results,
+    name = "compare_quick" if args.quick else "compare"
+    run_compare(args.out_dir or os.path.join("runs", name),
+                args.results or os.path.join("benchmarks", "results", f"{name}.json"),
+                models=models or None, quick=args.quick,
                 epochs=args.epochs, per_class=args.per_class, heldout_per_class=args.heldout_per_class,
                 seed=args.seed, threads=args.threads,
                 skip_latency=args.skip_latency, skip_train=args.skip_train, remeasure=args.remeasure,

@@ -11,59 +11,39 @@ __all__ = ["register", "convert_checkpoint"]
 
 def _candidates(family: Optional[str], model: Optional[str]) -> List[str]:
     from ..models import list_models, model_info
-    from ..models._registry import get_entry
 
     if model:
-        entry = get_entry(model)
-        if family and entry.info.family != family:
-            raise UsageError(f"--model {model} is of family {entry.info.family!r}, not {family!r}")
-        return [entry.info.name]
+        info = model_info(model)
+        if family and info.family != family:
+            raise UsageError(f"--model {model} is of family {info.family!r}, not {family!r}")
+        return [info.name]
     families = sorted({model_info(n).family for n in list_models()})
     if family not in families:
         raise UsageError(f"unknown family {family!r}; families: {', '.join(families)}")
     return [n for n in list_models() if model_info(n).family == family]
 
 
-def _try_load(name: str, raw, num_classes: Optional[int]):
-    """Build ``name``, map ``raw`` with its filter, size the classifier from the checkpoint, load strictly."""
-    from ..models import build
-    from ..models._builder import _classifier_keys, load_state_dict_checked
-    from ..models._registry import get_entry
-
-    entry = get_entry(name)
-    model = build(name, num_classes=num_classes)
-    state = entry.filter_fn(raw, model) if entry.filter_fn else raw
-    if not isinstance(state, dict):
-        raise ValueError(f"the {entry.info.family} filter did not return a state dict")
-    if num_classes is None:
-        for key in _classifier_keys(model):
-            if key.endswith("weight") and key in state and state[key].shape[0] != model.num_classes:
-                model = build(name, num_classes=int(state[key].shape[0]))
-                state = entry.filter_fn(raw, model) if entry.filter_fn else raw
-                break
-    report = load_state_dict_checked(model, state)
-    return model, report
-
-
 def convert_checkpoint(srcs: List[str], dst: str, *, family: Optional[str] = None, model: Optional[str] = None,
                        num_classes: Optional[int] = None) -> Tuple[str, int, object, List[str]]:
     """Convert ``srcs`` (one file, or several for multi-file releases) into a zoo checkpoint at ``dst``.
 
-    Tries the named ``model``, else every model of ``family`` in registry order, and keeps the
-    first that loads every tensor. Returns (model name, num_classes, LoadReport, other models that also load).
+    Reads them once, then tries the named ``model``, else every model of ``family`` in registry
+    order (`zoo.models.build_with_checkpoint`: the classifier sized from the checkpoint unless
+    ``num_classes`` is given), and keeps the first that loads every tensor. Returns (model name,
+    num_classes, LoadReport, other models that also load).
     """
     from ..engine.checkpoint import atomic_save
-    from ..models import read_checkpoint
+    from ..models import build_with_checkpoint, read_weights
 
-    raw = [read_checkpoint(s) for s in srcs] if len(srcs) > 1 else read_checkpoint(srcs[0])
+    raw = read_weights(srcs if len(srcs) > 1 else srcs[0])
     failures, loaded = [], []
     for name in _candidates(family, model):
         try:
-            m, report = _try_load(name, raw, num_classes)
+            m = build_with_checkpoint(name, raw, num_classes=num_classes)
         except (RuntimeError, ValueError, KeyError, TypeError) as e:
             failures.append(f"{name}: {e}")
             continue
-        loaded.append((name, m, report))
+        loaded.append((name, m, m.load_report))
     if not loaded:
         raise ValueError(f"{', '.join(srcs)} does not load into any candidate model -- " + " || ".join(failures))
     name, m, report = loaded[0]
@@ -94,7 +74,7 @@ def cmd_convert(args) -> int:
     print("missing keys: none; unexpected keys: none")
     if others:
         print(f"note: the same tensors also load into {', '.join(others)} (pass --model to record which one)")
-    print(f"load it with: zoo.build({name!r}, num_classes={classes}, weights={dst!r})")
+    print(f"load it with: zoo.build({name!r}, weights={dst!r})  # {classes} classes, from the checkpoint")
     return 0
 
 

@@ -48,7 +48,7 @@ def run_demo(args) -> dict:
 
     from .. import is_model, model_info
     from ..engine import TrainConfig, evaluate, format_table, train
-    from ..engine.evaluate import save_eval
+    from ..engine.harness import save_eval
     from ..engine.metrics import twin_metrics
     from ..flops import count_flops, count_params
 

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 
-from .. import build, list_models, model_info
-from ..flops import FLOP_CONVENTION, count_flops, count_params
 
 
 def _fmt(x, spec):
@@ -13,6 +11,9 @@ def _fmt(x, spec):
 
 def registry_table(pattern: str = "*", *, measure: bool = True) -> str:
     """Name, params (M), GFLOPs at the canonical input (fvcore), input shape for each model."""
+    from ..flops import FLOP_CONVENTION, count_flops, count_params
+    from ..models import build, list_models, model_info
+
     rows = [("model", "params (M)", "GFLOPs", "ref GFLOPs", "input [B, C, T, H, W]", "views")]
     for name in list_models(pattern):
         info = model_info(name)
@@ -30,6 +31,8 @@ def registry_table(pattern: str = "*", *, measure: bool = True) -> str:
 
 
 def cmd_list(args):
+    from ..models import list_models, model_aliases
+
     names = list_models(args.pattern)
     if not names:
         print(f"no model matches {args.pattern!r}; all models: {', '.join(list_models())}")
@@ -38,23 +41,40 @@ def cmd_list(args):
         print(registry_table(args.pattern))
     else:
         print("\n".join(names))
+    aliases = {a: n for a, n in model_aliases().items() if n in names}
+    if aliases:
+        print("aliases: " + ", ".join(f"{a} -> {n}" for a, n in sorted(aliases.items())))
     return 0
 
 
 def cmd_info(args):
+    from ..models import bench_preset, model_info, model_weights
+
     info = model_info(args.name)
     for f in dataclasses.fields(info):
-        value = getattr(info, f.name)
-        if f.name == "results":
-            value = "\n" + "\n".join(f"    {r.dataset}: top-1 {r.top1}" + (f" / top-5 {r.top5}" if r.top5 else "")
-                                     + f" ({r.views}; {r.source})" for r in value) if value else "-"
-        print(f"{f.name:>18}: {value}")
+        print(f"{f.name:>18}: {getattr(info, f.name)}")
     print(f"{'input_shape':>18}: {list(info.input_shape)}")
     print(f"{'value_range':>18}: {info.value_range}")
+    bench = bench_preset(info.name)
+    print(f"{'bench':>18}: frames {bench.frames}, model_args {dict(bench.model_args)}")
+    weights = model_weights(info.name)
+    print(f"{'weights':>18}: {len(weights) or '-'}")
+    for w in weights:
+        print(f"    {info.name}.{w.tag}: {w.dataset}, {w.num_classes} classes, {w.source or '-'}")
+        for file in w.files:
+            print(f"        file: {file}")
+        for r in w.results:
+            print(f"        {r.dataset}: top-1 {r.top1}" + (f" / top-5 {r.top5}" if r.top5 else "")
+                  + f" ({r.views}; {r.source})")
+        if w.notes:
+            print(f"        notes: {w.notes}")
     return 0
 
 
 def cmd_flops(args):
+    from ..flops import FLOP_CONVENTION, count_flops, count_params
+    from ..models import build, model_info
+
     info = model_info(args.name)
     c, t, h, w = info.input_shape
     t = args.frames or t

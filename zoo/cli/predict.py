@@ -4,10 +4,8 @@ from __future__ import annotations
 import os
 from typing import List, Optional
 
-import torch
-
 from . import UsageError
-from .eval import add_model_options, compile_mode, resolve_model_options
+from ._options import add_model_options, compile_mode, resolve_model_options
 
 __all__ = ["register", "load_videos_model"]
 
@@ -17,7 +15,7 @@ def load_videos_model(args, videos: List[str], labels: Optional[List[str]] = Non
     from ..data import Record, VideoDataset
     from ..engine import distributed as dist_utils
     from ..engine.config import parse_views
-    from ..engine.prepare import adjust_info, build_model, checkpoint_num_classes
+    from ..engine.prepare import adjust_info, build_model
 
     for v in videos:
         if not os.path.exists(v):
@@ -27,20 +25,15 @@ def load_videos_model(args, videos: List[str], labels: Optional[List[str]] = Non
     views = parse_views(args.views) if args.views else None
     info, model_args = adjust_info(opts["model"], frames=opts["frames"], size=opts["size"], views=views,
                                    model_args=opts["model_args"])
-    if labels:
-        num_classes = len(labels)
-    elif opts["weights"]:
-        num_classes = checkpoint_num_classes(opts["model"], opts["weights"], model_args) or info.num_classes
-    else:
-        num_classes = info.num_classes
     device = dist_utils.default_device(args.device)
-    model = build_model(opts["model"], info, num_classes=num_classes, weights=opts["weights"],
+    # without a label map the classifier size follows the checkpoint (or the model's default)
+    model = build_model(opts["model"], info, num_classes=len(labels) if labels else None, weights=opts["weights"],
                         model_args=model_args, strict_classifier=True).to(device).eval()
     compile = compile_mode(args)
     if not args.no_optimize and device.type == "cpu":
-        from ..optimize import optimize
+        from ..inference import optimize
         model = optimize(model, compile=compile)
-    names = list(labels) if labels else [str(i) for i in range(num_classes)]
+    names = list(labels) if labels else [str(i) for i in range(model.num_classes)]
     dataset = VideoDataset([Record(path=v, label=None) for v in videos], names, info, train=False)
     return model, dataset, opts, device
 
@@ -55,6 +48,8 @@ def _load(dataset, i):
 
 
 def cmd_predict(args) -> int:
+    import torch
+
     from ..data import load_label_map
     from ..engine.metrics import aggregate_views
 
@@ -80,6 +75,7 @@ def cmd_predict(args) -> int:
 
 def cmd_features(args) -> int:
     import numpy as np
+    import torch
 
     from ..engine.checkpoint import atomic_save
 
@@ -112,7 +108,7 @@ def cmd_features(args) -> int:
 
 
 def register(sub):
-    from ..engine.metrics import AGGREGATIONS
+    from ..engine.config import AGGREGATIONS
 
     p = sub.add_parser("predict", help="top-5 labels with scores for one video file",
                        description="Run MODEL on VIDEO with the model's test views and print the top-k labels "

@@ -13,8 +13,10 @@ _FLAGS = ("data", "val_data", "data_root", "out", "weights", "epochs", "lr", "ba
 def cmd_train(args) -> int:
     from ..engine import distributed as dist_utils
     from ..engine.config import TrainConfig, apply_overrides, load_config
-    from ..engine.evaluate import format_table
-    from ..engine.train import train
+    from ..engine.harness import format_table
+    from ..engine.training import train
+    from ..models import model_info
+    from ._options import data_error_types
 
     cfg = load_config(args.config, TrainConfig())
     if args.model:
@@ -27,9 +29,7 @@ def cmd_train(args) -> int:
         cfg.progress = False
     apply_overrides(cfg, args.set or [])
     cfg.validate()
-    from ..models._registry import get_entry
-    get_entry(cfg.model)  # unknown name: KeyError with close matches, before any data is read
-    from .eval import data_error_types
+    model_info(cfg.model)  # unknown name: KeyError with close matches, before any data is read
     try:
         result = train(cfg, resume=args.resume)
     except data_error_types() as e:

@@ -26,24 +26,16 @@ Contract with the evaluation harness and the training loop::
 See :mod:`zoo.data.samplers` and :mod:`zoo.data.transforms` for the exact protocols, and
 :mod:`zoo.data.synth` for the SynthMotion benchmark.
 """
-from .datasets import DataError, Record, VideoDataset, build_dataset, collate, resolve_spec
-from .decoders import DecodeError, FrameFolderDecoder, PyAVDecoder, VideoMeta, open_decoder
-from .labels import label_map_hash, load_label_map, save_label_map
-from .samplers import DenseSampler, SegmentSampler, build_sampler
-from .transforms import ClipTransform
+from .._lazy import lazy_exports
 
-__all__ = ["build_dataset", "collate", "VideoDataset", "Record", "DataError", "resolve_spec",
-           "DecodeError", "PyAVDecoder", "FrameFolderDecoder", "VideoMeta", "open_decoder",
-           "SegmentSampler", "DenseSampler", "build_sampler", "ClipTransform",
-           "label_map_hash", "load_label_map", "save_label_map", "check_dataset", "synth"]
-
-
-def __getattr__(name):
-    # Lazy: `zoo.data.synth` and `zoo.data.check_dataset` without importing them up front.
-    if name == "synth":
-        import importlib
-        return importlib.import_module(f"{__name__}.synth")
-    if name == "check_dataset":
-        from .check import check_dataset
-        return check_dataset
-    raise AttributeError(f"module 'zoo.data' has no attribute {name!r}")
+_EXPORTS = {
+    **dict.fromkeys(("DataError", "VideoDataset", "build_dataset", "collate"), ".datasets"),
+    **dict.fromkeys(("Record", "resolve_spec"), ".lists"),
+    **dict.fromkeys(("DecodeError", "FrameFolderDecoder", "PyAVDecoder", "VideoMeta", "open_decoder"), ".decoders"),
+    **dict.fromkeys(("label_map_hash", "load_label_map", "save_label_map"), ".labels"),
+    **dict.fromkeys(("DenseSampler", "SegmentSampler", "build_sampler"), ".samplers"),
+    "ClipTransform": ".transforms",
+    "check_dataset": ".check",
+}
+__all__ = [*_EXPORTS, "synth"]  # `zoo.data.synth` is a submodule: `from zoo.data import synth`
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

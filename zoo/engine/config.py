@@ -13,8 +13,11 @@ from typing import Any, Dict, Iterable, List, Optional
 
 import yaml
 
-__all__ = ["TrainConfig", "load_config", "apply_overrides", "parse_views", "dump_config"]
+__all__ = ["TrainConfig", "load_config", "apply_overrides", "parse_views", "dump_config", "AGGREGATIONS",
+           "TEMPORAL_ORDERS"]
 
+AGGREGATIONS = ("prob-mean", "logit-mean", "max")  # how a video's view scores combine (see metrics.aggregate_views)
+TEMPORAL_ORDERS = ("normal", "reversed", "shuffled")  # frame orders the harness can feed (diagnostics)
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "step", "constant")
 AMP_MODES = ("none", "bf16", "fp16")
@@ -68,7 +71,6 @@ class TrainConfig:
                                      ("amp", self.amp, AMP_MODES), ("on_error", self.on_error, ("error", "skip"))):
             if value not in choices:
                 raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
-        from .metrics import AGGREGATIONS
         if self.agg not in AGGREGATIONS:
             raise ValueError(f"agg must be one of {', '.join(AGGREGATIONS)}, got {self.agg!r}")
         for name in ("epochs", "batch_size", "eval_batch_size"):

@@ -11,10 +11,11 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 
+from .config import AGGREGATIONS
+
 __all__ = ["AGGREGATIONS", "aggregate_views", "topk_correct", "confusion_matrix", "per_class_accuracy",
            "average_precision", "mean_average_precision", "compute_metrics", "twin_metrics"]
 
-AGGREGATIONS = ("prob-mean", "logit-mean", "max")
 
 
 def _probs(logits: torch.Tensor, multilabel: bool) -> torch.Tensor:

@@ -7,7 +7,7 @@ import torch.nn as nn
 
 from ..models import ModelInfo, build, model_info
 
-__all__ = ["adjust_info", "build_model", "checkpoint_num_classes"]
+__all__ = ["adjust_info", "build_model"]
 
 
 def adjust_info(name: str, *, frames: Optional[int] = None, size: Optional[int] = None,
@@ -46,11 +46,12 @@ def adjust_info(name: str, *, frames: Optional[int] = None, size: Optional[int] 
     return (info.replace(**changes) if changes else info), args
 
 
-def build_model(name: str, info: ModelInfo, *, num_classes: int,
+def build_model(name: str, info: ModelInfo, *, num_classes: Optional[int] = None,
                 weights: Union[None, str, Sequence[str]] = None, model_args: Optional[Dict[str, Any]] = None,
                 strict_classifier: bool = False) -> nn.Module:
     """`zoo.build` with architecture overrides; attaches the adjusted ``info``.
 
+    ``num_classes`` None: the checkpoint's classifier size with ``weights``, else the info's.
     ``strict_classifier``: for evaluation, a checkpoint whose classifier size differs from
     ``num_classes`` is an error instead of a re-initialised head.
     """
@@ -59,21 +60,5 @@ def build_model(name: str, info: ModelInfo, *, num_classes: int,
     if strict_classifier and report is not None and report.reinitialised:
         raise ValueError(f"the checkpoint's classifier does not have {num_classes} outputs (the data's "
                          f"number of classes): {', '.join(report.reinitialised)} would be random")
-    model.info = info.replace(num_classes=num_classes)
+    model.info = info.replace(num_classes=model.num_classes)
     return model
-
-
-def checkpoint_num_classes(name: str, weights, model_args: Optional[Dict[str, Any]] = None) -> Optional[int]:
-    """Classifier size stored in ``weights`` (after the family's key mapping), or None if not found."""
-    from ..models import read_checkpoint
-    from ..models._builder import _classifier_keys
-    from ..models._registry import get_entry
-
-    entry = get_entry(name)
-    model = build(name, **(model_args or {}))
-    raw = [read_checkpoint(w) for w in weights] if isinstance(weights, (list, tuple)) else read_checkpoint(weights)
-    state = entry.filter_fn(raw, model) if entry.filter_fn else raw
-    for key in _classifier_keys(model):
-        if key.endswith("weight") and isinstance(state, dict) and key in state:
-            return int(state[key].shape[0])
-    return None

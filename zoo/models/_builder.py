@@ -1,6 +1,7 @@
 """`build`: construct a registered model and load a checkpoint through its family's filter."""
 from __future__ import annotations
 
+import functools
 import io
 import os
 from dataclasses import dataclass, field
@@ -8,15 +9,21 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
-from iopath.common.file_io import HTTPURLHandler, PathManager
-
 from ._registry import get_entry
 
-__all__ = ["build", "read_checkpoint", "register_checkpoint_reader", "unwrap_state_dict", "load_state_dict_checked",
-           "LoadReport", "check_input"]
+__all__ = ["build", "build_with_checkpoint", "read_checkpoint", "read_weights", "register_checkpoint_reader",
+           "unwrap_state_dict", "load_state_dict_checked", "classifier_size", "LoadReport", "check_input"]
 
-_paths = PathManager()
-_paths.register_handler(HTTPURLHandler())
+
+
+@functools.lru_cache(maxsize=None)
+def _path_manager():
+    """iopath's PathManager with HTTP(S) URLs (imported on first use: building a model needs none)."""
+    from iopath.common.file_io import HTTPURLHandler, PathManager
+
+    paths = PathManager()
+    paths.register_handler(HTTPURLHandler())
+    return paths
 
 PathLike = Union[str, os.PathLike]
 
@@ -38,7 +45,7 @@ def read_checkpoint(path: PathLike) -> Any:
     (or a registered safe reader for formats such as PySlowFast's Caffe2 ``.pkl``)."""
     path = os.fspath(path)
     try:
-        local = _paths.get_local_path(path)
+        local = _path_manager().get_local_path(path)
     except Exception as e:  # iopath raises various errors for bad URLs
         raise FileNotFoundError(f"cannot fetch checkpoint {path!r}: {e}") from e
     if not os.path.isfile(local):
@@ -150,34 +157,66 @@ def load_state_dict_checked(model: nn.Module, state_dict: Dict[str, torch.Tensor
     return report
 
 
+def classifier_size(model: nn.Module, state_dict: Dict[str, Any]) -> Optional[int]:
+    """Outputs of the classifier that ``state_dict`` (in ``model``'s keys) holds, or None."""
+    for key in _classifier_keys(model):
+        if key.endswith("weight") and isinstance(state_dict.get(key), torch.Tensor):
+            return int(state_dict[key].shape[0])
+    return None
+
+
+def read_weights(weights: Union[PathLike, Sequence[PathLike]]) -> Any:
+    """`read_checkpoint` of a path or URL, or a list of them for multi-file releases."""
+    if isinstance(weights, (list, tuple)):
+        return [read_checkpoint(w) for w in weights]
+    return read_checkpoint(weights)
+
+
+def build_with_checkpoint(name: str, checkpoint: Any = None, *, num_classes: Optional[int] = None,
+                          **overrides) -> nn.Module:
+    """Build ``name`` and load ``checkpoint`` (an object `read_checkpoint` returned, or a list of
+    them) through the family's filter: the one path from name + checkpoint to a loaded model.
+
+    The classifier size follows the checkpoint unless ``num_classes`` is given; a different
+    ``num_classes`` keeps a fresh classifier (``model.load_report.reinitialised`` names it) and
+    loads everything else. Any other key problem raises ``RuntimeError`` listing the keys.
+    """
+    entry = get_entry(name)
+    info = entry.info
+    model = entry.builder(num_classes=info.num_classes if num_classes is None else int(num_classes), **overrides)
+    if checkpoint is not None:
+        state_dict = entry.filter_fn(checkpoint, model) if entry.filter_fn else checkpoint
+        if not isinstance(state_dict, dict):
+            raise ValueError(f"the {info.family} checkpoint filter did not return a state dict")
+        found = classifier_size(model, state_dict)
+        if num_classes is None and found is not None and found != model.num_classes:
+            model.reset_classifier(found)
+        model.load_report = load_state_dict_checked(model, state_dict)
+    info = info.replace(num_classes=model.num_classes)
+    frames = getattr(model, "num_frames", None)  # segment models are built for a number of frames
+    if info.sampling == "segment" and isinstance(frames, int) and frames != info.num_frames:
+        info = info.replace(num_frames=frames, num_segments=frames // info.frames_per_segment)
+    model.info = info
+    return model
+
+
 def build(name: str, *, num_classes: Optional[int] = None,
           weights: Union[None, PathLike, Sequence[PathLike]] = None, **overrides) -> nn.Module:
     """Build a registered model; optionally load an official or zoo checkpoint.
 
     Args:
         name: a registered name (see `zoo.list_models`).
-        num_classes: output classes; defaults to the model info's. With ``weights``, a
-            different value re-initialises the classifier and loads everything else.
+        num_classes: output classes; default: the checkpoint's with ``weights``, else the model
+            info's. With ``weights``, a different value re-initialises the classifier (for
+            fine-tuning) and loads everything else.
         weights: a path or URL (through iopath), or a sequence of them for ensembles that are
             released as several files (e.g. PAN Full: RGB then PA). Official layouts are mapped
-            by the family's ``checkpoint_filter_fn``.
+            by the family's ``checkpoint_filter_fn``. Read once (`build_with_checkpoint`).
         overrides: architecture options of the family (unknown ones raise `TypeError`).
     """
-    entry = get_entry(name)
-    info = entry.info
-    num_classes = info.num_classes if num_classes is None else int(num_classes)
-    model = entry.builder(num_classes=num_classes, **overrides)
-    info = info.replace(num_classes=num_classes)
-    frames = getattr(model, "num_frames", None)  # segment models are built for a number of frames
-    if info.sampling == "segment" and isinstance(frames, int) and frames != info.num_frames:
-        info = info.replace(num_frames=frames, num_segments=frames // info.frames_per_segment)
-    model.info = info
-    if weights is not None:
-        multi = isinstance(weights, (list, tuple))
-        raw = [read_checkpoint(w) for w in weights] if multi else read_checkpoint(weights)
-        state_dict = entry.filter_fn(raw, model) if entry.filter_fn else raw
-        model.load_report = load_state_dict_checked(model, state_dict)
-    return model
+    get_entry(name)  # an unknown name fails before any file is read
+    checkpoint = None if weights is None else read_weights(weights)
+    return build_with_checkpoint(name, checkpoint, num_classes=num_classes, **overrides)
 
 
 def check_input(x: torch.Tensor, *, num_frames: Optional[int] = None, model: str = "model",

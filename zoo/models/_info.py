@@ -1,8 +1,10 @@
-"""The typed record that describes a registered model.
+"""The typed records that describe a registered model.
 
-`ModelInfo` is the single source of truth read by the samplers, the transforms, the
-evaluation harness and the model cards. Nothing outside a model's own file branches on
-its name: everything a consumer needs to know about the input protocol is here.
+`ModelInfo` is the architecture's input protocol and reference cost: the single source of
+truth read by the samplers, the transforms, the evaluation harness and the model cards.
+`Weights` is one released checkpoint (or file set) with its number of classes and published
+results; `BenchPreset` is the small network ``zoo compare`` trains on SynthMotion. Both are
+registered beside the builder. Nothing outside a model's own file branches on its name.
 """
 from __future__ import annotations
 
@@ -31,8 +33,36 @@ class Result:
 
 
 @dataclass(frozen=True)
+class Weights:
+    """One released checkpoint of a model, or one file set (PAN Full/En: one file per stream).
+
+    ``files`` are release file names or URLs in the order the family filter takes them (empty
+    where the release names no file for a published result). ``tag`` names the record within
+    its model (e.g. ``kinetics400``, ``sthv2``).
+    """
+
+    tag: str
+    num_classes: int
+    dataset: str  # the label set the classifier was trained on
+    files: Tuple[str, ...] = ()
+    results: Tuple[Result, ...] = ()
+    source: str = ""  # the project that released it
+    notes: str = ""
+
+
+@dataclass(frozen=True)
+class BenchPreset:
+    """The small network ``zoo compare`` trains from scratch on SynthMotion (32 px): ``frames``
+    (clip length T) and ``model_args`` (architecture overrides for `zoo.build`, JSON-safe: lists,
+    not tuples). Models with the same bench network share one training run."""
+
+    frames: int
+    model_args: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True)
 class ModelInfo:
-    """Input protocol, reference cost and published results of one model.
+    """Input protocol and reference cost of one model architecture.
 
     Frames: the model always takes ``[B, 3, num_frames, H, W]``. For segment sampling
     (TSN/TSM/PAN) ``num_frames = num_segments * frames_per_segment``: the sampler draws
@@ -56,17 +86,12 @@ class ModelInfo:
     mean: Tuple[float, float, float] = IMAGENET_MEAN
     std: Tuple[float, float, float] = IMAGENET_STD
     test_views: Tuple[int, int] = (1, 1)  # clips x spatial crops
-    num_classes: int = 400
+    num_classes: int = 400  # the classifier `zoo.build(name)` makes (the first weights record's)
     dataset: str = "kinetics400"  # the label set `num_classes` refers to
     ref_gflops: Optional[float] = None  # fvcore convention (1 multiply-add = 1 FLOP), canonical input
     ref_params_m: Optional[float] = None  # millions, with `num_classes` outputs
-    results: Tuple[Result, ...] = ()
-    checkpoints: Tuple[str, ...] = ()  # official release files this family's filter loads
     min_size: int = 32  # smallest spatial size the model accepts (tests build at this size)
     notes: str = ""
-    # the small preset `zoo compare` trains on SynthMotion: `model_args` (architecture overrides
-    # for zoo.build) and `frames` (clip length T); models with the same bench network share a run
-    bench: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     def __post_init__(self):
         if self.sampling not in SAMPLINGS:

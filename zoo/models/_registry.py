@@ -6,13 +6,14 @@ import fnmatch
 import inspect
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch.nn as nn
 
-from ._info import ModelInfo
+from ._info import BenchPreset, ModelInfo, Weights
 
-__all__ = ["register_model", "list_models", "model_info", "get_entry", "is_model", "create_model"]
+__all__ = ["register_model", "list_models", "model_info", "model_weights", "bench_preset", "model_aliases",
+           "get_entry", "is_model", "create_model"]
 
 
 @dataclass(frozen=True)
@@ -22,13 +23,20 @@ class Entry:
     info: ModelInfo
     filter_fn: Optional[Callable[..., Dict[str, Any]]]
     alias_of: Optional[str] = None
+    weights: Tuple[Weights, ...] = ()
+    bench: Optional[BenchPreset] = None
 
 
 _REGISTRY: Dict[str, Entry] = {}
 
 
-def register_model(info: ModelInfo, *, filter_fn=None, aliases=()):
-    """Register a builder under ``info.name`` (and any ``aliases``). A duplicate name raises."""
+def register_model(info: ModelInfo, *, filter_fn=None, weights: Sequence[Weights] = (),
+                   bench: Optional[BenchPreset] = None, aliases=()):
+    """Register a builder under ``info.name`` (and any ``aliases``) with its checkpoint filter,
+    its released ``weights`` records and its ``bench`` preset. A duplicate name or tag raises."""
+    tags = [w.tag for w in weights]
+    if len(set(tags)) != len(tags):
+        raise ValueError(f"{info.name}: duplicate weights tags in {tags}")
 
     def decorator(fn):
         if fn.__name__ != info.name:
@@ -37,7 +45,8 @@ def register_model(info: ModelInfo, *, filter_fn=None, aliases=()):
             if name in _REGISTRY:
                 raise ValueError(f"model {name!r} is already registered "
                                  f"(by {_REGISTRY[name].builder.__module__})")
-            _REGISTRY[name] = Entry(name, fn, info, filter_fn, alias_of=None if name == info.name else info.name)
+            _REGISTRY[name] = Entry(name, fn, info, filter_fn, alias_of=None if name == info.name else info.name,
+                                    weights=tuple(weights), bench=bench)
         return fn
 
     return decorator
@@ -69,6 +78,24 @@ def get_entry(name: str) -> Entry:
 def model_info(name: str) -> ModelInfo:
     """The `ModelInfo` record of a registered model (raises `KeyError` with close matches)."""
     return get_entry(name).info
+
+
+def model_weights(name: str) -> Tuple[Weights, ...]:
+    """The released checkpoints of a registered model, one `Weights` record each (may be empty)."""
+    return get_entry(name).weights
+
+
+def bench_preset(name: str) -> BenchPreset:
+    """The small `BenchPreset` network ``zoo compare`` trains on SynthMotion for ``name``."""
+    entry = get_entry(name)
+    if entry.bench is None:
+        raise KeyError(f"{name} has no bench preset (register it with bench=BenchPreset(...))")
+    return entry.bench
+
+
+def model_aliases() -> Dict[str, str]:
+    """``{alias: registered name}`` of every alias (e.g. ``slowfast_r50 -> slowfast_8x8_r50``)."""
+    return {n: e.alias_of for n, e in _REGISTRY.items() if e.alias_of is not None}
 
 
 def accepted_arguments(cls) -> List[str]:

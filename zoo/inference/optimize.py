@@ -17,7 +17,7 @@ What it does, in order, on a copy of an eval-mode model:
    SlowFast, I3D-R50) run as Conv2ds on views of that memory (`Conv3dAs2d`), which oneDNN runs
    faster (SlowFast 8x8 R50: 904 -> 719 ms per clip). In fp32 with channels-last, compiled or
    not, 3x3 stride-1 convs (2D, or 3D with a one-frame kernel) of 32 channels or more run as
-   Winograd F(4x4, 3x3) (`zoo.winograd.WinogradConv`: a quarter of the multiplies; outputs within
+   Winograd F(4x4, 3x3) (`zoo.inference.winograd.WinogradConv`: a quarter of the multiplies; outputs within
    about 1e-5 of their scale, the direct conv's rounding being about 2e-6).
 3. Runs under ``torch.inference_mode`` and, for ``dtype=torch.bfloat16``, CPU autocast with the
    fully connected layers (and convs oneDNN mishandles in bf16) kept in float32, so the logits
@@ -28,7 +28,7 @@ What it does, in order, on a copy of an eval-mode model:
    the canonical clip. It needs a C++ compiler and costs seconds to a minute per model and dtype
    at the first call, so it is off by default (``zoo eval --compile auto`` turns it on). Model
    ops that inductor would rewrite badly are custom ops it calls as they are (TSM's shift).
-5. Allocates the activations from the model's own `zoo.memory.MemoryCache`, so repeated calls
+5. Allocates the activations from the model's own `zoo.inference.memory.MemoryCache`, so repeated calls
    reuse memory that stays resident instead of faulting it in again page by page (compiled
    R(2+1)D-18: 22k-37k minor page faults per clip without it, none with it).
 """
@@ -42,6 +42,7 @@ import torch
 import torch.nn as nn
 
 from .memory import MemoryCache, cache_unavailable_reason
+from .timing import time_interleaved
 from .winograd import WinogradConv, frames_into_batch, frames_out_of_batch, winograd_unavailable_reason
 
 __all__ = ["optimize", "fold_batchnorms", "OptimizedModel", "Conv3dAs2d"]
@@ -224,7 +225,7 @@ class Conv3dAs2d(nn.Module):
 
 def _to_channels_last(model: nn.Module, with_2d_convs: bool = False, winograd: bool = False) -> None:
     """Channels-last weights; with ``with_2d_convs``, `Conv3dAs2d` for the Conv3ds it applies to;
-    with ``winograd``, `zoo.winograd.WinogradConv` for the 3x3 stride-1 convs it applies to."""
+    with ``winograd``, `zoo.inference.winograd.WinogradConv` for the 3x3 stride-1 convs it applies to."""
     if winograd:
         for name in [n for n, m in model.named_modules() if WinogradConv.applies_to(m)]:
             _set_module(model, name, WinogradConv(model.get_submodule(name)))
@@ -252,7 +253,7 @@ class OptimizedModel(nn.Module):
         # kept out of the module tree: the compiled wrapper shares `model`'s parameters
         # dynamic=False: one static graph per input shape (an evaluation sees at most two batch sizes)
         self.__dict__["_compiled"] = torch.compile(model, dynamic=False) if compiled else None
-        # activation memory kept between calls (see zoo.memory); None where it cannot be built
+        # activation memory kept between calls (see zoo.inference.memory); None where it cannot be built
         self.__dict__["_memory"] = MemoryCache() if memory_cache and cache_unavailable_reason() is None else None
         for attr in ("info", "num_classes", "num_features"):
             if hasattr(model, attr):
@@ -265,7 +266,7 @@ class OptimizedModel(nn.Module):
 
     @property
     def winograd_convs(self) -> int:
-        """How many convs run as Winograd F(4x4, 3x3) (see `zoo.winograd.WinogradConv`)."""
+        """How many convs run as Winograd F(4x4, 3x3) (see `zoo.inference.winograd.WinogradConv`)."""
         return sum(isinstance(m, WinogradConv) for m in self.model.modules())
 
     @property
@@ -344,14 +345,14 @@ def optimize(model: nn.Module, dtype: torch.dtype = torch.float32, *, example: O
             rounds, and keep the faster (the timings are in ``.layout_ms``; channels-last is faster
             for most models on oneDNN, not for all: P3D's mixed 2D/3D convs run faster in the
             default layout). ``benchmarks/speed.py`` uses ``"auto"``.
-        memory_cache: allocate the model's activations from its own `zoo.memory.MemoryCache`,
+        memory_cache: allocate the model's activations from its own `zoo.inference.memory.MemoryCache`,
             kept between calls (no page faults on repeated calls; about 1.3-1.4x the peak of
             live activations stays reserved until ``model.memory_cache.trim()`` or the model is
             dropped).
         winograd: in float32 with a channels-last layout, run 3x3 stride-1 convs with at least 32
-            channels as Winograd F(4x4, 3x3) (`zoo.winograd.WinogradConv`: about 2x faster per
+            channels as Winograd F(4x4, 3x3) (`zoo.inference.winograd.WinogradConv`: about 2x faster per
             conv; outputs within about 1e-5 of their scale instead of 2e-6). Ignored (False)
-            where its kernels cannot be built (`zoo.winograd.winograd_unavailable_reason`).
+            where its kernels cannot be built (`zoo.inference.winograd.winograd_unavailable_reason`).
     """
     if compile not in (True, False, "auto"):
         raise ValueError(f"compile must be True, False or 'auto', got {compile!r}")
@@ -391,7 +392,6 @@ def optimize(model: nn.Module, dtype: torch.dtype = torch.float32, *, example: O
     if layout == "channels_last":
         _to_channels_last(fast, as_2d_convs, winograd)
         return _tag(wrap(fast, compile, channels_last=True), fp32_convs)
-    from .engine.bench import time_interleaved  # here, not at import: zoo.engine loads the training stack
 
     cl = copy.deepcopy(fast)
     _to_channels_last(cl, as_2d_convs, winograd)
@@ -415,8 +415,6 @@ def _canonical_clip(model: nn.Module) -> torch.Tensor:
 
 def _faster_compiled(eager: OptimizedModel) -> OptimizedModel:
     """``eager`` or its compiled twin (same weights), whichever runs the canonical clip faster."""
-    from .engine.bench import time_interleaved
-
     clip = _canonical_clip(eager)
     compiled = eager.compiled_twin()
     compiled(clip)  # compiles

@@ -23,12 +23,12 @@ from torch.utils.data import DataLoader, Subset
 
 from . import distributed as dist_utils
 from .checkpoint import atomic_save, atomic_write_text
-from .metrics import AGGREGATIONS, compute_metrics
+from .config import AGGREGATIONS, TEMPORAL_ORDERS
+from .metrics import compute_metrics
 
 __all__ = ["EvalResult", "evaluate", "reorder_frames", "save_eval", "load_eval", "reaggregate",
            "TEMPORAL_ORDERS", "format_table"]
 
-TEMPORAL_ORDERS = ("normal", "reversed", "shuffled")
 LOGITS_FILE = "logits.pt"
 METRICS_FILE = "metrics.json"
 
@@ -119,7 +119,7 @@ def evaluate(model: nn.Module, dataset, *, batch_size: int = 4, num_workers: int
     autocast = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp or "")
     run = model
     if optimize and device.type == "cpu" and hasattr(model, "info") and autocast in (None, torch.bfloat16):
-        from ..optimize import optimize as fast_path
+        from ..inference import optimize as fast_path
         run = fast_path(model, autocast or torch.float32, compile=compile)
         autocast = None  # the fast path autocasts itself
     try:

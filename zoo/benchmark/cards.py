@@ -16,23 +16,20 @@ describe the mechanism and point at the table rows instead.
 from __future__ import annotations
 
 import inspect
-import json
 import math
 import os
 import re
 import sys
 from typing import Dict, List, Optional, Sequence
 
+from ..engine.checkpoint import atomic_write, atomic_write_text
 from ..flops import FLOP_CONVENTION
-from ..models import list_models, model_info
-from ..models._registry import get_entry
-from .checkpoint import atomic_write, atomic_write_text
-from .compare import fast_path_ms
+from ..models import bench_preset, get_entry, list_models, model_info, model_weights
+from .results import fast_path_ms, load_results
 
 __all__ = ["render_card", "render_index", "plot", "write_cards", "stale_cards", "render_all", "load_results",
-           "DEFAULT_RESULTS", "PLOT_NAME"]
+           "PLOT_NAME"]
 
-DEFAULT_RESULTS = "benchmarks/results/compare.json"
 PLOT_NAME = "accuracy_vs_gflops.png"
 NOT_MEASURED = "Not measured yet — run `zoo compare`."
 DASH = "–"
@@ -56,17 +53,6 @@ def _kv(d: Optional[dict], skip: Sequence[str] = (), sep: str = " ") -> str:
     def val(v):
         return "{" + _kv(v, sep="=") + "}" if isinstance(v, dict) else v
     return ", ".join(f"{k}{sep}{val(v)}" for k, v in (d or {}).items() if k not in skip) or DASH
-
-
-def load_results(path: Optional[str]) -> Optional[dict]:
-    """The parsed results file, or None when ``path`` is None or does not exist."""
-    if not path or not os.path.isfile(path):
-        return None
-    with open(path) as f:
-        try:
-            return json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"results file {path!r} is not valid JSON: {e}") from e
 
 
 def _entry(results: Optional[dict], name: str) -> Optional[dict]:
@@ -107,11 +93,17 @@ def _family_paragraph(name: str) -> str:
     return "\n\n".join(p for p in paragraphs if p)
 
 
-def _published(info) -> str:
+def _results(name: str) -> list:
+    """Every published result of ``name``'s released weights, in record order."""
+    return [r for w in model_weights(name) for r in w.results]
+
+
+def _published(name: str) -> str:
     """The headline (first) published result as 'top-1 % (dataset, views)'."""
-    if not info.results:
+    results = _results(name)
+    if not results:
         return DASH
-    r = info.results[0]
+    r = results[0]
     return f"{r.top1} ({r.dataset}, {r.views})"
 
 
@@ -156,9 +148,10 @@ def _cost_section(name, info, results, notes_dir) -> List[str]:
 
 
 def _published_section(name, info, results, notes_dir) -> List[str]:
-    if not info.results:
+    if not _results(name):
         return ["No accuracy is published for this model."]
-    rows = [(r.dataset, str(r.top1), "" if r.top5 is None else str(r.top5), r.views, r.source) for r in info.results]
+    rows = [(r.dataset, str(r.top1), "" if r.top5 is None else str(r.top5), r.views, r.source)
+            for r in _results(name)]
     return _table(("dataset", "top-1 %", "top-5 %", "views", "source"), rows)
 
 
@@ -200,8 +193,9 @@ def _bench_run_line(name, b) -> str:
 def _synth_section(name, info, results, notes_dir) -> List[str]:
     e = _entry(results, name)
     if not e or "bench" not in e:
-        preset = getattr(info, "bench", {}) or {}
-        return [NOT_MEASURED] + (["", f"Bench preset (`model_info().bench`): {_kv(preset)}."] if preset else [])
+        preset = bench_preset(name)
+        return [NOT_MEASURED, "", f"Bench preset (`zoo.models.bench_preset`): frames {preset.frames}, "
+                                  f"model_args {_kv(preset.model_args, sep='=')}."]
     b = e["bench"]
     rows = [(f"top-{k} %", *(_f(b.get(f"top{k}", {}).get(o)) for o in ORDERS)) for k in (1, 5)]
     lines = _table(("", *ORDERS), rows) + [""]
@@ -270,15 +264,19 @@ def _agreement(b: dict, numerics: dict) -> str:
 
 
 def _weights_section(name, info, results, notes_dir) -> List[str]:
-    if not info.checkpoints:
+    released = [w for w in model_weights(name) if w.files]
+    if not released:
         return ["No official weights are released for this model; train it with `zoo train " + name + "`."]
     dst = f"{name}.pth"
-    src = info.checkpoints[0]
-    lines = ["Official checkpoints the family filter loads:", ""] + [f"- `{c}`" for c in info.checkpoints]
-    lines += ["", "Convert one (a multi-file release takes all its files, in the order the registry notes give; "
-                  "the command prints the class count and the exact `zoo.build` line):", "", "```sh",
+    src = " ".join(released[0].files)
+    lines = ["Official checkpoints the family filter loads, one weights record each (`zoo.models.model_weights`; "
+             "a file set is loaded in the order given):", ""]
+    for w in model_weights(name):
+        files = ", ".join(f"`{f}`" for f in w.files) or "no file recorded (published results only)"
+        lines.append(f"- `{w.tag}` ({w.dataset}, {w.num_classes} classes): {files}")
+    lines += ["", "Convert one (the command prints the class count and the exact `zoo.build` line):", "", "```sh",
               f"zoo convert --model {name} {src} {dst}", "```", "", "```python", "import zoo",
-              f'model = zoo.build("{name}", num_classes=N, weights="{dst}")  # N as printed by zoo convert',
+              f'model = zoo.build("{name}", weights="{dst}")  # the classifier size follows the checkpoint',
               "```", "",
               "`weights=` also takes the official file(s) or URL directly (a list for a multi-file release), "
               "mapped by the same filter."]
@@ -330,13 +328,15 @@ CARD_SECTIONS: Sequence[tuple] = (
 )
 
 GENERATED = "<!-- generated by `zoo cards` from zoo.model_info and {results}; do not edit -->"
+SOURCE = "the zoo compare results"  # how a card names its results file when the caller does not
 
 
-def render_card(name: str, results: Optional[dict], notes_dir: Optional[str] = "model_cards/notes") -> str:
+def render_card(name: str, results: Optional[dict], notes_dir: Optional[str] = None, *,
+                source: str = SOURCE) -> str:
     """The markdown card of ``name`` from its `ModelInfo` and ``results`` (the parsed ``zoo compare``
-    file, or None); a hand-written ``notes_dir/<name>.md`` is appended under "Notes"."""
+    file named ``source``, or None); a hand-written ``notes_dir/<name>.md`` is appended under "Notes"."""
     info = model_info(name)
-    lines = [GENERATED.format(results=DEFAULT_RESULTS), "", f"# {name}", "",
+    lines = [GENERATED.format(results=source), "", f"# {name}", "",
              f"Family `{info.family}` · `zoo.build(\"{name}\")` · {info.num_classes} classes ({info.dataset}) · "
              f"[all models](README.md)"]
     for title, section in CARD_SECTIONS:
@@ -351,7 +351,7 @@ def render_card(name: str, results: Optional[dict], notes_dir: Optional[str] = "
 def _index_row(name: str, results: Optional[dict]) -> List[str]:
     info, e = model_info(name), _entry(results, name)
     row = [f"[{name}]({name}.md)", info.family, _f(info.ref_params_m, ".2f"),
-           f"{_f(info.ref_gflops, '.2f')} × {info.num_views}", _published(info)]
+           f"{_f(info.ref_gflops, '.2f')} × {info.num_views}", _published(name)]
     b = (e or {}).get("bench")
     if b:
         t1 = b.get("top1", {})
@@ -399,9 +399,9 @@ def _order_table(results: dict) -> List[str]:
             "", note, ""]
 
 
-def render_index(results: Optional[dict]) -> str:
+def render_index(results: Optional[dict], *, source: str = SOURCE) -> str:
     """``model_cards/README.md``: every registered model side by side, the plot, how it was measured."""
-    lines = [GENERATED.format(results=DEFAULT_RESULTS), "", "# Model cards", "",
+    lines = [GENERATED.format(results=source), "", "# Model cards", "",
              "Every registered model side by side. Params and GFLOPs are `model_info`'s reference values per view "
              "at the canonical input (× the test views); the published top-1 is the model's first published "
              "result; SynthMotion and latency columns come from `zoo compare` (latency: batch 1, canonical "
@@ -415,7 +415,7 @@ def render_index(results: Optional[dict]) -> str:
               "crops differ, see the cards) against reference GFLOPs per view; "
               "(b) SynthMotion bench top-1, normal order (filled) and reversed (open), against bench GFLOPs.", "",
               "## How it was measured", "", *_measurement_lines(results), "",
-              "## Regenerate", "", "```sh", "zoo compare        # writes " + DEFAULT_RESULTS,
+              "## Regenerate", "", "```sh", "zoo compare        # writes " + source,
               "zoo cards          # rewrites model_cards/ from it",
               "zoo cards --check  # exit 1 if a card is stale",
               "```", "", "Hand-written explanations (no numbers) go in `model_cards/notes/<name>.md`; they are "
@@ -440,11 +440,12 @@ def _panel_published(ax) -> List[str]:
     left_out, by_dataset = [], {}
     for name in list_models():
         info = model_info(name)
-        if not info.results or not info.ref_gflops:
+        results = _results(name)
+        if not results or not info.ref_gflops:
             left_out.append(name)
             continue
-        for dataset in dict.fromkeys(r.dataset for r in info.results):
-            top1 = next(r.top1 for r in info.results if r.dataset == dataset)
+        for dataset in dict.fromkeys(r.dataset for r in results):
+            top1 = next(r.top1 for r in results if r.dataset == dataset)
             by_dataset.setdefault(dataset, []).append((info.ref_gflops, top1, name))
     for dataset, pts in sorted(by_dataset.items()):
         ax.scatter([p[0] for p in pts], [p[1] for p in pts], label=dataset, s=30)
@@ -503,27 +504,34 @@ def plot(results: Optional[dict], path: str) -> str:
 
 # ---------------------------------------------------------------- files
 
-def render_all(results: Optional[dict], out_dir: str = "model_cards") -> Dict[str, str]:
+def render_all(results: Optional[dict], out_dir: str, source: str = SOURCE) -> Dict[str, str]:
     """{path: text} of every card and the index under ``out_dir`` (notes read from ``out_dir/notes``)."""
     notes = os.path.join(out_dir, "notes")
-    files = {os.path.join(out_dir, f"{n}.md"): render_card(n, results, notes) for n in list_models()}
-    files[os.path.join(out_dir, "README.md")] = render_index(results)
+    files = {os.path.join(out_dir, f"{n}.md"): render_card(n, results, notes, source=source) for n in list_models()}
+    files[os.path.join(out_dir, "README.md")] = render_index(results, source=source)
     return files
 
 
-def write_cards(results_path: Optional[str] = DEFAULT_RESULTS, out_dir: str = "model_cards") -> List[str]:
+def _source(results_path: Optional[str], out_dir: str) -> str:
+    """``results_path`` as the cards name it: relative to the directory holding ``out_dir``."""
+    if not results_path:
+        return SOURCE
+    return os.path.relpath(results_path, os.path.dirname(os.path.abspath(out_dir)))
+
+
+def write_cards(results_path: Optional[str], out_dir: str) -> List[str]:
     """Write every card, the index and the plot under ``out_dir``; returns the files written."""
     results = load_results(results_path)
-    files = render_all(results, out_dir)
+    files = render_all(results, out_dir, _source(results_path, out_dir))
     for path, text in files.items():
         atomic_write_text(path, text)
     return [*files, plot(results, os.path.join(out_dir, PLOT_NAME))]
 
 
-def stale_cards(results_path: Optional[str] = DEFAULT_RESULTS, out_dir: str = "model_cards") -> List[str]:
+def stale_cards(results_path: Optional[str], out_dir: str) -> List[str]:
     """Problems with the cards under ``out_dir``: missing or stale files, cards of unregistered models."""
     problems = []
-    for path, text in render_all(load_results(results_path), out_dir).items():
+    for path, text in render_all(load_results(results_path), out_dir, _source(results_path, out_dir)).items():
         if not os.path.isfile(path):
             problems.append(f"missing: {path}")
         else:

@@ -1,0 +1,84 @@
+"""The package's import layers: models | data (and flops, _lazy) -> inference -> engine -> benchmark -> cli.
+
+Every module's imports are read (ast, nothing imported): a module may import its own layer or
+those below it, never one above; and nothing outside ``zoo/models`` imports a private
+``zoo.models._*`` module (the public names are re-exported by ``zoo.models``).
+"""
+import ast
+from pathlib import Path
+
+import pytest
+
+PKG = Path(__file__).resolve().parents[1] / "zoo"
+LAYERS = {"_lazy": 0, "models": 0, "data": 0, "flops": 0, "inference": 1, "engine": 2, "benchmark": 3, "cli": 4, "__main__": 4}
+
+
+def _modules():
+    for path in sorted(PKG.rglob("*.py")):
+        parts = list(path.relative_to(PKG).with_suffix("").parts)
+        package = parts[:-1] if parts[-1] != "__init__" else parts[:-1]
+        yield path, [p for p in parts if p != "__init__"], package
+
+
+def _imports(path, package):
+    """(line, dotted module under zoo) of every zoo import in ``path``."""
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - (node.level - 1)]
+                if node.module:
+                    yield node.lineno, ".".join(base + [node.module])
+                else:
+                    for a in node.names:
+                        yield node.lineno, ".".join(base + [a.name])
+            elif node.module and (node.module == "zoo" or node.module.startswith("zoo.")):
+                yield node.lineno, node.module[4:]
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name.startswith("zoo."):
+                    yield node.lineno, a.name[4:]
+
+
+def _layer(dotted):
+    return LAYERS.get(dotted.split(".")[0]) if dotted else None
+
+
+def test_every_module_has_a_layer():
+    unplaced = [str(p.relative_to(PKG)) for p, parts, _ in _modules() if parts and _layer(".".join(parts)) is None]
+    assert unplaced == [], f"modules outside the layers {sorted(LAYERS)}: {unplaced}"
+
+
+def violations():
+    bad = []
+    for path, parts, package in _modules():
+        own = _layer(".".join(parts))
+        for line, target in _imports(path, package):
+            where = f"zoo/{path.relative_to(PKG)}:{line}"
+            layer = _layer(target)
+            if own is not None and layer is not None and layer > own:
+                bad.append(f"{where} imports zoo.{target} (a layer above)")
+            if target.startswith("models._") and parts[:1] != ["models"]:
+                bad.append(f"{where} imports private zoo.{target}")
+    return bad
+
+
+def test_no_upward_or_private_imports():
+    assert violations() == []
+
+
+def test_the_check_sees_a_violation(tmp_path, monkeypatch):
+    """The reader finds both kinds of violation (a check that could not fail would prove nothing)."""
+    fake = tmp_path / "zoo"
+    (fake / "models").mkdir(parents=True)
+    (fake / "models" / "__init__.py").write_text("from ..engine import train\n")
+    (fake / "cli.py").write_text("from .models._registry import get_entry\nimport zoo.benchmark.cards\n")
+    monkeypatch.setattr(__import__(__name__), "PKG", fake)
+    found = violations()
+    assert any("models/__init__.py:1 imports zoo.engine" in v for v in found)
+    assert any("cli.py:1 imports private zoo.models._registry" in v for v in found)
+    assert len(found) == 2
+
+
+@pytest.mark.parametrize("layer", ["inference", "benchmark", "engine", "cli", "models", "data"])
+def test_layer_packages_exist(layer):
+    assert (PKG / layer / "__init__.py").is_file()

@@ -1,0 +1,77 @@
+"""The fast path's numerics on a trained bench network: fp32 logits against eager, and bf16
+top-1 agreement with fp32 over the val split plus a held-out SynthMotion set (another seed,
+never trained on), with the probability gap of every video that flips."""
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any, Dict, List, Optional, Sequence
+
+import torch
+
+__all__ = ["fast_path_numerics", "heldout_sets", "recheck_numerics", "HELDOUT_SEED_OFFSET", "NEAR_TIE"]
+
+HELDOUT_SEED_OFFSET = 1  # the held-out set is SynthMotion drawn with seed + this: clips no bench network sees
+NEAR_TIE = 0.01  # fp32 top-1 minus top-2 probability below which a video counts as near-tied
+
+
+def fast_path_numerics(model, val, eager_logits: torch.Tensor, heldout: Sequence = ()) -> Dict[str, Any]:
+    """`zoo.optimize` on a trained model: the fp32 fast path's max |Δlogit| over ``val`` relative to
+    the eager logits' scale, and the bf16 fast path's per-video top-1 agreement with the fp32 one over
+    ``val`` and the ``heldout`` datasets, with the fp32 top-1/top-2 probability gap of each video
+    that flips (``bf16_flip_gaps``) and the share of videos within `NEAR_TIE` of a tie."""
+    from ..engine import evaluate
+    from ..inference import optimize
+
+    # each fast path built once (as `evaluate(optimize=True)` builds it) and run over every dataset
+    was_training = model.training
+    fast_paths = optimize(model.eval(), torch.float32), optimize(model, torch.bfloat16)
+    model.train(was_training)
+    fast32, fast16 = ([evaluate(fast, dataset, progress=False).view_logits for dataset in (val, *heldout)]
+                      for fast in fast_paths)
+    rel = (fast32[0] - eager_logits).abs().max() / eager_logits.abs().max().clamp_min(1e-12)
+    prob32 = _video_probs(torch.cat(fast32))
+    top2 = prob32.topk(2, dim=-1).values
+    gaps = top2[:, 0] - top2[:, 1]
+    flips = _video_probs(torch.cat(fast16)).argmax(-1) != prob32.argmax(-1)
+    return {"bf16_top1_agreement": round(1 - float(flips.float().mean()), 4),
+            "bf16_agreement_videos": len(flips),
+            "bf16_flip_gaps": sorted(round(float(g), 5) for g in gaps[flips]),
+            "near_tie_fraction": round(float((gaps < NEAR_TIE).float().mean()), 4),
+            "fp32_max_rel_dlogit": float(rel)}
+
+
+def heldout_sets(heldout: Optional[str], info) -> List:
+    """Every clip of the held-out SynthMotion directory ``heldout`` (both of its splits), or none."""
+    from ..data import build_dataset
+
+    return [build_dataset(heldout, info, split) for split in ("val", "train")] if heldout else []
+
+
+def recheck_numerics(bench: Dict[str, Any], data: str, heldout: Optional[str] = None) -> Dict[str, Any]:
+    """A reused bench entry with `fast_path_numerics` measured again by this code on the run's
+    saved weights (``out/model.pt``), so a changed fast path never keeps stale figures; unchanged
+    if the weights are gone."""
+    from ..data import build_dataset
+    from ..engine import evaluate
+    from ..engine.training import FINAL_WEIGHTS
+    from .bench_training import bench_model
+
+    weights = os.path.join(bench["out"], FINAL_WEIGHTS)
+    if not os.path.isfile(weights):
+        return bench
+    with open(os.path.join(data, "classes.json")) as f:
+        num_classes = len(json.load(f)["classes"])
+    model = bench_model(bench["run"], num_classes)
+    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    model.eval()
+    val = build_dataset(data, model.info, "val")
+    eager = evaluate(model, val, progress=False).view_logits
+    return {**bench, **fast_path_numerics(model, val, eager, heldout_sets(heldout, model.info)),
+            "numerics_rechecked": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+
+
+def _video_probs(view_logits: torch.Tensor) -> torch.Tensor:
+    """Class probabilities per video, views aggregated as the harness does by default (prob-mean)."""
+    return view_logits.softmax(-1).mean(1)

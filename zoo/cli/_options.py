@@ -1,0 +1,110 @@
+"""Options shared by several commands (eval, predict, features, train): which model, which weights,
+which input protocol, and how to run it; and how a ``--run-dir`` fills them in."""
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, List, Optional
+
+from . import UsageError
+
+__all__ = ["add_model_options", "resolve_model_options", "parse_kv", "data_error_types", "compile_mode",
+           "COMPILE_MODES"]
+
+COMPILE_MODES = {"off": False, "on": True, "auto": "auto"}  # --compile -> zoo.optimize(compile=...)
+
+
+def parse_kv(items: Optional[List[str]], what: str = "--model-arg") -> Dict[str, Any]:
+    """``["backbone=resnet18", "dropout=0.2"]`` -> dict, values parsed as YAML scalars."""
+    out: Dict[str, Any] = {}
+    for item in items or []:
+        key, eq, raw = item.partition("=")
+        if not eq or not key.strip():
+            raise UsageError(f"{what} {item!r} must look like KEY=VALUE (e.g. backbone=resnet18)")
+        import yaml
+
+        try:
+            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            out[key.strip()] = raw
+    return out
+
+
+def add_model_options(p, *, views: bool = True) -> None:
+    """Options shared by eval/predict/features: which model, which weights, which input protocol."""
+    g = p.add_argument_group("model")
+    g.add_argument("--weights", action="append", metavar="W",
+                   help="checkpoint path or URL: a zoo checkpoint or an official one (mapped by the family's "
+                        "filter); repeat the option for multi-file releases (e.g. PAN Full: RGB then PA)")
+    g.add_argument("--run-dir", metavar="DIR",
+                   help="a `zoo train` output directory: takes the model, its options and DIR/model.pt from it")
+    g.add_argument("--model-arg", action="append", metavar="KEY=VALUE",
+                   help="architecture override passed to zoo.build (repeatable), e.g. backbone=resnet18")
+    g.add_argument("--frames", type=int, help="frames per clip (segments for TSN/TSM/PAN); default: the model's")
+    g.add_argument("--size", type=int, help="crop size in pixels (the resize scales with it); default: the model's")
+    if views:
+        g.add_argument("--views", metavar="CLIPSxCROPS",
+                       help="test views per video, e.g. 2x3 (default: the model's info.test_views)")
+    g.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: GPU if available)")
+    g.add_argument("--no-optimize", action="store_true",
+                   help="run the model as built (eager fp32, default layout) instead of the CPU fast path "
+                        "(zoo.optimize: BN folded into convs, channels-last, bf16 with --amp bf16)")
+    g.add_argument("--compile", choices=tuple(COMPILE_MODES), default="off",
+                   help="torch.compile the fast path (inductor with weight freezing; needs a C compiler and "
+                        "takes 5-60 s at the first batch): on, or auto = only where it runs one canonical clip "
+                        "faster (default off)")
+
+
+def compile_mode(args):
+    """``zoo.optimize``'s ``compile`` argument from ``--compile`` (refused with ``--no-optimize``)."""
+    if args.compile != "off" and args.no_optimize:
+        raise UsageError(f"--compile {args.compile} compiles the fast path: drop --no-optimize, or drop --compile")
+    return COMPILE_MODES[args.compile]
+
+
+def resolve_model_options(args) -> Dict[str, Any]:
+    """Merge ``--run-dir DIR`` with explicit flags into model name, weights, model_args, frames, size."""
+    from ..models import model_info
+
+    opts: Dict[str, Any] = {"model": getattr(args, "model", None), "weights": args.weights,
+                            "model_args": parse_kv(args.model_arg), "frames": args.frames, "size": args.size,
+                            "classes": None, "data": None, "data_root": None}
+    if args.run_dir:
+        cfg_path = os.path.join(args.run_dir, "config.yaml")
+        if not os.path.isfile(cfg_path):
+            raise FileNotFoundError(f"--run-dir {args.run_dir!r}: no config.yaml there "
+                                    f"(is it a `zoo train` output directory?)")
+        import yaml
+
+        with open(cfg_path) as f:
+            cfg = yaml.safe_load(f) or {}
+        opts["model"] = opts["model"] or cfg.get("model")
+        opts["model_args"] = {**(cfg.get("model_args") or {}), **opts["model_args"]}
+        opts["frames"] = opts["frames"] or cfg.get("frames")
+        opts["size"] = opts["size"] or cfg.get("size")
+        opts["data"] = cfg.get("val_data") or cfg.get("data")
+        opts["data_root"] = cfg.get("data_root")
+        if not opts["weights"]:
+            w = os.path.join(args.run_dir, "model.pt")
+            if not os.path.isfile(w):
+                raise FileNotFoundError(f"--run-dir {args.run_dir!r}: no model.pt (the run has not finished; pass "
+                                        f"--weights {os.path.join(args.run_dir, 'last.pt')} for its last epoch)")
+            opts["weights"] = [w]
+        classes = os.path.join(args.run_dir, "classes.txt")
+        if os.path.isfile(classes):
+            with open(classes) as f:
+                opts["classes"] = [line.strip() for line in f if line.strip()]
+    if not opts["model"]:
+        raise UsageError("name a model (e.g. tsm_r50) or pass --run-dir DIR of a training run")
+    model_info(opts["model"])  # an unknown name raises KeyError with close matches
+    for w in opts["weights"] or []:
+        if "://" not in w and not os.path.exists(w):
+            raise FileNotFoundError(f"weights file {w!r} does not exist")
+    if opts["weights"] and len(opts["weights"]) == 1:
+        opts["weights"] = opts["weights"][0]
+    return opts
+
+
+def data_error_types():
+    """Errors of the data pipeline that a user fixes (an unreadable or mislabelled video)."""
+    from ..data import DataError, DecodeError
+    return (DataError, DecodeError)

@@ -1,0 +1,8 @@
+"""The CPU inference fast path: `optimize` (BN folding, channels-last, Winograd convs, bf16, a
+per-model memory cache, optional torch.compile) and the native kernels it builds on first use.
+
+    fast = zoo.optimize(model.eval())            # == zoo.inference.optimize
+"""
+from .optimize import Conv3dAs2d, OptimizedModel, fold_batchnorms, optimize
+
+__all__ = ["optimize", "OptimizedModel", "fold_batchnorms", "Conv3dAs2d"]

@@ -1,0 +1,39 @@
+"""Timing model calls fairly on a shared machine: `time_interleaved`.
+
+Used by the fast path's own decisions (``layout="auto"``, ``compile="auto"``) and by the
+benchmarks, so both time the same way."""
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Callable, Dict
+
+import torch
+
+__all__ = ["time_interleaved"]
+
+
+def time_interleaved(fns: Dict[str, Callable], x, warmup: int = 2, reps: int = 5, settle: int = 1
+                     ) -> Dict[str, float]:
+    """Median seconds per call of each of ``fns`` on ``x``, timed in ``reps`` interleaved rounds.
+
+    Each round times one call of every function, in an order rotated by one each round, so a
+    slow spell of a shared machine falls on all of them alike and their ratios stay fair (timing
+    one after the other lets a spell land on one function only). Before
+    its timed call each function makes ``settle`` untimed ones, so it is timed warm, as it runs
+    when called back to back (its caches, allocator and oneDNN state not left by another model).
+    """
+    names = list(fns)
+    times: Dict[str, list] = {n: [] for n in names}
+    with torch.inference_mode():
+        for name in names:
+            for _ in range(warmup):
+                fns[name](x)
+        for r in range(reps):
+            for name in names[r % len(names):] + names[:r % len(names)]:
+                for _ in range(settle):
+                    fns[name](x)
+                start = time.perf_counter()
+                fns[name](x)
+                times[name].append(time.perf_counter() - start)
+    return {n: statistics.median(t) for n, t in times.items()}
