@@ -67,3 +67,37 @@ def test_help(command, capsys):
         main([command, "--help"])
     assert e.value.code == 0
     assert "usage: zoo " + command in capsys.readouterr().out
+
+
+def _structure(model):
+    """The module tree with every plain attribute (pooling windows, segment counts...)."""
+    return [repr(model)] + [f"{n}.{a}={v!r}" for n, m in model.named_modules() for a, v in sorted(vars(m).items())
+                            if not a.startswith("_") and a != "training"
+                            and isinstance(v, (bool, int, float, str, tuple))]
+
+
+@pytest.mark.parametrize("name", zoo.list_models())
+def test_frames_reach_the_constructor(name):
+    """`--frames` (through the CLI's preparation) builds the module `zoo.build` builds for that T."""
+    from zoo.engine import adjust_info, build_model
+
+    info = zoo.model_info(name)
+    frames = info.num_frames // 2
+    adjusted, args = adjust_info(name, frames=frames)
+    model = build_model(name, adjusted, num_classes=5, model_args=args)
+    value = frames // info.frames_per_segment if info.frames_arg == "num_segments" else frames
+    direct = zoo.build(name, num_classes=5, **({info.frames_arg: value} if info.frames_arg else {}))
+    assert _structure(model) == _structure(direct)
+    if info.frames_arg:  # the argument did change the module
+        assert _structure(model) != _structure(zoo.build(name, num_classes=5))
+    assert model.info.num_frames == frames and model.info.input_shape[1] == frames
+    with torch.no_grad():
+        out = model.eval()(torch.randn(1, 3, frames, info.min_size, info.min_size))
+    assert out.shape == (1, 5)
+
+
+def test_frames_disagreeing_with_a_model_arg_is_an_error():
+    from zoo.engine import adjust_info
+
+    with pytest.raises(ValueError, match="num_frames=32 disagrees with 16 frames"):
+        adjust_info("slowfast_8x8_r50", frames=16, model_args={"num_frames": 32})

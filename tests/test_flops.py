@@ -25,3 +25,15 @@ def test_flop_report_states_input_and_breakdown():
     assert report.input_shape == (1, 3, 8, 64, 64)
     assert report.by_operator["conv"] > 0.9 * report.total  # a ResNet is almost all conv
     assert "backbone" in report.table
+
+
+def test_fvcore_deprecation_warning_does_not_reach_users():
+    """fvcore's import-time torch.jit.script FutureWarning is not the user's concern (fresh process:
+    fvcore is imported once)."""
+    import subprocess
+    import sys
+
+    code = ("import zoo; from zoo.flops import count_flops; "
+            "print(count_flops(zoo.build('p3d_63', num_classes=2), (1, 3, 4, 32, 32)).total > 0)")
+    proc = subprocess.run([sys.executable, "-W", "error::FutureWarning", "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.strip() == "True", proc.stderr

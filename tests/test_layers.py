@@ -82,3 +82,32 @@ def test_the_check_sees_a_violation(tmp_path, monkeypatch):
 @pytest.mark.parametrize("layer", ["inference", "benchmark", "engine", "cli", "models", "data"])
 def test_layer_packages_exist(layer):
     assert (PKG / layer / "__init__.py").is_file()
+
+
+_PROBE = ("import sys\nfrom zoo.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+          "print(' '.join(m for m in ('torch', 'torchvision', 'timm', 'fvcore', 'av', 'matplotlib') "
+          "if m in sys.modules), file=sys.stderr)")
+
+
+@pytest.mark.parametrize("argv, allowed", [(["--help"], set()), (["eval", "--help"], set()),
+                                           (["train", "--help"], set()), (["compare", "--help"], set()),
+                                           (["list"], {"torch"}), (["info", "tsm_r50"], {"torch"})])
+def test_cli_start_up_imports(argv, allowed):
+    """`zoo --help` and `zoo COMMAND --help` import no torch; `zoo list`/`zoo info` no torchvision,
+    timm, fvcore, av or matplotlib (the time it saves is measured by benchmarks/startup.py)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _PROBE, *argv], capture_output=True, text=True, timeout=120)
+    imported = set(proc.stderr.strip().splitlines()[-1].split()) if proc.stderr.strip() else set()
+    assert imported <= allowed, f"zoo {' '.join(argv)} imported {sorted(imported - allowed)}"
+
+
+def test_package_attributes_load_on_first_use():
+    import subprocess
+    import sys
+
+    code = ("import sys, zoo; assert 'torch' not in sys.modules; "
+            "print(len(zoo.models.model_weights('tsm_r50')), zoo.inference.optimize is zoo.optimize)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["3", "True"], out.stderr

@@ -7,8 +7,9 @@ elementwise add/mul, norms) count zero; that matches how the reference numbers w
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn as nn
@@ -36,7 +37,10 @@ def count_params(model: nn.Module) -> int:
 
 def count_flops(model: nn.Module, input_shape: Sequence[int], *, table_depth: int = 3) -> FlopReport:
     """Count FLOPs of ``model`` on one zero input of ``input_shape`` (batch included), in eval mode."""
-    from fvcore.nn import FlopCountAnalysis, flop_count_table
+    with warnings.catch_warnings():
+        # fvcore scripts helpers with torch.jit.script at import, which torch now deprecates: not the user's concern
+        warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
+        from fvcore.nn import FlopCountAnalysis, flop_count_table
 
     was_training = model.training
     model.eval()

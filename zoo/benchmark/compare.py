@@ -6,7 +6,7 @@ compiled and compiled; the quick budget takes channels-last without timing both 
 compile) and the peak memory of a fresh process doing that (`measure`, run as ``python -m
 zoo.benchmark.latency --measure NAME``).
 
-Accuracy: each model's small ``info.bench`` network (e.g. a ResNet-18 backbone) is trained from
+Accuracy: each model's small bench network (its `BenchPreset`, e.g. a ResNet-18 backbone) is trained from
 scratch on SynthMotion (easy, 32 frames, 32 px) with one shared budget through `zoo.engine.train`
 and its own sampler, then evaluated with the harness on one view (centre clip, centre crop) in
 normal, reversed and shuffled frame order. The fast path's numerics are checked on the trained

@@ -49,7 +49,7 @@ def register(sub):
         description="For every registered model (or --models): params and fvcore GFLOPs at its canonical input, "
                     "batch-1 CPU latency (eager fp32, zoo.optimize fp32 and bf16, not compiled and compiled) and "
                     "the peak memory of a fresh process doing it; and the accuracy of its small bench network "
-                    "(ModelInfo.bench) trained from scratch on SynthMotion with one shared budget, evaluated in "
+                    "(zoo.models.bench_preset) trained from scratch on SynthMotion with one shared budget, evaluated in "
                     "normal, reversed and shuffled frame order, with the fast path's numerics checked on it (bf16 "
                     "top-1 agreement over the val split and a held-out set). Models with identical bench networks "
                     "share one training run. The full run takes about 1.6 h on a 2-core Xeon (29 min cost and "

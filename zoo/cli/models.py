@@ -72,20 +72,17 @@ def cmd_info(args):
 
 
 def cmd_flops(args):
+    from ..engine.prepare import adjust_info, build_model
     from ..flops import FLOP_CONVENTION, count_flops, count_params
-    from ..models import build, model_info
+    from ..models import model_info
 
     info = model_info(args.name)
     c, t, h, w = info.input_shape
     t = args.frames or t
     h = w = args.size or h
-    overrides = {}
-    if info.sampling == "segment" and t != info.num_frames:
-        if t % info.frames_per_segment:
-            raise ValueError(f"{args.name} takes {info.frames_per_segment} frames per segment: "
-                             f"--frames must be a multiple of {info.frames_per_segment}")
-        overrides["num_segments"] = t // info.frames_per_segment  # segment models are built for T
-    model = build(args.name, **overrides)
+    # --frames reaches the constructor argument it fixes (segments, a head's pooling window)
+    adjusted, overrides = adjust_info(args.name, frames=args.frames)
+    model = build_model(args.name, adjusted, model_args=overrides)
     shape = (1, c, t, h, w)
     report = count_flops(model, shape, table_depth=args.depth)
     print(report.table)

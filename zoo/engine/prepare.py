@@ -14,10 +14,12 @@ def adjust_info(name: str, *, frames: Optional[int] = None, size: Optional[int] 
                 views: Optional[Tuple[int, int]] = None, model_args: Optional[Dict[str, Any]] = None
                 ) -> Tuple[ModelInfo, Dict[str, Any]]:
     """The model's `ModelInfo` with ``frames``/``size``/``views`` changed, and the model overrides
-    that go with it (segment-sampling models take ``num_segments``).
+    that go with it: the constructor argument the clip length fixes (``info.frames_arg``:
+    ``num_segments`` of segment models, ``num_frames`` of SlowFast's and I3D-R50's head pooling).
 
     ``frames`` is the clip length T; for segment sampling it must be a multiple of the model's
-    frames per segment. ``size`` is the crop; resize and jitter sizes scale with it.
+    frames per segment. ``size`` is the crop; resize and jitter sizes scale with it. An explicit
+    ``model_args`` value of ``info.frames_arg`` that disagrees with ``frames`` is an error.
     """
     info = model_info(name)
     args = dict(model_args or {})
@@ -31,9 +33,14 @@ def adjust_info(name: str, *, frames: Optional[int] = None, size: Optional[int] 
                 raise ValueError(f"{name} samples {info.frames_per_segment} frames per segment: "
                                  f"frames must be a multiple of it, got {frames}")
             changes.update(num_frames=frames, num_segments=frames // info.frames_per_segment)
-            args.setdefault("num_segments", frames // info.frames_per_segment)
         else:
             changes.update(num_frames=frames)
+        if info.frames_arg:
+            value = frames // info.frames_per_segment if info.frames_arg == "num_segments" else frames
+            if args.get(info.frames_arg, value) != value:
+                raise ValueError(f"{name}: model argument {info.frames_arg}={args[info.frames_arg]} disagrees with "
+                                 f"{frames} frames ({info.frames_arg}={value}); drop one of them")
+            args[info.frames_arg] = value
     if size is not None:
         size = int(size)
         if size < info.min_size:

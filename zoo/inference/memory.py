@@ -41,10 +41,9 @@ def build_library(out_dir: Path, cxx: Optional[str] = None) -> Path:
 @functools.lru_cache(maxsize=None)
 def _library():
     """(ctypes library, None) with the allocator installed, or (None, why not)."""
-    try:
-        lib = ctypes.CDLL(str(build_library(native.library_dir())))
-    except (RuntimeError, OSError) as e:
-        return None, str(e)
+    lib, why = native.load_library("memory cache", lambda: build_library(native.library_dir()))
+    if lib is None:
+        return None, why
     lib.zoo_cache_new.restype = ctypes.c_void_p
     lib.zoo_cache_delete.argtypes = [ctypes.c_void_p]
     lib.zoo_cache_trim.argtypes = [ctypes.c_void_p]
@@ -53,7 +52,7 @@ def _library():
     lib.zoo_cache_exit.argtypes = [ctypes.c_void_p]
     lib.zoo_cache_stats.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_int64)]
     if not lib.zoo_cache_install():
-        return None, "the current CPU allocator has no raw deleter to wrap"
+        return None, native.fallback("memory cache", "the current CPU allocator has no raw deleter to wrap")
     return lib, None
 
 

@@ -7,18 +7,22 @@ uses or a crash never leave half a library.
 """
 from __future__ import annotations
 
+import ctypes
 import hashlib
+import logging
 import os
 import platform
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence, Tuple
 
 import torch
 
-__all__ = ["build_library", "library_dir", "TORCH_LIB"]
+__all__ = ["build_library", "load_library", "library_dir", "TORCH_LIB"]
+
+_log = logging.getLogger("zoo.inference")
 
 TORCH_LIB = Path(torch.__file__).parent / "lib"
 
@@ -35,6 +39,22 @@ def _cpu_flags() -> str:
             return next((line for line in f if line.startswith(("flags", "Features"))), "")
     except OSError:
         return platform.processor()
+
+
+def load_library(what: str, build: Callable[[], Path]) -> Tuple[Optional[ctypes.CDLL], Optional[str]]:
+    """``(library, None)`` for the library ``build()`` returns, or ``(None, why)`` after logging one
+    line that the fast path runs without ``what`` (call it once per process: the callers cache it)."""
+    try:
+        return ctypes.CDLL(str(build())), None
+    except (RuntimeError, OSError) as e:
+        return None, fallback(what, str(e))
+
+
+def fallback(what: str, why: str) -> str:
+    """Log one line that the fast path runs without ``what`` because of ``why``; returns ``why``."""
+    first = why.strip().splitlines()[0] if why.strip() else "unknown reason"
+    _log.warning("zoo: the fast path runs without its %s: %s (`zoo env` shows the details)", what, first)
+    return why
 
 
 def build_library(source: Path, out_dir: Path, *, cxx: Optional[str] = None, flags: Sequence[str] = (),

@@ -79,13 +79,12 @@ def transform_matrices(points=POINTS, kernel: int = 3) -> Tuple[torch.Tensor, to
 @functools.lru_cache(maxsize=None)
 def _library():
     """(ctypes library, None), or (None, why it cannot be built)."""
-    try:
-        lib = ctypes.CDLL(str(native.build_library(
-            _SOURCE, native.library_dir(), flags=["-march=native", "-fopenmp"],
-            # torch's own libgomp: one OpenMP runtime, one thread pool, torch.set_num_threads applies
-            link=[f"-L{native.TORCH_LIB}", f"-Wl,-rpath,{native.TORCH_LIB}"])))
-    except (RuntimeError, OSError) as e:
-        return None, str(e)
+    lib, why = native.load_library("Winograd convs", lambda: native.build_library(
+        _SOURCE, native.library_dir(), flags=["-march=native", "-fopenmp"],
+        # torch's own libgomp: one OpenMP runtime, one thread pool, torch.set_num_threads applies
+        link=[f"-L{native.TORCH_LIB}", f"-Wl,-rpath,{native.TORCH_LIB}"]))
+    if lib is None:
+        return None, why
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
     lib.zoo_winograd_input.argtypes = [ptr, ptr, i64, i64, i64, i64, i64, ptr, i64]
     lib.zoo_winograd_output.argtypes = [ptr, ptr, ptr, i64, i64, i64, i64, ptr, i64]

@@ -19,6 +19,7 @@ INCEPTION_MEAN = (0.5, 0.5, 0.5)  # maps [0, 1] to [-1, 1] (I3D)
 INCEPTION_STD = (0.5, 0.5, 0.5)
 
 SAMPLINGS = ("segment", "dense")
+FRAMES_ARGS = (None, "num_segments", "num_frames")
 
 
 @dataclass(frozen=True)
@@ -91,11 +92,16 @@ class ModelInfo:
     ref_gflops: Optional[float] = None  # fvcore convention (1 multiply-add = 1 FLOP), canonical input
     ref_params_m: Optional[float] = None  # millions, with `num_classes` outputs
     min_size: int = 32  # smallest spatial size the model accepts (tests build at this size)
+    # the constructor argument the clip length fixes: "num_segments" (T / frames_per_segment, segment
+    # models) or "num_frames" (T, e.g. a head pooling window); None: the model takes any T
+    frames_arg: Optional[str] = None
     notes: str = ""
 
     def __post_init__(self):
         if self.sampling not in SAMPLINGS:
             raise ValueError(f"sampling must be one of {SAMPLINGS}, got {self.sampling!r}")
+        if self.frames_arg not in FRAMES_ARGS:
+            raise ValueError(f"{self.name}: frames_arg must be one of {FRAMES_ARGS}, got {self.frames_arg!r}")
         if self.num_segments * self.frames_per_segment != self.num_frames and self.sampling == "segment":
             raise ValueError(
                 f"{self.name}: num_segments ({self.num_segments}) x frames_per_segment "

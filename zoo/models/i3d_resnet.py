@@ -115,7 +115,7 @@ _PYSF_ZOO = "facebookresearch/SlowFast MODEL_ZOO.md (Caffe2 weights)"
     sampling="dense", sampling_rate=8, crop_size=256, resize_size=256, train_jitter=(256, 320),
     mean=KINETICS_MEAN, std=KINETICS_STD, test_views=(10, 3), num_classes=400, dataset="kinetics400",
     ref_gflops=37.28, ref_params_m=28.04,
-    min_size=32,
+    min_size=32, frames_arg="num_frames",
     notes="8 input frames at stride 8 (64 source frames), trained on 224 crops. Same network as PyTorchVideo's "
           "hub i3d_r50 and PySlowFast's configs/Kinetics/I3D_8x8_R50. GFLOPs measured with fvcore on PyTorchVideo's "
           "i3d_r50 at 256x256 (28.54 at 224x224; the PyTorchVideo zoo quotes 37.53)."),

@@ -369,7 +369,8 @@ def _weights(v1, v2, views, streams=(), notes: str = "") -> tuple:
 def _info(name: str, **kw) -> ModelInfo:
     defaults = dict(name=name, family="pan", paper=_PAPER, num_frames=32, num_segments=8, frames_per_segment=4,
                     sampling="segment", crop_size=224, resize_size=256, mean=IMAGENET_MEAN, std=IMAGENET_STD,
-                    test_views=(1, 1), num_classes=174, dataset="something-something-v2", min_size=32)
+                    test_views=(1, 1), num_classes=174, dataset="something-something-v2", min_size=32,
+                    frames_arg="num_segments")
     defaults.update(kw)
     return ModelInfo(**defaults)
 

@@ -163,7 +163,7 @@ def _info(name: str, **kw) -> ModelInfo:
     defaults = dict(name=name, family="slowfast", paper=_PAPER, num_frames=32, num_segments=1, frames_per_segment=1,
                     sampling="dense", sampling_rate=2, crop_size=256, resize_size=256, train_jitter=(256, 320),
                     mean=KINETICS_MEAN, std=KINETICS_STD, test_views=(10, 3), num_classes=400,
-                    dataset="kinetics400", min_size=32)
+                    dataset="kinetics400", min_size=32, frames_arg="num_frames")
     defaults.update(kw)
     return ModelInfo(**defaults)
 

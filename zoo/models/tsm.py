@@ -310,7 +310,7 @@ _BENCH = BenchPreset(frames=8, model_args={"backbone": "resnet18"})
 def _info(name: str, paper: str, **kw) -> ModelInfo:
     defaults = dict(name=name, family="tsm", paper=paper, num_frames=8, num_segments=8, sampling="segment",
                     crop_size=224, resize_size=256, mean=IMAGENET_MEAN, std=IMAGENET_STD, test_views=(1, 1),
-                    num_classes=174, dataset=_SSV2)
+                    num_classes=174, dataset=_SSV2, frames_arg="num_segments")
     defaults.update(kw)
     return ModelInfo(**defaults)
 
