@@ -178,7 +178,8 @@ def _bench_in_child(name: str, args, peaks: dict) -> dict:
             "--agree-clips", args.agree_clips, "--layout", args.layout]
     opts += ["--agree-size", args.agree_size] if args.agree_size is not None else []
     opts += ["--compile"] if args.compile else []
-    return json_from_child([sys.executable, __file__, "--models", name, *map(str, opts), "--child-row", json.dumps(peaks)])
+    return json_from_child([sys.executable, __file__, "--models", name, *map(str, opts),
+                            "--child-row", json.dumps(peaks)])
 
 
 def _fp32_speedup(row: dict) -> float:

@@ -3,6 +3,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from zoo.cli import main
 from zoo.inference import native
 
@@ -26,6 +28,7 @@ _FAST_PATH = ("import torch, zoo; m = zoo.build('r2plus1d_18', num_classes=3).ev
               "zoo.optimize(m, layout='channels_last')(torch.randn(1, 3, 4, 32, 32)); print('ran')")
 
 
+@pytest.mark.slow
 def test_fallback_is_one_line_each(tmp_path):
     """Without a compiler the fast path still runs, saying once per kernel that it runs without it."""
     env = {**os.environ, "CXX": "no-such-compiler", "ZOO_CACHE_DIR": str(tmp_path)}

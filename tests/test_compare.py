@@ -42,12 +42,14 @@ def test_grouping_collapses_depth_variants_only():
     assert all(len({zoo.model_info(m).family for m in members}) == 1 for members in groups.values())
 
 
+@pytest.mark.slow
 def test_run_compare_writes_the_schema(tmp_path, monkeypatch):
     results = tmp_path / "compare.json"
     models = ["tsm_r101", "p3d_199"]  # cheap bench networks, both shared with another model
-    doc = run_compare(str(tmp_path / "runs"), str(results), models=models, classes=4, per_class=4, heldout_per_class=3, epochs=1,
-                      skip_latency=True, progress=False,
-                      command="test")
+    budget = dict(classes=4, per_class=4, heldout_per_class=3, epochs=1, skip_latency=True, progress=False,
+                  command="test")
+    runs = str(tmp_path / "runs")
+    doc = run_compare(runs, str(results), models=models, **budget)
     assert json.loads(results.read_text()) == json.loads(json.dumps(doc))
     assert {"command", "date", "versions", "machine", "quick", "settings", "models"} <= set(doc)
     assert doc["machine"]["threads"] >= 1 and doc["settings"]["seed"] == 0
@@ -80,9 +82,7 @@ def test_run_compare_writes_the_schema(tmp_path, monkeypatch):
     from zoo.benchmark import compare as compare_module
     measured, measure = [], compare_module.measure
     monkeypatch.setattr(compare_module, "measure", lambda name, **kw: measured.append(name) or measure(name, **kw))
-    again = run_compare(str(tmp_path / "runs"), str(results), models=models[:1], classes=4, per_class=4, heldout_per_class=3, epochs=1,
-                        skip_latency=True, progress=False,
-                        command="test")
+    again = run_compare(runs, str(results), models=models[:1], **budget)
     b, b0 = again["models"]["tsm_r101"]["bench"], doc["models"]["tsm_r101"]["bench"]
     assert "numerics_rechecked" in b and "numerics_rechecked" not in b0
     numerics = ("bf16_top1_agreement", "bf16_flip_gaps", "near_tie_fraction", "fp32_max_rel_dlogit")
@@ -92,9 +92,7 @@ def test_run_compare_writes_the_schema(tmp_path, monkeypatch):
     assert again["models"]["p3d_199"] == doc["models"]["p3d_199"]  # not in this call: untouched
     assert measured == []
     # --remeasure: the named models' cost (and latency) measured again, their training kept
-    remeasured = run_compare(str(tmp_path / "runs"), str(results), models=models[:1], classes=4, per_class=4, heldout_per_class=3, epochs=1,
-                             skip_latency=True, remeasure=True,
-                             progress=False, command="test")
+    remeasured = run_compare(runs, str(results), models=models[:1], remeasure=True, **budget)
     assert measured == ["tsm_r101"]
     assert remeasured["models"]["tsm_r101"]["bench"]["train_seconds"] == b0["train_seconds"]
     assert remeasured["models"]["p3d_199"] == doc["models"]["p3d_199"]
@@ -140,6 +138,7 @@ def test_fast_path_ms_picks_the_faster_path():
     assert fast_path_ms({}, "bf16") == (None, False)
 
 
+@pytest.mark.slow
 def test_measure_in_a_fresh_process():
     out = measure_in_child("p3d_63", threads=1, warmup=0, reps=1, layout="channels_last", compile=False)  # cheapest
     assert out["input_shape"] == list(zoo.model_info("p3d_63").input_shape) and out["gflops"] > 1

@@ -17,6 +17,8 @@ from zoo.engine import TrainConfig, load_eval, train
 from zoo.engine.checkpoint import load_checkpoint
 from zoo.engine.metrics import compute_metrics
 
+pytestmark = pytest.mark.slow  # training runs, subprocesses, the demo: `pytest -m "not slow"` skips them
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = ["--frames", "4", "--size", "32", "--set", "model_args.backbone=resnet18"]
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "zoo"
-LAYERS = {"_lazy": 0, "models": 0, "data": 0, "flops": 0, "inference": 1, "engine": 2, "benchmark": 3, "cli": 4, "__main__": 4}
+LAYERS = {"_lazy": 0, "models": 0, "data": 0, "flops": 0, "inference": 1, "engine": 2, "benchmark": 3, "cli": 4,
+          "__main__": 4}
 
 
 def _modules():

@@ -1,4 +1,5 @@
-"""The comparison run behind ``zoo compare``: every registered model's cost, CPU speed and SynthMotion accuracy (issue #8).
+"""The comparison run behind ``zoo compare``: every registered model's cost, CPU speed and
+SynthMotion accuracy (issue #8).
 
 Per model, at its canonical input (``info.input_shape``, one view): parameters, fvcore GFLOPs,
 batch-1 latency of the eager model and of `zoo.optimize` (fp32 and bf16, ``layout="auto"``, not
@@ -19,8 +20,8 @@ others ``shared_with``.
 The parts live beside this module: `latency` (cost and timing in a child process),
 `bench_training` (bench networks and their runs), `numerics` (the fast path's checks on them) and
 `results` (the file's settings, reuse and I/O). The results JSON (the caller names it; the CLI
-writes ``benchmarks/results/compare.json``, ``compare_quick.json`` for ``--quick``) is rewritten atomically after every model; a re-run with the same settings reuses the finished entries
-(and keeps those of models not selected this time); one that changes only the latency settings
+writes ``benchmarks/results/compare.json``, ``compare_quick.json`` for ``--quick``) is rewritten
+atomically after every model; a re-run with the same settings reuses the finished entries (and keeps those of models not selected this time); one that changes only the latency settings
 re-measures latency and keeps the training results.
 """
 from __future__ import annotations
@@ -57,7 +58,8 @@ def run_compare(out_dir: str, results: str, *, models: Optional[Sequence[str]] =
                 skip_latency: bool = False, skip_train: bool = False, remeasure: bool = False,
                 command: Optional[str] = None, progress: bool = True) -> Dict[str, Any]:
     """Measure (and train the bench networks of) ``models`` (default: all registered); returns the
-    results document, also written to ``results``; data and training runs go under ``out_dir``. Unset budget arguments take `BUDGETS` values.
+    results document, also written to ``results``; data and training runs go under ``out_dir``.
+    Unset budget arguments take `BUDGETS` values.
 
     Entries of an earlier results file with the same settings are reused (a resumed run); with
     ``remeasure`` the cost and latency of ``models`` are measured again (the code changed), their

@@ -9,11 +9,11 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
+
 from ._registry import get_entry
 
 __all__ = ["build", "build_with_checkpoint", "read_checkpoint", "read_weights", "register_checkpoint_reader",
            "unwrap_state_dict", "load_state_dict_checked", "classifier_size", "LoadReport", "check_input"]
-
 
 
 @functools.lru_cache(maxsize=None)
@@ -24,6 +24,7 @@ def _path_manager():
     paths = PathManager()
     paths.register_handler(HTTPURLHandler())
     return paths
+
 
 PathLike = Union[str, os.PathLike]
 
