@@ -54,7 +54,7 @@ def register(sub):
                     "normal, reversed and shuffled frame order, with the fast path's numerics checked on it (bf16 "
                     "top-1 agreement over the val split and a held-out set). Models with identical bench networks "
                     "share one training run. The full run takes about 1.6 h on a 2-core Xeon (29 min cost and "
-                    "latency, compiling included; 68 min training and evaluation); --quick 7.5 min. Results are "
+                    "latency, compiling included; 68 min training and evaluation); --quick 7.5 min there. Results are "
                     "written after every model; re-running with the same settings reuses them.")
     p.add_argument("--quick", action="store_true",
                    help="demo budget: 4 classes x 16 clips, 2 epochs (accuracies stay near chance), timing "
