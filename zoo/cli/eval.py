@@ -8,6 +8,7 @@ from ._options import add_model_options, compile_mode, data_error_types, resolve
 
 __all__ = ["register"]
 
+
 def cmd_eval(args) -> int:
     from ..engine import distributed as dist_utils
     from ..engine.harness import format_table, reaggregate, save_eval
