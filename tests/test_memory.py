@@ -1,4 +1,4 @@
-"""zoo.memory.MemoryCache: the per-model CPU memory cache the fast path allocates from."""
+"""zoo.inference.memory.MemoryCache: the per-model CPU memory cache the fast path allocates from."""
 import copy
 import gc
 import shutil

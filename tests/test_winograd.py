@@ -1,4 +1,4 @@
-"""zoo.winograd: the F(4x4, 3x3) transforms are exact, WinogradConv equals the direct conv, and
+"""zoo.inference.winograd: the F(4x4, 3x3) transforms are exact, WinogradConv equals the direct conv, and
 zoo.optimize uses it only where it applies."""
 import shutil
 

@@ -44,7 +44,7 @@ def settings_block(budget: Dict[str, int], threads: int, seed: int, meta: Dict[s
                  "twins": meta["twins"], "per_class": budget["per_class"], "frames": DATA["frames"],
                  "size": DATA["size"], "train_videos": budget["per_class"] * len(meta["classes"]) - n_val,
                  "val_videos": n_val},
-        # re-checked on every reuse: a change here keeps the training runs (see `_previous`)
+        # re-checked on every reuse: a change here keeps the training runs (see `previous_entries`)
         "numerics": {"bf16_agreement_videos": n_val + budget["heldout_per_class"] * len(meta["classes"]),
                      "heldout": f"val split + SynthMotion seed {seed + HELDOUT_SEED_OFFSET}, "
                                 f"{budget['heldout_per_class']} clips per class (both splits), never trained on",

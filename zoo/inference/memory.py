@@ -9,7 +9,7 @@ free list of blocks (static shapes are served from it from the second call on), 
 PyTorch's CUDA caching allocator and ONNX Runtime's CPU arena work. Allocations on other threads,
 or outside any scope, go to PyTorch's allocator unchanged.
 
-The allocator is a few lines of C++ against c10 (``zoo/csrc/memory_cache.cpp``), compiled with
+The allocator is a few lines of C++ against c10 (``zoo/inference/csrc/memory_cache.cpp``), compiled with
 the system C++ compiler on first use (about a second) into ``$ZOO_CACHE_DIR`` (default
 ``~/.cache/zoo``), keyed by the source, the torch version and the compiler. Without a compiler,
 `cache_unavailable_reason` says why and `OptimizedModel` runs without a cache.

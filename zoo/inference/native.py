@@ -1,4 +1,4 @@
-"""Building zoo's small C++ kernels (``zoo/csrc``) on first use, with the system C++ compiler.
+"""Building zoo's small C++ kernels (``zoo/inference/csrc``) on first use, with the system C++ compiler.
 
 Each library is compiled once into ``$ZOO_CACHE_DIR/native`` (default ``~/.cache/zoo/native``),
 under a name keyed by its source, the compile command, the torch version and, for builds tuned to

@@ -3,7 +3,7 @@ Convolutional Neural Networks", CVPR 2016).
 
 A 3x3, stride-1 convolution over 4x4 output tiles takes 36 multiplies per tile and channel pair
 where the direct form takes 144 (4x fewer; about 3x on a 14x14 map, whose tiles overhang it).
-It runs as an input transform of 6x6 tiles (``zoo/csrc/winograd.cpp``), 36 GEMMs in one
+It runs as an input transform of 6x6 tiles (``zoo/inference/csrc/winograd.cpp``), 36 GEMMs in one
 ``torch.bmm`` and an output transform that adds the bias. The transforms are exact in rational
 arithmetic; in fp32 each conv's outputs move by about 1e-5 of their largest value (the direct
 conv's rounding is about 2e-6), which `WinogradConv` states as its tolerance.
