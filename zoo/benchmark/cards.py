@@ -1,7 +1,8 @@
 """Model cards: ``model_cards/<name>.md``, ``model_cards/README.md`` and the accuracy-vs-GFLOPs plot.
 
-Every number in a card is formatted here from `zoo.model_info(name)` or from the results file
-``zoo compare`` writes (``benchmarks/results/compare.json``); nothing is typed by hand. A model
+Every number in a card is formatted here from `zoo.model_info(name)`, the model's `Weights`
+records (published results, release files) or the results file ``zoo compare`` writes (the CLI
+passes ``benchmarks/results/compare.json``); nothing is typed by hand. A model
 missing from the results (or a missing file) gets a card that says "not measured yet".
 Statements about the measurements (order sensitivity, chance levels) are derived from the same
 numbers; the model paragraph is the family module's docstring (summary and citation).
