@@ -77,12 +77,11 @@ def cmd_flops(args):
     from ..models import model_info
 
     info = model_info(args.name)
-    c, t, h, w = info.input_shape
-    t = args.frames or t
-    h = w = args.size or h
     # --frames reaches the constructor argument it fixes (segments, a head's pooling window)
     adjusted, overrides = adjust_info(args.name, frames=args.frames)
     model = build_model(args.name, adjusted, model_args=overrides)
+    c, t, h, w = adjusted.input_shape
+    h = w = args.size or h
     shape = (1, c, t, h, w)
     report = count_flops(model, shape, table_depth=args.depth)
     print(report.table)

@@ -125,8 +125,8 @@ _PYSF_ZOO = "facebookresearch/SlowFast MODEL_ZOO.md (Caffe2 weights)"
              Weights("kinetics400_pyslowfast", 400, "kinetics400",
                      ("https://dl.fbaipublicfiles.com/pyslowfast/model_zoo/kinetics400/I3D_8x8_R50.pkl",),
                      (Result("kinetics400", 73.5, 90.8, _VIEWS, _PYSF_ZOO),), "facebookresearch/SlowFast (PySlowFast)")),
-    # 4 frames: at sampling rate 8 they span the 32 frames of a SynthMotion clip
-    bench=BenchPreset(frames=4, model_args=dict(depth=26, num_frames=4, train_crop_size=32)),
+    # 4 frames: at sampling rate 8 they span the 32 frames of a SynthMotion clip (frames_arg sets num_frames)
+    bench=BenchPreset(frames=4, model_args=dict(depth=26, train_crop_size=32)),
     filter_fn=checkpoint_filter_fn)
 def i3d_r50(**kwargs) -> I3DResNet:
     """I3D ResNet-50, 8x8 (PyTorchVideo's hub i3d_r50, PySlowFast's I3D_8x8_R50)."""

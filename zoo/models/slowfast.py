@@ -168,7 +168,7 @@ def _info(name: str, **kw) -> ModelInfo:
     return ModelInfo(**defaults)
 
 
-_BENCH = BenchPreset(frames=16, model_args=dict(depth=26, num_frames=16, train_crop_size=32))
+_BENCH = BenchPreset(frames=16, model_args=dict(depth=26, train_crop_size=32))  # frames_arg sets num_frames
 
 
 def _k400(tag: str, file: str, top1: float, top5: float, zoo: str, project: str) -> Weights:
