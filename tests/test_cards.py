@@ -97,8 +97,9 @@ def test_card_numbers_come_from_model_info_and_results():
         ["60.0", "16.67", f"{lat['eager_fp32_ms'] / 60.0:.2f}×"]
     assert "keeps the not compiled path in fp32 and the compiled one in bf16" in compiled
     assert "| 320.0 / 60.0 c |" in render_index(results)
-    pub = zoo.models.model_weights("tsm_r50")[0].results[0]
-    assert _row(card, pub.dataset)[:3] == [str(pub.top1), "", pub.views]
+    w = zoo.models.model_weights("tsm_r50")[0]
+    pub = w.results[0]
+    assert _row(card, f"`{w.tag}`")[:4] == [pub.dataset, str(pub.top1), "", pub.views]
     # derived statements follow the numbers; shared runs are named
     assert "normal − reversed = +93.7 points" in card and "Reversed order: 2.1 % is below chance" in card
     assert "shared by `tsm_r50`, `tsm_r101`" in card and "identical" in card

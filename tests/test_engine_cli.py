@@ -41,6 +41,24 @@ def test_convert_official_checkpoint(tmp_path, capsys):
     assert not (tmp_path / "x.pt").exists()
 
 
+def test_convert_refuses_a_file_that_fits_several_models(tmp_path, capsys):
+    """TSN and TSM have the same keys: --family tsm cannot tell them apart, --model can. A source
+    named as a known release gets the release's class names in the zoo checkpoint."""
+    src = zoo.build("tsm_r50", num_classes=400)
+    name = "TSM_kinetics_RGB_resnet50_shift8_blockres_avg_segment8_e50.pth"
+    torch.save(_official_tsm_layout(src.state_dict()), tmp_path / name)
+    dst = tmp_path / "zoo.pt"
+    assert main(["convert", "--family", "tsm", str(tmp_path / name), str(dst)]) == 2
+    err = capsys.readouterr().err
+    assert "tsn_r50" in err and "tsm_r50" in err and "pass --model" in err and not dst.exists()
+    assert main(["convert", "--model", "tsm_r50", str(tmp_path / name), str(dst)]) == 0
+    assert "release: tsm_r50.kinetics400" in capsys.readouterr().out
+    identity = zoo.models.checkpoint_identity(torch.load(dst, weights_only=True))
+    assert identity["model"] == "tsm_r50" and identity["num_classes"] == 400
+    assert tuple(identity["categories"]) == zoo.weights_info("tsm_r50.kinetics400").categories
+    assert zoo.build("tsm_r50", weights=str(dst)).categories[0] == "abseiling"
+
+
 @pytest.mark.parametrize("argv, message", [
     (["convert", "--family", "nope", "a.pth", "b.pt"], "does not exist"),
     (["eval", "tsm_r5", "--data", "x.csv"], "did you mean"),

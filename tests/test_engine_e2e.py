@@ -255,6 +255,27 @@ def test_predict_and_features(trained, synth_dir, tmp_path, capsys):
     assert main(["predict", "tsm_r50", str(tmp_path / "missing.mp4")]) == 2
 
 
+def test_a_runs_weights_carry_its_identity(learned, easy_dir, capsys):
+    """model.pt names its model, options, classes and protocol: `--weights` alone rebuilds the
+    ResNet-18 TSM at 32 px with its class names (the README's train -> predict path)."""
+    import zoo
+
+    weights = os.path.join(learned, "model.pt")
+    video = os.path.join(easy_dir, "videos", "moving_left", "moving_left_0000.mp4")
+    assert main(["predict", video, "--weights", weights, "--no-optimize"]) == 0
+    by_weights = capsys.readouterr().out.splitlines()
+    assert main(["predict", "--run-dir", learned, video, "--no-optimize"]) == 0
+    assert capsys.readouterr().out.splitlines()[1:] == by_weights[1:]
+    assert by_weights[1].split()[1] in {"moving_right", "moving_left", "moving_down", "moving_up"}
+    model = zoo.build("tsm_r50", weights=weights)
+    assert model.build_args["backbone"] == "resnet18" and model.info.crop_size == 32 and model.info.num_frames == 4
+    with open(os.path.join(learned, "classes.txt")) as f:
+        assert model.categories == tuple(f.read().split())
+    assert main(["predict", "tsn_r50", video, "--weights", weights]) == 2
+    err = capsys.readouterr().err
+    assert "is a tsm_r50 checkpoint" in err and len(err.strip().splitlines()) == 1
+
+
 def test_demo_smoke(tmp_path, capsys):
     out = str(tmp_path / "demo")
     assert main(["demo", "--out", out, "--models", "tsn_r50,tsm_r50", "--classes", "moving_right,moving_left",

@@ -276,7 +276,8 @@ def test_official_ensemble_files_round_trip_in_order(tmp_path, name, streams):
     with torch.no_grad():
         torch.testing.assert_close(dst(x), src(x), rtol=0, atol=0)
     # the same files for another label set: every stream's classifier is re-initialised
-    other = zoo.build(name, backbone="resnet18", num_classes=7, weights=paths)
+    with pytest.warns(UserWarning, match="re-initialised for 7 classes"):
+        other = zoo.build(name, backbone="resnet18", num_classes=7, weights=paths)
     assert sorted(other.load_report.reinitialised) == sorted(
         f"{s}_net.fc.pred.{p}" for s in streams for p in ("weight", "bias"))
     # wrong order or count: a clear error naming the expected order

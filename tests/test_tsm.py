@@ -156,7 +156,8 @@ def test_new_num_classes_reinitialises_only_the_classifier(tmp_path):
     src = zoo.build("tsm_r50", num_classes=174, backbone="resnet18")
     path = tmp_path / "ckpt.pth"
     torch.save(official_layout(src), path)
-    dst = zoo.build("tsm_r50", num_classes=10, backbone="resnet18", weights=str(path))
+    with pytest.warns(UserWarning, match="re-initialised for 10 classes"):
+        dst = zoo.build("tsm_r50", num_classes=10, backbone="resnet18", weights=str(path))
     assert dst.fc.out_features == 10
     assert sorted(dst.load_report.reinitialised) == ["fc.bias", "fc.weight"]
     torch.testing.assert_close(dst.backbone.conv1.weight, src.backbone.conv1.weight)

@@ -23,9 +23,9 @@ def test_records_are_consistent_with_the_model(name):
 
 
 def test_every_release_file_is_in_one_record():
-    files = [f for n in ALL for w in model_weights(n) for f in w.files]
+    files = [f for n in ALL for w in model_weights(n) for f in w.file_names]
     assert "TSM_kinetics_RGB_resnet50_shift8_blockres_avg_segment8_e50.pth" in files
-    pan_full = {w.tag: w.files for w in model_weights("pan_full_r50")}
+    pan_full = {w.tag: w.file_names for w in model_weights("pan_full_r50")}
     assert pan_full["sthv2"] == ("PAN_RGB_somethingv2_resnet50_shift8_blockres_avg_segment8_e50.pth.tar",
                                  "PAN_PA_somethingv2_resnet50_shift8_blockres_avg_segment8_e80.pth.tar")
 
@@ -53,7 +53,8 @@ def test_classifier_follows_the_checkpoint_read_once(tmp_path, monkeypatch):
     x = torch.randn(1, 3, 8, 32, 32)
     assert torch.equal(model.eval()(x), src.eval()(x))
     # another num_classes: a fresh head for fine-tuning, everything else loaded
-    tuned = zoo.build("tsm_r50", num_classes=3, weights=path, backbone="resnet18")
+    with pytest.warns(UserWarning, match="classifier re-initialised for 3 classes"):
+        tuned = zoo.build("tsm_r50", num_classes=3, weights=path, backbone="resnet18")
     assert tuned.num_classes == 3 and tuned.load_report.reinitialised == ["fc.weight", "fc.bias"]
 
 

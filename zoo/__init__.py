@@ -1,8 +1,9 @@
 """zoo: video action-recognition models behind one registry.
 
     import zoo
-    model = zoo.build("tsm_r50", num_classes=10)
-    zoo.list_models("pan_*"), zoo.model_info("tsm_r50")
+    model = zoo.build("slowfast_r50", pretrained=True)     # released weights, class names in model.categories
+    model = zoo.build("tsm_r50", weights="kinetics400", num_classes=10)  # fine-tune: a new classifier
+    zoo.list_models("pan_*"), zoo.model_info("tsm_r50"), zoo.list_weights("tsm*"), zoo.weights_info("tsm_r50.sthv2")
 
 The names below load on first use, so ``import zoo`` (and ``zoo --help``) import no torch.
 """
@@ -12,7 +13,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     **dict.fromkeys(("build", "list_models", "model_info", "is_model", "register_model", "ModelInfo", "Result",
-                     "LoadReport", "inflate_2d", "inflate_weight"), ".models"),
+                     "LoadReport", "inflate_2d", "inflate_weight", "list_weights", "weights_info", "Weights"), ".models"),
     "optimize": ".inference",
 }
 __all__ = [*_EXPORTS, "__version__"]

@@ -151,9 +151,9 @@ def _cost_section(name, info, results, notes_dir) -> List[str]:
 def _published_section(name, info, results, notes_dir) -> List[str]:
     if not _results(name):
         return ["No accuracy is published for this model."]
-    rows = [(r.dataset, str(r.top1), "" if r.top5 is None else str(r.top5), r.views, r.source)
-            for r in _results(name)]
-    return _table(("dataset", "top-1 %", "top-5 %", "views", "source"), rows)
+    rows = [(f"`{w.tag}`", r.dataset, str(r.top1), "" if r.top5 is None else str(r.top5), r.views, r.source)
+            for w in model_weights(name) for r in w.results]
+    return _table(("weights", "dataset", "top-1 %", "top-5 %", "views", "source"), rows)
 
 
 def _synth_statements(info, e, results) -> List[str]:
@@ -265,22 +265,42 @@ def _agreement(b: dict, numerics: dict) -> str:
 
 
 def _weights_section(name, info, results, notes_dir) -> List[str]:
-    released = [w for w in model_weights(name) if w.files]
-    if not released:
+    records = model_weights(name)
+    if not records:
         return ["No official weights are released for this model; train it with `zoo train " + name + "`."]
-    dst = f"{name}.pth"
-    src = " ".join(released[0].files)
-    lines = ["Official checkpoints the family filter loads, one weights record each (`zoo.models.model_weights`; "
-             "a file set is loaded in the order given):", ""]
-    for w in model_weights(name):
-        files = ", ".join(f"`{f}`" for f in w.files) or "no file recorded (published results only)"
-        lines.append(f"- `{w.tag}` ({w.dataset}, {w.num_classes} classes): {files}")
-    lines += ["", "Convert one (the command prints the class count and the exact `zoo.build` line):", "", "```sh",
-              f"zoo convert --model {name} {src} {dst}", "```", "", "```python", "import zoo",
-              f'model = zoo.build("{name}", weights="{dst}")  # the classifier size follows the checkpoint',
+    lines = ["Released weights, one record each (`zoo.list_weights`, `zoo.weights_info`); the first is the "
+             "default of `pretrained=True`. A file set is loaded in the order given.", ""]
+    for w in records:
+        lines.append(f"### `{w.name}`")
+        lines.append("")
+        lines.append(f"- classes: {w.num_classes} ({w.dataset}; names: "
+                     f"{'shipped with zoo' if w.categories else 'not shipped'})")
+        lines.append(f"- source: {w.source or '-'}")
+        if w.urls:
+            lines += [f"- URL: {u}" for u in w.urls]
+        elif w.files:
+            lines.append(f"- files: {', '.join(f'`{n}`' for n in w.file_names)}, fetched by hand from {w.page or '-'}"
+                         f" (then `zoo weights fetch {w.name} --from FILE`)")
+        else:
+            lines.append("- files: none released (published results only)")
+        if w.files:
+            hashes = [h for h in w.hashes if h]
+            lines.append(f"- sha256: {', '.join(f'`{h}`' for h in hashes) if hashes else 'none published (pinned at first download)'}")
+        for r in w.results:
+            lines.append(f"- published top-1 {r.top1:g}" + (f" / top-5 {r.top5:g}" if r.top5 else "")
+                         + f" on {r.dataset}: {r.views} ({r.source})")
+        if w.model_args or w.input_args:
+            lines.append(f"- differs from the defaults: {', '.join(f'{k}={v}' for k, v in {**w.model_args, **w.input_args}.items())}")
+        if w.notes:
+            lines.append(f"- notes: {w.notes}")
+        lines.append("")
+    default = records[0]
+    lines += ["```python", "import zoo",
+              f'model = zoo.build("{name}", pretrained=True)  # {default.name}; class names in model.categories',
+              f'model = zoo.build("{name}", weights="{default.tag}", num_classes=10)  # a new classifier to fine-tune',
               "```", "",
-              "`weights=` also takes the official file(s) or URL directly (a list for a multi-file release), "
-              "mapped by the same filter."]
+              f"`zoo predict {name} VIDEO --pretrained` prints class names; `zoo convert --model {name} FILE... OUT` "
+              "maps an official file into a zoo checkpoint, and `weights=` also takes official files or URLs."]
     return lines
 
 

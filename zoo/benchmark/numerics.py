@@ -56,6 +56,7 @@ def recheck_numerics(bench: Dict[str, Any], data: str, heldout: Optional[str] = 
     from ..data import build_dataset
     from ..engine import evaluate
     from ..engine.training import FINAL_WEIGHTS
+    from ..models import unwrap_state_dict
     from .bench_training import bench_model
 
     weights = os.path.join(bench["out"], FINAL_WEIGHTS)
@@ -64,7 +65,7 @@ def recheck_numerics(bench: Dict[str, Any], data: str, heldout: Optional[str] = 
     with open(os.path.join(data, "classes.json")) as f:
         num_classes = len(json.load(f)["classes"])
     model = bench_model(bench["run"], num_classes)
-    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    model.load_state_dict(unwrap_state_dict(torch.load(weights, map_location="cpu", weights_only=True)))
     model.eval()
     val = build_dataset(data, model.info, "val")
     eager = evaluate(model, val, progress=False).view_logits

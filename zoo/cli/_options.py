@@ -32,9 +32,13 @@ def parse_kv(items: Optional[List[str]], what: str = "--model-arg") -> Dict[str,
 def add_model_options(p, *, views: bool = True) -> None:
     """Options shared by eval/predict/features: which model, which weights, which input protocol."""
     g = p.add_argument_group("model")
+    g.add_argument("--pretrained", nargs="?", const=True, metavar="TAG",
+                   help="the model's released weights: its default tag, or TAG (see `zoo weights`); downloaded "
+                        "and hash-checked once into $ZOO_CACHE_DIR/weights (ZOO_WEIGHTS_MIRROR is tried first)")
     g.add_argument("--weights", action="append", metavar="W",
-                   help="checkpoint path or URL: a zoo checkpoint or an official one (mapped by the family's "
-                        "filter); repeat the option for multi-file releases (e.g. PAN Full: RGB then PA)")
+                   help="checkpoint path or URL: a zoo checkpoint (it names its model, options and classes) or an "
+                        "official one (mapped by the family's filter); repeat the option for multi-file releases "
+                        "(e.g. PAN Full: RGB then PA)")
     g.add_argument("--run-dir", metavar="DIR",
                    help="a `zoo train` output directory: takes the model, its options and DIR/model.pt from it")
     g.add_argument("--model-arg", action="append", metavar="KEY=VALUE",
@@ -67,7 +71,10 @@ def resolve_model_options(args) -> Dict[str, Any]:
 
     opts: Dict[str, Any] = {"model": getattr(args, "model", None), "weights": args.weights,
                             "model_args": parse_kv(args.model_arg), "frames": args.frames, "size": args.size,
-                            "classes": None, "data": None, "data_root": None}
+                            "classes": None, "data": None, "data_root": None, "protocol": {},
+                            "pretrained": getattr(args, "pretrained", None)}
+    if opts["pretrained"] and (opts["weights"] or args.run_dir):
+        raise UsageError("--pretrained takes the released weights: drop --weights / --run-dir, or drop --pretrained")
     if args.run_dir:
         cfg_path = os.path.join(args.run_dir, "config.yaml")
         if not os.path.isfile(cfg_path):
@@ -93,15 +100,59 @@ def resolve_model_options(args) -> Dict[str, Any]:
         if os.path.isfile(classes):
             with open(classes) as f:
                 opts["classes"] = [line.strip() for line in f if line.strip()]
-    if not opts["model"]:
-        raise UsageError("name a model (e.g. tsm_r50) or pass --run-dir DIR of a training run")
-    model_info(opts["model"])  # an unknown name raises KeyError with close matches
     for w in opts["weights"] or []:
         if "://" not in w and not os.path.exists(w):
             raise FileNotFoundError(f"weights file {w!r} does not exist")
     if opts["weights"] and len(opts["weights"]) == 1:
         opts["weights"] = opts["weights"][0]
+        if "://" not in opts["weights"]:
+            _take_identity(opts)
+    if not opts["model"]:
+        raise UsageError("name a model (e.g. tsm_r50), or pass --run-dir DIR of a training run or --weights FILE "
+                         "of a zoo checkpoint")
+    info = model_info(opts["model"])  # an unknown name raises KeyError with close matches
+    if opts["pretrained"]:
+        _take_release(opts, info)
     return opts
+
+
+def _take_identity(opts: Dict[str, Any]) -> None:
+    """Fill model, options, clip length, size and class names from a zoo checkpoint's identity
+    (explicit flags win)."""
+    from ..models import model_info
+    from ..models import peek_identity
+
+    identity = peek_identity(opts["weights"])
+    if identity is None:
+        return
+    saved = identity.get("model")
+    if opts["model"] and saved and model_info(opts["model"]).name != saved:
+        raise UsageError(f"{opts['weights']} is a {saved} checkpoint, not {opts['model']}: name {saved} (or no model)")
+    opts["model"] = opts["model"] or saved
+    opts["model_args"] = {**(identity.get("model_args") or {}), **opts["model_args"]}
+    protocol = identity.get("input") or {}
+    opts["frames"] = opts["frames"] or protocol.get("num_frames")
+    opts["size"] = opts["size"] or protocol.get("crop_size")
+    opts["protocol"] = {k: tuple(v) if isinstance(v, list) else v for k, v in protocol.items()
+                        if k in ("mean", "std", "sampling", "sampling_rate")}
+    opts["classes"] = opts["classes"] or (list(identity.get("categories") or []) or None)
+
+
+def _take_release(opts: Dict[str, Any], info) -> None:
+    """Options, protocol and class names of the released weights ``--pretrained`` names."""
+    from ..models import weights_info
+
+    tag = opts["pretrained"]
+    record = weights_info(info.name + (f".{tag}" if isinstance(tag, str) else ""))
+    opts["pretrained"] = record.tag
+    opts["model_args"] = {**record.model_args, **opts["model_args"]}
+    opts["protocol"] = dict(record.input_args)
+    frames = record.input_args.get("num_frames")
+    if info.frames_arg and info.frames_arg in record.model_args:
+        value = record.model_args[info.frames_arg]
+        frames = value * info.frames_per_segment if info.frames_arg == "num_segments" else value
+    opts["frames"] = opts["frames"] or frames
+    opts["classes"] = opts["classes"] or (list(record.categories) or None)
 
 
 def data_error_types():

@@ -27,13 +27,15 @@ def convert_checkpoint(srcs: List[str], dst: str, *, family: Optional[str] = Non
                        num_classes: Optional[int] = None) -> Tuple[str, int, object, List[str]]:
     """Convert ``srcs`` (one file, or several for multi-file releases) into a zoo checkpoint at ``dst``.
 
-    Reads them once, then tries the named ``model``, else every model of ``family`` in registry
-    order (`zoo.models.build_with_checkpoint`: the classifier sized from the checkpoint unless
-    ``num_classes`` is given), and keeps the first that loads every tensor. Returns (model name,
-    num_classes, LoadReport, other models that also load).
+    Reads them once, then tries the named ``model``, else every model of ``family``
+    (`zoo.models.build_with_checkpoint`: the classifier sized from the checkpoint unless
+    ``num_classes`` is given); a file that loads into several models of the family is refused
+    (TSN and TSM share their keys). Writes a zoo checkpoint: the state dict with the model's
+    identity, and the class names and protocol of the release when the source is a release
+    file zoo knows by name. Returns (model name, num_classes, LoadReport, release name or None).
     """
     from ..engine.checkpoint import atomic_save
-    from ..models import build_with_checkpoint, read_weights
+    from ..models import build_with_checkpoint, read_weights, zoo_checkpoint
 
     raw = read_weights(srcs if len(srcs) > 1 else srcs[0])
     failures, loaded = [], []
@@ -46,12 +48,28 @@ def convert_checkpoint(srcs: List[str], dst: str, *, family: Optional[str] = Non
         loaded.append((name, m, m.load_report))
     if not loaded:
         raise ValueError(f"{', '.join(srcs)} does not load into any candidate model -- " + " || ".join(failures))
+    if len(loaded) > 1:
+        raise ValueError(f"{', '.join(srcs)} loads into {len(loaded)} models of family {family!r} "
+                         f"({', '.join(n for n, _, _ in loaded)}: the same keys): pass --model NAME")
     name, m, report = loaded[0]
     if report.reinitialised:
         raise ValueError(f"{name}: classifier {', '.join(report.reinitialised)} has the wrong size; pass "
                          f"--num-classes to match the checkpoint")
-    atomic_save(m.state_dict(), dst)
-    return name, m.num_classes, report, [n for n, _, _ in loaded[1:]]
+    release = _release_of(name, srcs)
+    if release is not None and release.num_classes == m.num_classes:
+        m.categories = release.categories
+        if release.input_args:
+            m.info = m.info.replace(**release.input_args)
+    atomic_save(zoo_checkpoint(m), dst)
+    return name, m.num_classes, report, release.name if release else None
+
+
+def _release_of(name: str, srcs: List[str]):
+    """The weights record whose files are ``srcs`` (by file name), or None."""
+    from ..models import model_weights
+
+    names = tuple(os.path.basename(s.split("?")[0]) for s in srcs)
+    return next((w for w in model_weights(name) if w.file_names == names), None)
 
 
 def cmd_convert(args) -> int:
@@ -67,13 +85,13 @@ def cmd_convert(args) -> int:
         raise UsageError(f"{dst!r} already exists (pass --force to overwrite)")
     if os.path.dirname(os.path.abspath(dst)) and not os.path.isdir(os.path.dirname(os.path.abspath(dst))):
         raise FileNotFoundError(f"output directory {os.path.dirname(dst)!r} does not exist")
-    name, classes, report, others = convert_checkpoint(srcs, dst, family=args.family, model=args.model,
-                                              num_classes=args.num_classes)
+    name, classes, report, release = convert_checkpoint(srcs, dst, family=args.family, model=args.model,
+                                                        num_classes=args.num_classes)
     print(f"{' + '.join(srcs)} -> {dst}")
     print(f"model: {name} ({classes} classes)   {report}")
     print("missing keys: none; unexpected keys: none")
-    if others:
-        print(f"note: the same tensors also load into {', '.join(others)} (pass --model to record which one)")
+    if release:
+        print(f"release: {release} (its class names and test protocol are stored in {dst})")
     print(f"load it with: zoo.build({name!r}, weights={dst!r})  # {classes} classes, from the checkpoint")
     return 0
 
@@ -83,12 +101,13 @@ def register(sub):
         "convert", help="convert an official checkpoint into a zoo checkpoint",
         description="Map an official checkpoint (TSM/PAN .pth(.tar), PySlowFast .pyth, ...) onto a zoo model with "
                     "its family's checkpoint filter and load it strictly: any missing, unexpected or mis-shaped "
-                    "key is reported and nothing is written. The output is a plain state dict that "
-                    "zoo.build(MODEL, weights=DST) and --weights load.")
+                    "key is reported and nothing is written. The output is a zoo checkpoint (state dict + model name, "
+                    "options, class names, input protocol) that zoo.build(MODEL, weights=DST) and --weights load.")
     p.add_argument("paths", nargs="+", metavar="SRC [SRC ...] DST",
                    help="official file(s) (several for multi-file releases such as PAN Full) then the output")
     p.add_argument("--family", help="model family whose key mapping to use (see `zoo info MODEL`)")
-    p.add_argument("--model", help="the exact model to load into (default: the first of --family that fits)")
+    p.add_argument("--model", help="the exact model to load into (default: the one model of --family that fits; "
+                                   "a file that fits several is refused)")
     p.add_argument("--num-classes", type=int, help="classifier size (default: read from the checkpoint)")
     p.add_argument("--force", action="store_true", help="overwrite DST")
     p.set_defaults(func=cmd_convert)

@@ -38,19 +38,23 @@ def cmd_eval(args) -> int:
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
     compile = compile_mode(args)
     info, model_args = adjust_info(opts["model"], frames=opts["frames"], size=opts["size"], views=views,
-                                   model_args=opts["model_args"])
+                                   model_args=opts["model_args"], protocol=opts["protocol"])
     dist_utils.init_distributed()
     device = dist_utils.default_device(args.device)
     dataset = build_dataset(data, info, args.split, train=False, views=info.test_views, on_error=args.on_error,
                             root=args.root or opts["data_root"])
-    if opts["classes"] and list(opts["classes"]) != list(dataset.class_names):
-        raise UsageError(f"the data's label map ({len(dataset.class_names)} classes) differs from the one the run "
-                         f"was trained with ({len(opts['classes'])} classes, {args.run_dir}/classes.txt)")
+    names = list(dataset.class_names)
+    if opts["classes"] and names == [str(i) for i in range(len(names))] and len(names) <= len(opts["classes"]):
+        dataset.class_names = list(opts["classes"])  # integer labels: the weights' classes name them
+    elif opts["classes"] and list(opts["classes"]) != names:
+        where = f"{args.run_dir}/classes.txt" if args.run_dir else "the weights' class names"
+        raise UsageError(f"the data's label map ({len(names)} classes) differs from the one the weights were "
+                         f"trained with ({len(opts['classes'])} classes, {where})")
     num_classes = args.num_classes or len(dataset.class_names)
-    if not opts["weights"] and dist_utils.is_main_process():
-        print("warning: no --weights: evaluating a randomly initialised model")
+    if not opts["weights"] and not opts["pretrained"] and dist_utils.is_main_process():
+        print("warning: no --weights or --pretrained: evaluating a randomly initialised model")
     model = build_model(opts["model"], info, num_classes=num_classes, weights=opts["weights"],
-                        model_args=model_args, strict_classifier=True).to(device)
+                        model_args=model_args, strict_classifier=True, pretrained=opts["pretrained"]).to(device)
     try:
         result = evaluate(model, dataset, batch_size=args.batch_size, num_workers=args.workers, agg=args.agg,
                           temporal_order=args.temporal_order, seed=args.seed, device=device,
@@ -58,7 +62,8 @@ def cmd_eval(args) -> int:
                           compile=compile)
     except data_error_types() as e:
         raise UsageError(str(e).replace("on_error='skip'", "--on-error skip")) from None
-    result.meta.update(model=opts["model"], weights=opts["weights"], data=data, split=args.split,
+    weights = f"{opts['model']}.{opts['pretrained']}" if opts["pretrained"] else opts["weights"]
+    result.meta.update(model=opts["model"], weights=weights, data=data, split=args.split,
                        views=list(info.test_views), frames=info.num_frames, crop_size=info.crop_size)
     result.metrics.update({k: result.meta[k] for k in ("model", "weights", "data", "split", "views", "frames",
                                                           "crop_size")})

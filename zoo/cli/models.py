@@ -60,9 +60,11 @@ def cmd_info(args):
     weights = model_weights(info.name)
     print(f"{'weights':>18}: {len(weights) or '-'}")
     for w in weights:
-        print(f"    {info.name}.{w.tag}: {w.dataset}, {w.num_classes} classes, {w.source or '-'}")
-        for file in w.files:
-            print(f"        file: {file}")
+        print(f"    {w.name}: {w.dataset}, {w.num_classes} classes, {w.source or '-'}")
+        for file, digest in zip(w.files, w.hashes):
+            print(f"        file: {file}" + (f" (sha256 {digest})" if digest else ""))
+        if w.page:
+            print(f"        fetch by hand from: {w.page}")
         for r in w.results:
             print(f"        {r.dataset}: top-1 {r.top1}" + (f" / top-5 {r.top5}" if r.top5 else "")
                   + f" ({r.views}; {r.source})")

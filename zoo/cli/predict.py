@@ -24,16 +24,17 @@ def load_videos_model(args, videos: List[str], labels: Optional[List[str]] = Non
     labels = labels or opts["classes"]
     views = parse_views(args.views) if args.views else None
     info, model_args = adjust_info(opts["model"], frames=opts["frames"], size=opts["size"], views=views,
-                                   model_args=opts["model_args"])
+                                   model_args=opts["model_args"], protocol=opts["protocol"])
     device = dist_utils.default_device(args.device)
     # without a label map the classifier size follows the checkpoint (or the model's default)
     model = build_model(opts["model"], info, num_classes=len(labels) if labels else None, weights=opts["weights"],
-                        model_args=model_args, strict_classifier=True).to(device).eval()
+                        model_args=model_args, strict_classifier=True, pretrained=opts["pretrained"]
+                        ).to(device).eval()
     compile = compile_mode(args)
     if not args.no_optimize and device.type == "cpu":
         from ..inference import optimize
         model = optimize(model, compile=compile)
-    names = list(labels) if labels else [str(i) for i in range(model.num_classes)]
+    names = list(labels or model.categories or [str(i) for i in range(model.num_classes)])
     dataset = VideoDataset([Record(path=v, label=None) for v in videos], names, info, train=False)
     return model, dataset, opts, device
 
@@ -57,8 +58,9 @@ def cmd_predict(args) -> int:
         raise FileNotFoundError(f"label file {args.labels!r} does not exist")
     labels = load_label_map(args.labels) if args.labels else None
     model, dataset, opts, device = load_videos_model(args, [args.video], labels)
-    if not opts["weights"]:
-        print("warning: no --weights: the model is randomly initialised, the prediction is meaningless")
+    if not opts["weights"] and not opts["pretrained"]:
+        print("warning: no --weights or --pretrained: the model is randomly initialised, the prediction is "
+              "meaningless")
     video = _load(dataset, 0)
     with torch.inference_mode():
         logits = model(video.to(device)).float().cpu()
@@ -67,7 +69,8 @@ def cmd_predict(args) -> int:
         probs = probs.softmax(-1)
     k = min(args.topk, probs.numel())
     top = probs.topk(k)
-    print(f"{args.video}  ({opts['model']}, {logits.shape[0]} views, {args.agg})")
+    weights = f"{opts['model']}.{opts['pretrained']}" if opts["pretrained"] else opts["model"]
+    print(f"{args.video}  ({weights}, {logits.shape[0]} views, {args.agg})")
     for rank, (p, c) in enumerate(zip(top.values.tolist(), top.indices.tolist()), 1):
         print(f"  {rank}. {dataset.class_names[c]:<40s} {p:.4f}")
     return 0
@@ -92,7 +95,8 @@ def cmd_features(args) -> int:
             feats.append(model.forward_head(model.forward_features(video), pre_logits=True).float().cpu())
     view_features = torch.stack(feats)  # [N, V, D]
     features = view_features.mean(1)
-    meta = {"model": opts["model"], "weights": str(opts["weights"]), "views": list(dataset.views),
+    weights = f"{opts['model']}.{opts['pretrained']}" if opts["pretrained"] else str(opts["weights"])
+    meta = {"model": opts["model"], "weights": weights, "views": list(dataset.views),
             "frames": dataset.info.num_frames, "crop_size": dataset.info.crop_size}
     if args.out.endswith(".npz"):
         tmp = args.out[:-4] + ".tmp.npz"

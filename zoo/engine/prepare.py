@@ -1,6 +1,7 @@
 """Build a model and its input protocol from a name plus run-time overrides (frames, size, views)."""
 from __future__ import annotations
 
+import warnings
 from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import torch.nn as nn
@@ -11,8 +12,8 @@ __all__ = ["adjust_info", "build_model"]
 
 
 def adjust_info(name: str, *, frames: Optional[int] = None, size: Optional[int] = None,
-                views: Optional[Tuple[int, int]] = None, model_args: Optional[Dict[str, Any]] = None
-                ) -> Tuple[ModelInfo, Dict[str, Any]]:
+                views: Optional[Tuple[int, int]] = None, model_args: Optional[Dict[str, Any]] = None,
+                protocol: Optional[Dict[str, Any]] = None) -> Tuple[ModelInfo, Dict[str, Any]]:
     """The model's `ModelInfo` with ``frames``/``size``/``views`` changed, and the model overrides
     that go with it: the constructor argument the clip length fixes (``info.frames_arg``:
     ``num_segments`` of segment models, ``num_frames`` of SlowFast's and I3D-R50's head pooling).
@@ -20,8 +21,11 @@ def adjust_info(name: str, *, frames: Optional[int] = None, size: Optional[int] 
     ``frames`` is the clip length T; for segment sampling it must be a multiple of the model's
     frames per segment. ``size`` is the crop; resize and jitter sizes scale with it. An explicit
     ``model_args`` value of ``info.frames_arg`` that disagrees with ``frames`` is an error.
+    ``protocol``: `ModelInfo` fields of released weights (or a zoo checkpoint) applied first.
     """
     info = model_info(name)
+    if protocol:
+        info = info.replace(**protocol)
     args = dict(model_args or {})
     changes: Dict[str, Any] = {}
     if frames is not None:
@@ -55,14 +59,18 @@ def adjust_info(name: str, *, frames: Optional[int] = None, size: Optional[int] 
 
 def build_model(name: str, info: ModelInfo, *, num_classes: Optional[int] = None,
                 weights: Union[None, str, Sequence[str]] = None, model_args: Optional[Dict[str, Any]] = None,
-                strict_classifier: bool = False) -> nn.Module:
+                strict_classifier: bool = False, pretrained: Union[bool, str] = False) -> nn.Module:
     """`zoo.build` with architecture overrides; attaches the adjusted ``info``.
 
     ``num_classes`` None: the checkpoint's classifier size with ``weights``, else the info's.
     ``strict_classifier``: for evaluation, a checkpoint whose classifier size differs from
     ``num_classes`` is an error instead of a re-initialised head.
     """
-    model = build(name, num_classes=num_classes, weights=weights, **(model_args or {}))
+    with warnings.catch_warnings():
+        if strict_classifier:  # a re-initialised classifier is an error below, not a warning
+            warnings.simplefilter("ignore")
+        model = build(name, num_classes=num_classes, weights=weights, pretrained=pretrained or False,
+                      **(model_args or {}))
     report = getattr(model, "load_report", None)
     if strict_classifier and report is not None and report.reinitialised:
         raise ValueError(f"the checkpoint's classifier does not have {num_classes} outputs (the data's "

@@ -25,12 +25,13 @@ from . import distributed as dist_utils
 from .checkpoint import atomic_save, atomic_write_text, get_rng_state, load_checkpoint, set_rng_state
 from .config import TrainConfig, dump_config, parse_views
 from .harness import EvalResult, evaluate, save_eval
+from ..models import zoo_checkpoint
 from .prepare import adjust_info, build_model
 
 __all__ = ["train", "build_optimizer", "lr_factor", "seed_everything", "LAST", "FINAL_WEIGHTS"]
 
 LAST = "last.pt"  # full training state, rewritten atomically after every epoch
-FINAL_WEIGHTS = "model.pt"  # plain zoo-layout state dict: zoo.build(name, weights=...) loads it
+FINAL_WEIGHTS = "model.pt"  # zoo checkpoint (state dict + identity): zoo.build(name, weights=...) loads it
 # config keys that may change between an interrupted run and its resumption
 _RESUME_FREE = {"epochs", "out", "progress", "workers", "device", "eval_batch_size"}
 
@@ -221,7 +222,8 @@ def _train(cfg: TrainConfig, resume) -> Dict[str, Any]:
                              agg=cfg.agg, seed=cfg.seed, device=device, progress=cfg.progress)
     last_eval.meta["model"] = cfg.model
     if dist_utils.is_main_process():
-        atomic_save(core.state_dict(), os.path.join(out, FINAL_WEIGHTS))
+        core.categories = tuple(class_names)
+        atomic_save(zoo_checkpoint(core), os.path.join(out, FINAL_WEIGHTS))
         save_eval(last_eval, os.path.join(out, "eval"))
         atomic_write_text(os.path.join(out, "metrics.json"),
                           json.dumps({"model": cfg.model, "epochs": cfg.epochs,

@@ -4,15 +4,18 @@ from __future__ import annotations
 import functools
 import io
 import os
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
 
-from ._registry import get_entry
+from ._info import Weights
+from ._registry import get_entry, weights_info
 
-__all__ = ["build", "build_with_checkpoint", "read_checkpoint", "read_weights", "register_checkpoint_reader",
+__all__ = ["build", "build_with_checkpoint", "build_pretrained", "zoo_checkpoint", "checkpoint_identity", "peek_identity",
+           "read_checkpoint", "read_weights", "register_checkpoint_reader",
            "unwrap_state_dict", "load_state_dict_checked", "classifier_size", "LoadReport", "check_input"]
 
 
@@ -121,7 +124,7 @@ def load_state_dict_checked(model: nn.Module, state_dict: Dict[str, torch.Tensor
 
     A classifier whose shape differs from the model's (a new ``num_classes``) keeps its fresh
     initialisation; every other missing, unexpected or mis-shaped key raises ``RuntimeError``
-    listing the keys.
+    with the counts and the first keys of each kind.
     """
     own = model.state_dict()
     head = set(_classifier_keys(model))
@@ -142,13 +145,16 @@ def load_state_dict_checked(model: nn.Module, state_dict: Dict[str, torch.Tensor
             mismatched.append(f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}")
             continue
         to_load[k] = v
+    def first(items, sep=", ", n=4):
+        return sep.join(items[:n]) + (f"{sep}... ({len(items) - n} more)" if len(items) > n else "")
+
     problems = []
     if missing:
-        problems.append(f"missing keys ({len(missing)}): {', '.join(missing)}")
+        problems.append(f"missing keys ({len(missing)}): {first(missing)}")
     if unexpected:
-        problems.append(f"unexpected keys ({len(unexpected)}): {', '.join(unexpected)}")
+        problems.append(f"unexpected keys ({len(unexpected)}): {first(unexpected)}")
     if mismatched:
-        problems.append(f"shape mismatches ({len(mismatched)}): {'; '.join(mismatched)}")
+        problems.append(f"shape mismatches ({len(mismatched)}): {first(mismatched, '; ')}")
     if problems:
         raise RuntimeError("checkpoint does not match the model: " + " | ".join(problems))
     for k in report.reinitialised + report.filled:
@@ -173,26 +179,90 @@ def read_weights(weights: Union[PathLike, Sequence[PathLike]]) -> Any:
     return read_checkpoint(weights)
 
 
+IDENTITY_KEY = "zoo"  # the identity zoo stores beside the state dict of the checkpoints it writes
+PROTOCOL_FIELDS = ("num_frames", "num_segments", "frames_per_segment", "sampling", "sampling_rate", "crop_size",
+                   "resize_size", "mean", "std", "test_views")
+
+
+def checkpoint_identity(checkpoint: Any) -> Optional[Dict[str, Any]]:
+    """The identity a zoo checkpoint carries (model, model_args, categories, input protocol), or None."""
+    if isinstance(checkpoint, dict) and isinstance(checkpoint.get(IDENTITY_KEY), dict):
+        return checkpoint[IDENTITY_KEY]
+    return None
+
+
+def peek_identity(path: PathLike) -> Optional[Dict[str, Any]]:
+    """The identity of a zoo checkpoint file without reading its tensors (memory-mapped), or None
+    for any other file."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:
+        return None
+    return checkpoint_identity(checkpoint)
+
+
+def zoo_checkpoint(model: nn.Module) -> Dict[str, Any]:
+    """``model``'s state dict with its identity (plain data: ``torch.load(weights_only=True)`` reads
+    it), so ``zoo.build(weights=FILE)`` rebuilds the same architecture and protocol."""
+    info = model.info
+    protocol = {k: list(v) if isinstance(v, tuple) else v for k, v in
+                ((f, getattr(info, f)) for f in PROTOCOL_FIELDS)}
+    identity = {"model": info.name, "model_args": dict(getattr(model, "build_args", {})),
+                "num_classes": int(model.num_classes), "categories": list(getattr(model, "categories", ()) or ()),
+                "input": protocol}
+    return {"state_dict": model.state_dict(), IDENTITY_KEY: identity}
+
+
+def _apply_identity(name: str, identity: Dict[str, Any], overrides: Dict[str, Any]) -> Dict[str, Any]:
+    own = get_entry(name).info.name
+    if identity.get("model") not in (None, own):
+        raise ValueError(f"the checkpoint is a {identity['model']} checkpoint, not {own}: build "
+                         f"{identity['model']} (zoo: name it, or drop the model name with --weights)")
+    return {**(identity.get("model_args") or {}), **overrides}
+
+
 def build_with_checkpoint(name: str, checkpoint: Any = None, *, num_classes: Optional[int] = None,
                           **overrides) -> nn.Module:
     """Build ``name`` and load ``checkpoint`` (an object `read_checkpoint` returned, or a list of
     them) through the family's filter: the one path from name + checkpoint to a loaded model.
 
-    The classifier size follows the checkpoint unless ``num_classes`` is given; a different
-    ``num_classes`` keeps a fresh classifier (``model.load_report.reinitialised`` names it) and
-    loads everything else. Any other key problem raises ``RuntimeError`` listing the keys.
+    A zoo checkpoint's identity supplies the architecture options it was saved with (explicit
+    ``overrides`` win), its class names (``model.categories``) and its input protocol
+    (``model.info``). The classifier size follows the checkpoint unless ``num_classes`` is
+    given; a different ``num_classes`` keeps a fresh classifier (with a warning;
+    ``model.load_report.reinitialised`` names it) and loads everything else. Any other key
+    problem raises ``RuntimeError`` naming the first keys.
     """
     entry = get_entry(name)
     info = entry.info
+    identity = checkpoint_identity(checkpoint)
+    if identity is not None:
+        overrides = _apply_identity(name, identity, overrides)
     model = entry.builder(num_classes=info.num_classes if num_classes is None else int(num_classes), **overrides)
+    model.build_args = {k: v for k, v in overrides.items() if v is not None}
+    model.categories = ()
     if checkpoint is not None:
-        state_dict = entry.filter_fn(checkpoint, model) if entry.filter_fn else checkpoint
+        state_dict = entry.filter_fn(checkpoint, model) if entry.filter_fn else unwrap_state_dict(checkpoint)
         if not isinstance(state_dict, dict):
             raise ValueError(f"the {info.family} checkpoint filter did not return a state dict")
         found = classifier_size(model, state_dict)
         if num_classes is None and found is not None and found != model.num_classes:
             model.reset_classifier(found)
-        model.load_report = load_state_dict_checked(model, state_dict)
+        try:
+            model.load_report = load_state_dict_checked(model, state_dict)
+        except RuntimeError as e:
+            hint = ("; it was saved with model_args " + repr(identity.get("model_args"))) if identity else \
+                "; was it trained with other architecture options? pass them (--model-arg KEY=VALUE / zoo.build(..., KEY=VALUE))"
+            raise RuntimeError(f"{name}: {e}{hint}") from None
+        if model.load_report.reinitialised:
+            warnings.warn(f"{name}: classifier re-initialised for {model.num_classes} classes (the weights have "
+                          f"{found}): fine-tune it before use", stacklevel=3)
+        elif identity is not None and len(identity.get("categories") or ()) == model.num_classes:
+            model.categories = tuple(identity["categories"])
+    if identity is not None and isinstance(identity.get("input"), dict):
+        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in identity["input"].items()
+                  if k in PROTOCOL_FIELDS}
+        info = info.replace(**fields)
     info = info.replace(num_classes=model.num_classes)
     frames = getattr(model, "num_frames", None)  # segment models are built for a number of frames
     if info.sampling == "segment" and isinstance(frames, int) and frames != info.num_frames:
@@ -201,21 +271,97 @@ def build_with_checkpoint(name: str, checkpoint: Any = None, *, num_classes: Opt
     return model
 
 
-def build(name: str, *, num_classes: Optional[int] = None,
-          weights: Union[None, PathLike, Sequence[PathLike]] = None, **overrides) -> nn.Module:
-    """Build a registered model; optionally load an official or zoo checkpoint.
+def _weights_record(name: str, pretrained: Union[bool, str], weights: Any) -> Optional[Weights]:
+    """The `Weights` record that ``pretrained`` / ``weights`` name, or None for a path / URL / none."""
+    entry = get_entry(name)
+    if pretrained:
+        if weights is not None:
+            raise ValueError("pass pretrained=True (or a tag) or weights=..., not both")
+        tag = pretrained if isinstance(pretrained, str) else None
+        if not entry.weights:
+            raise KeyError(f"{name} has no released weights (see zoo.list_weights())")
+        return weights_info(f"{entry.info.name}.{tag}" if tag else entry.info.name)
+    if isinstance(weights, str) and "/" not in weights and os.sep not in weights and "://" not in weights:
+        model, dot, tag = weights.rpartition(".")
+        tags = {w.tag for w in entry.weights}
+        if weights in tags:
+            return weights_info(f"{entry.info.name}.{weights}")
+        if dot and tag in tags and get_entry(model).info.name == entry.info.name:
+            return weights_info(f"{entry.info.name}.{tag}")
+        if not os.path.exists(weights) and "." not in weights and entry.weights:
+            raise KeyError(f"{weights!r} is neither a file nor a weights tag of {name}; tags: "
+                           f"{', '.join(sorted(tags))}")
+    return None
+
+
+def _atomic_torch_save(obj: Any, path) -> None:
+    os.makedirs(os.path.dirname(os.fspath(path)), exist_ok=True)
+    tmp = f"{os.fspath(path)}.{os.getpid()}.tmp"
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def build_pretrained(record: Weights, *, num_classes: Optional[int] = None, progress: bool = True,
+                     **overrides) -> nn.Module:
+    """Build ``record``'s model with its released weights (downloaded, checked and cached by
+    `zoo.models._hub`). The state dict mapped to zoo's layout is cached too, so later builds skip
+    reading the official file and the conversion."""
+    from ._hub import fetch_files, mapped_path
+
+    files = fetch_files(record, progress=progress)
+    mapped = mapped_path(record, [digest for _, digest in files])
+    checkpoint = None
+    if mapped.is_file():
+        try:
+            checkpoint = torch.load(mapped, map_location="cpu", weights_only=True)
+        except Exception:  # a damaged cache entry: map the release files again
+            checkpoint = None
+    fresh = checkpoint is None
+    if fresh:
+        paths = [p for p, _ in files]
+        checkpoint = read_weights(paths if len(paths) > 1 else paths[0])
+    model = build_with_checkpoint(record.model, checkpoint, num_classes=num_classes,
+                                  **{**record.model_args, **overrides})
+    if fresh and not model.load_report.reinitialised:
+        _atomic_torch_save(model.state_dict(), mapped)
+    if record.input_args:
+        model.info = model.info.replace(**record.input_args)
+    if model.num_classes == record.num_classes:
+        model.categories = record.categories
+    model.pretrained_weights = record
+    return model
+
+
+def build(name: str, *, pretrained: Union[bool, str] = False, num_classes: Optional[int] = None,
+          weights: Union[None, PathLike, Sequence[PathLike]] = None, progress: bool = True,
+          **overrides) -> nn.Module:
+    """Build a registered model; optionally with released weights or a checkpoint file.
 
     Args:
         name: a registered name (see `zoo.list_models`).
-        num_classes: output classes; default: the checkpoint's with ``weights``, else the model
-            info's. With ``weights``, a different value re-initialises the classifier (for
-            fine-tuning) and loads everything else.
-        weights: a path or URL (through iopath), or a sequence of them for ensembles that are
-            released as several files (e.g. PAN Full: RGB then PA). Official layouts are mapped
-            by the family's ``checkpoint_filter_fn``. Read once (`build_with_checkpoint`).
+        pretrained: True for the model's default released weights, or a tag (``"kinetics400"``;
+            see `zoo.list_weights`): downloaded into ``$ZOO_CACHE_DIR/weights`` (or taken from
+            ``ZOO_WEIGHTS_MIRROR``), hash-checked, mapped and cached.
+        num_classes: output classes; default: the weights' / checkpoint's, else the model
+            info's. With weights, a different value re-initialises the classifier (for
+            fine-tuning; a warning says so) and loads everything else.
+        weights: a tag (as ``pretrained``), or a path or URL (through iopath), or a sequence of
+            them for ensembles released as several files (e.g. PAN Full: RGB then PA). Official
+            layouts are mapped by the family's ``checkpoint_filter_fn``; a zoo checkpoint
+            rebuilds the architecture it was saved with. Read once (`build_with_checkpoint`).
+        progress: show a progress bar while downloading.
         overrides: architecture options of the family (unknown ones raise `TypeError`).
+
+    ``model.categories`` holds the class names when the weights carry them; ``model.info``
+    the input protocol (the release's, where it differs from the model's defaults).
     """
-    get_entry(name)  # an unknown name fails before any file is read
+    record = _weights_record(name, pretrained, weights)
+    if record is not None:
+        return build_pretrained(record, num_classes=num_classes, progress=progress, **overrides)
     checkpoint = None if weights is None else read_weights(weights)
     return build_with_checkpoint(name, checkpoint, num_classes=num_classes, **overrides)
 

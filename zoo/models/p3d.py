@@ -246,14 +246,18 @@ def p3d_63(**kwargs) -> P3D:
     return create_model(P3D, dict(layers=(3, 4, 6, 3)), kwargs)
 
 
+# The port's README withdrew its BaiduYun links; the files circulate only by hand.
+_P3D_PAGE = "https://github.com/qijiezhao/pseudo-3d-pytorch (BaiduYun links withdrawn by the author)"
+
+
 @register_model(_info(
     "p3d_199", ref_gflops=18.51, ref_params_m=66.49,
     notes="The Kinetics RGB checkpoint loads as is; the TV-L1 flow one needs in_chans=2. No Kinetics "
           "accuracy of these checkpoints is published; the results are UCF101 fine-tuning."),
     weights=(Weights("kinetics400", 400, "kinetics400", ("p3d_rgb_199.checkpoint.pth.tar",), (), _PORT,
-                     "no Kinetics accuracy of this checkpoint is published"),
+                     "no Kinetics accuracy of this checkpoint is published", page=_P3D_PAGE),
              Weights("kinetics400_flow", 400, "kinetics400", ("p3d_flow_199.checkpoint.pth.tar",), (), _PORT,
-                     "TV-L1 flow input: build with in_chans=2"),
+                     "TV-L1 flow input (2 channels)", page=_P3D_PAGE, model_args={"in_chans": 2}),
              Weights("ucf101", 101, "ucf101", (),
                      (Result("ucf101", 91.2, None, "RGB, Kinetics pre-trained, fine-tuned end to end", _PORT_README),
                       Result("ucf101", 88.5, None, "RGB, Sports-1M pre-trained, fine-tuned end to end",

@@ -359,10 +359,19 @@ def _file(modality: str, dataset: str, epochs: int) -> str:
     return f"PAN_{modality}_{dataset}_resnet50_shift8_blockres_avg_segment8_e{epochs}.pth.tar"
 
 
-def _weights(v1, v2, views, streams=(), notes: str = "") -> tuple:
+# The releases are on Google Drive or Weiyun only (no direct URL): one folder per dataset and backbone.
+_DRIVE = "https://drive.google.com/drive/folders/{} (or https://share.weiyun.com/{})"
+_PAGES = {("sthv2", 50): _DRIVE.format("1dqMphONnGLBxhArMazr281Ix4qOX58MI", "oXQY3rx7"),
+          ("sthv1", 50): _DRIVE.format("1Be3o8pesPrk8uEoBNd4OW6qtKkeXoVBU", "F2PJnUiE"),
+          ("sthv2", 101): _DRIVE.format("1NL-CNQPLfV3abnJDMcz3AF4WFsH7LDhN", "oSOgog0J"),
+          ("sthv1", 101): _DRIVE.format("1sD242c3rkhIjTPxJiyPnXRx7zKLnA12b", "bqouigPA")}
+
+
+def _weights(v1, v2, views, streams=(), notes: str = "", depth: int = 50) -> tuple:
     """sthv2 and sthv1 records: top-1/top-5 pairs ``v2``/``v1``, one file per (modality, epochs) stream."""
     return tuple(Weights(tag, 174, dataset, tuple(_file(m, name, e) for m, e in streams),
-                         (Result(dataset, top[0], top[1], views, _README),), "zhang-can/PAN-PyTorch", notes)
+                         (Result(dataset, top[0], top[1], views, _README),), "zhang-can/PAN-PyTorch", notes,
+                         page=_PAGES[tag, depth])
                  for (tag, dataset, name), top in zip(_DATASETS, (v2, v1)))
 
 
@@ -436,7 +445,8 @@ def pan_full_r101(**kwargs) -> PANEnsemble:
     "pan_en_r101", ref_gflops=192.69, ref_params_m=128.583,
     notes=_EN_NOTES.format("85.6 + 166.1 GFLOPs") + " The README names no R101 files; only every other "
     "block is shifted (TSM rule for R101)."),
-    weights=_weights((55.3, 82.8), (66.5, 90.6), _FULL_RES, notes="the README names no R101 files"), bench=_BENCH,
+    weights=_weights((55.3, 82.8), (66.5, 90.6), _FULL_RES, notes="the README names no R101 files", depth=101),
+    bench=_BENCH,
     filter_fn=checkpoint_filter_fn)
 def pan_en_r101(**kwargs) -> PANEnsemble:
     """PAN En with ResNet-101 networks (Lite + RGB + PA), logits averaged."""

@@ -159,7 +159,7 @@ def _info(name: str, **kw) -> ModelInfo:
     notes="torchvision resamples videos to 15 fps and takes 16 consecutive frames: sampling_rate 2 is that "
           "protocol on 30 fps sources. Its eval resize is a fixed 128x171 (not aspect-preserving); resize_size "
           "128 is the short side. GFLOPs are fvcore's (conv 40.52, torchvision's _ops, + BN 0.13)."),
-    weights=(Weights("kinetics400", 400, "kinetics400", ("r2plus1d_18-91a641e6.pth",),
+    weights=(Weights("kinetics400", 400, "kinetics400", ("https://download.pytorch.org/models/r2plus1d_18-91a641e6.pth",),
                      (Result("kinetics400", 67.463, 86.175,
                              "5 clips x 1 centre crop 112 (resize 128x171), 16 consecutive frames at 15 fps",
                              "torchvision R2Plus1D_18_Weights.KINETICS400_V1"),), "pytorch/vision"),),
@@ -169,17 +169,32 @@ def r2plus1d_18(**kwargs) -> R2Plus1D:
     return create_model(R2Plus1D, dict(layers=(2, 2, 2, 2), mid_channels="torchvision"), kwargs)
 
 
+# VMZ's Caffe2 weights converted to PyTorch by moabitcoin/ig65m-pytorch (GitHub release assets; the
+# file names carry torch.hub's sha256 prefix). The IG-65M-only releases (487 hashtag classes) are not listed:
+# their class names are not published.
+_IG65M = "https://github.com/moabitcoin/ig65m-pytorch/releases/download/v1.0.0/"
+_VMZ_ZOO = "VMZ c2/tutorials/model_zoo.md (IG-65M pre-trained, Kinetics fine-tuned)"
+_VMZ_PORT = "facebookresearch/VMZ (converted by moabitcoin/ig65m-pytorch)"
+
+
 @register_model(_info(
     "r2plus1d_34", num_frames=8, sampling_rate=1, test_views=(10, 1), ref_gflops=38.2, ref_params_m=63.70,
     notes="VMZ mid-channel rule (per conv) and Caffe2 BN epsilon 1e-3. The model takes any clip length: "
           "the 32-frame release (r2plus1d_34_clip32_ft_kinetics_from_ig65m, 80.0 top-1) loads too and "
           "needs 32-frame clips. A Caffe2 .pkl of {'blobs': ...} is read by a numpy-only unpickler "
           "(torch.load(weights_only=True) refuses pickles of numpy arrays). The VMZ zoo's GFLOPs (49.8) are ~1.3x the fvcore count at 112 px."),
-    weights=(Weights("kinetics400", 400, "kinetics400", ("r2plus1d_34_clip8_ft_kinetics_from_ig65m-0aa0550b.pth",),
+    weights=(Weights("kinetics400", 400, "kinetics400", (_IG65M + "r2plus1d_34_clip8_ft_kinetics_from_ig65m-0aa0550b.pth",),
                      (Result("kinetics400", 74.9, 91.8,
                              "video-level, 10 uniform clips x 1 centre crop 112 (resize 128x171), 8 frames",
-                             "VMZ c2/tutorials/model_zoo.md (IG-65M pre-trained, Kinetics fine-tuned)"),),
-                     "facebookresearch/VMZ", "IG-65M pre-trained, Kinetics fine-tuned, 8-frame clips"),),
+                             _VMZ_ZOO),),
+                     _VMZ_PORT, "IG-65M pre-trained, Kinetics fine-tuned, 8-frame clips"),
+             Weights("kinetics400_32f", 400, "kinetics400",
+                     (_IG65M + "r2plus1d_34_clip32_ft_kinetics_from_ig65m-ade133f1.pth",),
+                     (Result("kinetics400", 80.0, 94.2,
+                             "video-level, 10 uniform clips x 1 centre crop 112 (resize 128x171), 32 frames",
+                             _VMZ_ZOO),),
+                     _VMZ_PORT, "IG-65M pre-trained, Kinetics fine-tuned, 32-frame clips",
+                     input_args={"num_frames": 32})),
     bench=BenchPreset(frames=16, model_args={"layers": [2, 2, 2, 2]}),  # 18 layers, VMZ mid-channel rule, BN eps
     filter_fn=checkpoint_filter_fn)
 def r2plus1d_34(**kwargs) -> R2Plus1D:

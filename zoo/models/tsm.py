@@ -303,6 +303,8 @@ _TSM_README = "mit-han-lab/temporal-shift-module README"
 
 
 _TSM_REPO = "mit-han-lab/temporal-shift-module"
+# the README's host since 2023-10 (commit 2854869); older copies name hanlab.mit.edu or file.lzhu.me
+_TSM_URL = "https://hanlab18.mit.edu/projects/tsm/models/"
 _SSV1, _SSV2, _K400 = "something-something-v1", "something-something-v2", "kinetics400"
 _BENCH = BenchPreset(frames=8, model_args={"backbone": "resnet18"})
 
@@ -322,10 +324,11 @@ def _create_tsm(variant_args, kwargs) -> TSM:
 @register_model(_info(
     "tsn_r50", _TSN_PAPER, num_classes=400, dataset=_K400, ref_gflops=32.88, ref_params_m=24.33,
     notes="The released TSN checkpoint was trained with 5 segments and is tested with 8."),
-    weights=(Weights("kinetics400", 400, _K400, ("TSM_kinetics_RGB_resnet50_avg_segment5_e50.pth",),
+    weights=(Weights("kinetics400", 400, _K400, (_TSM_URL + "TSM_kinetics_RGB_resnet50_avg_segment5_e50.pth",),
                      (Result(_K400, 68.8, None, "8 segments x 1 clip, 1 centre crop 224", _TSM_README),
-                      Result(_K400, 70.6, None, "8 frames x 10 dense clips x 3 crops, 256", _TSM_README)),
-                     _TSM_REPO, "trained with 5 segments"),),
+                      Result(_K400, 69.9, None, "8 segments x 1 clip x 10 crops (oversample), 224", _TSM_README),
+                      Result(_K400, 70.6, None, "8 frames x 10 dense clips x 3 crops, 256 (full res)", _TSM_README)),
+                     _TSM_REPO, "trained with 5 segments, tested with 8"),),
     bench=_BENCH, filter_fn=checkpoint_filter_fn)
 def tsn_r50(**kwargs) -> TSM:
     """TSN baseline: ResNet-50 per frame, average consensus, no temporal modelling."""
@@ -333,14 +336,36 @@ def tsn_r50(**kwargs) -> TSM:
 
 
 @register_model(_info("tsm_r50", _TSM_PAPER, ref_gflops=32.88, ref_params_m=23.86),
-    weights=(Weights("sthv2", 174, _SSV2, ("TSM_somethingv2_RGB_resnet50_shift8_blockres_avg_segment8_e45.pth",),
+    weights=(Weights("sthv2", 174, _SSV2, (_TSM_URL + "TSM_somethingv2_RGB_resnet50_shift8_blockres_avg_segment8_e45.pth",),
                      (Result(_SSV2, 61.2, None, "8 segments x 2 clips x 3 crops, 256 (full res)", _TSM_README),),
                      _TSM_REPO),
-             Weights("sthv1", 174, _SSV1, (),
-                     (Result(_SSV1, 45.6, None, "8 segments x 1 clip, 1 centre crop 224", _TSM_README),), _TSM_REPO),
-             Weights("kinetics400", 400, _K400, ("TSM_kinetics_RGB_resnet50_shift8_blockres_avg_segment8_e50.pth",),
-                     (Result(_K400, 74.1, None, "8 frames x 10 dense clips x 3 crops, 256", _TSM_README),),
-                     _TSM_REPO)),
+             Weights("sthv2_16f", 174, _SSV2,
+                     (_TSM_URL + "TSM_somethingv2_RGB_resnet50_shift8_blockres_avg_segment16_e45.pth",),
+                     (Result(_SSV2, 63.1, None, "16 segments x 2 clips x 3 crops, 256 (full res)", _TSM_README),),
+                     _TSM_REPO, model_args={"num_segments": 16}),
+             Weights("sthv1", 174, _SSV1, (_TSM_URL + "TSM_something_RGB_resnet50_shift8_blockres_avg_segment8_e45.pth",),
+                     (Result(_SSV1, 45.6, None, "8 segments x 1 clip, 1 centre crop 224", _TSM_README),
+                      Result(_SSV1, 47.2, None, "8 segments x 2 clips x 3 crops (full res x 2 clips)", _TSM_README)),
+                     _TSM_REPO),
+             Weights("sthv1_16f", 174, _SSV1,
+                     (_TSM_URL + "TSM_something_RGB_resnet50_shift8_blockres_avg_segment16_e45.pth",),
+                     (Result(_SSV1, 47.2, None, "16 segments x 1 clip, 1 centre crop 224", _TSM_README),
+                      Result(_SSV1, 48.4, None, "16 segments x 2 clips x 3 crops (full res x 2 clips)", _TSM_README)),
+                     _TSM_REPO, model_args={"num_segments": 16}),
+             Weights("kinetics400", 400, _K400, (_TSM_URL + "TSM_kinetics_RGB_resnet50_shift8_blockres_avg_segment8_e50.pth",),
+                     (Result(_K400, 71.2, None, "8 segments x 1 clip, 1 centre crop 224", _TSM_README),
+                      Result(_K400, 72.8, None, "8 segments x 1 clip x 10 crops (oversample), 224", _TSM_README)),
+                     _TSM_REPO, "uniform (segment) sampling"),
+             Weights("kinetics400_16f", 400, _K400,
+                     (_TSM_URL + "TSM_kinetics_RGB_resnet50_shift8_blockres_avg_segment16_e50.pth",),
+                     (Result(_K400, 72.6, None, "16 segments x 1 clip, 1 centre crop 224", _TSM_README),
+                      Result(_K400, 73.7, None, "16 segments x 1 clip x 10 crops (oversample), 224", _TSM_README)),
+                     _TSM_REPO, "uniform (segment) sampling", model_args={"num_segments": 16}),
+             Weights("kinetics400_dense", 400, _K400,
+                     (_TSM_URL + "TSM_kinetics_RGB_resnet50_shift8_blockres_avg_segment8_e100_dense.pth",),
+                     (Result(_K400, 74.1, None, "8 frames x 10 dense clips x 3 crops, 256 (full res)", _TSM_README),),
+                     _TSM_REPO, "trained and tested with I3D dense sampling: 8 frames, one every 8",
+                     input_args={"sampling": "dense", "sampling_rate": 8, "test_views": (10, 3)})),
     bench=_BENCH, filter_fn=checkpoint_filter_fn)
 def tsm_r50(**kwargs) -> TSM:
     """TSM ResNet-50, residual shift of 1/8 channels each way in every block."""
@@ -348,11 +373,13 @@ def tsm_r50(**kwargs) -> TSM:
 
 
 @register_model(_info("tsm_r101", _TSM_PAPER, ref_gflops=62.66, ref_params_m=42.86),
-    weights=(Weights("sthv2", 174, _SSV2, ("TSM_somethingv2_RGB_resnet101_shift8_blockres_avg_segment8_e45.pth",),
+    weights=(Weights("sthv2", 174, _SSV2, (_TSM_URL + "TSM_somethingv2_RGB_resnet101_shift8_blockres_avg_segment8_e45.pth",),
                      (Result(_SSV2, 63.3, None, "8 segments x 2 clips x 3 crops, 256 (full res)", _TSM_README),),
                      _TSM_REPO),
-             Weights("sthv1", 174, _SSV1, (),
-                     (Result(_SSV1, 46.9, None, "8 segments x 1 clip, 1 centre crop 224", _TSM_README),), _TSM_REPO)),
+             Weights("sthv1", 174, _SSV1, (_TSM_URL + "TSM_something_RGB_resnet101_shift8_blockres_avg_segment8_e45.pth",),
+                     (Result(_SSV1, 46.9, None, "8 segments x 1 clip, 1 centre crop 224", _TSM_README),
+                      Result(_SSV1, 48.7, None, "8 segments x 2 clips x 3 crops (full res x 2 clips)", _TSM_README)),
+                     _TSM_REPO)),
     bench=_BENCH, filter_fn=checkpoint_filter_fn)
 def tsm_r101(**kwargs) -> TSM:
     """TSM ResNet-101; only every other block is shifted (official rule for 23+ blocks in layer3)."""

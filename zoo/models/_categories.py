@@ -1,0 +1,26 @@
+"""Class names of the label sets released checkpoints use, shipped as package data
+(``zoo/models/categories/<label set>.txt``: one name per line in index order; ``#`` lines say
+where the order comes from and how it was checked)."""
+from __future__ import annotations
+
+import functools
+from importlib import resources
+from typing import Tuple
+
+__all__ = ["categories", "label_sets"]
+
+
+def label_sets() -> Tuple[str, ...]:
+    """Names of the label sets that ship (e.g. ``kinetics400``, ``something-something-v2``)."""
+    files = resources.files(__package__).joinpath("categories").iterdir()
+    return tuple(sorted(f.name[:-4] for f in files if f.name.endswith(".txt")))
+
+
+@functools.lru_cache(maxsize=None)
+def categories(label_set: str) -> Tuple[str, ...]:
+    """The class names of ``label_set`` in index order; empty if zoo ships none for it."""
+    path = resources.files(__package__).joinpath("categories", f"{label_set}.txt")
+    if not path.is_file():
+        return ()
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return tuple(line for line in lines if line and not line.startswith("#"))
