@@ -116,3 +116,22 @@ def test_errors():
         DenseSampler(8, short="pad")
     with pytest.raises(ValueError, match="one clip"):
         SegmentSampler(8, train=True, num_clips=2)
+
+
+def test_centre_frame_is_the_one_frame_samplers_pick():
+    """PAN Full/En: after each segment's 4 consecutive frames comes the frame the official RGB
+    loader (new_length=1) picks there: the segment centre at test time, up to 3 frames from the
+    PA segment's first."""
+    from zoo.data.samplers import SegmentSampler
+
+    for n in (40, 57, 100, 301):
+        clip = SegmentSampler(8, 4, centre_frame=True)(n)[0].reshape(8, 5)
+        pa = SegmentSampler(8, 4)(n)[0].reshape(8, 4)
+        rgb = SegmentSampler(8, 1)(n)[0]
+        assert (clip[:, :4] == pa).all() and (clip[:, 4] == rgb).all()
+        assert ((clip[:, 4] - clip[:, 0]) >= 0).all() and ((clip[:, 4] - clip[:, 0]) <= 3).all()
+        assert (rgb == [int(n / 8 / 2 + n / 8 * k) for k in range(8)]).all()
+    two = SegmentSampler(8, 4, num_clips=2, centre_frame=True)(100)
+    assert [c.shape for c in two] == [(40,), (40,)] and (two[1].reshape(8, 5)[:, 4] == [int(12.5 * k) for k in range(8)]).all()
+    train = SegmentSampler(8, 4, train=True, centre_frame=True)(100, np.random.default_rng(0))[0].reshape(8, 5)
+    assert ((train[:, 4] >= np.arange(8) * 12) & (train[:, 4] < np.arange(1, 9) * 12 + 1)).all()

@@ -67,6 +67,11 @@ def test_convert_refuses_a_file_that_fits_several_models(tmp_path, capsys):
     (["eval", "--from", "no_such_dir"], "no saved logits"),
     (["eval", "tsm_r50", "--data", "x.csv", "--compile", "on", "--no-optimize"], "drop --no-optimize"),
     (["eval"], "name a model"),
+    (["eval", "tsm_r50", "--data", "x.csv", "--published"], "goes with --pretrained"),
+    (["eval", "tsm_r50", "--data", "x.csv", "--pretrained", "--weights", "w.pt"], "not both"),
+    (["weights", "fetch"], "usage: zoo weights fetch"),
+    (["weights", "tsm*", "--from", "x"], "--from goes with"),
+    (["eval", "tsm_r50", "--data", "x.csv", "--pretrained", "kinetcs400"], "did you mean"),
     (["train", "tsm_r50"], "no data"),
     (["train", "tsm_r50", "--data", "x", "--set", "lr"], "key=value"),
     (["train", "tsm_r50", "--data", "x", "--set", "learning_rate=1"], "unknown config key"),
@@ -103,7 +108,7 @@ def test_frames_reach_the_constructor(name):
     frames = info.num_frames // 2
     adjusted, args = adjust_info(name, frames=frames)
     model = build_model(name, adjusted, num_classes=5, model_args=args)
-    value = frames // info.frames_per_segment if info.frames_arg == "num_segments" else frames
+    value = frames // info.segment_length if info.frames_arg == "num_segments" else frames
     direct = zoo.build(name, num_classes=5, **({info.frames_arg: value} if info.frames_arg else {}))
     assert _structure(model) == _structure(direct)
     if info.frames_arg:  # the argument did change the module

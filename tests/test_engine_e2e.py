@@ -251,6 +251,8 @@ def test_predict_and_features(trained, synth_dir, tmp_path, capsys):
     assert main(["features", "tsm_r50", video, video, "--run-dir", trained, "--views", "1x3", "--out", out]) == 0
     f = torch.load(out, weights_only=True)
     assert f["features"].shape == (2, 512) and f["view_features"].shape == (2, 3, 512)
+    with open(os.path.join(trained, "classes.txt")) as fh:
+        assert f["categories"] == fh.read().split()
     torch.testing.assert_close(f["features"][0], f["features"][1])
     assert main(["predict", "tsm_r50", str(tmp_path / "missing.mp4")]) == 2
 

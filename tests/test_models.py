@@ -40,7 +40,7 @@ def test_info_consistent_with_model(name):
     c, t, h, w = info.input_shape
     assert (c, t, h) == (3, info.num_frames, info.crop_size) and h == w
     if info.sampling == "segment":
-        assert info.num_segments * info.frames_per_segment == info.num_frames
+        assert info.num_segments * info.segment_length == info.num_frames == model.num_frames
     assert info.test_views[0] >= 1 and info.test_views[1] in (1, 3)
     weights = zoo.models.model_weights(name)
     assert all(r.source for w in weights for r in w.results), "published results must cite a source"

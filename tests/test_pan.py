@@ -106,7 +106,7 @@ def test_pa_difference_first_is_closer_in_bf16():
 
 def test_optimize_switches_every_pa_to_difference_first():
     model = zoo.build("pan_en_r50", num_classes=5, backbone="resnet18").eval()
-    fast = zoo.optimize(model, example=torch.randn(1, 3, 32, 32, 32))
+    fast = zoo.optimize(model, example=torch.randn(1, 3, model.num_frames, 32, 32))
     assert [m.difference_first for m in fast.modules() if isinstance(m, PA)] == [True, True]
     assert [m.difference_first for m in model.modules() if isinstance(m, PA)] == [False, False]
 
@@ -171,23 +171,46 @@ def test_lite_feeds_first_frame_and_its_pa_maps():
     torch.testing.assert_close(inp[:, 3:], net.pa(seg))
 
 
-def test_full_streams_see_first_frames_and_pa_and_are_averaged():
-    model = zoo.build("pan_full_r50", num_classes=5, backbone="resnet18").eval()
-    assert isinstance(model, PANEnsemble) and model.streams == ("rgb", "pa")
-    assert model.rgb_net.pa is None and model.rgb_net.backbone.conv1.in_channels == 3
-    assert model.pa_net.backbone.conv1.in_channels == 3  # PA maps into the unmodified conv1
+def _full(**kw):
+    model = zoo.build("pan_full_r50", num_classes=5, backbone="resnet18", **kw).eval()
     for net in model.nets.values():
         nn.init.normal_(net.fc.pred.weight, std=1.0)
         nn.init.normal_(net.pa.conv.weight, std=0.1) if net.pa is not None else None
+    return model
+
+
+def test_full_rgb_stream_sees_the_segment_centre_frame_and_pa_the_rest():
+    """The official protocol: the RGB network takes the frame its own loader picks in each segment
+    (the 5th input frame of a segment), the PA network the 4 consecutive frames."""
+    model = _full()
+    assert isinstance(model, PANEnsemble) and model.streams == ("rgb", "pa") and model.num_frames == 40
+    assert model.rgb_net.pa is None and model.rgb_net.backbone.conv1.in_channels == 3
+    assert model.pa_net.backbone.conv1.in_channels == 3  # PA maps into the unmodified conv1
+    x = torch.randn(2, 3, 40, 32, 32)
+    consecutive, centres = x.clone(), x.clone()
+    consecutive[:, :, 4::5] = torch.randn_like(x[:, :, 4::5])  # change only the RGB frames
+    centres[:, :, [i for i in range(40) if i % 5 != 4]] = torch.randn(2, 3, 32, 32, 32)  # only the PA frames
+    with torch.no_grad():
+        sx, sc, sp = model.forward_streams(x), model.forward_streams(consecutive), model.forward_streams(centres)
+        torch.testing.assert_close(model(x), (sx["rgb"] + sx["pa"]) / 2)
+        alone = model.rgb_net.forward_head(model.rgb_net.forward_frames(model.rgb_net.frames_to_batch(x[:, :, 4::5])))
+    torch.testing.assert_close(sx["rgb"], alone, rtol=0, atol=0)
+    torch.testing.assert_close(sx["pa"], sc["pa"], rtol=0, atol=0)
+    torch.testing.assert_close(sx["rgb"], sp["rgb"], rtol=0, atol=0)
+    assert (sx["rgb"] - sc["rgb"]).abs().max() > 1e-3 * sx["rgb"].abs().max()
+    assert model.get_classifier() == [model.rgb_net.fc.pred, model.pa_net.fc.pred]
+    assert zoo.model_info("pan_full_r50").input_shape == (3, 40, 224, 224)
+
+
+def test_full_without_centre_frame_takes_each_segments_first_frame():
+    model = _full(centre_frame=False)
     x = torch.randn(2, 3, 32, 32, 32)
     y = x.clone()
     y[:, :, 1::4] = torch.randn_like(y[:, :, 1::4])  # change every frame except each segment's first
     with torch.no_grad():
         sx, sy = model.forward_streams(x), model.forward_streams(y)
-        torch.testing.assert_close(model(x), (sx["rgb"] + sx["pa"]) / 2)
     torch.testing.assert_close(sx["rgb"], sy["rgb"], rtol=0, atol=0)
     assert (sx["pa"] - sy["pa"]).abs().max() > 1e-3 * sx["pa"].abs().max()
-    assert model.get_classifier() == [model.rgb_net.fc.pred, model.pa_net.fc.pred]
 
 
 @pytest.mark.parametrize("name", ["pan_lite_r50", "pan_full_r50", "pan_en_r50"])
@@ -196,11 +219,12 @@ def test_pan_is_segment_order_sensitive(name):
     nets = model.nets.values() if isinstance(model, PANEnsemble) else [model]
     for net in nets:
         nn.init.normal_(net.fc.pred.weight, std=1.0)
-    x = torch.randn(2, 3, 32, 32, 32)
+    t = model.num_frames
+    x = torch.randn(2, 3, t, 32, 32)
     seg_order = torch.randperm(8)
-    shuffled = x.view(2, 3, 8, 4, 32, 32)[:, :, seg_order].reshape(2, 3, 32, 32, 32)
+    shuffled = x.view(2, 3, 8, t // 8, 32, 32)[:, :, seg_order].reshape_as(x)
     with torch.no_grad():
-        out, rev, shuf = model(x), model(x.view(2, 3, 8, 4, 32, 32).flip(2).reshape_as(x)), model(shuffled)
+        out, rev, shuf = model(x), model(x.view(2, 3, 8, t // 8, 32, 32).flip(2).reshape_as(x)), model(shuffled)
     scale = out.abs().max()
     assert (out - rev).abs().max() > 1e-2 * scale
     assert (out - shuf).abs().max() > 1e-2 * scale
@@ -272,7 +296,7 @@ def test_official_ensemble_files_round_trip_in_order(tmp_path, name, streams):
     assert src.streams == streams
     paths = [_save_official(src.nets[s], tmp_path / f"PAN_{s}.pth.tar") for s in streams]
     dst = zoo.build(name, backbone="resnet18", weights=paths).eval()
-    x = torch.randn(1, 3, 32, 32, 32)
+    x = torch.randn(1, 3, 40, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(dst(x), src(x), rtol=0, atol=0)
     # the same files for another label set: every stream's classifier is re-initialised
@@ -292,7 +316,7 @@ def test_zoo_layout_and_mismatched_single_file(tmp_path):
     src = _randomise(zoo.build("pan_full_r50", backbone="resnet18"))
     torch.save(src.state_dict(), tmp_path / "zoo.pth")
     dst = zoo.build("pan_full_r50", backbone="resnet18", weights=tmp_path / "zoo.pth").eval()
-    x = torch.randn(1, 3, 32, 32, 32)
+    x = torch.randn(1, 3, 40, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(dst(x), src(x), rtol=0, atol=0)
     rgb = _save_official(src.rgb_net, tmp_path / "PAN_RGB.pth.tar")

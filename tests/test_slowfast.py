@@ -320,3 +320,32 @@ def test_r101_keys_match_pytorchvideo_hub():
     assert {k: tuple(v.shape) for k, v in to_pytorchvideo_layout(ours.state_dict()).items()} == \
            {k: tuple(v.shape) for k, v in ptv.state_dict().items()}
     assert ptv.blocks[0].multipathway_fusion.conv_fast_to_slow.kernel_size == ours.laterals[0].conv.kernel_size
+
+
+@pytest.mark.parametrize("name", ["slowfast_4x16_r50", "i3d_r50"])
+def test_window_softmax_is_pyslowfasts_test_head(name):
+    """At the training crop one window: log_softmax of the logits. At a larger crop (64 px for a
+    32-px-trained head: 2x2 windows) the mean of the per-window softmax, computed by hand."""
+    import torch.nn.functional as F
+
+    args = dict(num_classes=5, depth=26, train_crop_size=32)
+    model = randomize(zoo.build(name, **args))
+    soft = zoo.build(name, window_softmax=True, **args)
+    soft.load_state_dict(model.state_dict())
+    soft.eval()
+    small, large = torch.randn(1, 3, 8, 32, 32), torch.randn(1, 3, 8, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(soft(small), model(small).log_softmax(-1), rtol=1e-5, atol=1e-6)
+        feats = model.forward_features(large)
+        feats = list(feats) if isinstance(feats, tuple) else [feats]
+        sizes = model.pool_sizes if hasattr(model, "pool_sizes") else [model.pool_size]
+        clipped = [tuple(min(k, d) for k, d in zip(s, f.shape[2:])) for f, s in zip(feats, sizes)]
+        windows = torch.cat([F.avg_pool3d(f, k, stride=1) for f, k in zip(feats, clipped)], 1)  # [1, C, 1, 2, 2]
+        assert windows.shape[2:] == (1, 2, 2)
+        per_window = [model.fc(windows[:, :, 0, i, j]).softmax(-1) for i in range(2) for j in range(2)]
+        expected = torch.stack(per_window).mean(0)
+        torch.testing.assert_close(soft(large).softmax(-1), expected, rtol=1e-5, atol=1e-6)
+        assert (model(large).softmax(-1) - expected).abs().max() > 1e-6  # logits averaged first differ
+    soft.train()
+    assert soft(torch.randn(2, 3, 8, 32, 32)).shape == (2, 5)  # training: logits, as always
+    assert zoo.weights_info("slowfast_8x8_r50").eval_args == {"window_softmax": True}

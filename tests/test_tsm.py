@@ -186,17 +186,31 @@ def test_zoo_layout_and_old_checkpoints_without_bn_counters(tmp_path):
         assert torch.equal(src(x), dst(x))
 
 
-class UnsafeObject:  # an arbitrary class: torch.load(weights_only=True) must refuse it
-    pass
+RAN = []
+
+
+def _record_run():
+    RAN.append(True)
+    return "ran"
+
+
+class UnsafeObject:  # an arbitrary class whose unpickling would call code: it must never run
+    def __reduce__(self):
+        return (_record_run, ())
 
 
 def test_missing_and_unsafe_checkpoints_fail_clearly(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         zoo.build("tsm_r50", weights=str(tmp_path / "nope.pth"))
 
+    # weights_only refuses the object; the plain-data reader keeps an inert placeholder instead of running it
     torch.save({"state_dict": {}, "obj": UnsafeObject()}, tmp_path / "evil.pth")
-    with pytest.raises(ValueError, match="weights_only=True"):
+    with pytest.raises(RuntimeError, match="missing keys"):
         zoo.build("tsm_r50", weights=str(tmp_path / "evil.pth"))
+    assert RAN == [] and "not loaded" in repr(zoo.models.read_checkpoint(tmp_path / "evil.pth")["obj"])
+    (tmp_path / "broken.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="cannot read checkpoint"):
+        zoo.build("tsm_r50", weights=str(tmp_path / "broken.pth"))
 
 
 def test_weights_from_url_through_iopath(tmp_path, monkeypatch):

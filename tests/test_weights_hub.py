@@ -149,7 +149,7 @@ def _pan_full_release(tmp_path):
     paths = [tmp_path / n for n in record.file_names]
     for stream, path in zip(src.streams, paths):
         _save_official(src.nets[stream], path)
-    return record, src, paths, torch.randn(1, 3, 32, 32, 32)
+    return record, src, paths, torch.randn(1, 3, 40, 32, 32)
 
 
 def _pyslowfast_pkl_release(tmp_path):

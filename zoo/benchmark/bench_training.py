@@ -20,7 +20,7 @@ DATA = dict(name="SynthMotion", difficulty="easy", frames=32, size=32)
 TRAIN = dict(batch_size=8, optimizer="adamw", lr=1e-3, weight_decay=1e-4, warmup_epochs=1, schedule="cosine",
              amp="none")
 # info fields the samplers, transforms and harness read: equal fingerprints need equal protocols
-_PROTOCOL = ("num_frames", "num_segments", "frames_per_segment", "sampling", "sampling_rate", "crop_size",
+_PROTOCOL = ("num_frames", "num_segments", "frames_per_segment", "centre_frame", "sampling", "sampling_rate", "crop_size",
              "resize_size", "train_scales", "train_jitter", "mean", "std", "test_views")
 
 

@@ -119,8 +119,9 @@ def _model_section(name, info, results, notes_dir) -> List[str]:
 
 def _protocol_section(name, info, results, notes_dir) -> List[str]:
     if info.sampling == "segment":
-        clip = (f"{info.num_segments} segments × {info.frames_per_segment} consecutive frame(s) = "
-                f"{info.num_frames} frames (segment sampling)")
+        clip = (f"{info.num_segments} segments × {info.frames_per_segment} consecutive frame(s)"
+                + (" + the segment's centre frame (the RGB stream's)" if info.centre_frame else "")
+                + f" = {info.num_frames} frames (segment sampling)")
     else:
         clip = (f"{info.num_frames} frames at stride {info.sampling_rate}, spanning "
                 f"{info.num_frames * info.sampling_rate} source frames (dense sampling)")
@@ -234,7 +235,9 @@ def _latency_section(name, info, results, notes_dir) -> List[str]:
         lines.append(f"`compile=\"auto\"` keeps the {lat.get('path_fp32')} path in fp32 and the "
                      f"{lat.get('path_bf16')} one in bf16 (the faster on this machine). Compile times are the "
                      f"first call's, with inductor's on-disk cache as the run found it.")
-    lines.append(f"Batch 1 at the canonical input {list(info.input_shape)}; peak memory "
+    measured = e.get("input_shape") or list(info.input_shape)
+    where = "the canonical input" if list(measured) == list(info.input_shape) else "the earlier canonical input"
+    lines.append(f"Batch 1 at {where} {list(measured)}; peak memory "
                  f"{_f(lat.get('peak_rss_mib'), '.0f')} MiB. {_agreement(b, _numerics(results))} Optimized fp32 "
                  f"vs eager on the val split: max |Δlogit| / max |logit| = {_f(b.get('fp32_max_rel_dlogit'), '.1e')}.")
     by = lat.get("measured_by")

@@ -74,7 +74,7 @@ def resolve_model_options(args) -> Dict[str, Any]:
                             "classes": None, "data": None, "data_root": None, "protocol": {},
                             "pretrained": getattr(args, "pretrained", None)}
     if opts["pretrained"] and (opts["weights"] or args.run_dir):
-        raise UsageError("--pretrained takes the released weights: drop --weights / --run-dir, or drop --pretrained")
+        raise UsageError("--pretrained takes the released weights: pass --weights / --run-dir or --pretrained, not both")
     if args.run_dir:
         cfg_path = os.path.join(args.run_dir, "config.yaml")
         if not os.path.isfile(cfg_path):
@@ -147,10 +147,11 @@ def _take_release(opts: Dict[str, Any], info) -> None:
     opts["pretrained"] = record.tag
     opts["model_args"] = {**record.model_args, **opts["model_args"]}
     opts["protocol"] = dict(record.input_args)
+    opts["eval_args"] = dict(record.eval_args)
     frames = record.input_args.get("num_frames")
     if info.frames_arg and info.frames_arg in record.model_args:
         value = record.model_args[info.frames_arg]
-        frames = value * info.frames_per_segment if info.frames_arg == "num_segments" else value
+        frames = value * info.segment_length if info.frames_arg == "num_segments" else value
     opts["frames"] = opts["frames"] or frames
     opts["classes"] = opts["classes"] or (list(record.categories) or None)
 

@@ -72,7 +72,7 @@ def run_demo(args) -> dict:
     results, extra = {}, {}
     for name in models:
         t0 = time.perf_counter()
-        frames = args.segments * model_info(name).frames_per_segment  # PAN Lite: 4 frames per segment
+        frames = args.segments * model_info(name).segment_length  # PAN Lite: 4 frames per segment
         cfg = TrainConfig(model=name, data=data, out=os.path.join(args.out, name), frames=frames,
                           size=args.size, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                           optimizer=args.optimizer, weight_decay=args.weight_decay, warmup_epochs=args.warmup,

@@ -29,6 +29,8 @@ def cmd_eval(args) -> int:
     from ..engine.prepare import adjust_info, build_model
 
     opts = resolve_model_options(args)
+    if args.published and not opts["pretrained"]:
+        raise UsageError("--published reproduces a release's number: it goes with --pretrained [TAG]")
     data = args.data or opts["data"]
     if not data:
         raise UsageError("--data SPEC is required (a CSV/JSON/list file, a class-folder tree or a SynthMotion "
@@ -37,8 +39,9 @@ def cmd_eval(args) -> int:
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
     compile = compile_mode(args)
+    release_test = opts.get("eval_args", {}) if args.published else {}  # e.g. PySlowFast's per-window softmax
     info, model_args = adjust_info(opts["model"], frames=opts["frames"], size=opts["size"], views=views,
-                                   model_args=opts["model_args"], protocol=opts["protocol"])
+                                   model_args={**release_test, **opts["model_args"]}, protocol=opts["protocol"])
     dist_utils.init_distributed()
     device = dist_utils.default_device(args.device)
     dataset = build_dataset(data, info, args.split, train=False, views=info.test_views, on_error=args.on_error,
@@ -102,6 +105,10 @@ def register(sub):
     p.add_argument("--root", help="directory that relative video paths in --data are relative to")
     add_model_options(p)
     p.add_argument("--num-classes", type=int, help="classifier size (default: the number of classes in --data)")
+    p.add_argument("--published", action="store_true",
+                   help="with --pretrained: the release's own test head where it differs from zoo's logits "
+                        "(SlowFast / I3D-R50: PySlowFast's softmax per pooling window at 256 px crops), to "
+                        "reproduce its published number")
     p.add_argument("--agg", default="prob-mean", choices=AGGREGATIONS, help="view aggregation (default prob-mean)")
     p.add_argument("--temporal-order", default="normal", choices=TEMPORAL_ORDERS,
                    help="diagnostic: feed the frames of every view reversed or shuffled (seeded)")

@@ -97,6 +97,7 @@ def cmd_features(args) -> int:
     features = view_features.mean(1)
     weights = f"{opts['model']}.{opts['pretrained']}" if opts["pretrained"] else str(opts["weights"])
     meta = {"model": opts["model"], "weights": weights, "views": list(dataset.views),
+            "categories": list(dataset.class_names),  # the classifier's classes (names with released weights)
             "frames": dataset.info.num_frames, "crop_size": dataset.info.crop_size}
     if args.out.endswith(".npz"):
         tmp = args.out[:-4] + ".tmp.npz"

@@ -73,7 +73,7 @@ def min_frames_for(info) -> int:
     """Frames a video needs so that a clip of this model repeats none: the dense window or T*L."""
     if info.sampling == "dense":
         return info.num_frames * info.sampling_rate
-    return info.num_segments * info.frames_per_segment
+    return info.num_segments * info.segment_length
 
 
 def _kind_of(reason: str) -> str:

@@ -14,6 +14,9 @@ consecutive frames:
   (``twice_sample``); more than 2 clips use TSM's ``dense_sample`` windows: ``T`` frames
   ``64 // T`` apart, starts ``linspace(0, max(0, n - 64), clips)``, indices taken modulo ``n``.
 - each offset is followed by ``L - 1`` consecutive frames, clamped to the last frame.
+- ``centre_frame`` (PAN Full/En): each segment's ``L`` frames are followed by the frame the same
+  rule picks with ``L = 1`` (test: ``int(tick1/2 + tick1*k)``, ``tick1 = n / T``, the official
+  RGB loader's frame; train: drawn like a 1-frame segment; dense windows: the window's frame).
 
 Dense sampling (3D CNNs, PySlowFast ``decoder.py``): a window of ``span = T * rate`` frames;
 indices ``floor(linspace(start, start + span - 1, T))``. ``delta = max(n - span, 0)``.
@@ -73,25 +76,31 @@ class SegmentSampler:
     """TSN segments of ``frames_per_segment`` consecutive frames; see the module docstring."""
 
     def __init__(self, num_segments: int, frames_per_segment: int = 1, *, train: bool = False,
-                 num_clips: int = 1, dense_window: int = 64):
+                 num_clips: int = 1, dense_window: int = 64, centre_frame: bool = False):
         if train and num_clips != 1:
             raise ValueError("training samples one clip per video")
         self.T, self.L, self.train, self.num_clips = num_segments, frames_per_segment, train, num_clips
-        self.dense_window = dense_window
+        self.dense_window, self.centre_frame = dense_window, centre_frame
+
+    def _offsets(self, n: int, length: int, rng) -> List[np.ndarray]:
+        if self.num_clips <= 2:
+            return segment_offsets(n, self.T, length, train=self.train, twice=self.num_clips == 2, rng=rng)
+        stride = max(1, self.dense_window // self.T)  # TSM dense_sample: windows wrapped modulo n
+        last = max(0, n - self.dense_window)
+        starts = np.linspace(0, last, self.num_clips).astype(np.int64)
+        return [(s + np.arange(self.T) * stride) % n for s in starts]
 
     def __call__(self, num_frames: int, rng: Optional[np.random.Generator] = None) -> List[np.ndarray]:
         n = int(num_frames)
-        if self.num_clips <= 2:
-            offs = segment_offsets(n, self.T, self.L, train=self.train, twice=self.num_clips == 2, rng=rng)
-        else:  # TSM dense_sample: windows of `dense_window` frames, wrapped modulo n
-            stride = max(1, self.dense_window // self.T)
-            last = max(0, n - self.dense_window)
-            starts = np.linspace(0, last, self.num_clips).astype(np.int64)
-            offs = [(s + np.arange(self.T) * stride) % n for s in starts]
-        return [_expand(o, self.L, n) for o in offs]
+        clips = [_expand(o, self.L, n).reshape(self.T, self.L) for o in self._offsets(n, self.L, rng)]
+        if self.centre_frame:
+            singles = self._offsets(n, 1, rng)
+            clips = [np.concatenate([c, s[:, None]], 1) for c, s in zip(clips, singles)]
+        return [c.reshape(-1) for c in clips]
 
     def __repr__(self):
-        return f"SegmentSampler(T={self.T}, L={self.L}, train={self.train}, clips={self.num_clips})"
+        extra = ", centre_frame" if self.centre_frame else ""
+        return f"SegmentSampler(T={self.T}, L={self.L}, train={self.train}, clips={self.num_clips}{extra})"
 
 
 def dense_clip_starts(delta: float, num_clips: int, starts: str = "uniform") -> np.ndarray:
@@ -142,5 +151,6 @@ def build_sampler(info, *, train: bool = False, num_clips: Optional[int] = None,
     """The sampler a model's info asks for; ``num_clips`` defaults to 1 in training, else ``info.test_views[0]``."""
     clips = 1 if train else (info.test_views[0] if num_clips is None else num_clips)
     if info.sampling == "segment":
-        return SegmentSampler(info.num_segments, info.frames_per_segment, train=train, num_clips=clips)
+        return SegmentSampler(info.num_segments, info.frames_per_segment, train=train, num_clips=clips,
+                              centre_frame=info.centre_frame)
     return DenseSampler(info.num_frames, info.sampling_rate, train=train, num_clips=clips, short=short, starts=starts)

@@ -27,20 +27,23 @@ def adjust_info(name: str, *, frames: Optional[int] = None, size: Optional[int] 
     if protocol:
         info = info.replace(**protocol)
     args = dict(model_args or {})
+    if "centre_frame" in args and info.sampling == "segment":  # a constructor option that is also protocol
+        centre = bool(args["centre_frame"])
+        info = info.replace(centre_frame=centre, num_frames=info.num_segments * (info.frames_per_segment + centre))
     changes: Dict[str, Any] = {}
     if frames is not None:
         frames = int(frames)
         if frames < 1:
             raise ValueError(f"frames must be >= 1, got {frames}")
         if info.sampling == "segment":
-            if frames % info.frames_per_segment:
-                raise ValueError(f"{name} samples {info.frames_per_segment} frames per segment: "
+            if frames % info.segment_length:
+                raise ValueError(f"{name} samples {info.segment_length} frames per segment: "
                                  f"frames must be a multiple of it, got {frames}")
-            changes.update(num_frames=frames, num_segments=frames // info.frames_per_segment)
+            changes.update(num_frames=frames, num_segments=frames // info.segment_length)
         else:
             changes.update(num_frames=frames)
         if info.frames_arg:
-            value = frames // info.frames_per_segment if info.frames_arg == "num_segments" else frames
+            value = frames // info.segment_length if info.frames_arg == "num_segments" else frames
             if args.get(info.frames_arg, value) != value:
                 raise ValueError(f"{name}: model argument {info.frames_arg}={args[info.frames_arg]} disagrees with "
                                  f"{frames} frames ({info.frames_arg}={value}); drop one of them")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import io
 import os
+import pickle
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
@@ -64,8 +65,63 @@ def read_checkpoint(path: PathLike) -> Any:
                 raise ValueError(f"cannot read checkpoint {path!r}: {e}") from e
     try:
         return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # a class weights_only refuses: read it as plain data below
+        pass
     except Exception as e:
         raise ValueError(f"cannot read checkpoint {path!r} with torch.load(weights_only=True): {e}") from e
+    try:  # e.g. MMAction2 / mmengine files: their `meta` holds objects weights_only refuses
+        return load_plain_data(data)
+    except Exception as e:
+        raise ValueError(f"cannot read checkpoint {path!r} (plain data and tensors only): {e}") from e
+
+
+class _Opaque:
+    """Stand-in for an object of a class the restricted reader does not admit: built from nothing
+    (no import, no constructor, no ``__setstate__`` of the real class runs), keeps nothing."""
+
+    def __new__(cls, *args, **kwargs):
+        return object.__new__(cls)
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __setstate__(self, state):
+        pass
+
+    def __repr__(self):
+        return f"<not loaded: {type(self).__qualname__}>"
+
+
+# what a state dict needs: tensors, their storages (torch maps those itself), containers, dtypes
+_ADMITTED = {("torch._utils", n) for n in ("_rebuild_tensor_v2", "_rebuild_tensor", "_rebuild_parameter",
+                                         "_rebuild_parameter_with_state")}
+_ADMITTED |= {("collections", "OrderedDict"), ("torch", "Size"), ("torch", "device"),
+              ("torch._tensor", "_rebuild_from_type_v2"), ("torch.nn.parameter", "Parameter")}
+
+
+class _PlainDataUnpickler(pickle.Unpickler):
+    """Admits tensors and plain containers; any other class becomes an inert `_Opaque` (mmengine
+    checkpoints keep ``meta`` objects such as message hubs and numpy scalars beside the weights)."""
+
+    def find_class(self, module, name):
+        if (module, name) in _ADMITTED or (module == "torch" and isinstance(getattr(torch, name, None), torch.dtype)):
+            return super().find_class(module, name)
+        if module == "builtins" and name in ("set", "frozenset", "slice", "complex"):
+            return super().find_class(module, name)
+        return type(f"{module}.{name}", (_Opaque,), {})
+
+
+class _PlainDataPickle:
+    """A ``pickle_module`` for ``torch.load`` whose unpickler is `_PlainDataUnpickler`."""
+
+    Unpickler = _PlainDataUnpickler
+    load = staticmethod(lambda f, **kw: _PlainDataUnpickler(f, **kw).load())
+
+
+def load_plain_data(data: bytes) -> Any:
+    """``torch.load`` of a checkpoint whose non-tensor objects ``weights_only=True`` refuses: they
+    load as inert placeholders; nothing outside tensors and plain containers is imported or run."""
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=False, pickle_module=_PlainDataPickle)
 
 
 CONTAINER_KEYS = ("state_dict", "model_state", "model")
@@ -180,8 +236,8 @@ def read_weights(weights: Union[PathLike, Sequence[PathLike]]) -> Any:
 
 
 IDENTITY_KEY = "zoo"  # the identity zoo stores beside the state dict of the checkpoints it writes
-PROTOCOL_FIELDS = ("num_frames", "num_segments", "frames_per_segment", "sampling", "sampling_rate", "crop_size",
-                   "resize_size", "mean", "std", "test_views")
+PROTOCOL_FIELDS = ("num_frames", "num_segments", "frames_per_segment", "centre_frame", "sampling", "sampling_rate",
+                   "crop_size", "resize_size", "mean", "std", "test_views")
 
 
 def checkpoint_identity(checkpoint: Any) -> Optional[Dict[str, Any]]:
@@ -265,8 +321,11 @@ def build_with_checkpoint(name: str, checkpoint: Any = None, *, num_classes: Opt
         info = info.replace(**fields)
     info = info.replace(num_classes=model.num_classes)
     frames = getattr(model, "num_frames", None)  # segment models are built for a number of frames
-    if info.sampling == "segment" and isinstance(frames, int) and frames != info.num_frames:
-        info = info.replace(num_frames=frames, num_segments=frames // info.frames_per_segment)
+    centre = getattr(model, "centre_frame", info.centre_frame)
+    if info.sampling == "segment" and isinstance(frames, int) and (frames, centre) != (info.num_frames,
+                                                                                      info.centre_frame):
+        seg = info.frames_per_segment + int(centre)
+        info = info.replace(num_frames=frames, num_segments=frames // seg, centre_frame=centre)
     model.info = info
     return model
 

@@ -63,6 +63,8 @@ class Weights:
     labels: str = ""  # class-name list (zoo/models/categories/<labels>.txt); default: dataset
     model_args: Mapping[str, Any] = field(default_factory=dict, hash=False)
     input_args: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    # model options of the release's own test, applied when reproducing its number (`zoo eval --published`)
+    eval_args: Mapping[str, Any] = field(default_factory=dict, hash=False)
     model: str = ""  # set at registration
 
     def __post_init__(self):
@@ -124,10 +126,12 @@ class ModelInfo:
     """Input protocol and reference cost of one model architecture.
 
     Frames: the model always takes ``[B, 3, num_frames, H, W]``. For segment sampling
-    (TSN/TSM/PAN) ``num_frames = num_segments * frames_per_segment``: the sampler draws
-    ``frames_per_segment`` consecutive frames in each of ``num_segments`` segments. For
-    dense sampling (3D CNNs) ``num_segments == 1`` and the clip spans
-    ``num_frames * sampling_rate`` source frames.
+    (TSN/TSM/PAN) ``num_frames = num_segments * segment_length``: the sampler draws
+    ``frames_per_segment`` consecutive frames in each of ``num_segments`` segments, followed,
+    with ``centre_frame``, by the frame a one-frame segment sampler picks there (PAN Full/En:
+    the official RGB loader's frame, for the RGB stream beside the PA streams). For dense
+    sampling (3D CNNs) ``num_segments == 1`` and the clip spans ``num_frames * sampling_rate``
+    source frames.
     """
 
     name: str
@@ -153,6 +157,7 @@ class ModelInfo:
     # the constructor argument the clip length fixes: "num_segments" (T / frames_per_segment, segment
     # models) or "num_frames" (T, e.g. a head pooling window); None: the model takes any T
     frames_arg: Optional[str] = None
+    centre_frame: bool = False  # segment models: each segment also carries its 1-frame-sampler frame
     notes: str = ""
 
     def __post_init__(self):
@@ -160,10 +165,15 @@ class ModelInfo:
             raise ValueError(f"sampling must be one of {SAMPLINGS}, got {self.sampling!r}")
         if self.frames_arg not in FRAMES_ARGS:
             raise ValueError(f"{self.name}: frames_arg must be one of {FRAMES_ARGS}, got {self.frames_arg!r}")
-        if self.num_segments * self.frames_per_segment != self.num_frames and self.sampling == "segment":
+        if self.num_segments * self.segment_length != self.num_frames and self.sampling == "segment":
             raise ValueError(
-                f"{self.name}: num_segments ({self.num_segments}) x frames_per_segment "
-                f"({self.frames_per_segment}) must equal num_frames ({self.num_frames})")
+                f"{self.name}: num_segments ({self.num_segments}) x segment_length "
+                f"({self.segment_length}) must equal num_frames ({self.num_frames})")
+
+    @property
+    def segment_length(self) -> int:
+        """Input frames per segment: ``frames_per_segment``, plus one with ``centre_frame``."""
+        return self.frames_per_segment + int(self.centre_frame)
 
     @property
     def input_shape(self) -> Tuple[int, int, int, int]:

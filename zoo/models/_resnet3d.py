@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Sequence, Tuple, Union
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -21,9 +21,9 @@ from ._builder import unwrap_state_dict
 from ._caffe2 import blobs_to_tensors, caffe2_blobs
 
 __all__ = ["STAGE_DEPTHS", "SLOW_TEMPORAL_KERNELS", "FAST_TEMPORAL_KERNELS", "STAGE_NAMES", "bn3d",
-           "block_temporal_kernels", "Stem", "Bottleneck", "Pathway", "pool_windows", "init_classifier",
+           "block_temporal_kernels", "Stem", "Bottleneck", "Pathway", "pool_windows", "window_softmax", "init_classifier",
            "init_weights", "PTVLayout", "PTV_SLOWFAST", "PTV_RESNET_POOL1", "map_checkpoint", "to_pyslowfast_layout",
-           "to_pytorchvideo_layout", "to_caffe2_layout"]
+           "to_pytorchvideo_layout", "to_caffe2_layout", "map_mmaction2", "is_mmaction2"]
 
 # 26: two bottlenecks per stage, the small network `zoo compare` trains (not a published model)
 STAGE_DEPTHS = {26: (2, 2, 2, 2), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
@@ -47,17 +47,22 @@ def block_temporal_kernels(kernels: Union[int, Sequence[int]], depth: int) -> Tu
 
 
 class Stem(nn.Module):
-    """Conv [kt, 7, 7] stride [1, 2, 2] -> BN -> ReLU -> max-pool [1, 3, 3] stride [1, 2, 2]."""
+    """Conv [kt, 7, 7] stride [st, 2, 2] -> BN -> ReLU -> max-pool [1, 3, 3] stride [pt, 2, 2].
 
-    def __init__(self, out_channels: int, temporal_kernel: int, in_channels: int = 3):
+    ``temporal_stride`` (st) and ``pool_temporal_stride`` (pt) are 1 in PySlowFast; MMAction2's
+    I3D sets both to 2 (``conv1_stride_t``, ``pool1_stride_t``)."""
+
+    def __init__(self, out_channels: int, temporal_kernel: int, in_channels: int = 3, temporal_stride: int = 1,
+                 pool_temporal_stride: int = 1):
         super().__init__()
-        self.conv = nn.Conv3d(in_channels, out_channels, (temporal_kernel, 7, 7), stride=(1, 2, 2),
+        self.conv = nn.Conv3d(in_channels, out_channels, (temporal_kernel, 7, 7), stride=(temporal_stride, 2, 2),
                               padding=(temporal_kernel // 2, 3, 3), bias=False)
         self.bn = bn3d(out_channels)
+        self.pool_stride = (pool_temporal_stride, 2, 2)
 
     def forward(self, x):
         x = F.relu(self.bn(self.conv(x)), inplace=True)
-        return F.max_pool3d(x, (1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
+        return F.max_pool3d(x, (1, 3, 3), stride=self.pool_stride, padding=(0, 1, 1))
 
 
 class Bottleneck(nn.Module):
@@ -101,9 +106,10 @@ class Pathway(nn.Module):
     """
 
     def __init__(self, width: int, depths: Tuple[int, ...], temporal_kernels: Sequence[Union[int, Sequence[int]]],
-                 extra_in: Tuple[int, ...] = (0, 0, 0, 0), temporal_pool: int = 1):
+                 extra_in: Tuple[int, ...] = (0, 0, 0, 0), temporal_pool: int = 1, stem_strides: Tuple[int, int] = (1, 1)):
         super().__init__()
-        self.stem = Stem(width, temporal_kernels[0])
+        self.stem = Stem(width, temporal_kernels[0], temporal_stride=stem_strides[0],
+                         pool_temporal_stride=stem_strides[1])
         self.pool = None
         in_ch = width
         for i, (name, depth) in enumerate(zip(STAGE_NAMES, depths)):
@@ -128,15 +134,35 @@ class Pathway(nn.Module):
         return self.res5(self.res4(self.res3(x)))
 
 
-def pool_windows(features: torch.Tensor, size: Tuple[int, int, int]) -> torch.Tensor:
+def window_softmax(features: Sequence[torch.Tensor], sizes: Sequence[Tuple[int, int, int]],
+                   fc: nn.Module) -> torch.Tensor:
+    """PySlowFast's test head: every stride-1 pooling window of each pathway (``sizes``, clipped
+    to the map) concatenated and classified, a softmax per window, the mean over windows.
+    Returned as log-probabilities, so its softmax is PySlowFast's probability. At the training
+    crop there is one window and this is ``log_softmax`` of the logits; at larger test crops
+    (256 for 224-trained models) it differs from the mean of the logits."""
+    pooled = [F.avg_pool3d(f, _window(size, f), stride=1) for f, size in zip(features, sizes)]
+    x = torch.cat(pooled, 1).permute(0, 2, 3, 4, 1)  # [B, t, h, w, C]
+    return fc(x).softmax(-1).mean((1, 2, 3)).log()
+
+
+def _window(size: Optional[Tuple[int, int, int]], features: torch.Tensor) -> Tuple[int, int, int]:
+    """The pooling window ``size`` clipped to the feature map; None: the whole map (global pool)."""
+    dims = tuple(features.shape[2:])
+    return dims if size is None else tuple(min(k, d) for k, d in zip(size, dims))
+
+
+def pool_windows(features: torch.Tensor, size: Optional[Tuple[int, int, int]]) -> torch.Tensor:
     """``[B, C, T, H, W]`` -> ``[B, C]``: the mean of the stride-1 average-pooling windows of
     ``size`` (clipped to the map), PySlowFast's / PyTorchVideo's head pool without the classifier.
 
     Averaging the window means before a linear classifier equals the fully convolutional test
     head (project every window, then average) of both references, without PySlowFast's softmax.
+    ``size`` None: a global average (MMAction2's ``AdaptiveAvgPool3d`` heads).
     """
-    kernel = tuple(min(k, d) for k, d in zip(size, features.shape[2:]))
-    return F.avg_pool3d(features, kernel, stride=1).mean((2, 3, 4))
+    if size is None:
+        return features.mean((2, 3, 4))
+    return F.avg_pool3d(features, _window(size, features), stride=1).mean((2, 3, 4))
 
 
 def init_classifier(fc: nn.Linear) -> None:
@@ -331,11 +357,48 @@ def _strip_prefixes(state_dict: Dict[str, torch.Tensor], prefixes: Iterable[str]
     return out
 
 
+_MMA_BLOCK = {"conv1.conv": "conv_a", "conv1.bn": "bn_a", "conv2.conv": "conv_b", "conv2.bn": "bn_b",
+              "conv3.conv": "conv_c", "conv3.bn": "bn_c", "downsample.conv": "shortcut.conv",
+              "downsample.bn": "shortcut.bn"}
+_MMA_KEY = re.compile(r"^layer(\d)\.(\d+)\.(conv\d\.conv|conv\d\.bn|downsample\.conv|downsample\.bn)\.(.+)$")
+
+
+def map_mmaction2(state_dict: Dict[str, torch.Tensor], pathways: Dict[str, str]) -> Dict[str, torch.Tensor]:
+    """MMAction2 ``ResNet3d`` / ``ResNet3dSlowFast`` keys (``backbone.conv1.conv``,
+    ``backbone.layer1.0.conv1.bn``, ``backbone.slow_path.layer1_lateral.conv``,
+    ``cls_head.fc_cls``) -> ours; ``pathways`` maps MMAction2 prefixes to our pathways, e.g.
+    ``{"backbone.slow_path": "slow", "backbone.fast_path": "fast"}``."""
+    out = {}
+    for k, v in state_dict.items():
+        new = "fc." + k[len("cls_head.fc_cls."):] if k.startswith("cls_head.fc_cls.") else k
+        for prefix, ours in pathways.items():
+            if not k.startswith(prefix + "."):
+                continue
+            rest = k[len(prefix) + 1:]
+            if rest.startswith("conv1.conv.") or rest.startswith("conv1.bn."):
+                new = f"{ours}.stem.{rest[len('conv1.'):]}"
+            elif rest.startswith("conv1_lateral.conv."):
+                new = f"laterals.0.conv.{rest[len('conv1_lateral.conv.'):]}"
+            elif re.match(r"layer\d_lateral\.conv\.", rest):
+                new = f"laterals.{rest[5]}.conv.{rest[len('layer1_lateral.conv.'):]}"
+            elif _MMA_KEY.match(rest):
+                stage, block, part, param = _MMA_KEY.match(rest).groups()
+                new = f"{ours}.res{int(stage) + 1}.{block}.{_MMA_BLOCK[part]}.{param}"
+            break
+        out[new] = v
+    return out
+
+
+def is_mmaction2(state_dict: Dict[str, torch.Tensor]) -> bool:
+    return "cls_head.fc_cls.weight" in state_dict and any(k.startswith("backbone.") for k in state_dict)
+
+
 def map_checkpoint(checkpoint, model: nn.Module, *, ptv_layout: PTVLayout = PTV_SLOWFAST,
                    family: str = "a SlowFast") -> Dict[str, torch.Tensor]:
-    """Map a PySlowFast (``.pyth`` or Caffe2 ``blobs``), PyTorchVideo or zoo checkpoint of a
-    network built from `Pathway` (``model``'s keys) to our keys; ``ptv_layout`` is where
-    PyTorchVideo's builder puts the stages. Unknown keys pass through for the loader to report."""
+    """Map a PySlowFast (``.pyth`` or Caffe2 ``blobs``), PyTorchVideo, MMAction2 (`map_mmaction2`;
+    the caller checks the architecture options) or zoo checkpoint of a network built from
+    `Pathway` (``model``'s keys) to our keys; ``ptv_layout`` is where PyTorchVideo's builder puts
+    the stages. Unknown keys pass through for the loader to report."""
     own = model.state_dict()
     table = _pysf_to_zoo_table(model)
     blobs = caffe2_blobs(checkpoint)
@@ -345,6 +408,10 @@ def map_checkpoint(checkpoint, model: nn.Module, *, ptv_layout: PTVLayout = PTV_
         state_dict = unwrap_state_dict(checkpoint, strip_prefixes=(), family=family)
         if set(state_dict) <= set(own):
             return state_dict  # already zoo layout
+        if is_mmaction2(state_dict):
+            paths = {"backbone.slow_path": "slow", "backbone.fast_path": "fast"} if hasattr(model, "slow") \
+                else {"backbone": "backbone"}
+            return map_mmaction2(state_dict, paths)
         pysf = _strip_prefixes(state_dict, ("module.", "model."))
         if any(k.startswith("blocks.") for k in pysf):
             ptv_to_pysf = {_pysf_to_ptv(p, ptv_layout): p for p in table}

@@ -85,17 +85,27 @@ class BasicBlock(nn.Module):
 
 
 class R2Plus1dStem(nn.Sequential):
-    """1x7x7 conv (stride 1,2,2) to 45 channels -> BN -> ReLU -> 3x1x1 conv to 64 -> BN -> ReLU."""
+    """1x7x7 conv (stride 1,2,2) to ``mid`` channels -> BN -> ReLU -> 3x1x1 conv to 64 -> BN -> ReLU
+    [-> max-pool 1x3x3 stride 1,2,2].
 
-    def __init__(self, in_chans: int = 3, bn_eps: float = 1e-5):
-        super().__init__(
-            nn.Conv3d(in_chans, 45, (1, 7, 7), (1, 2, 2), (0, 3, 3), bias=False),
-            nn.BatchNorm3d(45, eps=bn_eps),
+    ``mid``: 45 (torchvision, VMZ); 0: the (2+1)D rule for a 3x7x7 conv (83 from RGB, MMAction2).
+    ``mid_bn_eps``: epsilon of the first BN (default ``bn_eps``); ``pool``: MMAction2's max-pool.
+    """
+
+    def __init__(self, in_chans: int = 3, bn_eps: float = 1e-5, mid: int = 45, mid_bn_eps: Optional[float] = None,
+                 pool: bool = False):
+        mid = mid or midplanes_2plus1d(in_chans, 64, 3, 7)
+        layers = [
+            nn.Conv3d(in_chans, mid, (1, 7, 7), (1, 2, 2), (0, 3, 3), bias=False),
+            nn.BatchNorm3d(mid, eps=bn_eps if mid_bn_eps is None else mid_bn_eps),
             nn.ReLU(inplace=True),
-            nn.Conv3d(45, 64, (3, 1, 1), 1, (1, 0, 0), bias=False),
+            nn.Conv3d(mid, 64, (3, 1, 1), 1, (1, 0, 0), bias=False),
             nn.BatchNorm3d(64, eps=bn_eps),
             nn.ReLU(inplace=True),
-        )
+        ]
+        if pool:
+            layers.append(nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1)))
+        super().__init__(*layers)
 
 
 def check_video_input(x: torch.Tensor, in_chans: int, model: str) -> None:

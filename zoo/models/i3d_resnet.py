@@ -23,16 +23,17 @@ logits: PySlowFast's head applies a softmax at test time, PyTorchVideo's hub mod
 """
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, Tuple
 
 import torch
 import torch.nn as nn
 
-from ._builder import check_input
-from ._info import KINETICS_MEAN, KINETICS_STD, BenchPreset, ModelInfo, Result, Weights
+from ._builder import check_input, unwrap_state_dict
+from ._info import IMAGENET_MEAN, IMAGENET_STD, KINETICS_MEAN, KINETICS_STD, BenchPreset, ModelInfo, Result, Weights
 from ._registry import create_model, register_model
 from ._video_resnet import VideoClassifier
-from ._resnet3d import PTV_RESNET_POOL1, STAGE_DEPTHS, Pathway, init_weights, map_checkpoint, pool_windows
+from ._resnet3d import (PTV_RESNET_POOL1, STAGE_DEPTHS, Pathway, init_weights, is_mmaction2, map_checkpoint,
+                        pool_windows, window_softmax)
 
 __all__ = ["I3DResNet", "I3D_TEMPORAL_KERNELS", "TEMPORAL_POOL", "PTV_LAYOUT", "checkpoint_filter_fn"]
 
@@ -44,6 +45,7 @@ TEMPORAL_POOL = 2
 # PyTorchVideo create_resnet(stage1_pool=...): stem blocks.0, res2 blocks.1, pool blocks.2, res3..res5
 # blocks.3..5, head blocks.6
 PTV_LAYOUT = PTV_RESNET_POOL1
+_PYSLOWFAST_TEST = {"window_softmax": True}  # PySlowFast's test head, behind both zoos' numbers
 
 
 class I3DResNet(VideoClassifier):
@@ -56,12 +58,18 @@ class I3DResNet(VideoClassifier):
             pooling window ``[T/2, crop/32, crop/32]``, stride 1 (PySlowFast ``ResNetBasicHead``;
             PyTorchVideo's ``head_pool_kernel_size=(4, 7, 7)`` for 8 frames at 224). Windows
             larger than the feature map are clipped to it, so smaller inputs pool globally.
-        train_crop_size: the training crop size (224).
+        train_crop_size: the training crop size (224); 0: the head pools the whole map
+            (MMAction2's ``I3DHead``).
         dropout: dropout before the classifier.
+        window_softmax: in eval mode, PySlowFast's test head (a softmax per pooling window,
+            averaged; log-probabilities out) instead of logits, as its published numbers.
+        stem_strides: temporal strides of the stem conv and its max-pool: (1, 1) in PySlowFast
+            and PyTorchVideo, (2, 2) in MMAction2 (``conv1_stride_t``, ``pool1_stride_t``).
     """
 
-    def __init__(self, num_classes: int = 400, depth: int = 50, num_frames: int = 8, train_crop_size: int = 224,
-                 dropout: float = 0.5):
+    def __init__(self, num_classes: int = 400, depth: int = 50, num_frames: int = 8,
+                 train_crop_size: int = 224, dropout: float = 0.5, window_softmax: bool = False,
+                 stem_strides: Tuple[int, int] = (1, 1)):
         super().__init__()
         if depth not in STAGE_DEPTHS:
             raise ValueError(f"depth must be one of {sorted(STAGE_DEPTHS)}, got {depth}")
@@ -69,10 +77,12 @@ class I3DResNet(VideoClassifier):
             raise ValueError(f"num_frames must be a positive multiple of {TEMPORAL_POOL} (the temporal pool after "
                              f"res2), got {num_frames}")
         self.num_classes = num_classes
-        self.backbone = Pathway(64, STAGE_DEPTHS[depth], I3D_TEMPORAL_KERNELS, temporal_pool=TEMPORAL_POOL)
+        self.backbone = Pathway(64, STAGE_DEPTHS[depth], I3D_TEMPORAL_KERNELS, temporal_pool=TEMPORAL_POOL,
+                                stem_strides=tuple(stem_strides))
         self.num_features = self.backbone.num_features
-        s = train_crop_size // 32
-        self.pool_size = (num_frames // TEMPORAL_POOL, s, s)
+        s = train_crop_size // 32 if train_crop_size else None
+        self.pool_size = None if s is None else (num_frames // TEMPORAL_POOL, s, s)
+        self.window_softmax = window_softmax
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(self.num_features, num_classes)
         init_weights(self, self.fc)
@@ -84,7 +94,10 @@ class I3DResNet(VideoClassifier):
         return self.backbone(x)
 
     def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """`pool_windows` of ``pool_size``, then dropout and ``fc``."""
+        """`pool_windows` of ``pool_size``, then dropout and ``fc`` (or, with ``window_softmax``
+        in eval mode, PySlowFast's per-window softmax head)."""
+        if self.window_softmax and not self.training and not pre_logits:
+            return window_softmax([features], [self.pool_size], self.fc)
         x = pool_windows(features, self.pool_size)
         if pre_logits:
             return x
@@ -98,9 +111,22 @@ def checkpoint_filter_fn(checkpoint, model: I3DResNet) -> Dict[str, torch.Tensor
     Accepts the raw object `read_checkpoint` returned: PyTorchVideo ``.pyth`` (``model_state``,
     keys ``blocks.0.conv.weight``..., optionally ``model.``-prefixed as in PySlowFast's copies),
     PySlowFast ``.pyth`` (``model_state``, keys ``s1.pathway0_stem.conv.weight``...), Caffe2
-    ``.pkl`` (``{"blobs": {name: ndarray}}``) or a bare state dict.
+    ``.pkl`` (``{"blobs": {name: ndarray}}``), MMAction2 ``.pth`` (``backbone.conv1.conv``,
+    ``cls_head.fc_cls``; needs the model built with `MMACTION2_OPTIONS`) or a bare state dict.
     """
+    raw = unwrap_state_dict(checkpoint, strip_prefixes=(), family="an I3D ResNet") \
+        if isinstance(checkpoint, dict) and "blobs" not in checkpoint else None
+    if raw is not None and is_mmaction2(raw):
+        have = {"stem_strides": model.backbone.stem.conv.stride[0], "train_crop_size": model.pool_size}
+        if have != {"stem_strides": 2, "train_crop_size": None}:
+            raise ValueError("an MMAction2 I3D checkpoint needs the model built with stem_strides=(2, 2) and "
+                             "train_crop_size=0 (its stem and pool1 stride 2 in time, a global head pool), "
+                             "or weights='kinetics400_mmaction2'")
     return map_checkpoint(checkpoint, model, ptv_layout=PTV_LAYOUT, family="an I3D ResNet")
+
+
+# MMAction2's I3D: stem conv and pool1 temporal stride 2 (conv1_stride_t, pool1_stride_t), global head pool
+MMACTION2_OPTIONS = {"stem_strides": [2, 2], "train_crop_size": 0}
 
 
 # -- registered variants -------------------------------------------------------------------
@@ -108,6 +134,9 @@ _PAPER = "Wang et al., Non-local Neural Networks, CVPR 2018 (its I3D ResNet-50 b
 _VIEWS = "10 clips x 3 crops, 256 px (short side 256, 256x256 crops)"
 _PTV_ZOO = "facebookresearch/SlowFast projects/pytorchvideo/README.md (PyTorchVideo model zoo)"
 _PYSF_ZOO = "facebookresearch/SlowFast MODEL_ZOO.md (Caffe2 weights)"
+_MMA_CONFIG = "i3d_imagenet-pretrained-r50_8xb8-32x2x1-100e_kinetics400-rgb"
+_MMA_FILE = (f"https://download.openmmlab.com/mmaction/v1.0/recognition/i3d/{_MMA_CONFIG}/"
+             f"{_MMA_CONFIG}_20220812-e213c223.pth")
 
 
 @register_model(ModelInfo(
@@ -121,10 +150,18 @@ _PYSF_ZOO = "facebookresearch/SlowFast MODEL_ZOO.md (Caffe2 weights)"
           "i3d_r50 at 256x256 (28.54 at 224x224; the PyTorchVideo zoo quotes 37.53)."),
     weights=(Weights("kinetics400", 400, "kinetics400",
                      ("https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics/I3D_8x8_R50.pyth",),
-                     (Result("kinetics400", 73.27, 90.70, _VIEWS, _PTV_ZOO),), "facebookresearch/pytorchvideo"),
+                     (Result("kinetics400", 73.27, 90.70, _VIEWS, _PTV_ZOO),), "facebookresearch/pytorchvideo",
+                     eval_args=_PYSLOWFAST_TEST),
              Weights("kinetics400_pyslowfast", 400, "kinetics400",
                      ("https://dl.fbaipublicfiles.com/pyslowfast/model_zoo/kinetics400/I3D_8x8_R50.pkl",),
-                     (Result("kinetics400", 73.5, 90.8, _VIEWS, _PYSF_ZOO),), "facebookresearch/SlowFast (PySlowFast)")),
+                     (Result("kinetics400", 73.5, 90.8, _VIEWS, _PYSF_ZOO),), "facebookresearch/SlowFast (PySlowFast)",
+                     eval_args=_PYSLOWFAST_TEST),
+             Weights("kinetics400_mmaction2", 400, "kinetics400", (_MMA_FILE,),
+                     (Result("kinetics400", 73.47, 91.27, "32 frames at stride 2, 10 clips x 3 crops, 256 px",
+                             "open-mmlab/mmaction2 configs/recognition/i3d/metafile.yml"),), "open-mmlab/mmaction2",
+                     "config i3d_imagenet-pretrained-r50_8xb8-32x2x1-100e_kinetics400-rgb",
+                     model_args=MMACTION2_OPTIONS,
+                     input_args={"num_frames": 32, "sampling_rate": 2, "mean": IMAGENET_MEAN, "std": IMAGENET_STD})),
     # 4 frames: at sampling rate 8 they span the 32 frames of a SynthMotion clip (frames_arg sets num_frames)
     bench=BenchPreset(frames=4, model_args=dict(depth=26, train_crop_size=32)),
     filter_fn=checkpoint_filter_fn)

@@ -227,13 +227,19 @@ class PANNet(TSM):
 class PANEnsemble(nn.Module):
     """Separately trained PAN networks whose logits are averaged (the official ``test_models.py``
     fusion with the default coefficients): PAN Full = ``('rgb', 'pa')``, PAN En =
-    ``('lite', 'rgb', 'pa')``. Each network is an attribute ``<modality>_net`` and sees the same
-    ``[B, 3, T*m, H, W]`` clip; `forward_streams` returns each one's logits.
+    ``('lite', 'rgb', 'pa')``. Each network is an attribute ``<modality>_net``;
+    `forward_streams` returns each one's logits.
+
+    Input ``[B, 3, T*(m+1), H, W]`` with ``centre_frame`` (the default): each segment's ``m``
+    consecutive frames (the PA and Lite networks') followed by the frame the official RGB loader
+    picks in that segment (``new_length=1``: up to 3 frames from the PA segment's first), which
+    the RGB network sees. ``centre_frame=False``: ``[B, 3, T*m, H, W]``, the RGB network takes
+    each segment's first frame (not the official protocol).
     """
 
     def __init__(self, num_classes: int = 174, num_segments: int = 8, frames_per_segment: int = 4,
                  backbone: str = "resnet50", streams: Sequence[str] = ("rgb", "pa"), dropout: float = 0.5,
-                 shift_div: int = 8):
+                 shift_div: int = 8, centre_frame: bool = True):
         super().__init__()
         streams = tuple(streams)
         if not streams or len(set(streams)) != len(streams) or not set(streams) <= set(MODALITIES):
@@ -245,7 +251,12 @@ class PANEnsemble(nn.Module):
         self.num_classes = num_classes
         self.num_segments = num_segments
         self.frames_per_segment = frames_per_segment
+        self.centre_frame = centre_frame
         self.num_features = sum(n.num_features for n in self.nets.values())
+
+    @property
+    def num_frames(self) -> int:
+        return self.num_segments * (self.frames_per_segment + int(self.centre_frame))
 
     @property
     def nets(self) -> Dict[str, PANNet]:
@@ -260,10 +271,17 @@ class PANEnsemble(nn.Module):
             n.reset_classifier(num_classes)
 
     def forward_features(self, x: torch.Tensor) -> List[torch.Tensor]:
-        """``[B, 3, T*m, H, W]`` -> one ``[B, T, D]`` feature tensor per stream."""
-        check_input(x, num_frames=self.num_segments * self.frames_per_segment,
-                    model=f"PAN ensemble {'+'.join(self.streams)}")
-        return [n.forward_features(x) for n in self.nets.values()]
+        """``[B, 3, T*(m+1), H, W]`` (``[B, 3, T*m, H, W]`` without ``centre_frame``) -> one
+        ``[B, T, D]`` feature tensor per stream."""
+        check_input(x, num_frames=self.num_frames, model=f"PAN ensemble {'+'.join(self.streams)}")
+        if not self.centre_frame:
+            return [n.forward_features(x) for n in self.nets.values()]
+        b, c, _, h, w = x.shape
+        segments = x.reshape(b, c, self.num_segments, self.frames_per_segment + 1, h, w)
+        consecutive = segments[:, :, :, :-1].reshape(b, c, -1, h, w)
+        centres = segments[:, :, :, -1]  # [B, 3, T, H, W]
+        return [n.forward_frames(n.frames_to_batch(centres)) if s == "rgb" else n.forward_features(consecutive)
+                for s, n in self.nets.items()]
 
     def forward_head(self, features: Sequence[torch.Tensor], pre_logits: bool = False) -> torch.Tensor:
         """Mean of the streams' logits, or (``pre_logits``) their concatenated VAP embeddings."""
@@ -385,6 +403,11 @@ def _info(name: str, **kw) -> ModelInfo:
 
 
 _BENCH = BenchPreset(frames=32, model_args={"backbone": "resnet18"})  # 8 segments x 4 frames
+# ensembles: 8 segments x (4 consecutive frames + the RGB stream's centre frame)
+_ENSEMBLE = dict(num_frames=40, centre_frame=True)
+# the bench networks of the ensembles keep the 32-frame input (each segment's first frame to the RGB
+# stream) they were measured with: the from-scratch SynthMotion comparison needs no release protocol
+_ENSEMBLE_BENCH = BenchPreset(frames=32, model_args={"backbone": "resnet18", "centre_frame": False})
 _LITE, _RGB, _PA = ("Lite", 80), ("RGB", 50), ("PA", 80)
 
 
@@ -402,17 +425,18 @@ def pan_lite_r50(**kwargs) -> PANNet:
 
 
 @register_model(_info(
-    "pan_full_r50", ref_gflops=67.64, ref_params_m=47.731,
+    "pan_full_r50", **_ENSEMBLE, ref_gflops=67.64, ref_params_m=47.731,
     notes="Logit average of a separately trained RGB and PA-only network. Weights: [RGB, PA] files in that order."),
-    weights=_weights((50.5, 79.2), (63.8, 88.6), _CENTRE, (_RGB, _PA)), bench=_BENCH, filter_fn=checkpoint_filter_fn)
+    weights=_weights((50.5, 79.2), (63.8, 88.6), _CENTRE, (_RGB, _PA)), bench=_ENSEMBLE_BENCH,
+    filter_fn=checkpoint_filter_fn)
 def pan_full_r50(**kwargs) -> PANEnsemble:
     """PAN Full: RGB and PA TSM-ResNet-50 + VAP networks, logits averaged."""
     return create_model(PANEnsemble, dict(backbone="resnet50", streams=("rgb", "pa")), kwargs)
 
 
 @register_model(_info(
-    "pan_en_r50", ref_gflops=103.35, ref_params_m=71.607, notes=_EN_NOTES.format("46.6 + 88.4 GFLOPs")),
-    weights=_weights((53.4, 81.1), (66.2, 90.1), _FULL_RES, (_LITE, _RGB, _PA)), bench=_BENCH,
+    "pan_en_r50", **_ENSEMBLE, ref_gflops=103.35, ref_params_m=71.607, notes=_EN_NOTES.format("46.6 + 88.4 GFLOPs")),
+    weights=_weights((53.4, 81.1), (66.2, 90.1), _FULL_RES, (_LITE, _RGB, _PA)), bench=_ENSEMBLE_BENCH,
     filter_fn=checkpoint_filter_fn)
 def pan_en_r50(**kwargs) -> PANEnsemble:
     """PAN En: PAN Lite + PAN Full (RGB, PA) ResNet-50 networks, logits averaged."""
@@ -433,20 +457,20 @@ def pan_lite_r101(**kwargs) -> PANNet:
 
 
 @register_model(_info(
-    "pan_full_r101", ref_gflops=127.20, ref_params_m=85.715,
+    "pan_full_r101", **_ENSEMBLE, ref_gflops=127.20, ref_params_m=85.715,
     notes="RGB + PA networks, logits averaged; weights: [RGB, PA] files in that order. " + _R101_NOTES),
-    bench=_BENCH, filter_fn=checkpoint_filter_fn)
+    bench=_ENSEMBLE_BENCH, filter_fn=checkpoint_filter_fn)
 def pan_full_r101(**kwargs) -> PANEnsemble:
     """PAN Full: RGB and PA TSM-ResNet-101 + VAP networks, logits averaged."""
     return create_model(PANEnsemble, dict(backbone="resnet101", streams=("rgb", "pa")), kwargs)
 
 
 @register_model(_info(
-    "pan_en_r101", ref_gflops=192.69, ref_params_m=128.583,
+    "pan_en_r101", **_ENSEMBLE, ref_gflops=192.69, ref_params_m=128.583,
     notes=_EN_NOTES.format("85.6 + 166.1 GFLOPs") + " The README names no R101 files; only every other "
     "block is shifted (TSM rule for R101)."),
     weights=_weights((55.3, 82.8), (66.5, 90.6), _FULL_RES, notes="the README names no R101 files", depth=101),
-    bench=_BENCH,
+    bench=_ENSEMBLE_BENCH,
     filter_fn=checkpoint_filter_fn)
 def pan_en_r101(**kwargs) -> PANEnsemble:
     """PAN En with ResNet-101 networks (Lite + RGB + PA), logits averaged."""

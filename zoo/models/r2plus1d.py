@@ -24,19 +24,41 @@ its unpickled ``blobs`` dict).
 """
 from __future__ import annotations
 
+import functools
 import re
 from typing import Dict, Sequence
 
 import torch
+import torch.nn as nn
 
 from ._builder import unwrap_state_dict
 from ._caffe2 import blobs_to_tensors, caffe2_blobs
-from ._info import BenchPreset, ModelInfo, Result, Weights
+from ._info import IMAGENET_MEAN, IMAGENET_STD, BenchPreset, ModelInfo, Result, Weights
 from ._registry import create_model, register_model
 from ._video_resnet import (MID_CHANNEL_RULES, BasicBlock, Conv2Plus1D, R2Plus1dStem, VideoResNet,
-                            midplanes_2plus1d)
+                            init_video_weights, midplanes_2plus1d)
 
-__all__ = ["R2Plus1D", "checkpoint_filter_fn", "caffe2_blob_names"]
+__all__ = ["R2Plus1D", "checkpoint_filter_fn", "caffe2_blob_names", "DESIGNS", "MMACTION2_OPTIONS"]
+
+DESIGNS = ("torchvision", "mmaction2")
+
+
+class MidEpsConv2Plus1D(Conv2Plus1D):
+    """`Conv2Plus1D` whose inner BN keeps PyTorch's epsilon (1e-5) whatever the block's: in
+    MMAction2 ``Conv2plus1d`` builds its ``bn_s`` from its own default, not the model's 1e-3."""
+
+    def __init__(self, in_planes: int, out_planes: int, midplanes=None, stride: int = 1, padding: int = 1,
+                 bn_eps: float = 1e-5):
+        super().__init__(in_planes, out_planes, midplanes, stride, padding, bn_eps=1e-5)
+
+
+def factorised_shortcut(conv: nn.Conv3d) -> nn.Sequential:
+    """A 1x1x1 projection as MMAction2 builds it from ``Conv2plus1d``: 1x1x1 conv (spatial stride)
+    -> BN -> ReLU -> 1x1x1 conv (temporal stride), mid = floor(3 N_in N_out / (N_in + 3 N_out))."""
+    n_in, n_out, s = conv.in_channels, conv.out_channels, conv.stride
+    mid = midplanes_2plus1d(n_in, n_out, 3, 1)
+    return nn.Sequential(nn.Conv3d(n_in, mid, 1, (1, s[1], s[2]), bias=False), nn.BatchNorm3d(mid),
+                         nn.ReLU(inplace=True), nn.Conv3d(mid, n_out, 1, (s[0], 1, 1), bias=False))
 
 
 class R2Plus1D(VideoResNet):
@@ -50,14 +72,29 @@ class R2Plus1D(VideoResNet):
         dropout: dropout before ``fc`` (0 in torchvision and VMZ).
         zero_init_residual: zero the last BN of each block at init.
         in_chans: input channels.
+        design: ``"torchvision"`` (also VMZ's port) or ``"mmaction2"``: MMAction2's
+            ``ResNet2Plus1d``, whose stem is a (2+1)D conv by the mid-channel rule (83 mid
+            channels) followed by a max-pool, whose projections are (2+1)D 1x1x1 convs with a BN
+            and ReLU inside, and whose inner BNs keep epsilon 1e-5.
     """
 
     def __init__(self, num_classes: int = 400, layers: Sequence[int] = (2, 2, 2, 2),
                  mid_channels: str = "torchvision", bn_eps: float = 1e-5, dropout: float = 0.0,
-                 zero_init_residual: bool = False, in_chans: int = 3):
-        super().__init__(BasicBlock, [Conv2Plus1D] * 4, layers, R2Plus1dStem, num_classes=num_classes,
+                 zero_init_residual: bool = False, in_chans: int = 3, design: str = "torchvision"):
+        if design not in DESIGNS:
+            raise ValueError(f"design must be one of {DESIGNS}, got {design!r}")
+        mma = design == "mmaction2"
+        stem = functools.partial(R2Plus1dStem, mid=0, mid_bn_eps=1e-5, pool=True) if mma else R2Plus1dStem
+        maker = MidEpsConv2Plus1D if mma else Conv2Plus1D
+        super().__init__(BasicBlock, [maker] * 4, layers, stem, num_classes=num_classes,
                          mid_channels=mid_channels, bn_eps=bn_eps, dropout=dropout,
                          zero_init_residual=zero_init_residual, in_chans=in_chans)
+        self.design = design
+        if mma:
+            for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
+                if stage[0].downsample is not None:
+                    stage[0].downsample[0] = factorised_shortcut(stage[0].downsample[0])
+            init_video_weights(self, zero_init_residual)
 
 
 # -- official checkpoints ------------------------------------------------------------------
@@ -127,14 +164,41 @@ def _check_mid_rule(state_dict: Dict[str, torch.Tensor], model: R2Plus1D) -> Non
                          f"but the model uses {model.mid_channels!r} ({want}); build it with mid_channels={rule!r}")
 
 
+# MMAction2's ResNet2Plus1d (ConvModule(conv=Conv2plus1d(conv_s, bn_s, conv_t), bn)) -> ours
+_MMA_RENAMES = ((re.compile(r"^backbone\.conv1\.conv\.conv_s\."), "stem.0."),
+                (re.compile(r"^backbone\.conv1\.conv\.bn_s\."), "stem.1."),
+                (re.compile(r"^backbone\.conv1\.conv\.conv_t\."), "stem.3."),
+                (re.compile(r"^backbone\.conv1\.bn\."), "stem.4."),
+                (re.compile(r"^backbone\.(layer\d\.\d+\.(?:conv\d|downsample))\.conv\.conv_s\."), r"\1.0.0."),
+                (re.compile(r"^backbone\.(layer\d\.\d+\.(?:conv\d|downsample))\.conv\.bn_s\."), r"\1.0.1."),
+                (re.compile(r"^backbone\.(layer\d\.\d+\.(?:conv\d|downsample))\.conv\.conv_t\."), r"\1.0.3."),
+                (re.compile(r"^backbone\.(layer\d\.\d+\.(?:conv\d|downsample))\.bn\."), r"\1.1."),
+                (re.compile(r"^cls_head\.fc_cls\."), "fc."))
+MMACTION2_OPTIONS = {"design": "mmaction2", "mid_channels": "paper", "bn_eps": 1e-3}
+
+
+def _from_mmaction2(state_dict: Dict[str, torch.Tensor], model: R2Plus1D) -> Dict[str, torch.Tensor]:
+    if model.design != "mmaction2":
+        raise ValueError("an MMAction2 R(2+1)D checkpoint needs the model built with design='mmaction2' "
+                         "(or weights='kinetics400_mmaction2')")
+    out = {}
+    for k, v in state_dict.items():
+        for pattern, repl in _MMA_RENAMES:
+            k = pattern.sub(repl, k)
+        out[k] = v
+    return out
+
+
 def checkpoint_filter_fn(checkpoint, model: R2Plus1D) -> Dict[str, torch.Tensor]:
     """Map a torchvision / VMZ PyTorch state dict (bare, ``module.``-prefixed, or inside
-    ``state_dict``/``model_state``/``model``), or a VMZ Caffe2 blob dict (the ``.pkl``'s
-    ``blobs``), to our keys."""
+    ``state_dict``/``model_state``/``model``), a VMZ Caffe2 blob dict (the ``.pkl``'s ``blobs``)
+    or an MMAction2 ``ResNet2Plus1d`` checkpoint (``design='mmaction2'``) to our keys."""
     checkpoint = caffe2_blobs(checkpoint) or checkpoint
     checkpoint = unwrap_state_dict(checkpoint, family="an R(2+1)D")
     if "conv1_middle_w" in checkpoint:
         state_dict = _from_caffe2(checkpoint, model)
+    elif "cls_head.fc_cls.weight" in checkpoint:
+        state_dict = _from_mmaction2(checkpoint, model)
     else:
         state_dict = checkpoint
     _check_mid_rule(state_dict, model)
@@ -175,6 +239,18 @@ def r2plus1d_18(**kwargs) -> R2Plus1D:
 _IG65M = "https://github.com/moabitcoin/ig65m-pytorch/releases/download/v1.0.0/"
 _VMZ_ZOO = "VMZ c2/tutorials/model_zoo.md (IG-65M pre-trained, Kinetics fine-tuned)"
 _VMZ_PORT = "facebookresearch/VMZ (converted by moabitcoin/ig65m-pytorch)"
+_MMA_URL = "https://download.openmmlab.com/mmaction/v1.0/recognition/r2plus1d/"
+
+
+def _mmaction2(tag: str, config: str, stamp: str, top1: float, top5: float, *, frames: int, rate: int) -> Weights:
+    """An MMAction2 ``ResNet2Plus1d`` release: its design, ImageNet mean/std, 10 clips x 3 crops at 256."""
+    views = f"{frames} frames at stride {rate}, 10 clips x 3 crops, 256 px (short side 256)"
+    return Weights(tag, 400, "kinetics400", (f"{_MMA_URL}{config}/{config}_{stamp}.pth",),
+                   (Result("kinetics400", top1, top5, views, "open-mmlab/mmaction2 configs/recognition/r2plus1d/"
+                                                              "metafile.yml"),),
+                   "open-mmlab/mmaction2", f"config {config}; trained from scratch", model_args=MMACTION2_OPTIONS,
+                   input_args={"num_frames": frames, "sampling_rate": rate, "crop_size": 256, "resize_size": 256,
+                               "test_views": (10, 3), "mean": IMAGENET_MEAN, "std": IMAGENET_STD})
 
 
 @register_model(_info(
@@ -194,7 +270,11 @@ _VMZ_PORT = "facebookresearch/VMZ (converted by moabitcoin/ig65m-pytorch)"
                              "video-level, 10 uniform clips x 1 centre crop 112 (resize 128x171), 32 frames",
                              _VMZ_ZOO),),
                      _VMZ_PORT, "IG-65M pre-trained, Kinetics fine-tuned, 32-frame clips",
-                     input_args={"num_frames": 32})),
+                     input_args={"num_frames": 32}),
+             _mmaction2("kinetics400_mmaction2", "r2plus1d_r34_8xb8-8x8x1-180e_kinetics400-rgb", "20220812-47cfe041",
+                        69.76, 88.41, frames=8, rate=8),
+             _mmaction2("kinetics400_32f_mmaction2", "r2plus1d_r34_8xb8-32x2x1-180e_kinetics400-rgb",
+                        "20220812-4270588c", 75.46, 92.28, frames=32, rate=2)),
     bench=BenchPreset(frames=16, model_args={"layers": [2, 2, 2, 2]}),  # 18 layers, VMZ mid-channel rule, BN eps
     filter_fn=checkpoint_filter_fn)
 def r2plus1d_34(**kwargs) -> R2Plus1D:

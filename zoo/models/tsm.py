@@ -255,6 +255,18 @@ _TSM_RENAMES = (
 )
 
 
+# MMAction2's ResNet / ResNetTSM (ConvModule: conv + bn; TemporalShift wraps conv1.conv as .net) + TSN/TSM head
+_MMA_RENAMES = (
+    (re.compile(r"^backbone\.conv1\.conv\."), "backbone.conv1."),
+    (re.compile(r"^backbone\.conv1\.bn\."), "backbone.bn1."),
+    (re.compile(r"^(backbone\.layer\d\.\d+\.conv\d)\.conv\."), r"\1."),
+    (re.compile(r"^(backbone\.layer\d\.\d+)\.conv(\d)\.bn\."), r"\1.bn\2."),
+    (re.compile(r"^(backbone\.layer\d\.\d+\.downsample)\.conv\."), r"\1.0."),
+    (re.compile(r"^(backbone\.layer\d\.\d+\.downsample)\.bn\."), r"\1.1."),
+    (re.compile(r"^cls_head\.fc_cls\."), "fc."),
+)
+
+
 def map_shift_keys(state_dict: Dict[str, torch.Tensor], model_keys) -> Dict[str, torch.Tensor]:
     """Resolve official ``.net`` wrapper keys against the model's own keys.
 
@@ -288,11 +300,14 @@ def rename_official(state_dict: Dict[str, torch.Tensor], renames) -> Dict[str, t
 
 def checkpoint_filter_fn(checkpoint, model: TSM) -> Dict[str, torch.Tensor]:
     """Map an official TSM/TSN checkpoint (``{'state_dict': ...}``, ``module.`` prefix,
-    ``base_model.*``, ``.net`` shift wrappers, ``new_fc.*``) or a zoo one to our keys."""
+    ``base_model.*``, ``.net`` shift wrappers, ``new_fc.*``), an MMAction2 one (``backbone.conv1.conv``,
+    ``layerX.N.conv1.conv.net`` shift wrappers, ``cls_head.fc_cls``) or a zoo one to our keys."""
     state_dict = unwrap_state_dict(checkpoint, strip_prefixes=(), family="a TSM/TSN")
     own = model.state_dict()
     if set(state_dict) <= set(own):
         return state_dict  # already zoo layout
+    if "cls_head.fc_cls.weight" in state_dict:
+        return map_shift_keys(rename_official(state_dict, _MMA_RENAMES), own)
     return map_shift_keys(rename_official(state_dict, _TSM_RENAMES), own)
 
 
@@ -307,6 +322,15 @@ _TSM_REPO = "mit-han-lab/temporal-shift-module"
 _TSM_URL = "https://hanlab18.mit.edu/projects/tsm/models/"
 _SSV1, _SSV2, _K400 = "something-something-v1", "something-something-v2", "kinetics400"
 _BENCH = BenchPreset(frames=8, model_args={"backbone": "resnet18"})
+_MMA_URL = "https://download.openmmlab.com/mmaction/v1.0/recognition/"
+_MMA_ZOO = "open-mmlab/mmaction2 metafile.yml, "
+
+
+def _mmaction2(family: str, config: str, stamp: str, result: Result, tag: str = "kinetics400_mmaction2") -> Weights:
+    """An MMAction2 release (its keys are mapped by `checkpoint_filter_fn`; same network and mean/std)."""
+    return Weights(tag, 174 if "sthv2" in config else 400, result.dataset,
+                   (f"{_MMA_URL}{family}/{config}/{config}_{stamp}.pth",), (result,), "open-mmlab/mmaction2",
+                   f"config {config}")
 
 
 def _info(name: str, paper: str, **kw) -> ModelInfo:
@@ -328,7 +352,9 @@ def _create_tsm(variant_args, kwargs) -> TSM:
                      (Result(_K400, 68.8, None, "8 segments x 1 clip, 1 centre crop 224", _TSM_README),
                       Result(_K400, 69.9, None, "8 segments x 1 clip x 10 crops (oversample), 224", _TSM_README),
                       Result(_K400, 70.6, None, "8 frames x 10 dense clips x 3 crops, 256 (full res)", _TSM_README)),
-                     _TSM_REPO, "trained with 5 segments, tested with 8"),),
+                     _TSM_REPO, "trained with 5 segments, tested with 8"),
+             _mmaction2("tsn", "tsn_imagenet-pretrained-r50_8xb32-1x1x8-100e_kinetics400-rgb", "20220906-2692d16c",
+                        Result(_K400, 74.12, 91.34, "25 frames x 10 crops (224), scores averaged", _MMA_ZOO + "tsn"))),
     bench=_BENCH, filter_fn=checkpoint_filter_fn)
 def tsn_r50(**kwargs) -> TSM:
     """TSN baseline: ResNet-50 per frame, average consensus, no temporal modelling."""
@@ -365,7 +391,12 @@ def tsn_r50(**kwargs) -> TSM:
                      (_TSM_URL + "TSM_kinetics_RGB_resnet50_shift8_blockres_avg_segment8_e100_dense.pth",),
                      (Result(_K400, 74.1, None, "8 frames x 10 dense clips x 3 crops, 256 (full res)", _TSM_README),),
                      _TSM_REPO, "trained and tested with I3D dense sampling: 8 frames, one every 8",
-                     input_args={"sampling": "dense", "sampling_rate": 8, "test_views": (10, 3)})),
+                     input_args={"sampling": "dense", "sampling_rate": 8, "test_views": (10, 3)}),
+             _mmaction2("tsm", "tsm_imagenet-pretrained-r50_8xb16-1x1x8-50e_kinetics400-rgb", "20220831-64d69186",
+                        Result(_K400, 73.18, 90.56, "8 segments x 1 clip x 10 crops (224)", _MMA_ZOO + "tsm")),
+             _mmaction2("tsm", "tsm_imagenet-pretrained-r50_8xb16-1x1x8-50e_sthv2-rgb", "20230317-be0fc26e",
+                        Result(_SSV2, 62.72, 87.70, "8 segments x 2 clips x 3 crops, 256", _MMA_ZOO + "tsm"),
+                        tag="sthv2_mmaction2")),
     bench=_BENCH, filter_fn=checkpoint_filter_fn)
 def tsm_r50(**kwargs) -> TSM:
     """TSM ResNet-50, residual shift of 1/8 channels each way in every block."""
