@@ -24,6 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ._builder import check_input, unwrap_state_dict
+from ._export import register_export_form
 from ._info import IMAGENET_MEAN, IMAGENET_STD, BenchPreset, ModelInfo, Result, Weights
 from ._registry import create_model, register_model
 
@@ -86,6 +87,19 @@ def _temporal_shift_backward(ctx, grad):
 
 
 _temporal_shift_op.register_autograd(_temporal_shift_backward, setup_context=_temporal_shift_setup)
+
+
+def _shift_export_form(x: torch.Tensor, num_segments: int, fold_div: int) -> torch.Tensor:
+    """The shift as slices and concatenations (no in-place writes): what exported programs hold."""
+    nt, c, h, w = x.shape
+    x5 = x.reshape(-1, num_segments, c, h, w)
+    fold = c // fold_div
+    nxt = torch.cat([x5[:, 1:, :fold], torch.zeros_like(x5[:, :1, :fold])], 1)
+    prev = torch.cat([torch.zeros_like(x5[:, :1, fold:2 * fold]), x5[:, :-1, fold:2 * fold]], 1)
+    return torch.cat([nxt, prev, x5[:, :, 2 * fold:]], 2).reshape(nt, c, h, w)
+
+
+register_export_form(torch.ops.zoo.temporal_shift.default, _shift_export_form)
 
 
 class ShiftConv2d(nn.Conv2d):
