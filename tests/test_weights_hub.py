@@ -370,6 +370,9 @@ def test_another_num_classes_warns_and_keeps_the_rest(cache, server, tmp_path):
         model = build_pretrained(record, num_classes=5, progress=False)
     assert model.num_classes == 5 and model.categories == () and model.load_report.reinitialised
     assert not (cache / "mapped").exists()  # only a complete mapping is cached
+    other = build_pretrained(record, progress=False, num_segments=4)  # another architecture: not cached either
+    assert other.num_segments == 4 and not (cache / "mapped").exists()
+    assert len(other.categories) == 400
 
 
 def test_records_have_no_duplicate_names():

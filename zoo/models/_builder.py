@@ -368,7 +368,8 @@ def build_pretrained(record: Weights, *, num_classes: Optional[int] = None, prog
                      **overrides) -> nn.Module:
     """Build ``record``'s model with its released weights (downloaded, checked and cached by
     `zoo.models._hub`). The state dict mapped to zoo's layout is cached too, so later builds skip
-    reading the official file and the conversion."""
+    reading the official file and the conversion (cached for the release's own architecture:
+    without ``overrides``)."""
     from ._hub import fetch_files, mapped_path
 
     files = fetch_files(record, progress=progress)
@@ -385,7 +386,7 @@ def build_pretrained(record: Weights, *, num_classes: Optional[int] = None, prog
         checkpoint = read_weights(paths if len(paths) > 1 else paths[0])
     model = build_with_checkpoint(record.model, checkpoint, num_classes=num_classes,
                                   **{**record.model_args, **overrides})
-    if fresh and not model.load_report.reinitialised:
+    if fresh and not overrides and not model.load_report.reinitialised:  # the release's own network only
         _atomic_torch_save(model.state_dict(), mapped)
     if record.input_args:
         model.info = model.info.replace(**record.input_args)
