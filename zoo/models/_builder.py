@@ -124,6 +124,16 @@ def load_plain_data(data: bytes) -> Any:
     return torch.load(io.BytesIO(data), map_location="cpu", weights_only=False, pickle_module=_PlainDataPickle)
 
 
+def rename_keys(state_dict: Dict[str, Any], renames) -> Dict[str, Any]:
+    """Apply ``(compiled pattern, replacement)`` pairs in order to every key (official layouts)."""
+    out = {}
+    for k, v in state_dict.items():
+        for pattern, repl in renames:
+            k = pattern.sub(repl, k)
+        out[k] = v
+    return out
+
+
 CONTAINER_KEYS = ("state_dict", "model_state", "model")
 
 

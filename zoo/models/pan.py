@@ -31,10 +31,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._builder import check_input, unwrap_state_dict
+from ._builder import check_input, rename_keys, unwrap_state_dict
 from ._info import IMAGENET_MEAN, IMAGENET_STD, BenchPreset, ModelInfo, Result, Weights
 from ._registry import create_model, register_model
-from .tsm import TSM, map_shift_keys, rename_official
+from .tsm import TSM, map_shift_keys
 
 __all__ = ["PA", "VAP", "PANNet", "PANEnsemble", "widen_conv", "checkpoint_filter_fn", "MODALITIES"]
 
@@ -321,7 +321,7 @@ def _filter_one(checkpoint, net: PANNet, where: str, order: str) -> Dict[str, to
     state_dict = unwrap_state_dict(checkpoint, strip_prefixes=(), family="a PAN")
     own = net.state_dict()
     if not set(state_dict) <= set(own):
-        state_dict = map_shift_keys(rename_official(state_dict, _PAN_RENAMES), own)
+        state_dict = map_shift_keys(rename_keys(state_dict, _PAN_RENAMES), own)
     found = _modality_of(state_dict)
     if found is not None and found != net.modality:
         raise ValueError(f"{where} is a PAN {_OFFICIAL_NAME[found]} network but a PAN "

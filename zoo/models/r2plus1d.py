@@ -31,7 +31,7 @@ from typing import Dict, Sequence
 import torch
 import torch.nn as nn
 
-from ._builder import unwrap_state_dict
+from ._builder import rename_keys, unwrap_state_dict
 from ._caffe2 import blobs_to_tensors, caffe2_blobs
 from ._info import IMAGENET_MEAN, IMAGENET_STD, BenchPreset, ModelInfo, Result, Weights
 from ._registry import create_model, register_model
@@ -181,12 +181,7 @@ def _from_mmaction2(state_dict: Dict[str, torch.Tensor], model: R2Plus1D) -> Dic
     if model.design != "mmaction2":
         raise ValueError("an MMAction2 R(2+1)D checkpoint needs the model built with design='mmaction2' "
                          "(or weights='kinetics400_mmaction2')")
-    out = {}
-    for k, v in state_dict.items():
-        for pattern, repl in _MMA_RENAMES:
-            k = pattern.sub(repl, k)
-        out[k] = v
-    return out
+    return rename_keys(state_dict, _MMA_RENAMES)
 
 
 def checkpoint_filter_fn(checkpoint, model: R2Plus1D) -> Dict[str, torch.Tensor]:

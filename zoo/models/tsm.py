@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._builder import check_input, unwrap_state_dict
+from ._builder import check_input, rename_keys, unwrap_state_dict
 from ._export import register_export_form
 from ._info import IMAGENET_MEAN, IMAGENET_STD, BenchPreset, ModelInfo, Result, Weights
 from ._registry import create_model, register_model
@@ -303,15 +303,6 @@ def map_shift_keys(state_dict: Dict[str, torch.Tensor], model_keys) -> Dict[str,
     return out
 
 
-def rename_official(state_dict: Dict[str, torch.Tensor], renames) -> Dict[str, torch.Tensor]:
-    out = {}
-    for k, v in state_dict.items():
-        for pattern, repl in renames:
-            k = pattern.sub(repl, k)
-        out[k] = v
-    return out
-
-
 def checkpoint_filter_fn(checkpoint, model: TSM) -> Dict[str, torch.Tensor]:
     """Map an official TSM/TSN checkpoint (``{'state_dict': ...}``, ``module.`` prefix,
     ``base_model.*``, ``.net`` shift wrappers, ``new_fc.*``), an MMAction2 one (``backbone.conv1.conv``,
@@ -321,8 +312,8 @@ def checkpoint_filter_fn(checkpoint, model: TSM) -> Dict[str, torch.Tensor]:
     if set(state_dict) <= set(own):
         return state_dict  # already zoo layout
     if "cls_head.fc_cls.weight" in state_dict:
-        return map_shift_keys(rename_official(state_dict, _MMA_RENAMES), own)
-    return map_shift_keys(rename_official(state_dict, _TSM_RENAMES), own)
+        return map_shift_keys(rename_keys(state_dict, _MMA_RENAMES), own)
+    return map_shift_keys(rename_keys(state_dict, _TSM_RENAMES), own)
 
 
 # -- registered variants -------------------------------------------------------------------
