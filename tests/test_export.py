@@ -68,3 +68,22 @@ def test_pan_full_with_the_rgb_centre_frame_exports(tmp_path):
     meta = export_model(model, out, fmt="onnx", example=x)
     assert meta["sampling"]["centre_frame"] is True and meta["input_shape"][2] == 40
     assert verify_export(out, "onnx", model, x) <= 1e-4
+
+
+@pytest.mark.slow
+def test_cli_export_of_a_weights_tag_carries_its_names(tmp_path, monkeypatch, capsys):
+    """`--weights TAG`: the release (a fabricated file in its layout, from the mirror) with its class names."""
+    from test_tsm import official_layout
+
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "cache"))
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    record = zoo.weights_info("tsm_r50.kinetics400")
+    torch.save(official_layout(zoo.build("tsm_r50", num_classes=400)), mirror / record.file_names[0])
+    monkeypatch.setenv("ZOO_WEIGHTS_MIRROR", str(mirror))
+    out = str(tmp_path / "tsm.onnx")
+    assert main(["export", "tsm_r50", "--weights", "kinetics400", "--format", "onnx", "--out", out,
+                 "--size", "32"]) == 0
+    meta = json.load(open(out + ".json"))
+    assert meta["weights"] == "tsm_r50.kinetics400" and meta["categories"] == list(record.categories)
+    assert "(ok)" in capsys.readouterr().out

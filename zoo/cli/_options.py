@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Optional
 
 from . import UsageError
 
-__all__ = ["add_model_options", "resolve_model_options", "parse_kv", "data_error_types", "compile_mode",
+__all__ = ["add_model_options", "resolve_model_options", "take_release", "parse_kv", "data_error_types", "compile_mode",
            "COMPILE_MODES"]
 
 COMPILE_MODES = {"off": False, "on": True, "auto": "auto"}  # --compile -> zoo.optimize(compile=...)
@@ -112,15 +112,14 @@ def resolve_model_options(args) -> Dict[str, Any]:
                          "of a zoo checkpoint")
     info = model_info(opts["model"])  # an unknown name raises KeyError with close matches
     if opts["pretrained"]:
-        _take_release(opts, info)
+        take_release(opts, info)
     return opts
 
 
 def _take_identity(opts: Dict[str, Any]) -> None:
     """Fill model, options, clip length, size and class names from a zoo checkpoint's identity
     (explicit flags win)."""
-    from ..models import model_info
-    from ..models import peek_identity
+    from ..models import model_info, peek_identity
 
     identity = peek_identity(opts["weights"])
     if identity is None:
@@ -138,7 +137,7 @@ def _take_identity(opts: Dict[str, Any]) -> None:
     opts["classes"] = opts["classes"] or (list(identity.get("categories") or []) or None)
 
 
-def _take_release(opts: Dict[str, Any], info) -> None:
+def take_release(opts: Dict[str, Any], info) -> None:
     """Options, protocol and class names of the released weights ``--pretrained`` names."""
     from ..models import weights_info
 

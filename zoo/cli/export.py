@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 
 from . import UsageError
-from ._options import parse_kv
+from ._options import parse_kv, take_release
 
 __all__ = ["register", "export"]
 
@@ -17,18 +17,20 @@ def export(name: str, out: str, *, fmt: str, weights=None, frames=None, size=Non
 
     from ..engine.prepare import adjust_info, build_model
     from ..inference.export import export_model, verify_export
-    from ..models import get_entry, weights_info
+    from ..models import get_entry
 
     entry = get_entry(name)
-    args, protocol, tag = dict(model_args or {}), {}, None
+    opts = {"model_args": dict(model_args or {}), "frames": frames, "classes": None, "protocol": {},
+            "pretrained": None}
     if isinstance(weights, str) and weights in {w.tag for w in entry.weights}:
-        record = weights_info(f"{entry.info.name}.{weights}")
-        args, protocol, tag = {**record.model_args, **args}, dict(record.input_args), record.name
-        frames = frames or record.input_args.get("num_frames")
-    info, args = adjust_info(name, frames=frames, size=size, model_args=args, protocol=protocol)
-    model = build_model(name, info, weights=weights, model_args=args, pretrained=False)
-    if tag:
-        model.categories = weights_info(tag).categories
+        opts["pretrained"] = weights
+        take_release(opts, entry.info)  # the release's options, protocol, clip length, class names
+    info, args = adjust_info(name, frames=opts["frames"], size=size, model_args=opts["model_args"],
+                             protocol=opts["protocol"])
+    model = build_model(name, info, weights=weights, model_args=args)
+    tag = f"{entry.info.name}.{opts['pretrained']}" if opts["pretrained"] else None
+    if opts["classes"]:
+        model.categories = tuple(opts["classes"])
     dynamic = batch == "dynamic"
     example = torch.randn(2 if dynamic else int(batch), *info.input_shape, generator=torch.Generator().manual_seed(0))
     meta = export_model(model, out, fmt=fmt, example=example, dynamic_batch=dynamic,

@@ -59,7 +59,9 @@ def _record_path(dest: Path) -> Path:
 
 def _read_pin(dest: Path) -> Optional[str]:
     pin = _pin_path(dest)
-    return pin.read_text().strip() or None if pin.is_file() else None
+    if not pin.is_file():
+        return None
+    return pin.read_text().strip() or None
 
 
 def _write_text(path: Path, text: str) -> None:
