@@ -87,3 +87,24 @@ def test_cli_export_of_a_weights_tag_carries_its_names(tmp_path, monkeypatch, ca
     meta = json.load(open(out + ".json"))
     assert meta["weights"] == "tsm_r50.kinetics400" and meta["categories"] == list(record.categories)
     assert "(ok)" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_int8_onnx_export_calibrates_and_reports_agreement(tmp_path, capsys):
+    """onnxruntime static int8 (first increment of the int8 path): calibrated on the first videos,
+    agreement with eager fp32 measured on the next ones and recorded in the sidecar."""
+    from zoo.data import synth
+    from zoo.inference.export import run_exported
+
+    synth.generate(str(tmp_path / "d"), ["moving_right", "moving_left"], per_class=4, frames=8, size=32, seed=0)
+    out = str(tmp_path / "tsm8.onnx")
+    assert main(["export", "tsm_r50", "--format", "onnx", "--out", out, "--size", "32", "--model-arg",
+                 "backbone=resnet18", "--int8", "--calibrate", str(tmp_path / "d"), "--calib-videos", "1"]) == 0
+    assert "top-1 agreement with eager fp32 on 1 held-out video(s)" in capsys.readouterr().out
+    meta = json.load(open(out + ".json"))
+    q = meta["int8"]
+    assert q["calibration"]["videos"] == 1 and q["heldout_videos"] == 1 and 0 <= q["top1_agreement_with_fp32"] <= 1
+    assert run_exported(out, "onnx", torch.randn(1, 3, 8, 32, 32)).shape == (1, 174)
+    assert not [f for f in os.listdir(tmp_path) if f.startswith(".")]  # no temporary file left
+    assert main(["export", "tsm_r50", "--format", "pt2", "--out", out, "--int8", "--calibrate", "x"]) == 2
+    assert main(["export", "tsm_r50", "--format", "onnx", "--out", out, "--int8"]) == 2

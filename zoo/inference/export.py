@@ -18,7 +18,7 @@ from typing import Any, Dict, Optional, Sequence
 import torch
 import torch.nn as nn
 
-__all__ = ["FORMATS", "export_model", "verify_export", "sidecar", "run_exported"]
+__all__ = ["FORMATS", "export_model", "verify_export", "sidecar", "run_exported", "quantize_onnx", "top1_agreement"]
 
 FORMATS = ("onnx", "pt2")
 
@@ -82,6 +82,42 @@ def export_model(model: nn.Module, out: str, *, fmt: str, example: torch.Tensor,
         f.write("\n")
     os.replace(out + ".json.tmp", out + ".json")
     return meta
+
+
+def quantize_onnx(fp32: str, out: str, calibration: Sequence[torch.Tensor]) -> None:
+    """Post-training static int8 quantization of an exported ONNX file with onnxruntime (QDQ,
+    per-channel int8 weights, uint8 activations), calibrated on ``calibration`` clips (the
+    model's input shape each). Atomic: ``out`` appears complete or not at all."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Clips(CalibrationDataReader):
+        def __init__(self):
+            self.clips = iter(calibration)
+
+        def get_next(self):
+            clip = next(self.clips, None)
+            return None if clip is None else {"video": clip.numpy()}
+
+    directory = os.path.dirname(os.path.abspath(out))
+    pre = os.path.join(directory, f".{os.path.basename(out)}.{os.getpid()}.pre.onnx")
+    tmp = os.path.join(directory, f".{os.path.basename(out)}.{os.getpid()}.onnx")
+    try:
+        quant_pre_process(fp32, pre)
+        quantize_static(pre, tmp, Clips(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8)
+        os.replace(tmp, out)
+    finally:
+        for path in (pre, tmp):
+            if os.path.exists(path):
+                os.unlink(path)
+
+
+def top1_agreement(path: str, fmt: str, model: nn.Module, clips: Sequence[torch.Tensor]) -> float:
+    """Fraction of ``clips`` on which the exported file and eager ``model`` pick the same class."""
+    with torch.no_grad():
+        same = [int(run_exported(path, fmt, x).argmax(-1).eq(model.eval()(x).argmax(-1)).all()) for x in clips]
+    return sum(same) / max(1, len(same))
 
 
 def run_exported(path: str, fmt: str, x: torch.Tensor) -> torch.Tensor:
