@@ -46,10 +46,8 @@ def export(name: str, out: str, *, fmt: str, weights=None, frames=None, size=Non
 
 
 def _export_int8(model, out, example, dynamic, weights_name, data, calib_videos, split):
-    import json
-
     from ..data import build_dataset
-    from ..inference.export import export_model, quantize_onnx, top1_agreement
+    from ..inference.export import export_model, quantize_onnx, top1_agreement, write_sidecar
 
     dataset = build_dataset(data, model.info, split, train=False, views=(1, 1))
     n = min(calib_videos, len(dataset) // 2)
@@ -70,9 +68,7 @@ def _export_int8(model, out, example, dynamic, weights_name, data, calib_videos,
                     "calibration": {"data": str(data), "split": split, "videos": n},
                     "top1_agreement_with_fp32": top1_agreement(out, "onnx", model, heldout),
                     "heldout_videos": len(heldout)}
-    with open(out + ".json", "w") as f:
-        json.dump(meta, f, indent=1)
-        f.write("\n")
+    write_sidecar(out, meta)
     return meta, None
 
 

@@ -18,7 +18,8 @@ from typing import Any, Dict, Optional, Sequence
 import torch
 import torch.nn as nn
 
-__all__ = ["FORMATS", "export_model", "verify_export", "sidecar", "run_exported", "quantize_onnx", "top1_agreement"]
+__all__ = ["FORMATS", "export_model", "verify_export", "sidecar", "run_exported", "quantize_onnx", "top1_agreement",
+           "write_sidecar"]
 
 FORMATS = ("onnx", "pt2")
 
@@ -77,11 +78,17 @@ def export_model(model: nn.Module, out: str, *, fmt: str, example: torch.Tensor,
         if os.path.exists(tmp):
             os.unlink(tmp)
     meta = sidecar(model, example.shape, fmt=fmt, dynamic_batch=dynamic_batch, weights=weights)
-    with open(out + ".json.tmp", "w") as f:
+    write_sidecar(out, meta)
+    return meta
+
+
+def write_sidecar(out: str, meta: Dict[str, Any]) -> None:
+    """Write ``meta`` to ``out + '.json'`` atomically (temporary file, then rename)."""
+    tmp = f"{out}.json.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
         json.dump(meta, f, indent=1)
         f.write("\n")
-    os.replace(out + ".json.tmp", out + ".json")
-    return meta
+    os.replace(tmp, out + ".json")
 
 
 def quantize_onnx(fp32: str, out: str, calibration: Sequence[torch.Tensor]) -> None:
