@@ -6,7 +6,7 @@ import zoo
 from zoo.cli import main
 from zoo.benchmark.cards import PLOT_NAME, plot, render_all, render_card, render_index
 from zoo.benchmark.results import load_results
-from zoo.cli.cards import DEFAULT_RESULTS
+from zoo.cli.cards import DEFAULT_DEPLOY, DEFAULT_RESULTS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CARDS = os.path.join(ROOT, "model_cards")
@@ -70,7 +70,8 @@ def test_committed_cards_match_generator():
     """Every registered model has a card, and the committed cards equal what model_info and the
     committed results file (or its absence: 'not measured') produce now."""
     results = load_results(os.path.join(ROOT, DEFAULT_RESULTS))
-    for path, text in render_all(results, CARDS, DEFAULT_RESULTS).items():
+    deploy = load_results(os.path.join(ROOT, DEFAULT_DEPLOY))
+    for path, text in render_all(results, CARDS, DEFAULT_RESULTS, deploy).items():
         assert os.path.isfile(path), f"{os.path.relpath(path, ROOT)} is missing: run `zoo cards`"
         with open(path) as f:
             assert f.read() == text, f"{os.path.relpath(path, ROOT)} is stale: run `zoo cards`"
@@ -167,3 +168,23 @@ def test_cli_check_detects_tampering(tmp_path, capsys):
     assert main(["cards", "--results", str(res), "--out", str(out), "--check"]) == 1
     assert capsys.readouterr().out.splitlines()[0] == f"stale: {card}"
     assert main(["cards", "--results", str(tmp_path / "nope.json"), "--out", str(out)]) == 2
+
+
+def test_deploy_section_shows_every_path_and_the_int8_verdict():
+    """The deployment section and index column come from a benchmarks/deploy.py row."""
+    from zoo.benchmark.deploy import _row as deploy_row
+
+    ms = {"eager_fp32": 800.0, "fast_fp32": 400.0, "compiled_fp32": 320.0, "fast_bf16": 250.0, "compiled_bf16": 200.0,
+          "ort_fp32": 500.0, "ort_int8": 160.0, "pt2e_int8": 260.0}
+    agreement = {"run": "tsm_r50", "calibration_videos": 32, "onnxruntime": {"top1_agreement": 0.9934, "videos": 608},
+                 "pt2e": {"top1_agreement": 0.9967, "videos": 608}}
+    deploy = {"command": "benchmarks/deploy.py", "date": "2026-12-02", "machine": {"cpu": "X", "threads": 2},
+              "rows": [deploy_row("tsm_r50", {"ms": ms, "input_shape": [3, 8, 224, 224]}, agreement)]}
+    card = render_card("tsm_r50", None, None, deploy=deploy)
+    assert _row(card, "eager fp32 (as built)") == ["800.0", "1.00×"]
+    assert _row(card, 'onnxruntime int8 (`zoo export --int8`; `int8_backend="onnxruntime"`)') == ["160.0", "5.00×"]
+    assert "runs 1.25× as fast as bf16 (`compiled_bf16`)" in card and "99.34 % of 608" in card
+    assert "Targets ≥ 1.5× bf16 at 99 % agreement: not met." in card
+    assert "onnxruntime fp32 is slower than the fp32 fast path (`compiled_fp32`): 0.64× its speed." in card
+    assert "| 500 / 160 (onnxruntime) / 1.25× / 99.3 % |" in render_index(None, deploy=deploy)
+    assert "Not measured yet — run `python benchmarks/deploy.py`." in render_card("tsn_r50", None, None, deploy=deploy)

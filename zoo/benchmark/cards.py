@@ -1,8 +1,9 @@
 """Model cards: ``model_cards/<name>.md``, ``model_cards/README.md`` and the accuracy-vs-GFLOPs plot.
 
 Every number in a card is formatted here from `zoo.model_info(name)`, the model's `Weights`
-records (published results, release files) or the results file ``zoo compare`` writes (the CLI
-passes ``benchmarks/results/compare.json``); nothing is typed by hand. A model
+records (published results, release files), the results file ``zoo compare`` writes (the CLI
+passes ``benchmarks/results/compare.json``) or that of ``benchmarks/deploy.py``
+(``benchmarks/results/deploy.json``); nothing is typed by hand. A model
 missing from the results (or a missing file) gets a card that says "not measured yet".
 Statements about the measurements (order sensitivity, chance levels) are derived from the same
 numbers; the model paragraph is the family module's docstring (summary and citation).
@@ -247,6 +248,58 @@ def _latency_section(name, info, results, notes_dir) -> List[str]:
     return lines
 
 
+def _deploy_row(deploy: Optional[dict], name: str) -> Optional[dict]:
+    return next((r for r in (deploy or {}).get("rows", []) if r.get("model") == name), None)
+
+
+DEPLOY_PATHS = (("eager fp32 (as built)", "eager_fp32"), ("`zoo.optimize` fp32", "fast_fp32"),
+                ("`zoo.optimize` fp32, `compile=True`", "compiled_fp32"), ("`zoo.optimize` bf16", "fast_bf16"),
+                ("`zoo.optimize` bf16, `compile=True`", "compiled_bf16"),
+                ("onnxruntime fp32 (`zoo export --format onnx`)", "ort_fp32"),
+                ("onnxruntime int8 (`zoo export --int8`; `int8_backend=\"onnxruntime\"`)", "ort_int8"),
+                ("PT2E + inductor int8 (`int8_backend=\"pt2e\"`)", "pt2e_int8"))
+INT8_BACKEND = {"ort_int8": "onnxruntime", "pt2e_int8": "pt2e"}
+
+
+def _deploy_section(name, info, results, notes_dir, deploy=None) -> List[str]:
+    r = _deploy_row(deploy, name)
+    if not r:
+        return ["Not measured yet — run `python benchmarks/deploy.py`."]
+    ms = r["latency"]["ms"]
+    eager = ms.get("eager_fp32")
+    rows = [(label, _f(ms.get(k)), _f(ms.get(k) and eager / ms[k], ".2f", "×")) for label, k in DEPLOY_PATHS if k in ms]
+    best = r["best"]
+    lines = _table(("path", "ms per clip", "speed-up vs eager fp32"), rows) + [""]
+    ratio = f"int8 ({INT8_BACKEND[best['int8']]}, the faster backend) runs {r['int8_vs_bf16']:.2f}× as fast as bf16"
+    ratio += f" (`{best['bf16']}`)"
+    a = r.get("agreement")
+    if a:
+        per = ", ".join(f"{k} {100 * a[k]['top1_agreement']:.2f} %" for k in ("onnxruntime", "pt2e"))
+        videos = a[INT8_BACKEND[best["int8"]]]["videos"]
+        verdict = "met" if r["meets_targets"] else "not met"
+        lines.append(f"{ratio}; its top-1 agrees with fp32 on {100 * r['int8_agreement']:.2f} % of {videos} "
+                     f"SynthMotion videos (bench network `{a['run']}`, calibrated on {a['calibration_videos']} "
+                     f"train videos; per backend: {per}). Targets ≥ {TARGETS_TEXT}: {verdict}.")
+    else:
+        lines.append(f"{ratio}; its agreement with fp32 is pending (the bench network is not trained yet).")
+    faster = "faster" if r["ort_fp32_vs_fast_fp32"] > 1 else "slower"
+    lines.append(f"onnxruntime fp32 is {faster} than the fp32 fast path (`{best['fp32']}`): "
+                 f"{r['ort_fp32_vs_fast_fp32']:.2f}× its speed.")
+    m = deploy.get("machine", {})
+    lines.append(f"Batch 1 at {r['latency']['input_shape']}, random weights, all paths timed in the same interleaved "
+                 f"rounds by `{deploy.get('command')}` on {deploy.get('date')} ({m.get('cpu', DASH)}, "
+                 f"{m.get('threads', DASH)} threads; {_flags(m)}): ratios within this table hold, absolute times "
+                 f"differ from the latency section's machine.")
+    return lines
+
+
+def _flags(m: dict) -> str:
+    return ", ".join(k for k in ("amx_bf16", "avx512_bf16", "avx512_vnni") if m.get(k)) or "no bf16/VNNI extensions"
+
+
+TARGETS_TEXT = "1.5× bf16 at 99 % agreement"
+
+
 def _numerics(results: dict) -> dict:
     return results.get("settings", {}).get("numerics", {})
 
@@ -322,7 +375,7 @@ def _measurement_lines(results: Optional[dict]) -> List[str]:
     m, s = results.get("machine", {}), results.get("settings", {})
     data = dict(s.get("data", {}))
     classes, twins = data.pop("classes", None) or (), data.pop("twins", None) or ()
-    flags = ", ".join(k for k in ("amx_bf16", "avx512_bf16") if m.get(k)) or "no bf16 extensions"
+    flags = _flags(m)
     return [f"- Machine: {m.get('cpu', DASH)}, {m.get('threads', DASH)} threads of {m.get('logical_cpus', DASH)} "
             f"logical CPUs ({flags}); {m.get('platform', DASH)}; load average at start {m.get('loadavg_at_start')}.",
             f"- Versions: {_kv(results.get('versions'))}.",
@@ -346,25 +399,30 @@ CARD_SECTIONS: Sequence[tuple] = (
     ("Published accuracy", _published_section),
     ("SynthMotion accuracy (measured)", _synth_section),
     ("CPU latency (measured)", _latency_section),
+    ("Deployment: ONNX and int8 (measured)", _deploy_section),
     ("Official weights", _weights_section),
     ("Notes", _notes_section),
     ("How it was measured", _measurement_section),
 )
+
+READS_DEPLOY = {_deploy_section}  # sections that read benchmarks/deploy.py's results
 
 GENERATED = "<!-- generated by `zoo cards` from zoo.model_info and {results}; do not edit -->"
 SOURCE = "the zoo compare results"  # how a card names its results file when the caller does not
 
 
 def render_card(name: str, results: Optional[dict], notes_dir: Optional[str] = None, *,
-                source: str = SOURCE) -> str:
-    """The markdown card of ``name`` from its `ModelInfo` and ``results`` (the parsed ``zoo compare``
-    file named ``source``, or None); a hand-written ``notes_dir/<name>.md`` is appended under "Notes"."""
+                source: str = SOURCE, deploy: Optional[dict] = None) -> str:
+    """The markdown card of ``name`` from its `ModelInfo`, ``results`` (the parsed ``zoo compare``
+    file named ``source``, or None) and ``deploy`` (``benchmarks/deploy.py``'s results, or None);
+    a hand-written ``notes_dir/<name>.md`` is appended under "Notes"."""
     info = model_info(name)
     lines = [GENERATED.format(results=source), "", f"# {name}", "",
              f"Family `{info.family}` · `zoo.build(\"{name}\")` · {info.num_classes} classes ({info.dataset}) · "
              f"[all models](README.md)"]
     for title, section in CARD_SECTIONS:
-        body = section(name, info, results, notes_dir)
+        body = (section(name, info, results, notes_dir, deploy) if section in READS_DEPLOY
+                else section(name, info, results, notes_dir))
         if body:
             lines += ["", f"## {title}", "", *body]
     return "\n".join(lines) + "\n"
@@ -372,7 +430,7 @@ def render_card(name: str, results: Optional[dict], notes_dir: Optional[str] = N
 
 # ---------------------------------------------------------------- index
 
-def _index_row(name: str, results: Optional[dict]) -> List[str]:
+def _index_row(name: str, results: Optional[dict], deploy: Optional[dict] = None) -> List[str]:
     info, e = model_info(name), _entry(results, name)
     row = [f"[{name}]({name}.md)", info.family, _f(info.ref_params_m, ".2f"),
            f"{_f(info.ref_gflops, '.2f')} × {info.num_views}", _published(name)]
@@ -390,12 +448,21 @@ def _index_row(name: str, results: Optional[dict]) -> List[str]:
                 _f(lat.get("peak_rss_mib"), ".0f")]
     else:
         row += ["not measured", DASH, DASH]
+    d = _deploy_row(deploy, name)
+    if d:
+        ms = d["latency"]["ms"]
+        agree = DASH if d["int8_agreement"] is None else f"{100 * d['int8_agreement']:.1f} %"
+        row.append(f"{_f(ms.get('ort_fp32'), '.0f')} / {_f(ms.get(d['best']['int8']), '.0f')} "
+                   f"({INT8_BACKEND[d['best']['int8']]}) / {d['int8_vs_bf16']:.2f}× / {agree}")
+    else:
+        row.append("not measured")
     return row
 
 
 INDEX_HEADER = ("model", "family", "params (M)", "GFLOPs × views", "published top-1 % (dataset, views)",
                 "SynthMotion top-1 % normal / reversed / shuffled (bench run)", "latency ms fp32 / bf16",
-                "speed-up vs eager fp32 / bf16", "peak MiB")
+                "speed-up vs eager fp32 / bf16", "peak MiB",
+                "deployment: onnxruntime fp32 ms / int8 ms (backend) / int8 speed vs bf16 / int8 top-1 agreement")
 
 
 def _order_table(results: dict) -> List[str]:
@@ -423,14 +490,15 @@ def _order_table(results: dict) -> List[str]:
             "", note, ""]
 
 
-def render_index(results: Optional[dict], *, source: str = SOURCE) -> str:
+def render_index(results: Optional[dict], *, source: str = SOURCE, deploy: Optional[dict] = None) -> str:
     """``model_cards/README.md``: every registered model side by side, the plot, how it was measured."""
     lines = [GENERATED.format(results=source), "", "# Model cards", "",
              "Every registered model side by side. Params and GFLOPs are `model_info`'s reference values per view "
              "at the canonical input (× the test views); the published top-1 is the model's first published "
              "result; SynthMotion and latency columns come from `zoo compare` (latency: batch 1, canonical "
-             "input, the faster of `zoo.optimize` and `zoo.optimize(compile=True)`, c: compiled).", "",
-             *_table(INDEX_HEADER, [_index_row(n, results) for n in list_models()]), ""]
+             "input, the faster of `zoo.optimize` and `zoo.optimize(compile=True)`, c: compiled); the deployment "
+             "column from `benchmarks/deploy.py` (same input, measured on its own machine; see each card).", "",
+             *_table(INDEX_HEADER, [_index_row(n, results, deploy) for n in list_models()]), ""]
     if not results:
         lines += ["SynthMotion and latency: " + NOT_MEASURED.lower(), ""]
     lines += _order_table(results) if results else []
@@ -528,11 +596,13 @@ def plot(results: Optional[dict], path: str) -> str:
 
 # ---------------------------------------------------------------- files
 
-def render_all(results: Optional[dict], out_dir: str, source: str = SOURCE) -> Dict[str, str]:
+def render_all(results: Optional[dict], out_dir: str, source: str = SOURCE, deploy: Optional[dict] = None
+               ) -> Dict[str, str]:
     """{path: text} of every card and the index under ``out_dir`` (notes read from ``out_dir/notes``)."""
     notes = os.path.join(out_dir, "notes")
-    files = {os.path.join(out_dir, f"{n}.md"): render_card(n, results, notes, source=source) for n in list_models()}
-    files[os.path.join(out_dir, "README.md")] = render_index(results, source=source)
+    files = {os.path.join(out_dir, f"{n}.md"): render_card(n, results, notes, source=source, deploy=deploy)
+             for n in list_models()}
+    files[os.path.join(out_dir, "README.md")] = render_index(results, source=source, deploy=deploy)
     return files
 
 
@@ -543,19 +613,20 @@ def _source(results_path: Optional[str], out_dir: str) -> str:
     return os.path.relpath(results_path, os.path.dirname(os.path.abspath(out_dir)))
 
 
-def write_cards(results_path: Optional[str], out_dir: str) -> List[str]:
+def write_cards(results_path: Optional[str], out_dir: str, deploy_path: Optional[str] = None) -> List[str]:
     """Write every card, the index and the plot under ``out_dir``; returns the files written."""
     results = load_results(results_path)
-    files = render_all(results, out_dir, _source(results_path, out_dir))
+    files = render_all(results, out_dir, _source(results_path, out_dir), load_results(deploy_path))
     for path, text in files.items():
         atomic_write_text(path, text)
     return [*files, plot(results, os.path.join(out_dir, PLOT_NAME))]
 
 
-def stale_cards(results_path: Optional[str], out_dir: str) -> List[str]:
+def stale_cards(results_path: Optional[str], out_dir: str, deploy_path: Optional[str] = None) -> List[str]:
     """Problems with the cards under ``out_dir``: missing or stale files, cards of unregistered models."""
     problems = []
-    for path, text in render_all(load_results(results_path), out_dir, _source(results_path, out_dir)).items():
+    for path, text in render_all(load_results(results_path), out_dir, _source(results_path, out_dir),
+                                 load_results(deploy_path)).items():
         if not os.path.isfile(path):
             problems.append(f"missing: {path}")
         else:

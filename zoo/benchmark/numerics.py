@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 
-__all__ = ["fast_path_numerics", "heldout_sets", "recheck_numerics", "HELDOUT_SEED_OFFSET", "NEAR_TIE"]
+__all__ = ["fast_path_numerics", "top1_agreement", "heldout_sets", "recheck_numerics", "trained_bench", "HELDOUT_SEED_OFFSET", "NEAR_TIE"]
 
 HELDOUT_SEED_OFFSET = 1  # the held-out set is SynthMotion drawn with seed + this: clips no bench network sees
 NEAR_TIE = 0.01  # fp32 top-1 minus top-2 probability below which a video counts as near-tied
@@ -31,15 +31,23 @@ def fast_path_numerics(model, val, eager_logits: torch.Tensor, heldout: Sequence
     fast32, fast16 = ([evaluate(fast, dataset, progress=False).view_logits for dataset in (val, *heldout)]
                       for fast in fast_paths)
     rel = (fast32[0] - eager_logits).abs().max() / eager_logits.abs().max().clamp_min(1e-12)
-    prob32 = _video_probs(torch.cat(fast32))
-    top2 = prob32.topk(2, dim=-1).values
-    gaps = top2[:, 0] - top2[:, 1]
-    flips = _video_probs(torch.cat(fast16)).argmax(-1) != prob32.argmax(-1)
-    return {"bf16_top1_agreement": round(1 - float(flips.float().mean()), 4),
-            "bf16_agreement_videos": len(flips),
-            "bf16_flip_gaps": sorted(round(float(g), 5) for g in gaps[flips]),
-            "near_tie_fraction": round(float((gaps < NEAR_TIE).float().mean()), 4),
+    agreement = top1_agreement(torch.cat(fast32), torch.cat(fast16))
+    return {"bf16_top1_agreement": agreement["top1_agreement"], "bf16_agreement_videos": agreement["videos"],
+            "bf16_flip_gaps": agreement["flip_gaps"], "near_tie_fraction": agreement["near_tie_fraction"],
             "fp32_max_rel_dlogit": float(rel)}
+
+
+def top1_agreement(reference: torch.Tensor, other: torch.Tensor) -> Dict[str, Any]:
+    """Per-video top-1 agreement of ``other``'s view logits ``[videos, views, classes]`` with
+    ``reference``'s, views aggregated as the harness does; the reference's top-1/top-2 probability
+    gap of every video that flips, and the share of videos within `NEAR_TIE` of a tie."""
+    prob = _video_probs(reference)
+    top2 = prob.topk(2, dim=-1).values
+    gaps = top2[:, 0] - top2[:, 1]
+    flips = _video_probs(other).argmax(-1) != prob.argmax(-1)
+    return {"top1_agreement": round(1 - float(flips.float().mean()), 4), "videos": len(flips),
+            "flip_gaps": sorted(round(float(g), 5) for g in gaps[flips]),
+            "near_tie_fraction": round(float((gaps < NEAR_TIE).float().mean()), 4)}
 
 
 def heldout_sets(heldout: Optional[str], info) -> List:
@@ -55,22 +63,31 @@ def recheck_numerics(bench: Dict[str, Any], data: str, heldout: Optional[str] = 
     if the weights are gone."""
     from ..data import build_dataset
     from ..engine import evaluate
-    from ..engine.training import FINAL_WEIGHTS
-    from ..models import unwrap_state_dict
-    from .bench_training import bench_model
 
-    weights = os.path.join(bench["out"], FINAL_WEIGHTS)
-    if not os.path.isfile(weights):
+    model = trained_bench(bench["run"], bench["out"], data)
+    if model is None:
         return bench
-    with open(os.path.join(data, "classes.json")) as f:
-        num_classes = len(json.load(f)["classes"])
-    model = bench_model(bench["run"], num_classes)
-    model.load_state_dict(unwrap_state_dict(torch.load(weights, map_location="cpu", weights_only=True)))
-    model.eval()
     val = build_dataset(data, model.info, "val")
     eager = evaluate(model, val, progress=False).view_logits
     return {**bench, **fast_path_numerics(model, val, eager, heldout_sets(heldout, model.info)),
             "numerics_rechecked": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+
+
+def trained_bench(run: str, out: str, data: str):
+    """The bench network of ``run`` (eval mode) with the weights its training saved in ``out``
+    (``model.pt``), for the SynthMotion directory ``data``; None if they are not there."""
+    from ..engine.training import FINAL_WEIGHTS
+    from ..models import unwrap_state_dict
+    from .bench_training import bench_model
+
+    weights = os.path.join(out, FINAL_WEIGHTS)
+    if not os.path.isfile(weights):
+        return None
+    with open(os.path.join(data, "classes.json")) as f:
+        num_classes = len(json.load(f)["classes"])
+    model = bench_model(run, num_classes)
+    model.load_state_dict(unwrap_state_dict(torch.load(weights, map_location="cpu", weights_only=True)))
+    return model.eval()
 
 
 def _video_probs(view_logits: torch.Tensor) -> torch.Tensor:

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["register", "DEFAULT_RESULTS"]
+__all__ = ["register", "DEFAULT_RESULTS", "DEFAULT_DEPLOY"]
 
 DEFAULT_RESULTS = os.path.join("benchmarks", "results", "compare.json")
+DEFAULT_DEPLOY = os.path.join("benchmarks", "results", "deploy.json")
 
 
 def cmd_cards(args) -> int:
@@ -16,13 +17,16 @@ def cmd_cards(args) -> int:
         raise FileNotFoundError(f"results file {args.results!r} does not exist")
     if not os.path.isfile(results):
         print(f"note: {results} does not exist; the cards say 'not measured yet'")
+    deploy = args.deploy or DEFAULT_DEPLOY
+    if args.deploy and not os.path.isfile(args.deploy):
+        raise FileNotFoundError(f"results file {args.deploy!r} does not exist")
     if args.check:
-        problems = stale_cards(results, args.out)
+        problems = stale_cards(results, args.out, deploy)
         for p in problems:
             print(p)
         print(f"{len(problems)} problem(s); run `zoo cards` to regenerate" if problems else f"{args.out}: up to date")
         return 1 if problems else 0
-    for path in write_cards(results, args.out):
+    for path in write_cards(results, args.out, deploy):
         print(path)
     return 0
 
@@ -35,6 +39,8 @@ def register(sub):
                     "results file. Models without results are marked 'not measured yet'.")
     p.add_argument("--results", help="zoo compare results JSON (default: benchmarks/results/compare.json; "
                                      "a missing default file means nothing is measured yet)")
+    p.add_argument("--deploy", help="benchmarks/deploy.py results JSON (default: benchmarks/results/deploy.json, "
+                                    "if it exists)")
     p.add_argument("--out", default="model_cards", help="output directory (default: model_cards)")
     p.add_argument("--check", action="store_true",
                    help="write nothing; exit 1 listing missing or stale cards (the PNG is only checked to exist)")

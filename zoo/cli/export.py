@@ -47,7 +47,8 @@ def export(name: str, out: str, *, fmt: str, weights=None, frames=None, size=Non
 
 def _export_int8(model, out, example, dynamic, weights_name, data, calib_videos, split):
     from ..data import build_dataset
-    from ..inference.export import export_model, quantize_onnx, top1_agreement, write_sidecar
+    from ..inference.export import export_model, top1_agreement, write_sidecar
+    from ..inference.quantize import METHODS, quantize_onnx
 
     dataset = build_dataset(data, model.info, split, train=False, views=(1, 1))
     n = min(calib_videos, len(dataset) // 2)
@@ -64,7 +65,7 @@ def _export_int8(model, out, example, dynamic, weights_name, data, calib_videos,
             if os.path.exists(path):
                 os.unlink(path)
     heldout = clips[n:]
-    meta["int8"] = {"method": "onnxruntime static quantization: QDQ, per-channel int8 weights, uint8 activations",
+    meta["int8"] = {"method": METHODS["onnxruntime"],
                     "calibration": {"data": str(data), "split": split, "videos": n},
                     "top1_agreement_with_fp32": top1_agreement(out, "onnx", model, heldout),
                     "heldout_videos": len(heldout)}

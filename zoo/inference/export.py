@@ -18,8 +18,8 @@ from typing import Any, Dict, Optional, Sequence
 import torch
 import torch.nn as nn
 
-__all__ = ["FORMATS", "export_model", "verify_export", "sidecar", "run_exported", "quantize_onnx", "top1_agreement",
-           "write_sidecar"]
+__all__ = ["FORMATS", "export_model", "verify_export", "sidecar", "run_exported", "top1_agreement", "write_sidecar",
+           "OnnxRuntimeModel", "onnxruntime_module", "export_program"]
 
 FORMATS = ("onnx", "pt2")
 
@@ -46,7 +46,8 @@ def sidecar(model: nn.Module, input_shape: Sequence[int], *, fmt: str, dynamic_b
     }
 
 
-def _program(model: nn.Module, example: torch.Tensor, dynamic_batch: bool):
+def export_program(model: nn.Module, example: torch.Tensor, dynamic_batch: bool):
+    """``torch.export`` of ``model`` on ``example``, with a dynamic batch dimension if asked."""
     shapes = ({0: torch.export.Dim("batch", min=1, max=1024)},) if dynamic_batch else None
     return torch.export.export(model, (example,), dynamic_shapes=shapes)
 
@@ -60,7 +61,7 @@ def export_model(model: nn.Module, out: str, *, fmt: str, example: torch.Tensor,
         raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
     model = model.eval()
     with torch.no_grad():
-        program = _program(model, example, dynamic_batch)
+        program = export_program(model, example, dynamic_batch)
     tmp = os.path.join(os.path.dirname(os.path.abspath(out)), f".{os.path.basename(out)}.{os.getpid()}.{fmt}")
     try:
         if fmt == "pt2":
@@ -91,35 +92,6 @@ def write_sidecar(out: str, meta: Dict[str, Any]) -> None:
     os.replace(tmp, out + ".json")
 
 
-def quantize_onnx(fp32: str, out: str, calibration: Sequence[torch.Tensor]) -> None:
-    """Post-training static int8 quantization of an exported ONNX file with onnxruntime (QDQ,
-    per-channel int8 weights, uint8 activations), calibrated on ``calibration`` clips (the
-    model's input shape each). Atomic: ``out`` appears complete or not at all."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    class Clips(CalibrationDataReader):
-        def __init__(self):
-            self.clips = iter(calibration)
-
-        def get_next(self):
-            clip = next(self.clips, None)
-            return None if clip is None else {"video": clip.numpy()}
-
-    directory = os.path.dirname(os.path.abspath(out))
-    pre = os.path.join(directory, f".{os.path.basename(out)}.{os.getpid()}.pre.onnx")
-    tmp = os.path.join(directory, f".{os.path.basename(out)}.{os.getpid()}.onnx")
-    try:
-        quant_pre_process(fp32, pre)
-        quantize_static(pre, tmp, Clips(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8)
-        os.replace(tmp, out)
-    finally:
-        for path in (pre, tmp):
-            if os.path.exists(path):
-                os.unlink(path)
-
-
 def top1_agreement(path: str, fmt: str, model: nn.Module, clips: Sequence[torch.Tensor]) -> float:
     """Fraction of ``clips`` on which the exported file and eager ``model`` pick the same class."""
     with torch.no_grad():
@@ -132,13 +104,36 @@ def run_exported(path: str, fmt: str, x: torch.Tensor) -> torch.Tensor:
     if fmt == "pt2":
         with torch.no_grad():
             return torch.export.load(path).module()(x)
+    return OnnxRuntimeModel(path)(x)
+
+
+def onnxruntime_module():
+    """``import onnxruntime``, or an ImportError naming the extra to install."""
     try:
-        import onnxruntime as ort
+        import onnxruntime
     except ImportError:
-        raise ImportError("verifying an ONNX export needs onnxruntime: pip install 'zoo[deploy]' "
-                          "(or pass --no-verify)") from None
-    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-    return torch.from_numpy(session.run(None, {session.get_inputs()[0].name: x.numpy()})[0])
+        raise ImportError("running ONNX files needs onnxruntime: pip install 'zoo[deploy]' "
+                          "(zoo export: or pass --no-verify)") from None
+    return onnxruntime
+
+
+class OnnxRuntimeModel(nn.Module):
+    """An ONNX file run by onnxruntime's CPU provider behind a module call: float32 logits as a
+    tensor. The session reads the file once (it may be deleted afterwards); ``threads`` sets
+    onnxruntime's intra-op threads (default: its own choice, one per core)."""
+
+    def __init__(self, path: str, *, threads: Optional[int] = None):
+        super().__init__()
+        ort = onnxruntime_module()
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        self.__dict__["session"] = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        video = x.detach().to("cpu", torch.float32).contiguous().numpy()
+        return torch.from_numpy(self.session.run(None, {self.input_name: video})[0])
 
 
 def verify_export(path: str, fmt: str, model: nn.Module, x: torch.Tensor) -> float:

@@ -327,13 +327,16 @@ class OptimizedModel(nn.Module):
 
 def optimize(model: nn.Module, dtype: torch.dtype = torch.float32, *, example: Optional[torch.Tensor] = None,
              compile: Union[bool, str] = False, fold_bn: bool = True, layout: str = "channels_last",
-             memory_cache: bool = True, winograd: bool = True) -> OptimizedModel:
+             memory_cache: bool = True, winograd: bool = True, calibration=None,
+             int8_backend: str = "auto") -> nn.Module:
     """Return a faster inference copy of ``model`` (see the module docstring).
 
     Args:
         model: a built model in eval mode, weights loaded. It is not modified.
-        dtype: ``torch.float32`` (same numerics up to float reassociation) or ``torch.bfloat16``
-            (CPU autocast).
+        dtype: ``torch.float32`` (same numerics up to float reassociation), ``torch.bfloat16``
+            (CPU autocast) or ``torch.int8``: post-training static quantization calibrated on
+            ``calibration`` (`zoo.inference.quantize.quantize`: onnxruntime or PT2E + inductor,
+            ``int8_backend``); the options between do not apply to it.
         example: an input used to find and verify the BN folds; defaults to one random clip of
             ``info.num_frames`` frames at ``max(info.min_size, 64)`` px (small, to stay cheap).
         compile: ``True`` wraps with ``torch.compile`` (inductor, freezing); ``"auto"`` compiles,
@@ -353,7 +356,19 @@ def optimize(model: nn.Module, dtype: torch.dtype = torch.float32, *, example: O
             channels as Winograd F(4x4, 3x3) (`zoo.inference.winograd.WinogradConv`: about 2x faster per
             conv; outputs within about 1e-5 of their scale instead of 2e-6). Ignored (False)
             where its kernels cannot be built (`zoo.inference.winograd.winograd_unavailable_reason`).
+        calibration: int8 only: clips of the model's input shape (a ``[N, C, T, H, W]`` tensor or a
+            list of ``[B, C, T, H, W]`` ones), as the model will see them (decoded, normalised).
+        int8_backend: ``"onnxruntime"``, ``"pt2e"`` or ``"auto"`` (default: build both, time them on
+            the canonical clip and keep the faster; neither wins on every model).
     """
+    if dtype == torch.int8:
+        if calibration is None:
+            raise ValueError("dtype=torch.int8 needs calibration clips: optimize(model, torch.int8, "
+                             "calibration=clips) with clips shaped [N, C, T, H, W], as the model sees them")
+        from .quantize import quantize
+        return quantize(model, calibration, backend=int8_backend)
+    if calibration is not None:
+        raise ValueError("calibration= is for dtype=torch.int8 only")
     if compile not in (True, False, "auto"):
         raise ValueError(f"compile must be True, False or 'auto', got {compile!r}")
     if compile == "auto":
@@ -362,7 +377,7 @@ def optimize(model: nn.Module, dtype: torch.dtype = torch.float32, *, example: O
     if layout not in ("channels_last", "contiguous", "auto"):
         raise ValueError(f"layout must be 'channels_last', 'contiguous' or 'auto', got {layout!r}")
     if dtype not in (torch.float32, torch.bfloat16):
-        raise ValueError(f"dtype must be torch.float32 or torch.bfloat16, got {dtype}")
+        raise ValueError(f"dtype must be torch.float32, torch.bfloat16 or torch.int8, got {dtype}")
     if model.training:
         raise ValueError("optimize() takes an eval-mode model: call model.eval() first")
     fast, folded = copy.deepcopy(model), 0

@@ -1,0 +1,85 @@
+"""int8 CPU inference (`zoo.optimize(model, torch.int8, calibration=...)`, `zoo.inference.quantize`)
+and the deployment benchmark's bookkeeping (`zoo.benchmark.deploy`)."""
+import pytest
+import torch
+
+import zoo
+from zoo.benchmark.bench_training import bench_model
+from zoo.benchmark.latency import randomize_bn_stats
+
+pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def net():
+    """TSM's bench network (ResNet-18, 8 frames, 32 px), BN statistics non-trivial."""
+    torch.manual_seed(0)
+    return randomize_bn_stats(bench_model("tsm_r50", 6), affine=True).eval()
+
+
+def _clips(n, seed):
+    return torch.rand(n, 3, 8, 32, 32, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "pt2e"])
+def test_int8_backends_track_fp32_at_any_batch(net, backend):
+    if backend == "pt2e":
+        pytest.importorskip("torchao")
+    q = zoo.optimize(net, torch.int8, calibration=_clips(6, 0), int8_backend=backend)
+    assert (q.dtype, q.backend, q.num_classes, q.info.name) == (torch.int8, backend, 6, "tsm_r50")
+    for batch in (1, 3):
+        x = _clips(batch, batch)
+        with torch.no_grad():
+            ref, out = net(x), q(x)
+        assert out.dtype == torch.float32 and out.shape == ref.shape
+        # int8 rounding: logits within a few percent of their scale (fp32 paths are within 1e-5)
+        assert float((out - ref).abs().max() / ref.abs().max()) < 0.1
+
+
+def test_int8_auto_keeps_the_faster_backend(net):
+    pytest.importorskip("torchao")
+    q = zoo.optimize(net, torch.int8, calibration=[_clips(2, 0), _clips(2, 1)])
+    assert set(q.int8_ms) == {"onnxruntime", "pt2e"} and q.int8_ms[q.backend] == min(q.int8_ms.values())
+
+
+def test_int8_bad_calls_say_what_to_pass(net):
+    with pytest.raises(ValueError, match="needs calibration clips"):
+        zoo.optimize(net, torch.int8)
+    with pytest.raises(ValueError, match=r"\[B, C, T, H, W\]"):
+        zoo.optimize(net, torch.int8, calibration=[torch.zeros(3, 8, 32, 32)])
+    with pytest.raises(ValueError, match="int8 backend must be one of"):
+        zoo.optimize(net, torch.int8, calibration=_clips(1, 0), int8_backend="tensorrt")
+    with pytest.raises(ValueError, match="for dtype=torch.int8 only"):
+        zoo.optimize(net, torch.float32, calibration=_clips(1, 0))
+
+
+def test_int8_numerics_counts_every_video(tmp_path):
+    """Agreement as the deployment benchmark measures it: per backend, every video of every dataset."""
+    from zoo.benchmark.deploy import int8_numerics
+    from zoo.data import build_dataset, synth
+
+    pytest.importorskip("torchao")
+    synth.generate(str(tmp_path), ["moving_right", "moving_left"], per_class=4, frames=8, size=32, seed=0)
+    net = randomize_bn_stats(bench_model("tsm_r50", 2), affine=True).eval()
+    sets = [build_dataset(str(tmp_path), net.info, split, views=(1, 1)) for split in ("val", "train")]
+    result = int8_numerics(net, [sets[1][0]["video"]], sets)
+    for backend in ("onnxruntime", "pt2e"):
+        r = result[backend]
+        assert r["videos"] == 8 and 0 <= r["top1_agreement"] <= 1
+        assert len(r["flip_gaps"]) == round((1 - r["top1_agreement"]) * 8)
+
+
+def test_deploy_row_picks_the_fastest_path_per_precision():
+    from zoo.benchmark.deploy import _row, format_rows
+
+    ms = {"eager_fp32": 900.0, "fast_fp32": 500.0, "compiled_fp32": 400.0, "fast_bf16": 300.0, "compiled_bf16": 240.0,
+          "ort_fp32": 380.0, "ort_int8": 200.0, "pt2e_int8": 150.0}
+    agreement = {"run": "tsm_r50", "onnxruntime": {"top1_agreement": 1.0}, "pt2e": {"top1_agreement": 0.98}}
+    row = _row("tsm_r50", {"ms": ms}, agreement)
+    assert row["best"] == {"fp32": "compiled_fp32", "bf16": "compiled_bf16", "int8": "pt2e_int8"}
+    assert row["int8_vs_bf16"] == 1.6 and row["int8_agreement"] == 0.98 and row["meets_targets"] is False
+    assert row["ort_fp32_vs_fast_fp32"] == round(400 / 380, 3)  # onnxruntime fp32 ahead here
+    pending = _row("tsm_r50", {"ms": ms}, None)
+    assert pending["int8_agreement"] is None and pending["meets_targets"] is None
+    table = format_rows([row, pending]).splitlines()
+    assert len(table) == 3 and table[1].split()[-2:] == ["1.60x", "98.0%"] and table[2].split()[-1] == "-"

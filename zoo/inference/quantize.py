@@ -1,0 +1,177 @@
+"""Post-training static int8 quantization for CPU inference: ``zoo.optimize(model, torch.int8,
+calibration=clips)`` (`quantize`), and of an exported ONNX file (`quantize_onnx`, ``zoo export --int8``).
+
+Two backends; neither is faster on every model, so ``backend="auto"`` builds both and keeps the
+one faster on the model's canonical clip (``benchmarks/deploy.py`` has the figures per model):
+
+- ``"onnxruntime"``: the model exported to ONNX (`zoo.inference.export`), quantized by onnxruntime's
+  static quantizer and run by its CPU provider. Fast where its int8 kernels cover the convolutions.
+- ``"pt2e"``: PT2E (torchao) with inductor's x86 quantizer, then ``torch.compile`` with weight
+  freezing, so convolutions run as oneDNN int8 kernels with the (de)quantization fused. Needs
+  torchao and a C++ compiler; compiling costs seconds to a minute at the first call of each shape.
+
+Both calibrate activation ranges (min/max) on the clips given and keep the logits in float32.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+from typing import List, Sequence
+
+import torch
+import torch.nn as nn
+
+from .export import OnnxRuntimeModel, export_model, export_program, onnxruntime_module
+from .timing import time_interleaved
+
+__all__ = ["quantize", "quantize_onnx", "calibration_clips", "export_for_int8", "onnxruntime_int8", "describe_int8", "BACKENDS", "METHODS", "Pt2eInt8Model"]
+
+METHODS = {
+    "onnxruntime": "onnxruntime static quantization: QDQ, per-channel int8 weights, uint8 activations",
+    "pt2e": "PT2E (torchao) with inductor's x86 quantizer: per-channel int8 weights, uint8 activations; "
+            "torch.compile (inductor, weight freezing)",
+}
+BACKENDS = (*METHODS, "auto")
+
+
+def calibration_clips(calibration) -> List[torch.Tensor]:
+    """``calibration`` (a ``[N, C, T, H, W]`` tensor or a sequence of ``[B, C, T, H, W]`` ones) as a
+    list of float32 clips; a clear error for anything else."""
+    clips = list(calibration.split(1)) if isinstance(calibration, torch.Tensor) else list(calibration)
+    if not clips or any(not isinstance(c, torch.Tensor) or c.dim() != 5 for c in clips):
+        raise ValueError("int8 calibration takes clips shaped [B, C, T, H, W] (a tensor or a list of them), "
+                         f"got {type(calibration).__name__}")
+    return [c.detach().float().cpu() for c in clips]
+
+
+def quantize_onnx(fp32: str, out: str, calibration: Sequence[torch.Tensor]) -> None:
+    """Post-training static int8 quantization of an exported ONNX file with onnxruntime
+    (`METHODS` ``["onnxruntime"]``; QDQ measured faster than QOperator and than int8 activations
+    here), calibrated on ``calibration`` clips. Atomic: ``out`` appears complete or not at all."""
+    onnxruntime_module()
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Clips(CalibrationDataReader):
+        def __init__(self):
+            self.clips = iter(calibration)
+
+        def get_next(self):
+            clip = next(self.clips, None)
+            return None if clip is None else {"video": clip.numpy()}
+
+    directory = os.path.dirname(os.path.abspath(out))
+    pre = os.path.join(directory, f".{os.path.basename(out)}.{os.getpid()}.pre.onnx")
+    tmp = os.path.join(directory, f".{os.path.basename(out)}.{os.getpid()}.onnx")
+    try:
+        quant_pre_process(fp32, pre)
+        quantize_static(pre, tmp, Clips(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8)
+        os.replace(tmp, out)
+    finally:
+        for path in (pre, tmp):
+            if os.path.exists(path):
+                os.unlink(path)
+
+
+def _batch_of_two(clips: Sequence[torch.Tensor]) -> torch.Tensor:
+    # a dynamic batch dimension is exported from an example of batch 2 (batch 1 would be specialised)
+    return torch.randn(2, *clips[0].shape[1:], generator=torch.Generator().manual_seed(0))
+
+
+def export_for_int8(model: nn.Module, out: str, clips: Sequence[torch.Tensor]) -> None:
+    """The fp32 ONNX export that the onnxruntime backend quantizes: any batch size."""
+    export_model(model, out, fmt="onnx", example=_batch_of_two(clips), dynamic_batch=True)
+
+
+def onnxruntime_int8(fp32: str, clips: Sequence[torch.Tensor], threads=None) -> OnnxRuntimeModel:
+    """The fp32 ONNX file ``fp32`` (from `export_for_int8`) quantized on ``clips`` and loaded in onnxruntime."""
+    with tempfile.TemporaryDirectory(prefix="zoo-int8-") as tmp:
+        int8 = os.path.join(tmp, "int8.onnx")
+        quantize_onnx(fp32, int8, clips)
+        return OnnxRuntimeModel(int8, threads=threads)
+
+
+def _onnxruntime_int8(model: nn.Module, clips: Sequence[torch.Tensor], threads=None) -> OnnxRuntimeModel:
+    with tempfile.TemporaryDirectory(prefix="zoo-int8-") as tmp:
+        fp32 = os.path.join(tmp, "fp32.onnx")
+        export_for_int8(model, fp32, clips)
+        return onnxruntime_int8(fp32, clips, threads)
+
+
+@contextlib.contextmanager
+def _quiet(logger: str):
+    log = logging.getLogger(logger)
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
+class Pt2eInt8Model(nn.Module):
+    """A PT2E-quantized graph (`METHODS` ``["pt2e"]``) under ``torch.compile``: float32 logits."""
+
+    def __init__(self, model: nn.Module, clips: Sequence[torch.Tensor]):
+        super().__init__()
+        with _quiet("torch.utils._pytree"):  # torchao's import warns about a torch deprecation
+            from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+            from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as x86
+        quantizer = x86.X86InductorQuantizer().set_global(x86.get_default_x86_inductor_quantization_config())
+        with torch.no_grad():
+            prepared = prepare_pt2e(export_program(model.eval(), _batch_of_two(clips), True).module(), quantizer)
+            for clip in clips:
+                prepared(clip)
+            self.graph = convert_pt2e(prepared)
+        # kept out of the module tree: it shares `graph`'s weights
+        self.__dict__["_compiled"] = torch.compile(self.graph, dynamic=False)
+
+    def train(self, mode: bool = True) -> "Pt2eInt8Model":
+        # inference only; an exported graph refuses train()/eval(), which callers such as the harness make
+        self.training = mode
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        import torch._inductor.config as inductor_config
+
+        from .optimize import RECOMPILE_LIMIT
+        with torch.no_grad(), inductor_config.patch(freezing=True), \
+                torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT):
+            return self._compiled(x).float()
+
+
+def quantize(model: nn.Module, calibration, *, backend: str = "auto", threads=None) -> nn.Module:
+    """``model`` (eval mode, fp32) quantized to int8 by ``backend`` (see the module docstring),
+    calibrated on ``calibration`` (see `calibration_clips`), for any batch size. The module returned
+    carries the model's ``info``, ``num_classes`` and ``categories``, ``dtype`` (``torch.int8``),
+    ``backend``, ``method`` and, for ``"auto"``, ``int8_ms``: both backends' timings on the
+    canonical clip. ``threads``: onnxruntime's intra-op threads (default: one per core)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"int8 backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if model.training:
+        raise ValueError("int8 quantization takes an eval-mode model: call model.eval() first")
+    clips = calibration_clips(calibration)
+    if backend == "auto":
+        from .optimize import _canonical_clip
+
+        candidates = {name: quantize(model, clips, backend=name, threads=threads) for name in METHODS}
+        clip = _canonical_clip(model)
+        secs = time_interleaved(candidates, clip, warmup=1, reps=3, settle=0)
+        best = candidates[min(secs, key=secs.get)]
+        best.int8_ms = {k: round(1e3 * v, 1) for k, v in secs.items()}
+        return best
+    quantized = _onnxruntime_int8(model, clips, threads) if backend == "onnxruntime" else Pt2eInt8Model(model, clips)
+    return describe_int8(quantized, model, backend)
+
+
+def describe_int8(quantized: nn.Module, model: nn.Module, backend: str) -> nn.Module:
+    """``quantized`` with ``model``'s ``info``, ``num_classes``, ``categories`` and its own ``dtype``,
+    ``backend`` and ``method``."""
+    quantized.dtype, quantized.backend, quantized.method = torch.int8, backend, METHODS[backend]
+    for attr in ("info", "num_classes", "categories"):
+        if hasattr(model, attr):
+            setattr(quantized, attr, getattr(model, attr))
+    return quantized
