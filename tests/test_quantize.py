@@ -83,3 +83,38 @@ def test_deploy_row_picks_the_fastest_path_per_precision():
     assert pending["int8_agreement"] is None and pending["meets_targets"] is None
     table = format_rows([row, pending]).splitlines()
     assert len(table) == 3 and table[1].split()[-2:] == ["1.60x", "98.0%"] and table[2].split()[-1] == "-"
+
+
+@pytest.mark.slow
+def test_run_deploy_measures_resumes_and_fills_agreement_later(tmp_path, monkeypatch):
+    """A smoke run at 32 px without trained bench networks: every path timed, agreement pending;
+    a re-run reuses the latency and fills the agreement once the bench run's weights exist."""
+    import json
+
+    from zoo.benchmark import deploy
+    from zoo.data import synth
+    from zoo.engine.training import FINAL_WEIGHTS
+
+    pytest.importorskip("torchao")
+    results, runs = str(tmp_path / "deploy.json"), tmp_path / "runs"
+    smoke = dict(out_dir=str(runs), models=["tsm_r50"], threads=1, warmup=0, reps=1, compile=False, size=32,
+                 command="test")
+    doc = deploy.run_deploy(results, train=False, **smoke)
+    assert json.load(open(results)) == json.loads(json.dumps(doc))
+    (row,) = doc["rows"]
+    assert set(row["latency"]["ms"]) == {"eager_fp32", "fast_fp32", "fast_bf16", "ort_fp32", "ort_int8", "pt2e_int8"}
+    assert row["latency"]["input_shape"] == [3, 8, 32, 32] and row["latency"]["max_rel_dlogit_vs_eager"]["ort_fp32"] < 1e-4
+    assert row["int8_agreement"] is None and row["agreement"] is None
+
+    # the bench run appears (data, held-out set, weights): the next run measures agreement only
+    for sub, seed in (("data", 0), ("heldout", 1)):
+        synth.generate(str(runs / sub), ["moving_right", "moving_left"], per_class=4, frames=32, size=32, seed=seed)
+    net = randomize_bn_stats(bench_model("tsm_r50", 2), affine=True)
+    (runs / "tsm_r50").mkdir()
+    torch.save(net.state_dict(), runs / "tsm_r50" / FINAL_WEIGHTS)
+    monkeypatch.setattr(deploy, "json_from_child", lambda cmd: pytest.fail(f"latency re-measured: {cmd}"))
+    (row,) = deploy.run_deploy(results, train=False, **smoke)["rows"]
+    assert row["latency"] == doc["rows"][0]["latency"]
+    # the val split (a quarter of data) and both splits of the held-out set
+    assert row["agreement"]["run"] == "tsm_r50" and row["agreement"]["onnxruntime"]["videos"] == 2 + 8
+    assert row["int8_agreement"] == row["agreement"][{"ort_int8": "onnxruntime", "pt2e_int8": "pt2e"}[row["best"]["int8"]]]["top1_agreement"]

@@ -40,17 +40,19 @@ CALIB_RANDOM_CLIPS = 4  # latency runs: calibration does not change the int8 gra
 CALIB_VIDEOS = 32  # agreement runs: first train-split videos of the bench data
 
 
-def measure_paths(name: str, *, threads: int, warmup: int, reps: int, compile: bool = True) -> Dict[str, Any]:
-    """Batch-1 latency (ms) of every deployment path of ``name`` at its canonical input, timed in
-    interleaved rounds, with the seconds each took to build (``setup_s``) and the onnxruntime fp32
-    export's max |dlogit| relative to eager. Meant for a fresh process (peak memory, oneDNN caches)."""
+def measure_paths(name: str, *, threads: int, warmup: int, reps: int, compile: bool = True,
+                  size: Optional[int] = None) -> Dict[str, Any]:
+    """Batch-1 latency (ms) of every deployment path of ``name`` at its canonical input (``size``:
+    another crop size, for smoke runs), timed in interleaved rounds, with the seconds each took to
+    build (``setup_s``) and each exported / int8 path's max |dlogit| relative to eager. Meant for a
+    fresh process (oneDNN and allocator state of this model alone)."""
     from ..inference.export import OnnxRuntimeModel
     from ..inference.quantize import Pt2eInt8Model, describe_int8, export_for_int8, onnxruntime_int8
-    from ..models import build, model_info
+    from ..engine import adjust_info, build_model
 
     torch.set_num_threads(threads)
-    info = model_info(name)
-    model = randomize_bn_stats(build(name)).eval()
+    info, args = adjust_info(name, size=size)
+    model = randomize_bn_stats(build_model(name, info, model_args=args)).eval()
     g = torch.Generator().manual_seed(0)
     x = torch.randn(1, *info.input_shape, generator=g)
     calibration = [torch.randn(1, *info.input_shape, generator=g) for _ in range(CALIB_RANDOM_CLIPS)]
@@ -148,7 +150,7 @@ def _row(name: str, lat: Dict[str, Any], agreement: Optional[Dict[str, Any]]) ->
 
 def run_deploy(results: str, *, out_dir: str, models: Optional[Sequence[str]] = None, threads: Optional[int] = None,
                warmup: int = 2, reps: int = 5, compile: bool = True, train: bool = True, remeasure: bool = False,
-               command: Optional[str] = None) -> Dict[str, Any]:
+               size: Optional[int] = None, command: Optional[str] = None) -> Dict[str, Any]:
     """Measure ``models`` (default: all registered), writing ``results`` after each (atomically).
     An earlier file's rows with the same settings keep their latency unless ``remeasure``; a row
     without agreement gets it once its bench run is trained (``train``: trained here if missing)."""
@@ -159,7 +161,8 @@ def run_deploy(results: str, *, out_dir: str, models: Optional[Sequence[str]] = 
         model_info(name)  # unknown names fail here, with close matches
     threads = threads or os.cpu_count() or 1
     settings = {"batch": 1, "threads": threads, "warmup": warmup, "reps": reps, "compile": compile,
-                "input": "canonical (info.input_shape)", "weights": "random, non-trivial BN statistics",
+                "input": "canonical (info.input_shape)" if size is None else f"canonical frames, {size} px crop",
+                "weights": "random, non-trivial BN statistics",
                 "timing": "median ms per call over reps interleaved rounds, all paths in one fresh process per model",
                 "latency_calibration": f"{CALIB_RANDOM_CLIPS} random clips",
                 "agreement": f"SynthMotion bench networks as zoo compare trains them; int8 calibrated on the first "
@@ -178,7 +181,8 @@ def run_deploy(results: str, *, out_dir: str, models: Optional[Sequence[str]] = 
         lat = None if remeasure or name not in rows else rows[name]["latency"]
         if lat is None:
             cmd = [sys.executable, "-m", "zoo.benchmark.deploy", "--measure", name, "--threads", str(threads),
-                   "--warmup", str(warmup), "--reps", str(reps)] + ([] if compile else ["--no-compile"])
+                   "--warmup", str(warmup), "--reps", str(reps)] + ([] if compile else ["--no-compile"]) + \
+                ([] if size is None else ["--size", str(size)])
             lat = json_from_child(cmd)
         run = run_of[name]
         if run is not None and run not in agreements:
@@ -216,6 +220,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--no-compile", action="store_true", help="do not time the compiled fast path")
+    p.add_argument("--size", type=int, help="crop size instead of the canonical one (smoke runs)")
     p.add_argument("--remeasure", action="store_true", help="measure again the rows an earlier file has")
     p.add_argument("--no-train", action="store_true",
                    help="do not train missing bench networks: their rows wait for agreement (a later run fills it)")
@@ -224,11 +229,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if a.measure:
         import json
         print(json.dumps(measure_paths(a.measure, threads=a.threads or os.cpu_count() or 1, warmup=a.warmup,
-                                       reps=a.reps, compile=not a.no_compile)))
+                                       reps=a.reps, compile=not a.no_compile, size=a.size)))
         return 0
     doc = run_deploy(a.results, out_dir=a.out_dir, models=a.models.split(",") if a.models else None,
                      threads=a.threads, warmup=a.warmup, reps=a.reps, compile=not a.no_compile,
-                     train=not a.no_train, remeasure=a.remeasure, command=shlex.join(["benchmarks/deploy.py", *(argv or sys.argv[1:])]))
+                     train=not a.no_train, remeasure=a.remeasure, size=a.size, command=shlex.join(["benchmarks/deploy.py", *(argv or sys.argv[1:])]))
     print(f"\n{format_rows(doc['rows'])}\nresults: {a.results}")
     return 0
 
