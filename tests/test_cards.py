@@ -176,15 +176,17 @@ def test_deploy_section_shows_every_path_and_the_int8_verdict():
 
     ms = {"eager_fp32": 800.0, "fast_fp32": 400.0, "compiled_fp32": 320.0, "fast_bf16": 250.0, "compiled_bf16": 200.0,
           "ort_fp32": 500.0, "ort_int8": 160.0, "pt2e_int8": 260.0}
-    agreement = {"run": "tsm_r50", "calibration_videos": 32, "onnxruntime": {"top1_agreement": 0.9934, "videos": 608},
-                 "pt2e": {"top1_agreement": 0.9967, "videos": 608}}
+    agreement = {"run": "tsm_r50", "calibration_videos": 32,
+                 "onnxruntime": {"top1_agreement": 0.9934, "videos": 608, "convs_int8": [20, 20]},
+                 "pt2e": {"top1_agreement": 0.9967, "videos": 608, "convs_int8": [20, 20]}}
     deploy = {"command": "benchmarks/deploy.py", "date": "2026-12-02", "machine": {"cpu": "X", "threads": 2},
               "rows": [deploy_row("tsm_r50", {"ms": ms, "input_shape": [3, 8, 224, 224]}, agreement)]}
     card = render_card("tsm_r50", None, None, deploy=deploy)
     assert _row(card, "eager fp32 (as built)") == ["800.0", "1.00×"]
     assert _row(card, 'onnxruntime int8 (`zoo export --int8`; `int8_backend="onnxruntime"`)') == ["160.0", "5.00×"]
     assert "runs 1.25× as fast as bf16 (`compiled_bf16`)" in card and "99.34 % of 608" in card
-    assert "Targets ≥ 1.5× bf16 at 99 % agreement: not met." in card
+    assert "(onnxruntime: of the backends with the most convs in int8, the faster)" in card
+    assert "Targets ≥ 1.5× bf16 at 99 % agreement: not met." in card and "pt2e 99.67 % with 20 of 20 convs in int8" in card
     assert "onnxruntime fp32 is slower than the fp32 fast path (`compiled_fp32`): 0.64× its speed." in card
     assert "| 500 / 160 (onnxruntime) / 1.25× / 99.3 % |" in render_index(None, deploy=deploy)
     assert "Not measured yet — run `python benchmarks/deploy.py`." in render_card("tsn_r50", None, None, deploy=deploy)

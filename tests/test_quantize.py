@@ -39,7 +39,27 @@ def test_int8_backends_track_fp32_at_any_batch(net, backend):
 def test_int8_auto_keeps_the_faster_backend(net):
     pytest.importorskip("torchao")
     q = zoo.optimize(net, torch.int8, calibration=[_clips(2, 0), _clips(2, 1)])
-    assert set(q.int8_ms) == {"onnxruntime", "pt2e"} and q.int8_ms[q.backend] == min(q.int8_ms.values())
+    assert set(q.int8_ms) == {"onnxruntime", "pt2e"} and q.convs_int8 == (20, 20)  # ResNet-18: every conv
+    assert q.int8_ms[q.backend] == min(q.int8_ms.values())  # both quantize every conv: the faster
+
+
+def test_int8_backends_report_their_int8_convs():
+    """PT2E's x86 quantizer leaves Conv3d in float (an R(2+1)D is then not int8); onnxruntime quantizes it."""
+    pytest.importorskip("torchao")
+    net = randomize_bn_stats(bench_model("r2plus1d_18", 4)).eval()
+    clips = torch.randn(2, *net.info.input_shape)
+    convs = sum(isinstance(m, torch.nn.Conv3d) for m in net.modules())
+    assert zoo.optimize(net, torch.int8, calibration=clips, int8_backend="onnxruntime").convs_int8 == (convs, convs)
+    assert zoo.optimize(net, torch.int8, calibration=clips, int8_backend="pt2e").convs_int8 == (0, convs)
+
+
+def test_int8_auto_survives_a_quantizer_that_fails():
+    """PT2E's x86 quantizer cannot annotate P3D's graph: auto keeps onnxruntime and says why."""
+    pytest.importorskip("torchao")
+    net = bench_model("p3d_63", 4).eval()
+    q = zoo.optimize(net, torch.int8, calibration=torch.randn(2, *net.info.input_shape))
+    assert q.backend == "onnxruntime" and set(q.int8_ms) == {"onnxruntime"}
+    assert q.int8_errors["pt2e"].startswith("ValueError: ")
 
 
 def test_int8_bad_calls_say_what_to_pass(net):
@@ -74,11 +94,20 @@ def test_deploy_row_picks_the_fastest_path_per_precision():
 
     ms = {"eager_fp32": 900.0, "fast_fp32": 500.0, "compiled_fp32": 400.0, "fast_bf16": 300.0, "compiled_bf16": 240.0,
           "ort_fp32": 380.0, "ort_int8": 200.0, "pt2e_int8": 150.0}
-    agreement = {"run": "tsm_r50", "onnxruntime": {"top1_agreement": 1.0}, "pt2e": {"top1_agreement": 0.98}}
+    agreement = {"run": "tsm_r50", "onnxruntime": {"top1_agreement": 1.0, "convs_int8": [20, 20]},
+                 "pt2e": {"top1_agreement": 0.98, "convs_int8": [20, 20]}}
     row = _row("tsm_r50", {"ms": ms}, agreement)
     assert row["best"] == {"fp32": "compiled_fp32", "bf16": "compiled_bf16", "int8": "pt2e_int8"}
     assert row["int8_vs_bf16"] == 1.6 and row["int8_agreement"] == 0.98 and row["meets_targets"] is False
     assert row["ort_fp32_vs_fast_fp32"] == round(400 / 380, 3)  # onnxruntime fp32 ahead here
+    # a backend with fewer int8 convs is not a candidate, however fast
+    agreement["pt2e"]["convs_int8"] = [0, 20]
+    assert _row("tsm_r50", {"ms": ms}, agreement)["best"]["int8"] == "ort_int8"
+    # a path that could not be built is not in the timings
+    no_pt2e = {k: v for k, v in ms.items() if k != "pt2e_int8"}
+    assert _row("p3d_63", {"ms": no_pt2e}, None)["best"]["int8"] == "ort_int8"
+    no_int8 = _row("p3d_63", {"ms": {k: v for k, v in no_pt2e.items() if k != "ort_int8"}}, None)
+    assert no_int8["best"]["int8"] is None and no_int8["int8_vs_bf16"] is None
     pending = _row("tsm_r50", {"ms": ms}, None)
     assert pending["int8_agreement"] is None and pending["meets_targets"] is None
     table = format_rows([row, pending]).splitlines()

@@ -10,7 +10,7 @@ import torch
 
 import zoo
 from zoo.benchmark.latency import randomize_bn_stats
-from zoo.models.tsm import ShiftBlock, ShiftConv2d, _temporal_shift_op, temporal_shift
+from zoo.models.tsm import ShiftBlock, ShiftConv2d, TSMStream, _temporal_shift_op, temporal_shift
 
 
 def test_shift_moves_exactly_the_right_channels():
@@ -43,16 +43,32 @@ def test_shift_keeps_channels_last():
     assert torch.equal(out, temporal_shift(x.contiguous(), 8))
 
 
-def test_shift_custom_op_matches_eager_and_its_backward_is_the_adjoint():
+@pytest.mark.parametrize("online", [False, True])
+def test_shift_custom_op_matches_eager_and_its_backward_is_the_adjoint(online):
     x = torch.randn(2 * 8, 16, 3, 3, requires_grad=True)
     grad = torch.randn(2 * 8, 16, 3, 3)
-    eager = temporal_shift(x, 8)
+    eager = temporal_shift(x, 8, online=online)
     (want,) = torch.autograd.grad(eager, x, grad)
-    op = _temporal_shift_op(x, 8, 8)
+    op = _temporal_shift_op(x, 8, 8, online)
     (got,) = torch.autograd.grad(op, x, grad)
     assert torch.equal(op, eager)
     assert torch.equal(got, want)
-    torch.library.opcheck(_temporal_shift_op, (x, 8, 8))
+    # the adjoint: <shift(x), g> == <x, shift'(g)>
+    assert torch.allclose((eager * grad).sum(), (x * got).sum(), rtol=1e-5)
+    torch.library.opcheck(_temporal_shift_op, (x, 8, 8, online))
+
+
+def test_online_shift_takes_only_the_past():
+    n, t, c = 2, 4, 16  # fold = 2 channels, from the previous frame
+    x = torch.randn(n, t, c, 3, 3)
+    out = temporal_shift(x.view(n * t, c, 3, 3), num_segments=t, fold_div=8, online=True).view(n, t, c, 3, 3)
+    assert torch.equal(out[:, 1:, :2], x[:, :-1, :2]) and not out[:, 0, :2].any()
+    assert torch.equal(out[:, :, 2:], x[:, :, 2:])
+    # no frame sees the future: changing the last frame changes no earlier output
+    y = x.clone()
+    y[:, -1] += 1
+    late = temporal_shift(y.view(n * t, c, 3, 3), t, 8, online=True).view(n, t, c, 3, 3)
+    assert torch.equal(late[:, :-1], out[:, :-1])
 
 
 @pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
@@ -232,3 +248,50 @@ def test_weights_from_url_through_iopath(tmp_path, monkeypatch):
     x = torch.randn(1, 3, 8, 32, 32)
     with torch.no_grad():
         assert torch.equal(src(x), dst(x))
+
+
+@pytest.mark.parametrize("place", ["blockres", "block"])
+def test_online_tsm_streamed_frame_by_frame_equals_offline(place):
+    """Lin et al. Sec. 3.3: streaming T frames one at a time (each shift caching the channels it
+    hands on) gives the offline online-TSM's logits on those T frames: the mean of per-frame logits."""
+    model = zoo.build("tsm_r50", backbone="resnet18", num_classes=5, online=True, shift_place=place, dropout=0.0)
+    model = randomize_bn_stats(model, affine=True).eval()
+    clip = torch.randn(2, 3, 8, 32, 32)
+    with torch.no_grad():
+        offline = model(clip)
+    with TSMStream(model) as stream:
+        logits = torch.stack([stream(clip[:, :, t]) for t in range(8)], 1)
+        assert stream.frames == 8
+        assert float((logits.mean(1) - offline).abs().max() / offline.abs().max()) <= 1e-5
+        stream.reset()  # a new stream starts from zeros again
+        again = torch.stack([stream(clip[:, :, t]) for t in range(8)], 1)
+        assert torch.equal(again, logits)
+    with torch.no_grad():
+        assert torch.equal(model(clip), offline)  # closed: offline again
+    # per-frame logits at time t depend on frames <= t only: the first 4 equal a 4-frame offline run
+    short = zoo.build("tsm_r50", backbone="resnet18", num_classes=5, online=True, shift_place=place,
+                      num_segments=4, dropout=0.0).eval()
+    short.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        assert torch.allclose(short(clip[:, :, :4]), logits[:, :4].mean(1), rtol=1e-5, atol=1e-6)
+
+
+def test_online_tsm_trains_and_streams_refuse_misuse():
+    model = zoo.build("tsm_r50", backbone="resnet18", num_classes=3, num_segments=4, online=True)
+    loss = model(torch.randn(2, 3, 4, 32, 32)).logsumexp(1).sum()
+    loss.backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    with pytest.raises(ValueError, match="eval-mode model"):
+        TSMStream(model)
+    with pytest.raises(ValueError, match="online=True"):
+        TSMStream(zoo.build("tsm_r50", backbone="resnet18").eval())
+    with pytest.raises(ValueError, match="temporal_pool"):
+        zoo.build("tsm_r50", online=True, temporal_pool=True)
+    with TSMStream(model.eval()) as stream:
+        stream(torch.randn(2, 3, 32, 32))
+        with pytest.raises(ValueError, match=r"\[B, 3, H, W\]"):
+            stream(torch.randn(2, 3, 4, 32, 32))
+        with pytest.raises(ValueError, match="keeps its batch and frame size"):
+            stream(torch.randn(1, 3, 32, 32))
+    with pytest.raises(RuntimeError, match="closed"):
+        stream(torch.randn(2, 3, 32, 32))

@@ -27,6 +27,7 @@ from typing import Dict, List, Optional, Sequence
 from ..engine.checkpoint import atomic_write, atomic_write_text
 from ..flops import FLOP_CONVENTION
 from ..models import bench_preset, get_entry, list_models, model_info, model_weights
+from .deploy import INT8_PATHS
 from .results import fast_path_ms, load_results
 
 __all__ = ["render_card", "render_index", "plot", "write_cards", "stale_cards", "render_all", "load_results",
@@ -258,7 +259,6 @@ DEPLOY_PATHS = (("eager fp32 (as built)", "eager_fp32"), ("`zoo.optimize` fp32",
                 ("onnxruntime fp32 (`zoo export --format onnx`)", "ort_fp32"),
                 ("onnxruntime int8 (`zoo export --int8`; `int8_backend=\"onnxruntime\"`)", "ort_int8"),
                 ("PT2E + inductor int8 (`int8_backend=\"pt2e\"`)", "pt2e_int8"))
-INT8_BACKEND = {"ort_int8": "onnxruntime", "pt2e_int8": "pt2e"}
 
 
 def _deploy_section(name, info, results, notes_dir, deploy=None) -> List[str]:
@@ -270,18 +270,24 @@ def _deploy_section(name, info, results, notes_dir, deploy=None) -> List[str]:
     rows = [(label, _f(ms.get(k)), _f(ms.get(k) and eager / ms[k], ".2f", "×")) for label, k in DEPLOY_PATHS if k in ms]
     best = r["best"]
     lines = _table(("path", "ms per clip", "speed-up vs eager fp32"), rows) + [""]
-    ratio = f"int8 ({INT8_BACKEND[best['int8']]}, the faster backend) runs {r['int8_vs_bf16']:.2f}× as fast as bf16"
-    ratio += f" (`{best['bf16']}`)"
-    a = r.get("agreement")
-    if a:
-        per = ", ".join(f"{k} {100 * a[k]['top1_agreement']:.2f} %" for k in ("onnxruntime", "pt2e"))
-        videos = a[INT8_BACKEND[best["int8"]]]["videos"]
-        verdict = "met" if r["meets_targets"] else "not met"
-        lines.append(f"{ratio}; its top-1 agrees with fp32 on {100 * r['int8_agreement']:.2f} % of {videos} "
-                     f"SynthMotion videos (bench network `{a['run']}`, calibrated on {a['calibration_videos']} "
-                     f"train videos; per backend: {per}). Targets ≥ {TARGETS_TEXT}: {verdict}.")
+    failed = r["latency"].get("int8_errors") or {}
+    if failed:
+        lines.append("Could not quantize: " + "; ".join(f"{k} ({v})" for k, v in failed.items()) + ".")
+    if best["int8"] is None:
+        lines.append("No int8 backend could quantize this model.")
     else:
-        lines.append(f"{ratio}; its agreement with fp32 is pending (the bench network is not trained yet).")
+        ratio = (f"int8 ({INT8_PATHS[best['int8']]}: of the backends with the most convs in int8, the faster) runs "
+                 f"{r['int8_vs_bf16']:.2f}× as fast as bf16 (`{best['bf16']}`)")
+        a = r.get("agreement")
+        if a:
+            per = ", ".join(_backend_agreement(k, a[k]) for k in ("onnxruntime", "pt2e"))
+            videos = a[INT8_PATHS[best["int8"]]]["videos"]
+            verdict = "met" if r["meets_targets"] else "not met"
+            lines.append(f"{ratio}; its top-1 agrees with fp32 on {100 * r['int8_agreement']:.2f} % of {videos} "
+                         f"SynthMotion videos (bench network `{a['run']}`, calibrated on {a['calibration_videos']} "
+                         f"train videos; per backend: {per}). Targets ≥ {TARGETS_TEXT}: {verdict}.")
+        else:
+            lines.append(f"{ratio}; its agreement with fp32 is pending (the bench network is not trained yet).")
     faster = "faster" if r["ort_fp32_vs_fast_fp32"] > 1 else "slower"
     lines.append(f"onnxruntime fp32 is {faster} than the fp32 fast path (`{best['fp32']}`): "
                  f"{r['ort_fp32_vs_fast_fp32']:.2f}× its speed.")
@@ -291,6 +297,14 @@ def _deploy_section(name, info, results, notes_dir, deploy=None) -> List[str]:
                  f"{m.get('threads', DASH)} threads; {_flags(m)}): ratios within this table hold, absolute times "
                  f"differ from the latency section's machine.")
     return lines
+
+
+def _backend_agreement(name: str, backend: dict) -> str:
+    if "error" in backend:
+        return f"{name} could not quantize it"
+    convs = backend.get("convs_int8")
+    return f"{name} {100 * backend['top1_agreement']:.2f} %" + (f" with {convs[0]} of {convs[1]} convs in int8"
+                                                                  if convs else "")
 
 
 def _flags(m: dict) -> str:
@@ -452,8 +466,9 @@ def _index_row(name: str, results: Optional[dict], deploy: Optional[dict] = None
     if d:
         ms = d["latency"]["ms"]
         agree = DASH if d["int8_agreement"] is None else f"{100 * d['int8_agreement']:.1f} %"
-        row.append(f"{_f(ms.get('ort_fp32'), '.0f')} / {_f(ms.get(d['best']['int8']), '.0f')} "
-                   f"({INT8_BACKEND[d['best']['int8']]}) / {d['int8_vs_bf16']:.2f}× / {agree}")
+        int8 = d["best"]["int8"]
+        row.append(f"{_f(ms.get('ort_fp32'), '.0f')} / " + (f"{_f(ms[int8], '.0f')} ({INT8_PATHS[int8]}) / "
+                                                             f"{d['int8_vs_bf16']:.2f}× / {agree}" if int8 else "no int8"))
     else:
         row.append("not measured")
     return row

@@ -36,6 +36,7 @@ from .results import load_results, write_results
 __all__ = ["measure_paths", "int8_numerics", "run_deploy", "format_rows", "TARGETS", "main"]
 
 TARGETS = {"int8_vs_bf16": 1.5, "int8_agreement": 0.99}
+INT8_PATHS = {"ort_int8": "onnxruntime", "pt2e_int8": "pt2e"}  # timed path -> `quantize` backend
 CALIB_RANDOM_CLIPS = 4  # latency runs: calibration does not change the int8 graph's cost
 CALIB_VIDEOS = 32  # agreement runs: first train-split videos of the bench data
 
@@ -60,31 +61,42 @@ def measure_paths(name: str, *, threads: int, warmup: int, reps: int, compile: b
     fns = {"eager_fp32": model, **fns}
     # the int8 paths are built as `zoo.inference.quantize.quantize` builds them, the onnxruntime one
     # from the very fp32 export that is timed
+    errors = {}
     with tempfile.TemporaryDirectory(prefix="zoo-deploy-") as tmp:
         start = time.perf_counter()
         export_for_int8(model, os.path.join(tmp, "m.onnx"), calibration)
         fns["ort_fp32"] = OnnxRuntimeModel(os.path.join(tmp, "m.onnx"), threads=threads)
         setup["export_onnx_s"] = round(time.perf_counter() - start, 1)
-        start = time.perf_counter()
-        fns["ort_int8"] = describe_int8(onnxruntime_int8(os.path.join(tmp, "m.onnx"), calibration, threads),
-                                        model, "onnxruntime")
-        setup["int8_onnxruntime_s"] = round(time.perf_counter() - start, 1)
-    start = time.perf_counter()
-    fns["pt2e_int8"] = describe_int8(Pt2eInt8Model(model, calibration), model, "pt2e")
-    fns["pt2e_int8"](x)  # compiles
-    setup["int8_pt2e_s"] = round(time.perf_counter() - start, 1)
+        builders = {"ort_int8": lambda: onnxruntime_int8(os.path.join(tmp, "m.onnx"), calibration, threads),
+                    "pt2e_int8": lambda: Pt2eInt8Model(model, calibration)}
+        for path, build_int8 in builders.items():
+            start = time.perf_counter()
+            try:
+                fns[path] = describe_int8(build_int8(), model, INT8_PATHS[path])
+                fns[path](x)  # PT2E compiles at its first call
+            except Exception as e:  # recorded: a quantizer that cannot handle this graph
+                errors[INT8_PATHS[path]] = _error_line(e)
+                fns.pop(path, None)
+            setup[f"int8_{INT8_PATHS[path]}_s"] = round(time.perf_counter() - start, 1)
     with torch.inference_mode():
         ref = model(x)
-        dlogit = {k: float((fns[k](x) - ref).abs().max() / ref.abs().max()) for k in ("ort_fp32", "ort_int8", "pt2e_int8")}
+        dlogit = {k: float((fns[k](x) - ref).abs().max() / ref.abs().max())
+                  for k in ("ort_fp32", *INT8_PATHS) if k in fns}
     ms = time_interleaved(fns, x, warmup=warmup, reps=reps)
     return {"family": info.family, "input_shape": list(info.input_shape),
             "ms": {k: round(1e3 * v, 2) for k, v in ms.items()}, "setup_s": setup,
-            "max_rel_dlogit_vs_eager": {k: float(f"{v:.3g}") for k, v in dlogit.items()}}
+            "max_rel_dlogit_vs_eager": {k: float(f"{v:.3g}") for k, v in dlogit.items()}, "int8_errors": errors}
+
+
+def _error_line(e: Exception) -> str:
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"
 
 
 def int8_numerics(model, calibration: Sequence[torch.Tensor], datasets: Sequence) -> Dict[str, Dict[str, Any]]:
     """Per int8 backend: the quantized ``model``'s per-video top-1 agreement with eager fp32 over
-    ``datasets`` (`zoo.benchmark.numerics.top1_agreement`: flip gaps, near ties)."""
+    ``datasets`` (`zoo.benchmark.numerics.top1_agreement`: flip gaps, near ties), and how many of
+    its convolutions run in int8 (``convs_int8``: [int8, all])."""
     from ..engine import evaluate
     from ..inference.quantize import METHODS, quantize
     from .numerics import top1_agreement
@@ -93,9 +105,13 @@ def int8_numerics(model, calibration: Sequence[torch.Tensor], datasets: Sequence
     reference = torch.cat([evaluate(model, d, progress=False).view_logits for d in datasets])
     out = {}
     for backend in METHODS:
-        int8 = quantize(model, calibration, backend=backend)
+        try:
+            int8 = quantize(model, calibration, backend=backend)
+        except Exception as e:  # recorded, as `measure_paths` records it
+            out[backend] = {"error": _error_line(e)}
+            continue
         logits = torch.cat([evaluate(int8, d, progress=False, device=cpu).view_logits for d in datasets])
-        out[backend] = top1_agreement(reference, logits)
+        out[backend] = {**top1_agreement(reference, logits), "convs_int8": list(int8.convs_int8)}
     return out
 
 
@@ -139,21 +155,28 @@ def _row(name: str, lat: Dict[str, Any], agreement: Optional[Dict[str, Any]]) ->
         return path, ms[path]
 
     (bf16_path, bf16), (fp32_path, fp32) = best("fast_bf16", "compiled_bf16"), best("fast_fp32", "compiled_fp32")
-    int8_path, int8 = best("ort_int8", "pt2e_int8")
-    agree = agreement["onnxruntime" if int8_path == "ort_int8" else "pt2e"]["top1_agreement"] if agreement else None
+    int8_paths = [p for p in INT8_PATHS if p in ms]
+    if agreement:
+        # as `quantize(backend="auto")` chooses: a backend that leaves convolutions in float is not int8
+        convs = {p: agreement[INT8_PATHS[p]].get("convs_int8", [0])[0] for p in int8_paths}
+        int8_paths = [p for p in int8_paths if convs[p] == max(convs.values())]
+    int8_path, int8 = best(*int8_paths) if int8_paths else (None, None)
+    agree = agreement[INT8_PATHS[int8_path]]["top1_agreement"] if agreement and int8_path else None
+    ratio = round(bf16 / int8, 3) if int8 else None
     return {"model": name, "latency": lat, "best": {"fp32": fp32_path, "bf16": bf16_path, "int8": int8_path},
-            "int8_vs_bf16": round(bf16 / int8, 3), "int8_agreement": agree,
+            "int8_vs_bf16": ratio, "int8_agreement": agree,
             "ort_fp32_vs_fast_fp32": round(fp32 / ms["ort_fp32"], 3), "agreement": agreement,
             "meets_targets": None if agree is None else
-            bool(bf16 / int8 >= TARGETS["int8_vs_bf16"] and agree >= TARGETS["int8_agreement"])}
+            bool(ratio >= TARGETS["int8_vs_bf16"] and agree >= TARGETS["int8_agreement"])}
 
 
 def run_deploy(results: str, *, out_dir: str, models: Optional[Sequence[str]] = None, threads: Optional[int] = None,
                warmup: int = 2, reps: int = 5, compile: bool = True, train: bool = True, remeasure: bool = False,
-               size: Optional[int] = None, command: Optional[str] = None) -> Dict[str, Any]:
+               reagree: bool = False, size: Optional[int] = None, command: Optional[str] = None) -> Dict[str, Any]:
     """Measure ``models`` (default: all registered), writing ``results`` after each (atomically).
     An earlier file's rows with the same settings keep their latency unless ``remeasure``; a row
-    without agreement gets it once its bench run is trained (``train``: trained here if missing)."""
+    without agreement gets it once its bench run is trained (``train``: trained here if missing),
+    and ``reagree`` measures it again."""
     from ..models import list_models, model_info
 
     names = list(models) if models else list_models()
@@ -172,7 +195,7 @@ def run_deploy(results: str, *, out_dir: str, models: Optional[Sequence[str]] = 
     rows = {r["model"]: r for r in previous.get("rows", [])} if previous.get("settings") == settings else {}
     doc = {"command": command or shlex.join(sys.argv), "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
            "versions": versions(), "machine": {**machine_description(), "threads": threads}, "settings": settings}
-    todo = [n for n in names if remeasure or rows.get(n, {}).get("agreement") is None]
+    todo = [n for n in names if remeasure or reagree or rows.get(n, {}).get("agreement") is None]
     run_of = _bench_runs(todo, out_dir, train) if todo else {}
     agreements: Dict[str, Dict[str, Any]] = {}
     print(f"deploy benchmark: {len(todo)} of {len(names)} model(s) to measure; batch 1, {threads} thread(s), "
@@ -204,7 +227,8 @@ def format_rows(rows: List[Dict[str, Any]], header: bool = True) -> str:
     for r in rows:
         ms = r["latency"]["ms"]
         cells = [r["model"], ms["eager_fp32"], ms[r["best"]["fp32"]], ms[r["best"]["bf16"]], ms["ort_fp32"],
-                 ms["ort_int8"], ms["pt2e_int8"], f"{r['int8_vs_bf16']:.2f}x",
+                 ms.get("ort_int8", "-"), ms.get("pt2e_int8", "-"),
+                 "-" if r["int8_vs_bf16"] is None else f"{r['int8_vs_bf16']:.2f}x",
                  "-" if r["int8_agreement"] is None else f"{100 * r['int8_agreement']:.1f}%"]
         cells = [c if isinstance(c, str) else f"{c:.0f}" for c in cells]
         lines.append("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, (_, w)) in enumerate(zip(cells, cols))))
@@ -222,6 +246,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--no-compile", action="store_true", help="do not time the compiled fast path")
     p.add_argument("--size", type=int, help="crop size instead of the canonical one (smoke runs)")
     p.add_argument("--remeasure", action="store_true", help="measure again the rows an earlier file has")
+    p.add_argument("--reagree", action="store_true", help="measure the int8 agreement again (latency kept)")
     p.add_argument("--no-train", action="store_true",
                    help="do not train missing bench networks: their rows wait for agreement (a later run fills it)")
     p.add_argument("--measure", metavar="NAME", help=argparse.SUPPRESS)  # one model's latency (a child process)
@@ -233,7 +258,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0
     doc = run_deploy(a.results, out_dir=a.out_dir, models=a.models.split(",") if a.models else None,
                      threads=a.threads, warmup=a.warmup, reps=a.reps, compile=not a.no_compile,
-                     train=not a.no_train, remeasure=a.remeasure, size=a.size, command=shlex.join(["benchmarks/deploy.py", *(argv or sys.argv[1:])]))
+                     train=not a.no_train, remeasure=a.remeasure, reagree=a.reagree, size=a.size, command=shlex.join(["benchmarks/deploy.py", *(argv or sys.argv[1:])]))
     print(f"\n{format_rows(doc['rows'])}\nresults: {a.results}")
     return 0
 

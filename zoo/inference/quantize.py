@@ -18,7 +18,7 @@ import contextlib
 import logging
 import os
 import tempfile
-from typing import List, Sequence
+from typing import List, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -87,11 +87,30 @@ def export_for_int8(model: nn.Module, out: str, clips: Sequence[torch.Tensor]) -
 
 
 def onnxruntime_int8(fp32: str, clips: Sequence[torch.Tensor], threads=None) -> OnnxRuntimeModel:
-    """The fp32 ONNX file ``fp32`` (from `export_for_int8`) quantized on ``clips`` and loaded in onnxruntime."""
+    """The fp32 ONNX file ``fp32`` (from `export_for_int8`) quantized on ``clips`` and loaded in
+    onnxruntime; ``convs_int8`` counts its convolutions with int8 weights, and all of them."""
     with tempfile.TemporaryDirectory(prefix="zoo-int8-") as tmp:
         int8 = os.path.join(tmp, "int8.onnx")
         quantize_onnx(fp32, int8, clips)
-        return OnnxRuntimeModel(int8, threads=threads)
+        model = OnnxRuntimeModel(int8, threads=threads)
+        model.convs_int8 = _onnx_convs_int8(int8)
+        return model
+
+
+def _onnx_convs_int8(path: str) -> Tuple[int, int]:
+    import onnx
+
+    graph = onnx.load(path).graph
+    dequantized = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    return sum(n.input[1] in dequantized for n in convs), len(convs)
+
+
+def _graph_convs_int8(graph: torch.fx.GraphModule) -> Tuple[int, int]:
+    convs = [n for n in graph.graph.nodes if n.op == "call_function" and "conv" in str(n.target)
+             and "dequantize" not in str(n.target)]
+    return (sum(isinstance(n.args[1], torch.fx.Node) and "dequantize" in str(n.args[1].target) for n in convs),
+            len(convs))
 
 
 def _onnxruntime_int8(model: nn.Module, clips: Sequence[torch.Tensor], threads=None) -> OnnxRuntimeModel:
@@ -126,6 +145,8 @@ class Pt2eInt8Model(nn.Module):
             for clip in clips:
                 prepared(clip)
             self.graph = convert_pt2e(prepared)
+        # inductor's x86 quantizer annotates 2D convolutions and linear layers, not Conv3d
+        self.convs_int8 = _graph_convs_int8(self.graph)
         # kept out of the module tree: it shares `graph`'s weights
         self.__dict__["_compiled"] = torch.compile(self.graph, dynamic=False)
 
@@ -147,8 +168,12 @@ def quantize(model: nn.Module, calibration, *, backend: str = "auto", threads=No
     """``model`` (eval mode, fp32) quantized to int8 by ``backend`` (see the module docstring),
     calibrated on ``calibration`` (see `calibration_clips`), for any batch size. The module returned
     carries the model's ``info``, ``num_classes`` and ``categories``, ``dtype`` (``torch.int8``),
-    ``backend``, ``method`` and, for ``"auto"``, ``int8_ms``: both backends' timings on the
-    canonical clip. ``threads``: onnxruntime's intra-op threads (default: one per core)."""
+    ``backend``, ``method``, ``convs_int8`` ((convolutions with int8 weights, all convolutions))
+    and, for ``"auto"``, ``int8_ms``: the backends' timings on the canonical clip, and
+    ``int8_errors``: why a backend could not quantize the model, if one could not. ``"auto"``
+    keeps the faster of the backends that quantize the most convolutions (PT2E leaves Conv3d in
+    float: on 3D networks it is not an int8 model). ``threads``: onnxruntime's intra-op threads
+    (default: one per core)."""
     if backend not in BACKENDS:
         raise ValueError(f"int8 backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if model.training:
@@ -157,10 +182,19 @@ def quantize(model: nn.Module, calibration, *, backend: str = "auto", threads=No
     if backend == "auto":
         from .optimize import _canonical_clip
 
-        candidates = {name: quantize(model, clips, backend=name, threads=threads) for name in METHODS}
-        clip = _canonical_clip(model)
-        secs = time_interleaved(candidates, clip, warmup=1, reps=3, settle=0)
-        best = candidates[min(secs, key=secs.get)]
+        built, errors = {}, {}
+        for name in METHODS:
+            try:
+                built[name] = quantize(model, clips, backend=name, threads=threads)
+            except Exception as e:  # a quantizer that cannot handle this graph leaves the other
+                errors[name] = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+        if not built:
+            raise RuntimeError("no int8 backend could quantize this model: " + "; ".join(f"{k}: {v}" for k, v in errors.items()))
+        most = max(q.convs_int8[0] for q in built.values())
+        candidates = {name: q for name, q in built.items() if q.convs_int8[0] == most}
+        secs = time_interleaved(built, _canonical_clip(model), warmup=1, reps=3, settle=0)
+        best = candidates[min(candidates, key=secs.get)]
+        best.int8_errors = errors
         best.int8_ms = {k: round(1e3 * v, 1) for k, v in secs.items()}
         return best
     quantized = _onnxruntime_int8(model, clips, threads) if backend == "onnxruntime" else Pt2eInt8Model(model, clips)

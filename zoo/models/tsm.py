@@ -7,7 +7,10 @@
   every residual block, for zero extra FLOPs. Layout as the official
   mit-han-lab/temporal-shift-module code: ``blockres`` placement (shift on the residual
   branch before ``conv1``), ``block`` placement as an option, every other block for
-  ResNet-101 and deeper, optional temporal pooling before ``layer2``.
+  ResNet-101 and deeper, optional temporal pooling before ``layer2``. ``online=True`` is the
+  paper's online variant (Sec. 3.3): 1/8 of the channels shifted one frame forward in time only,
+  so a stream is run frame by frame, each shift caching the channels it hands to the next frame
+  (`TSMStream`): one frame's cost per prediction.
 
 The 2D backbone is timm's ResNet; its state-dict keys equal torchvision's, so official TSM
 checkpoints map onto ``backbone.*`` with a few renames (`checkpoint_filter_fn`).
@@ -17,7 +20,7 @@ checkpoints map onto ``backbone.*`` with a few renames (`checkpoint_filter_fn`).
 from __future__ import annotations
 
 import re
-from typing import Dict
+from typing import Dict, Optional
 
 import torch
 import torch.nn as nn
@@ -28,35 +31,45 @@ from ._export import register_export_form
 from ._info import IMAGENET_MEAN, IMAGENET_STD, BenchPreset, ModelInfo, Result, Weights
 from ._registry import create_model, register_model
 
-__all__ = ["temporal_shift", "ShiftConv2d", "ShiftBlock", "TSM", "checkpoint_filter_fn", "SHIFT_PLACES"]
+__all__ = ["temporal_shift", "ShiftConv2d", "ShiftBlock", "TSM", "TSMStream", "checkpoint_filter_fn", "SHIFT_PLACES"]
 
 SHIFT_PLACES = ("blockres", "block")
 
 
-def temporal_shift(x: torch.Tensor, num_segments: int, fold_div: int = 8) -> torch.Tensor:
+def temporal_shift(x: torch.Tensor, num_segments: int, fold_div: int = 8, online: bool = False) -> torch.Tensor:
     """Shift channels along time: ``x`` is ``[N*T, C, H, W]`` with T = ``num_segments``.
 
     Channels ``[0, C/fold_div)`` take the next frame's values (t <- t+1), channels
     ``[C/fold_div, 2C/fold_div)`` the previous frame's (t <- t-1); frames shifted in from
-    outside the clip are zeros. The other channels pass unchanged. The output keeps ``x``'s
-    memory layout (channels-last stays channels-last).
+    outside the clip are zeros. The other channels pass unchanged. ``online``: only channels
+    ``[0, C/fold_div)`` move, and they take the previous frame's values (the online TSM; no
+    frame sees the future). The output keeps ``x``'s memory layout (channels-last stays
+    channels-last).
     """
     if torch.compiler.is_compiling():
         # Opaque to inductor: its pointwise rewrite of the slice copies below loses the
         # channels-last layout and splits the convs' fused epilogues (TSM-R50 compiled ran
         # slower than not compiled); as an extern call the compiled graph keeps both.
-        return _temporal_shift_op(x, num_segments, fold_div)
-    return _shift_copy(x, num_segments, fold_div)
+        return _temporal_shift_op(x, num_segments, fold_div, online)
+    return _shift_copy(x, num_segments, fold_div, online=online)
 
 
-def _shift_copy(x: torch.Tensor, num_segments: int, fold_div: int, reverse: bool = False) -> torch.Tensor:
+def _shift_folds(c: int, fold_div: int, online: bool):
+    """(channels taking the next frame's values, channels taking the previous frame's, the rest)."""
+    fold = c // fold_div
+    if online:
+        return slice(0, 0), slice(0, fold), slice(fold, c)
+    return slice(0, fold), slice(fold, 2 * fold), slice(2 * fold, c)
+
+
+def _shift_copy(x: torch.Tensor, num_segments: int, fold_div: int, reverse: bool = False,
+                online: bool = False) -> torch.Tensor:
     # one write of the output, no full-tensor temporaries (faster than a clone plus rewriting the
     # two shifted folds, and than the official zeros_like form, in either layout); ``reverse`` swaps
     # the two directions (the shift's adjoint, for backward)
     nt, c, h, w = x.shape
     x5 = x.reshape(nt // num_segments, num_segments, c, h, w)  # a view unless x has odd strides
-    fold = c // fold_div
-    from_next, from_prev = slice(0, fold), slice(fold, 2 * fold)
+    from_next, from_prev, rest = _shift_folds(c, fold_div, online)
     if reverse:
         from_next, from_prev = from_prev, from_next
     out = torch.empty_like(x5)
@@ -64,82 +77,113 @@ def _shift_copy(x: torch.Tensor, num_segments: int, fold_div: int, reverse: bool
     out[:, -1:, from_next] = 0
     out[:, 1:, from_prev] = x5[:, :-1, from_prev]
     out[:, :1, from_prev] = 0
-    out[:, :, 2 * fold:] = x5[:, :, 2 * fold:]
+    out[:, :, rest] = x5[:, :, rest]
     return out.view(nt, c, h, w)
 
 
 @torch.library.custom_op("zoo::temporal_shift", mutates_args=())
-def _temporal_shift_op(x: torch.Tensor, num_segments: int, fold_div: int) -> torch.Tensor:
-    return _shift_copy(x, num_segments, fold_div)
+def _temporal_shift_op(x: torch.Tensor, num_segments: int, fold_div: int, online: bool) -> torch.Tensor:
+    return _shift_copy(x, num_segments, fold_div, online=online)
 
 
 @_temporal_shift_op.register_fake
-def _(x: torch.Tensor, num_segments: int, fold_div: int) -> torch.Tensor:
+def _(x: torch.Tensor, num_segments: int, fold_div: int, online: bool) -> torch.Tensor:
     return torch.empty_like(x)
 
 
 def _temporal_shift_setup(ctx, inputs, output):
-    ctx.num_segments, ctx.fold_div = inputs[1], inputs[2]
+    ctx.num_segments, ctx.fold_div, ctx.online = inputs[1], inputs[2], inputs[3]
 
 
 def _temporal_shift_backward(ctx, grad):
-    return _shift_copy(grad, ctx.num_segments, ctx.fold_div, reverse=True), None, None
+    return _shift_copy(grad, ctx.num_segments, ctx.fold_div, reverse=True, online=ctx.online), None, None, None
 
 
 _temporal_shift_op.register_autograd(_temporal_shift_backward, setup_context=_temporal_shift_setup)
 
 
-def _shift_export_form(x: torch.Tensor, num_segments: int, fold_div: int) -> torch.Tensor:
+def _shift_export_form(x: torch.Tensor, num_segments: int, fold_div: int, online: bool) -> torch.Tensor:
     """The shift as slices and concatenations (no in-place writes): what exported programs hold."""
     nt, c, h, w = x.shape
     x5 = x.reshape(-1, num_segments, c, h, w)
-    fold = c // fold_div
-    nxt = torch.cat([x5[:, 1:, :fold], torch.zeros_like(x5[:, :1, :fold])], 1)
-    prev = torch.cat([torch.zeros_like(x5[:, :1, fold:2 * fold]), x5[:, :-1, fold:2 * fold]], 1)
-    return torch.cat([nxt, prev, x5[:, :, 2 * fold:]], 2).reshape(nt, c, h, w)
+    from_next, from_prev, rest = _shift_folds(c, fold_div, online)
+    parts = []
+    if from_next.stop > from_next.start:
+        parts.append(torch.cat([x5[:, 1:, from_next], torch.zeros_like(x5[:, :1, from_next])], 1))
+    parts.append(torch.cat([torch.zeros_like(x5[:, :1, from_prev]), x5[:, :-1, from_prev]], 1))
+    parts.append(x5[:, :, rest])
+    return torch.cat(parts, 2).reshape(nt, c, h, w)
 
 
 register_export_form(torch.ops.zoo.temporal_shift.default, _shift_export_form)
 
 
-class ShiftConv2d(nn.Conv2d):
+class _Shift:
+    """What the two shift placements share: the offline shift, or, while a `TSMStream` runs,
+    the streaming one (one frame per call, the channels from the previous frame cached)."""
+    num_segments: int
+    fold_div: int
+    online: bool = False
+    stream_cache = None  # None: offline; `_START`, then the cached channels, while streaming
+
+    def _shift(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stream_cache is None:
+            return temporal_shift(x, self.num_segments, self.fold_div, self.online)
+        fold = x.shape[1] // self.fold_div
+        previous = torch.zeros_like(x[:, :fold]) if self.stream_cache is _START else self.stream_cache
+        if previous.shape != x[:, :fold].shape:
+            raise ValueError(f"a TSM stream keeps its batch and frame size: got {tuple(x.shape)} after a frame of "
+                             f"{tuple(previous.shape)} in its first {fold} channels; call reset() to start a new stream")
+        self.stream_cache = x[:, :fold].clone()
+        out = x.clone()
+        out[:, :fold] = previous
+        return out
+
+
+_START = object()  # a stream's cache before its first frame (the past is zeros, as offline)
+
+
+class ShiftConv2d(_Shift, nn.Conv2d):
     """A conv that temporally shifts its input first (TSM ``blockres`` placement).
 
     Subclassing keeps the plain ``conv1.weight`` key, so shifted and unshifted networks share
     one state-dict layout.
     """
 
-    def __init__(self, *args, num_segments: int = 8, fold_div: int = 8, **kwargs):
+    def __init__(self, *args, num_segments: int = 8, fold_div: int = 8, online: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.num_segments = num_segments
         self.fold_div = fold_div
+        self.online = online
 
     @classmethod
-    def from_conv(cls, conv: nn.Conv2d, num_segments: int, fold_div: int) -> "ShiftConv2d":
+    def from_conv(cls, conv: nn.Conv2d, num_segments: int, fold_div: int, online: bool = False) -> "ShiftConv2d":
         new = cls(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
                   conv.dilation, conv.groups, conv.bias is not None, conv.padding_mode,
-                  num_segments=num_segments, fold_div=fold_div)
+                  num_segments=num_segments, fold_div=fold_div, online=online)
         new.load_state_dict(conv.state_dict())
         return new
 
     def forward(self, x):
-        return super().forward(temporal_shift(x, self.num_segments, self.fold_div))
+        return super().forward(self._shift(x))
 
     def extra_repr(self):
-        return super().extra_repr() + f", shift(T={self.num_segments}, 1/{self.fold_div} each way)"
+        way = "from the past (online)" if self.online else "each way"
+        return super().extra_repr() + f", shift(T={self.num_segments}, 1/{self.fold_div} {way})"
 
 
-class ShiftBlock(nn.Module):
+class ShiftBlock(_Shift, nn.Module):
     """A residual block whose whole input is shifted (TSM ``block`` placement)."""
 
-    def __init__(self, block: nn.Module, num_segments: int, fold_div: int):
+    def __init__(self, block: nn.Module, num_segments: int, fold_div: int, online: bool = False):
         super().__init__()
         self.block = block
         self.num_segments = num_segments
         self.fold_div = fold_div
+        self.online = online
 
     def forward(self, x):
-        return self.block(temporal_shift(x, self.num_segments, self.fold_div))
+        return self.block(self._shift(x))
 
 
 def _shift_every(stage_depths) -> int:
@@ -161,12 +205,16 @@ class TSM(nn.Module):
         temporal_pool: max-pool time by 2 before ``layer2`` (official ``tpool``).
         dropout: dropout before the classifier.
         in_chans: input channels of ``conv1`` (PAN Lite feeds 6).
+        online: the online TSM: 1/shift_div of the channels shifted from the previous frame only
+            (no frame sees the future), so it runs frame by frame on a stream (`TSMStream`).
     """
 
     def __init__(self, num_classes: int = 174, num_segments: int = 8, backbone: str = "resnet50",
                  shift: bool = True, shift_div: int = 8, shift_place: str = "blockres",
-                 temporal_pool: bool = False, dropout: float = 0.5, in_chans: int = 3):
+                 temporal_pool: bool = False, dropout: float = 0.5, in_chans: int = 3, online: bool = False):
         super().__init__()
+        if online and (temporal_pool or not shift):
+            raise ValueError("online=True is a TSM with shifts and without temporal_pool (it pools over time)")
         if shift_place not in SHIFT_PLACES:
             raise ValueError(f"shift_place must be one of {SHIFT_PLACES}, got {shift_place!r}")
         if not backbone.startswith("resnet"):
@@ -176,6 +224,7 @@ class TSM(nn.Module):
         self.num_classes = num_classes
         self.num_segments = num_segments
         self.temporal_pool = temporal_pool
+        self.online = online
         import timm  # here, not at import: `zoo list` and `zoo info` need no timm
 
         # zero_init_last=False: torchvision's (and so the official code's) initialisation
@@ -202,9 +251,9 @@ class TSM(nn.Module):
                 if j % every:
                     continue
                 if place == "blockres":
-                    block.conv1 = ShiftConv2d.from_conv(block.conv1, segments, fold_div)
+                    block.conv1 = ShiftConv2d.from_conv(block.conv1, segments, fold_div, self.online)
                 else:
-                    stage[j] = ShiftBlock(block, segments, fold_div)
+                    stage[j] = ShiftBlock(block, segments, fold_div, self.online)
 
     @property
     def num_frames(self) -> int:
@@ -225,12 +274,13 @@ class TSM(nn.Module):
         b, c, t, h, w = x.shape
         return x.transpose(1, 2).reshape(b * t, c, h, w)
 
-    def forward_frames(self, x: torch.Tensor) -> torch.Tensor:
-        """Backbone over ``[B*T, C, H, W]`` frames -> pooled features ``[B, T', D]``."""
+    def forward_frames(self, x: torch.Tensor, segments: Optional[int] = None) -> torch.Tensor:
+        """Backbone over ``[B*T, C, H, W]`` frames -> pooled features ``[B, T', D]`` (T: ``segments``,
+        default ``num_segments``; a `TSMStream` passes one frame per clip)."""
         bb = self.backbone
         x = bb.maxpool(bb.act1(bb.bn1(bb.conv1(x))))
         x = bb.layer1(x)
-        segments = self.num_segments
+        segments = segments or self.num_segments
         if self.temporal_pool:
             x = self._pool_time(x, segments)
             segments //= 2
@@ -258,6 +308,58 @@ class TSM(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
+
+
+class TSMStream:
+    """An online TSM (``online=True``) run on a stream, one frame per call (Lin et al., ICCV 2019,
+    Sec. 3.3): each shift keeps the channels it hands to the next frame, so a call costs one
+    frame of the 2D backbone. A call returns that frame's logits; the mean over frames 1..T equals
+    the offline model's logits on those T frames (TSM averages per-frame logits).
+
+        with TSMStream(model.eval()) as stream:
+            for frame in frames:               # [B, 3, H, W], normalised as the model's clips are
+                logits = stream(frame)         # [B, num_classes]
+
+    While a stream is open the model's shifts stream; closing it (or leaving the ``with``) makes
+    it an offline model again. ``reset()`` starts a new stream (the past is zeros again).
+    """
+
+    def __init__(self, model: TSM):
+        if not getattr(model, "online", False):
+            raise ValueError("TSMStream runs an online TSM: build it with online=True "
+                             "(zoo.build('tsm_r50', online=True), --model-arg online=true)")
+        if model.training:
+            raise ValueError("TSMStream runs an eval-mode model: call model.eval() first")
+        self.model = model
+        self.shifts = [m for m in model.modules() if isinstance(m, _Shift)]
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new stream: the next frame is the first (frames before it are zeros)."""
+        for m in self.shifts:
+            m.stream_cache = _START
+        self.frames = 0
+
+    def close(self) -> None:
+        """Return the model to offline use."""
+        for m in self.shifts:
+            m.stream_cache = None
+
+    def __enter__(self) -> "TSMStream":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __call__(self, frame: torch.Tensor) -> torch.Tensor:
+        if frame.dim() != 4 or frame.shape[1] != 3:
+            raise ValueError(f"a TSM stream takes one frame per clip, [B, 3, H, W]; got {tuple(frame.shape)}")
+        if self.shifts and self.shifts[0].stream_cache is None:
+            raise RuntimeError("this TSMStream is closed: open a new one")
+        with torch.no_grad():
+            logits = self.model.forward_head(self.model.forward_frames(frame, segments=1))
+        self.frames += 1
+        return logits
 
 
 # -- official checkpoints ------------------------------------------------------------------
