@@ -291,9 +291,10 @@ def _deploy_section(name, info, results, notes_dir, deploy=None) -> List[str]:
     faster = "faster" if r["ort_fp32_vs_fast_fp32"] > 1 else "slower"
     lines.append(f"onnxruntime fp32 is {faster} than the fp32 fast path (`{best['fp32']}`): "
                  f"{r['ort_fp32_vs_fast_fp32']:.2f}× its speed.")
-    m = deploy.get("machine", {})
+    by = r["latency"].get("measured_by") or deploy
+    m = by.get("machine", {})
     lines.append(f"Batch 1 at {r['latency']['input_shape']}, random weights, all paths timed in the same interleaved "
-                 f"rounds by `{deploy.get('command')}` on {deploy.get('date')} ({m.get('cpu', DASH)}, "
+                 f"rounds by `{by.get('command')}` on {by.get('date')} ({m.get('cpu', DASH)}, "
                  f"{m.get('threads', DASH)} threads; {_flags(m)}): ratios within this table hold, absolute times "
                  f"differ from the latency section's machine.")
     return lines

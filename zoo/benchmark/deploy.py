@@ -31,7 +31,7 @@ import torch
 from ..inference.timing import time_interleaved
 from .latency import fast_paths, json_from_child, randomize_bn_stats
 from .machine import machine_description, versions
-from .results import load_results, write_results
+from .results import load_results, provenance, write_results
 
 __all__ = ["measure_paths", "int8_numerics", "run_deploy", "format_rows", "TARGETS", "main"]
 
@@ -207,6 +207,7 @@ def run_deploy(results: str, *, out_dir: str, models: Optional[Sequence[str]] = 
                    "--warmup", str(warmup), "--reps", str(reps)] + ([] if compile else ["--no-compile"]) + \
                 ([] if size is None else ["--size", str(size)])
             lat = json_from_child(cmd)
+            lat["measured_by"] = {**provenance(doc), "machine": doc["machine"]}  # rows may come from several runs
         run = run_of[name]
         if run is not None and run not in agreements:
             agreements[run] = _bench_agreement(run, out_dir)

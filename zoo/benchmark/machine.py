@@ -38,7 +38,7 @@ def machine_description() -> Dict[str, object]:
     except OSError:
         load = None
     return {"cpu": cpu_name(), "logical_cpus": os.cpu_count(), "amx_bf16": "amx_bf16" in flags,
-            "avx512_bf16": "avx512_bf16" in flags, "platform": platform.platform(),
+            "avx512_bf16": "avx512_bf16" in flags, "avx512_vnni": "avx512_vnni" in flags, "platform": platform.platform(),
             "loadavg_at_start": load}
 
 
