@@ -108,3 +108,25 @@ def test_int8_onnx_export_calibrates_and_reports_agreement(tmp_path, capsys):
     assert not [f for f in os.listdir(tmp_path) if f.startswith(".")]  # no temporary file left
     assert main(["export", "tsm_r50", "--format", "pt2", "--out", out, "--int8", "--calibrate", "x"]) == 2
     assert main(["export", "tsm_r50", "--format", "onnx", "--out", out, "--int8"]) == 2
+
+
+def test_readme_snippet_runs_an_export_without_zoo(tmp_path, monkeypatch, capsys):
+    """The README's onnxruntime + sidecar snippet, as written, on an exported network."""
+    import re
+
+    import numpy as np
+
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md")).read()
+    snippet = re.search(r"needs only onnxruntime and the sidecar:\n\n```python\n(.*?)```", readme, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    assert main(["export", "tsm_r50", "--format", "onnx", "--out", "tsm.onnx", "--size", "32",
+                 "--model-arg", "backbone=resnet18"]) == 0
+    model_meta = json.load(open("tsm.onnx.json"))
+    assert model_meta["categories"] == [] and model_meta["input_shape"] == [1, 3, 8, 32, 32]
+    names = [f"class {i}" for i in range(174)]
+    meta = dict(model_meta, categories=names)
+    json.dump(meta, open("tsm.onnx.json", "w"))
+    clip = np.random.default_rng(0).random((1, 3, 8, 32, 32), dtype=np.float32)
+    capsys.readouterr()
+    exec(snippet, {"clip": clip})
+    assert capsys.readouterr().out.strip() in names

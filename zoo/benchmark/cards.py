@@ -276,9 +276,11 @@ def _deploy_section(name, info, results, notes_dir, deploy=None) -> List[str]:
     if best["int8"] is None:
         lines.append("No int8 backend could quantize this model.")
     else:
-        ratio = (f"int8 ({INT8_PATHS[best['int8']]}: of the backends with the most convs in int8, the faster) runs "
-                 f"{r['int8_vs_bf16']:.2f}× as fast as bf16 (`{best['bf16']}`)")
         a = r.get("agreement")
+        chosen = ("of the backends with the most convs in int8, the faster" if a else
+                  "the faster; which backends quantize every conv is counted with the agreement")
+        ratio = (f"int8 ({INT8_PATHS[best['int8']]}: {chosen}) runs "
+                 f"{r['int8_vs_bf16']:.2f}× as fast as bf16 (`{best['bf16']}`)")
         if a:
             per = ", ".join(_backend_agreement(k, a[k]) for k in ("onnxruntime", "pt2e"))
             videos = a[INT8_PATHS[best["int8"]]]["videos"]
