@@ -28,6 +28,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 
+from ..inference.quantize import error_line
 from ..inference.timing import time_interleaved
 from .latency import fast_paths, json_from_child, randomize_bn_stats
 from .machine import machine_description, versions
@@ -75,7 +76,7 @@ def measure_paths(name: str, *, threads: int, warmup: int, reps: int, compile: b
                 fns[path] = describe_int8(build_int8(), model, INT8_PATHS[path])
                 fns[path](x)  # PT2E compiles at its first call
             except Exception as e:  # recorded: a quantizer that cannot handle this graph
-                errors[INT8_PATHS[path]] = _error_line(e)
+                errors[INT8_PATHS[path]] = error_line(e)
                 fns.pop(path, None)
             setup[f"int8_{INT8_PATHS[path]}_s"] = round(time.perf_counter() - start, 1)
     with torch.inference_mode():
@@ -86,11 +87,6 @@ def measure_paths(name: str, *, threads: int, warmup: int, reps: int, compile: b
     return {"family": info.family, "input_shape": list(info.input_shape),
             "ms": {k: round(1e3 * v, 2) for k, v in ms.items()}, "setup_s": setup,
             "max_rel_dlogit_vs_eager": {k: float(f"{v:.3g}") for k, v in dlogit.items()}, "int8_errors": errors}
-
-
-def _error_line(e: Exception) -> str:
-    text = str(e).strip()
-    return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"
 
 
 def int8_numerics(model, calibration: Sequence[torch.Tensor], datasets: Sequence) -> Dict[str, Dict[str, Any]]:
@@ -108,7 +104,7 @@ def int8_numerics(model, calibration: Sequence[torch.Tensor], datasets: Sequence
         try:
             int8 = quantize(model, calibration, backend=backend)
         except Exception as e:  # recorded, as `measure_paths` records it
-            out[backend] = {"error": _error_line(e)}
+            out[backend] = {"error": error_line(e)}
             continue
         logits = torch.cat([evaluate(int8, d, progress=False, device=cpu).view_logits for d in datasets])
         out[backend] = {**top1_agreement(reference, logits), "convs_int8": list(int8.convs_int8)}

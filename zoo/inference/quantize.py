@@ -26,7 +26,7 @@ import torch.nn as nn
 from .export import OnnxRuntimeModel, export_model, export_program, onnxruntime_module
 from .timing import time_interleaved
 
-__all__ = ["quantize", "quantize_onnx", "calibration_clips", "export_for_int8", "onnxruntime_int8", "describe_int8", "BACKENDS", "METHODS", "Pt2eInt8Model"]
+__all__ = ["quantize", "quantize_onnx", "calibration_clips", "export_for_int8", "onnxruntime_int8", "describe_int8", "error_line", "BACKENDS", "METHODS", "Pt2eInt8Model"]
 
 METHODS = {
     "onnxruntime": "onnxruntime static quantization: QDQ, per-channel int8 weights, uint8 activations",
@@ -213,7 +213,7 @@ def quantize(model: nn.Module, calibration, *, backend: str = "auto", threads=No
             try:
                 built[name] = quantize(model, clips, backend=name, threads=threads)
             except Exception as e:  # a quantizer that cannot handle this graph leaves the other
-                errors[name] = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+                errors[name] = error_line(e)
         if not built:
             raise RuntimeError("no int8 backend could quantize this model: " + "; ".join(f"{k}: {v}" for k, v in errors.items()))
         most = max(q.convs_int8[0] for q in built.values())
@@ -225,6 +225,12 @@ def quantize(model: nn.Module, calibration, *, backend: str = "auto", threads=No
         return best
     quantized = _onnxruntime_int8(model, clips, threads) if backend == "onnxruntime" else Pt2eInt8Model(model, clips)
     return describe_int8(quantized, model, backend)
+
+
+def error_line(e: Exception) -> str:
+    """``Type: first line of the message``: why a backend could not quantize a model."""
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"
 
 
 def describe_int8(quantized: nn.Module, model: nn.Module, backend: str) -> nn.Module:
