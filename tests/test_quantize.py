@@ -110,6 +110,9 @@ def test_deploy_row_picks_the_fastest_path_per_precision():
     assert no_int8["best"]["int8"] is None and no_int8["int8_vs_bf16"] is None
     pending = _row("tsm_r50", {"ms": ms}, None)
     assert pending["int8_agreement"] is None and pending["meets_targets"] is None
+    # before the agreement run, the latency run's own conv counts rule out a float "int8"
+    counted = {"ms": ms, "convs_int8": {"onnxruntime": [20, 20], "pt2e": [0, 20]}}
+    assert _row("slowfast_8x8_r50", counted, None)["best"]["int8"] == "ort_int8"
     table = format_rows([row, pending]).splitlines()
     assert len(table) == 3 and table[1].split()[-2:] == ["1.60x", "98.0%"] and table[2].split()[-1] == "-"
 

@@ -62,7 +62,7 @@ def measure_paths(name: str, *, threads: int, warmup: int, reps: int, compile: b
     fns = {"eager_fp32": model, **fns}
     # the int8 paths are built as `zoo.inference.quantize.quantize` builds them, the onnxruntime one
     # from the very fp32 export that is timed
-    errors = {}
+    errors, convs = {}, {}
     with tempfile.TemporaryDirectory(prefix="zoo-deploy-") as tmp:
         start = time.perf_counter()
         export_for_int8(model, os.path.join(tmp, "m.onnx"), calibration)
@@ -75,6 +75,7 @@ def measure_paths(name: str, *, threads: int, warmup: int, reps: int, compile: b
             try:
                 fns[path] = describe_int8(build_int8(), model, INT8_PATHS[path])
                 fns[path](x)  # PT2E compiles at its first call
+                convs[INT8_PATHS[path]] = list(fns[path].convs_int8)
             except Exception as e:  # recorded: a quantizer that cannot handle this graph
                 errors[INT8_PATHS[path]] = error_line(e)
                 fns.pop(path, None)
@@ -86,7 +87,8 @@ def measure_paths(name: str, *, threads: int, warmup: int, reps: int, compile: b
     ms = time_interleaved(fns, x, warmup=warmup, reps=reps)
     return {"family": info.family, "input_shape": list(info.input_shape),
             "ms": {k: round(1e3 * v, 2) for k, v in ms.items()}, "setup_s": setup,
-            "max_rel_dlogit_vs_eager": {k: float(f"{v:.3g}") for k, v in dlogit.items()}, "int8_errors": errors}
+            "max_rel_dlogit_vs_eager": {k: float(f"{v:.3g}") for k, v in dlogit.items()}, "int8_errors": errors,
+            "convs_int8": convs}
 
 
 def int8_numerics(model, calibration: Sequence[torch.Tensor], datasets: Sequence) -> Dict[str, Dict[str, Any]]:
@@ -152,9 +154,11 @@ def _row(name: str, lat: Dict[str, Any], agreement: Optional[Dict[str, Any]]) ->
 
     (bf16_path, bf16), (fp32_path, fp32) = best("fast_bf16", "compiled_bf16"), best("fast_fp32", "compiled_fp32")
     int8_paths = [p for p in INT8_PATHS if p in ms]
-    if agreement:
+    counted = {b: a["convs_int8"] for b, a in (agreement or {}).items() if isinstance(a, dict) and "convs_int8" in a}
+    counted = counted or lat.get("convs_int8", {})
+    if counted:
         # as `quantize(backend="auto")` chooses: a backend that leaves convolutions in float is not int8
-        convs = {p: agreement[INT8_PATHS[p]].get("convs_int8", [0])[0] for p in int8_paths}
+        convs = {p: counted.get(INT8_PATHS[p], [0])[0] for p in int8_paths}
         int8_paths = [p for p in int8_paths if convs[p] == max(convs.values())]
     int8_path, int8 = best(*int8_paths) if int8_paths else (None, None)
     agree = agreement[INT8_PATHS[int8_path]]["top1_agreement"] if agreement and int8_path else None
