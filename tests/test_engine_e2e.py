@@ -96,6 +96,34 @@ def test_training_beats_chance(learned, easy_dir, tmp_path):
     assert rev["num_videos"] == 40 and rev["video_top1"] <= 30, rev  # measured 0
 
 
+def test_timeline_follows_the_action_across_clips(learned, tmp_path):
+    """A video of unseen easy SynthMotion clips of different classes one after another (8 frames
+    each), windows of one clip every frame: each window that lies within one clip names that
+    clip's class, so the timeline changes class within one window of every boundary."""
+    import numpy as np
+
+    from zoo.data import synth
+
+    order = ["moving_right", "moving_down", "moving_left", "moving_up", "moving_right", "moving_up",
+             "moving_left", "moving_down"]
+    clips = [synth.render_clip(c, np.random.default_rng([200, k]), 32, 8, "easy") for k, c in enumerate(order)]
+    video = str(tmp_path / "one_after_another.mp4")
+    synth.write_video(video, np.concatenate(clips), fps=15)
+    out = str(tmp_path / "timeline")
+    assert main(["predict", "--run-dir", learned, video, "--timeline", "--out", out, "--window-sec", str(8 / 15),
+                 "--stride-sec", str(1 / 15), "--no-progress"]) == 0
+    doc = json.load(open(os.path.join(out, "timeline.json")))
+    top1 = {w["first_frame"]: w["top"][0][0] for w in doc["windows"]}
+    assert len(top1) == 8 * 8 - 8 + 1 and doc["window_frames"] == 8
+    assert [top1[8 * i] for i in range(len(order))] == order  # measured: top-1 probability 0.79-0.99
+    # with windows that do not overlap, the segments are the clips, boundaries included
+    assert main(["predict", "--run-dir", learned, video, "--timeline", "--out", out, "--window-sec", str(8 / 15),
+                 "--stride-sec", str(8 / 15), "--no-progress"]) == 0
+    segs = json.load(open(os.path.join(out, "timeline.json")))["segments"]
+    assert [s["label"] for s in segs] == order
+    assert [s["start"] for s in segs] == pytest.approx([8 * i / 15 for i in range(len(order))], abs=1e-3)
+
+
 def test_finetuning_reinitialises_the_classifier(learned, tmp_path, capsys):
     """--weights from the 4-class model into a 2-class task: the classifier is re-initialised, the rest
     is loaded, and a few epochs on new clips suffice (the features already separate the twins).

@@ -7,22 +7,19 @@ from typing import List, Optional
 from . import UsageError
 from ._options import add_model_options, compile_mode, resolve_model_options
 
-__all__ = ["register", "load_videos_model"]
+__all__ = ["register", "load_model", "load_videos_model"]
 
 
-def load_videos_model(args, videos: List[str], labels: Optional[List[str]] = None):
-    """Model (eval mode, on its device) and a dataset over ``videos`` with the model's test views."""
-    from ..data import Record, VideoDataset
+def load_model(args, labels: Optional[List[str]] = None):
+    """The model of ``args`` (eval mode, on its device, the CPU fast path unless --no-optimize),
+    its input protocol, its class names, the resolved options and the device."""
     from ..engine import distributed as dist_utils
     from ..engine.config import parse_views
     from ..engine.prepare import adjust_info, build_model
 
-    for v in videos:
-        if not os.path.exists(v):
-            raise FileNotFoundError(f"video {v!r} does not exist")
     opts = resolve_model_options(args)
     labels = labels or opts["classes"]
-    views = parse_views(args.views) if args.views else None
+    views = parse_views(args.views) if getattr(args, "views", None) else None
     info, model_args = adjust_info(opts["model"], frames=opts["frames"], size=opts["size"], views=views,
                                    model_args=opts["model_args"], protocol=opts["protocol"])
     device = dist_utils.default_device(args.device)
@@ -30,11 +27,21 @@ def load_videos_model(args, videos: List[str], labels: Optional[List[str]] = Non
     model = build_model(opts["model"], info, num_classes=len(labels) if labels else None, weights=opts["weights"],
                         model_args=model_args, strict_classifier=True, pretrained=opts["pretrained"]
                         ).to(device).eval()
-    compile = compile_mode(args)
+    names = list(labels or getattr(model, "categories", None) or [str(i) for i in range(model.num_classes)])
     if not args.no_optimize and device.type == "cpu":
         from ..inference import optimize
-        model = optimize(model, compile=compile)
-    names = list(labels or model.categories or [str(i) for i in range(model.num_classes)])
+        model = optimize(model, compile=compile_mode(args))
+    return model, info, names, opts, device
+
+
+def load_videos_model(args, videos: List[str], labels: Optional[List[str]] = None):
+    """Model (eval mode, on its device) and a dataset over ``videos`` with the model's test views."""
+    from ..data import Record, VideoDataset
+
+    for v in videos:
+        if not os.path.exists(v):
+            raise FileNotFoundError(f"video {v!r} does not exist")
+    model, info, names, opts, device = load_model(args, labels)
     dataset = VideoDataset([Record(path=v, label=None) for v in videos], names, info, train=False)
     return model, dataset, opts, device
 
@@ -48,6 +55,12 @@ def _load(dataset, i):
         raise UsageError(str(e).split(". Fix or remove")[0]) from None
 
 
+def warn_if_untrained(opts) -> None:
+    if not opts["weights"] and not opts["pretrained"]:
+        print("warning: no --weights or --pretrained: the model is randomly initialised, the prediction is "
+              "meaningless")
+
+
 def cmd_predict(args) -> int:
     import torch
 
@@ -57,10 +70,11 @@ def cmd_predict(args) -> int:
     if args.labels and not os.path.isfile(args.labels):
         raise FileNotFoundError(f"label file {args.labels!r} does not exist")
     labels = load_label_map(args.labels) if args.labels else None
+    if args.timeline:
+        from .timeline import cmd_timeline
+        return cmd_timeline(args, labels)
     model, dataset, opts, device = load_videos_model(args, [args.video], labels)
-    if not opts["weights"] and not opts["pretrained"]:
-        print("warning: no --weights or --pretrained: the model is randomly initialised, the prediction is "
-              "meaningless")
+    warn_if_untrained(opts)
     video = _load(dataset, 0)
     with torch.inference_mode():
         logits = model(video.to(device)).float().cpu()
@@ -115,9 +129,12 @@ def cmd_features(args) -> int:
 def register(sub):
     from ..engine.config import AGGREGATIONS
 
-    p = sub.add_parser("predict", help="top-5 labels with scores for one video file",
+    p = sub.add_parser("predict", help="top-5 labels with scores for one video file (--timeline: over time)",
                        description="Run MODEL on VIDEO with the model's test views and print the top-k labels "
-                                   "with their aggregated probabilities.")
+                                   "with their aggregated probabilities. With --timeline, classify sliding "
+                                   "windows of a video of any length instead (one decoding pass, memory bounded "
+                                   "by one window) and write DIR/timeline.csv, .json (windows and merged "
+                                   "segments) and .png (and with --render an MP4 with the labels drawn).")
     p.add_argument("model", nargs="?", help="registered model name (or --run-dir DIR)")
     p.add_argument("video", help="a video file (or frame folder)")
     p.add_argument("--labels", help="label map: one class name per line (or JSON); default: class indices, "
@@ -125,6 +142,8 @@ def register(sub):
     add_model_options(p)
     p.add_argument("--topk", type=int, default=5, help="how many labels to print (default 5)")
     p.add_argument("--agg", default="prob-mean", choices=AGGREGATIONS, help="view aggregation (default prob-mean)")
+    from .timeline import add_timeline_options
+    add_timeline_options(p)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("features", help="pooled clip embeddings (classifier removed) of videos, saved to a file",

@@ -29,7 +29,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-__all__ = ["DecodeError", "VideoMeta", "PyAVDecoder", "FrameFolderDecoder", "open_decoder",
+__all__ = ["DecodeError", "VideoMeta", "PyAVDecoder", "FrameFolderDecoder", "open_decoder", "frame_to_array",
            "TAIL_TOLERANCE"]
 
 # The frame count in a container can overstate the decodable frames by a frame or two (rounded
@@ -133,12 +133,9 @@ class PyAVDecoder:
         return int(round(float((frame.pts - self._start) * self.stream.time_base) * self.meta.fps))
 
     def _to_array(self, frame) -> np.ndarray:
-        img = frame.to_ndarray(format="rgb24")
-        rot = frame.rotation  # display matrix: degrees counter-clockwise, as np.rot90 turns
-        if rot:
-            self.meta.rotation = rot
-            img = np.ascontiguousarray(np.rot90(img, k=int(round(rot / 90)) % 4))
-        return img
+        if frame.rotation:
+            self.meta.rotation = frame.rotation
+        return frame_to_array(frame)
 
     def _decode_range(self, first: int, last: int, wanted: set, out: dict) -> int:
         """Seek before ``first`` and decode to ``last``; returns the last index decoded (-1 if none)."""
@@ -231,6 +228,15 @@ class PyAVDecoder:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def frame_to_array(frame) -> np.ndarray:
+    """uint8 RGB ``[H, W, 3]`` of a decoded PyAV frame, turned upright by its display matrix."""
+    img = frame.to_ndarray(format="rgb24")
+    rot = frame.rotation  # display matrix: degrees counter-clockwise, as np.rot90 turns
+    if rot:
+        img = np.ascontiguousarray(np.rot90(img, k=int(round(rot / 90)) % 4))
+    return img
 
 
 class _NoTimestamps(Exception):

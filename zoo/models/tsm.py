@@ -309,6 +309,10 @@ class TSM(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
 
+    def stream(self) -> "TSMStream":
+        """This online model run frame by frame (`TSMStream`)."""
+        return TSMStream(self)
+
 
 class TSMStream:
     """An online TSM (``online=True``) run on a stream, one frame per call (Lin et al., ICCV 2019,

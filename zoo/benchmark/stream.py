@@ -1,0 +1,211 @@
+"""The streaming benchmark (issue #21; ``benchmarks/stream.py``): how fast each registered model
+follows a video, decoding included.
+
+The video: 60 s at 30 fps, 320x240, H.264 (easy SynthMotion clips of 1 s, letterboxed; made once
+under the output directory). Per model, in a fresh process, random weights with non-trivial BN
+statistics, the fp32 fast path (`zoo.optimize`), its canonical crop:
+
+- ``sliding``: `zoo.inference.timeline.sliding_windows` over the whole file (what ``zoo predict
+  --timeline`` runs): windows of the model's default length, 1 s stride, batches of 4.
+- ``online`` (every model that builds with ``online=True``: the TSMs): every frame through
+  `zoo.inference.live.LiveRunner` with nothing dropped (``pace=False, drop=False``), fp32 and bf16.
+
+``frames_per_s``: source frames handled per wall-clock second; ``realtime_factor``: video seconds
+per wall-clock second (>= 1: keeps up with a live source). Targets (not tests): online TSM-R50
+>= 30 frames/s on 2 cores, every sliding model >= 1x real time.
+
+``memory`` rows: peak RSS of a ``zoo predict --timeline`` process on a short and a 5x longer
+1080p video (memory is bounded by one window, not by the video).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import time
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+
+from .latency import json_from_child, randomize_bn_stats
+from .machine import machine_description, versions
+from .results import load_results, provenance, write_results
+
+__all__ = ["make_video", "measure_stream", "run_stream", "TARGETS", "main"]
+
+TARGETS = {"online_frames_per_s": 30.0, "sliding_realtime_factor": 1.0}
+VIDEO = {"seconds": 60, "fps": 30, "width": 320, "height": 240}
+ONLINE_DTYPES = ("fp32", "bf16")
+MEMORY_VIDEOS = {"short": 30, "long": 150}  # seconds of 1080p
+MEMORY_MODEL = "tsn_r50"
+
+
+def make_video(path: str, seconds: int, fps: int, width: int, height: int, seed: int = 0) -> str:
+    """One easy SynthMotion clip per second (classes in turn), ``height`` px, letterboxed to ``width``."""
+    from ..data import synth
+
+    if os.path.isfile(path):
+        return path
+    size = min(width, height) - min(width, height) % 2
+    render = min(size, 240)  # larger frames are upscaled (drawing 1080p clips would take long)
+    clips = []
+    for k in range(seconds):
+        cls = synth.CLASSES[k % len(synth.CLASSES)]
+        clip = synth.render_clip(cls, np.random.default_rng([seed, k]), render, fps, "easy")
+        if render != size:
+            t = torch.from_numpy(clip).permute(0, 3, 1, 2).float()
+            clip = torch.nn.functional.interpolate(t, size=(size, size), mode="bilinear").clamp(0, 255)
+            clip = clip.to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        frame = np.zeros((fps, height, width, 3), np.uint8)
+        y, x = (height - size) // 2, (width - size) // 2
+        frame[:, y:y + size, x:x + size] = clip
+        clips.append(frame)
+    tmp = path + ".tmp.mp4"
+    synth.write_video(tmp, np.concatenate(clips), fps=fps)
+    os.replace(tmp, path)
+    return path
+
+
+def measure_stream(name: str, video: str, *, mode: str, dtype: str, threads: int) -> Dict[str, Any]:
+    """One row: ``name`` over ``video`` in ``mode`` (``sliding`` or ``online``) on the ``dtype`` fast path."""
+    from ..data.stream import FrameStream
+    from ..inference import optimize
+    from ..inference.live import LiveRunner
+    from ..inference.timeline import plan_windows, sliding_windows
+    from ..models import build
+
+    torch.set_num_threads(threads)
+    model = randomize_bn_stats(build(name, **({"online": True} if mode == "online" else {}))).eval()
+    info = model.info
+    fast = optimize(model, torch.bfloat16 if dtype == "bf16" else torch.float32)
+    with FrameStream(video) as stream:
+        fps, n_frames = stream.fps, stream.num_frames
+        plan = plan_windows(info, fps, stride_sec=1.0) if mode == "sliding" else None
+        start = time.perf_counter()
+        if mode == "sliding":
+            predictions = sum(1 for _ in sliding_windows(fast, stream, plan, info, batch=4))
+        else:
+            predictions = sum(1 for _ in LiveRunner(fast, info).run(stream, pace=False, drop=False))
+        wall = time.perf_counter() - start
+    row = {"model": name, "mode": mode, "dtype": dtype, "frames_per_s": round(n_frames / wall, 2),
+           "realtime_factor": round(n_frames / fps / wall, 3), "predictions": predictions,
+           "ms_per_prediction": round(1e3 * wall / predictions, 1), "seconds": round(wall, 1),
+           "input": f"{info.crop_size} px crop, {info.num_frames} frames per clip" if mode == "sliding"
+           else f"{info.crop_size} px crop, one frame per prediction"}
+    if plan is not None:
+        row.update(window_sec=round(plan.window_sec, 3), stride_sec=round(plan.stride_sec, 3), window_rule=plan.reason)
+    row["meets_target"] = row["frames_per_s"] >= TARGETS["online_frames_per_s"] if mode == "online" else \
+        row["realtime_factor"] >= TARGETS["sliding_realtime_factor"]
+    return row
+
+
+def _has_online(name: str) -> bool:
+    from ..inference.live import is_online
+    from ..models import build
+
+    try:
+        return is_online(build(name, online=True))
+    except (TypeError, ValueError):  # the family has no online form
+        return False
+
+
+def _memory_row(video: str, seconds: int, threads: int) -> Dict[str, Any]:
+    """Peak RSS of a ``zoo predict --timeline`` child process on ``video``."""
+    code = ("import sys, json, torch; torch.set_num_threads(%d); from zoo.cli import main; "
+            "from zoo.benchmark.machine import peak_rss_since_exec_mib as rss; "
+            "rc = main(sys.argv[1:]); print(json.dumps({'rc': rc, 'rss': rss()}))") % threads
+    out_dir = video + ".timeline"
+    res = json_from_child([sys.executable, "-c", code, "predict", MEMORY_MODEL, video, "--timeline", "--out", out_dir,
+                           "--no-progress"])
+    if res["rc"]:
+        raise RuntimeError(f"zoo predict --timeline failed on {video}")
+    return {"model": MEMORY_MODEL, "video": f"1920x1080, 30 fps, {seconds} s", "peak_rss_mib": round(res["rss"], 1)}
+
+
+def run_stream(results: str, *, out_dir: str, models: Optional[Sequence[str]] = None, threads: Optional[int] = None,
+               memory: bool = True, remeasure: bool = False, command: Optional[str] = None) -> Dict[str, Any]:
+    """Measure every (model, mode, dtype) row, writing ``results`` after each (rows of an earlier file
+    with the same settings are kept unless ``remeasure``)."""
+    from ..models import list_models, model_info
+
+    names = list(models) if models else list_models()
+    for name in names:
+        model_info(name)
+    threads = threads or os.cpu_count() or 1
+    os.makedirs(out_dir, exist_ok=True)
+    video = make_video(os.path.join(out_dir, "stream_60s_320x240.mp4"), **VIDEO)
+    settings = {"video": {**VIDEO, "content": "easy SynthMotion clips, 1 s each, letterboxed, H.264 crf 18"},
+                "threads": threads, "path": "zoo.optimize fast path, not compiled", "batch_windows": 4,
+                "stride_sec": 1.0, "weights": "random, non-trivial BN statistics", "decode": "included (PyAV, one pass)",
+                "targets": TARGETS}
+    previous = load_results(results) or {}
+    same = previous.get("settings") == settings and not remeasure
+    done = {(r["model"], r["mode"], r["dtype"]): r for r in previous.get("rows", [])} if same else {}
+    doc = {"command": command or shlex.join(sys.argv), "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+           "versions": versions(), "machine": {**machine_description(), "threads": threads}, "settings": settings,
+           "memory": previous.get("memory", []) if same else []}
+    todo = [(n, "sliding", "fp32") for n in names] + [(n, "online", d) for n in names if _has_online(n)
+                                                      for d in ONLINE_DTYPES]
+    print(f"stream benchmark: {sum(k not in done for k in todo)} of {len(todo)} row(s) to measure on {video} "
+          f"({VIDEO['seconds']} s, {VIDEO['fps']} fps, {VIDEO['width']}x{VIDEO['height']}); {threads} thread(s); "
+          f"results -> {results}", flush=True)
+    for key in todo:
+        if key not in done:
+            name, mode, dtype = key
+            row = json_from_child([sys.executable, "-m", "zoo.benchmark.stream", "--measure", name, "--mode", mode,
+                                   "--dtype", dtype, "--threads", str(threads), "--video", video])
+            row["measured_by"] = {**provenance(doc), "machine": doc["machine"]}
+            done[key] = row
+            print(format_rows([row], header=len(done) == 1), flush=True)
+        doc["rows"] = [done[k] for k in todo if k in done]
+        write_results(results, doc)
+    if memory and not doc["memory"]:
+        for label, seconds in MEMORY_VIDEOS.items():
+            path = make_video(os.path.join(out_dir, f"stream_{seconds}s_1080p.mp4"), seconds, 30, 1920, 1080)
+            doc["memory"].append(_memory_row(path, seconds, threads))
+            print(f"memory: {doc['memory'][-1]}", flush=True)
+        write_results(results, doc)
+    return doc
+
+
+def format_rows(rows: List[Dict[str, Any]], header: bool = True) -> str:
+    cols = [("model", 19), ("mode", 7), ("dtype", 5), ("frames/s", 8), ("x realtime", 10), ("ms/pred", 8),
+            ("window s", 8), ("target", 6)]
+    lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(cols))] if header else []
+    for r in rows:
+        cells = [r["model"], r["mode"], r["dtype"], f"{r['frames_per_s']:.1f}", f"{r['realtime_factor']:.2f}",
+                 f"{r['ms_per_prediction']:.0f}", f"{r['window_sec']:.2f}" if "window_sec" in r else "-",
+                 "yes" if r["meets_target"] else "no"]
+        lines.append("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, (_, w)) in enumerate(zip(cells, cols))))
+    return "\n".join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = argparse.ArgumentParser(prog="benchmarks/stream.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("--models", help="comma-separated model names (default: every registered model)")
+    p.add_argument("--results", default="benchmarks/results/stream.json")
+    p.add_argument("--out-dir", default="runs/stream", help="where the test videos are made (default runs/stream)")
+    p.add_argument("--threads", type=int)
+    p.add_argument("--no-memory", action="store_true", help="skip the 1080p peak-RSS rows")
+    p.add_argument("--remeasure", action="store_true", help="measure again the rows an earlier file has")
+    p.add_argument("--measure", metavar="NAME", help=argparse.SUPPRESS)  # one row (a child process)
+    p.add_argument("--mode", default="sliding", choices=("sliding", "online"), help=argparse.SUPPRESS)
+    p.add_argument("--dtype", default="fp32", choices=("fp32", "bf16"), help=argparse.SUPPRESS)
+    p.add_argument("--video", help=argparse.SUPPRESS)
+    a = p.parse_args(argv)
+    if a.measure:
+        import json
+        print(json.dumps(measure_stream(a.measure, a.video, mode=a.mode, dtype=a.dtype,
+                                        threads=a.threads or os.cpu_count() or 1)))
+        return 0
+    doc = run_stream(a.results, out_dir=a.out_dir, models=a.models.split(",") if a.models else None,
+                     threads=a.threads, memory=not a.no_memory, remeasure=a.remeasure,
+                     command=shlex.join(["benchmarks/stream.py", *(argv or sys.argv[1:])]))
+    print(f"\n{format_rows(doc['rows'])}\nresults: {a.results}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

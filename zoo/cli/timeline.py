@@ -1,0 +1,208 @@
+"""``zoo predict NAME VIDEO --timeline``: sliding-window predictions over a video of any length,
+written as CSV, JSON (with merged segments) and a plot, and optionally drawn onto the video."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from typing import List, Optional
+
+from . import UsageError
+
+__all__ = ["add_timeline_options", "cmd_timeline", "write_timeline", "render_video", "draw_labels"]
+
+
+def add_timeline_options(p) -> None:
+    g = p.add_argument_group("timeline (long videos)")
+    g.add_argument("--timeline", action="store_true",
+                   help="classify sliding windows over the whole video instead of one prediction")
+    g.add_argument("--window-sec", type=float, metavar="W",
+                   help="window length in seconds (default: one clip of the model: num_frames x rate for 3D "
+                        "models, a typical training clip of its dataset for TSN/TSM/PAN, e.g. 10 s for Kinetics)")
+    g.add_argument("--stride-sec", type=float, metavar="S", help="seconds between window starts (default 1)")
+    g.add_argument("--out", metavar="DIR", help="output directory for timeline.csv/.json/.png (created)")
+    g.add_argument("--batch", type=int, default=4, help="windows per forward pass (default 4)")
+    g.add_argument("--smooth", type=int, metavar="N",
+                   help="segments: windows averaged (default: the windows that cover one instant, window / stride)")
+    g.add_argument("--min-windows", type=int, metavar="N",
+                   help="segments: the shortest segment, in windows (default: one window's length, window / stride)")
+    g.add_argument("--plot-classes", type=int, default=5, help="classes drawn in timeline.png (default 5)")
+    g.add_argument("--render", action="store_true", help="also write DIR/timeline.mp4 with the labels drawn")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def write_timeline(out: str, doc: dict, windows, names: List[str], topk: int, plot_classes: int) -> List[str]:
+    """DIR/timeline.csv, .json and .png from the classified ``windows``; returns the paths."""
+    import io
+
+    from ..engine.checkpoint import atomic_write_text
+
+    rows = io.StringIO()
+    w = csv.writer(rows)
+    w.writerow(["start", "end", "first_frame"] + [f"{c}_{i}" for i in range(1, topk + 1) for c in ("label", "prob")])
+    for win in windows:
+        top = win.probs.topk(topk)
+        w.writerow([f"{win.start:.3f}", f"{win.end:.3f}", win.first_frame] +
+                   [x for p, c in zip(top.values.tolist(), top.indices.tolist()) for x in (names[c], f"{p:.4f}")])
+    paths = [os.path.join(out, f"timeline.{ext}") for ext in ("csv", "json", "png")]
+    atomic_write_text(paths[0], rows.getvalue())
+    atomic_write_text(paths[1], json.dumps(doc, indent=1) + "\n")
+    _plot(paths[2], doc, windows, names, plot_classes)
+    return paths
+
+
+def _plot(path: str, doc: dict, windows, names: List[str], plot_classes: int) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+
+    probs = torch.stack([w.probs for w in windows])
+    shown = probs.max(0).values.topk(min(plot_classes, probs.shape[1])).indices.tolist()
+    centres = [w.centre for w in windows]
+    fig, (ax, band) = plt.subplots(2, 1, figsize=(10, 4.5), sharex=True, height_ratios=[4, 1])
+    for c in shown:
+        ax.plot(centres, probs[:, c].numpy(), marker="." if len(windows) < 60 else None, label=names[c])
+    ax.set_ylabel("probability")
+    ax.set_ylim(0, 1)
+    ax.set_title(f"{os.path.basename(doc['source'])}: {doc['weights']}, window {doc['window_sec']:.2f} s, "
+                 f"stride {doc['stride_sec']:.2f} s", fontsize=9)
+    ax.legend(fontsize=8, loc="upper right", ncol=min(3, len(shown)))
+    colours = {c: plt.cm.tab10(i % 10) for i, c in enumerate(shown)}
+    for s in doc["segments"]:
+        band.axvspan(s["start"], s["end"], color=colours.get(s["class_index"], (0.7, 0.7, 0.7, 1)), alpha=0.6)
+        band.text(0.5 * (s["start"] + s["end"]), 0.5, s["label"], ha="center", va="center", fontsize=7, clip_on=True)
+    band.set_yticks([])
+    band.set_ylabel("segments", fontsize=8)
+    band.set_xlabel("time (s, window centres)")
+    fig.tight_layout()
+    tmp = path + ".tmp"
+    fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def draw_labels(img, lines: List[str]):
+    """uint8 RGB ``[H, W, 3]`` with ``lines`` drawn white on black in its top-left corner."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    im = Image.fromarray(np.ascontiguousarray(img))
+    draw = ImageDraw.Draw(im)
+    text = "\n".join(lines)
+    box = draw.multiline_textbbox((4, 4), text)
+    draw.rectangle((box[0] - 2, box[1] - 2, box[2] + 2, box[3] + 2), fill=(0, 0, 0))
+    draw.multiline_text((4, 4), text, fill=(255, 255, 255))
+    return np.asarray(im)
+
+
+def render_video(source: str, path: str, windows, segs, names: List[str], topk: int = 3) -> int:
+    """Decode ``source`` again and write ``path`` (H.264 MP4) with, on each frame, the label of its
+    segment and the top-``topk`` of the window centred nearest; returns the frames written."""
+    import bisect
+
+    import av
+
+    from ..data.stream import FrameStream
+
+    centres = [w.centre for w in windows]
+    tmp = path + ".tmp.mp4"
+    n = 0
+    with FrameStream(source) as stream, av.open(tmp, "w") as out:
+        rate = stream.stream.average_rate or stream.stream.guessed_rate or 30
+        enc = out.add_stream("libx264", rate=rate, options={"crf": "20", "preset": "veryfast"})
+        enc.width, enc.height = stream.width - stream.width % 2, stream.height - stream.height % 2
+        enc.pix_fmt = "yuv420p"
+        for f in stream:
+            img = f.array()[:enc.height, :enc.width]
+            j = min(max(bisect.bisect_left(centres, f.time), 0), len(centres) - 1)
+            if j > 0 and abs(centres[j - 1] - f.time) <= abs(centres[j] - f.time):
+                j -= 1
+            seg = next((s for s in segs if s["start"] <= f.time < s["end"]), segs[-1])
+            top = windows[j].probs.topk(min(topk, len(names)))
+            lines = [f"{seg['label']}  (segment)"] + [f"{names[c]} {p:.2f}" for p, c in
+                                                      zip(top.values.tolist(), top.indices.tolist())]
+            frame = av.VideoFrame.from_ndarray(draw_labels(img, lines), format="rgb24")
+            for packet in enc.encode(frame):
+                out.mux(packet)
+            n += 1
+        for packet in enc.encode():
+            out.mux(packet)
+    os.replace(tmp, path)
+    return n
+
+
+def cmd_timeline(args, labels: Optional[List[str]]) -> int:
+    from ..data import DecodeError
+    from ..data.stream import FrameStream
+    from ..inference.timeline import SEGMENT_FILTER, plan_windows, segments, sliding_windows
+    from .predict import load_model, warn_if_untrained
+
+    if not args.out:
+        raise UsageError("--timeline writes its files to a directory: add --out DIR")
+    if args.batch < 1 or args.topk < 1:
+        raise UsageError(f"--batch and --topk must be >= 1, got {args.batch} and {args.topk}")
+    try:
+        stream = FrameStream(args.video)  # a bad video fails here, before the model is built
+    except DecodeError as e:
+        raise UsageError(str(e)) from None
+    with stream:
+        model, info, names, opts, device = load_model(args, labels)
+        warn_if_untrained(opts)
+        try:
+            plan = plan_windows(info, stream.fps, args.window_sec, args.stride_sec)
+            smooth = plan.overlap if args.smooth is None else args.smooth
+            min_windows = plan.overlap if args.min_windows is None else args.min_windows
+            segments([], smooth=smooth, min_windows=min_windows)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        os.makedirs(args.out, exist_ok=True)
+        given = [opts["weights"]] if isinstance(opts["weights"], str) else list(opts["weights"] or [])
+        weights = f"{opts['model']}.{opts['pretrained']}" if opts["pretrained"] else (
+            ",".join(map(str, given)) if given else f"{opts['model']} (random weights)")
+        print(f"{args.video}: {stream.width}x{stream.height}, {stream.fps:g} fps"
+              f"{f', about {stream.num_frames} frames' if stream.num_frames else ''}; {weights}")
+        print(f"  {plan.describe()}, batches of {args.batch}")
+        bar = None
+        if not args.no_progress:
+            from tqdm.auto import tqdm
+            bar = tqdm(total=stream.num_frames or None, unit="frame", desc="timeline", dynamic_ncols=True, leave=False)
+        start = time.perf_counter()
+        try:
+            windows = list(sliding_windows(model, stream, plan, info, batch=args.batch,
+                                           on_frame=(lambda i: bar.update(1)) if bar else None))
+        except DecodeError as e:  # e.g. a file truncated mid-way: nothing is written
+            raise UsageError(str(e)) from None
+        finally:
+            if bar is not None:
+                bar.close()
+        seconds = time.perf_counter() - start
+    if not windows:
+        raise UsageError(f"{args.video}: no frames decoded")
+    topk = min(args.topk, len(names))
+    segs = segments(windows, smooth=smooth, min_windows=min_windows)
+    for s in segs:
+        s["class_index"] = s.pop("label")
+        s["label"] = names[s["class_index"]]
+    duration = windows[-1].end
+    doc = {"source": args.video, "model": opts["model"], "weights": weights, "fps": stream.fps,
+           "window_sec": round(plan.window_sec, 4), "stride_sec": round(plan.stride_sec, 4),
+           "window_frames": plan.window, "stride_frames": plan.stride, "clip_frames": len(plan.clip),
+           "window_rule": plan.reason, "views": "1 clip (the model's test sampler over the window) x centre crop",
+           "seconds": round(seconds, 2), "realtime_factor": round(duration / seconds, 2) if seconds else None,
+           "segment_filter": SEGMENT_FILTER.format(smooth=smooth, min_windows=min_windows),
+           "segments": segs,
+           "windows": [{"start": round(w.start, 3), "end": round(w.end, 3), "first_frame": w.first_frame,
+                        "top": [[names[c], round(p, 4)] for p, c in zip(*(t.tolist() for t in w.probs.topk(topk)))]}
+                       for w in windows]}
+    paths = write_timeline(args.out, doc, windows, names, topk, args.plot_classes)
+    if args.render:
+        paths.append(os.path.join(args.out, "timeline.mp4"))
+        render_video(args.video, paths[-1], windows, segs, names)
+    print(f"  {len(windows)} windows in {seconds:.1f} s ({doc['realtime_factor']}x real time); "
+          f"{len(segs)} segment(s):")
+    for s in segs:
+        print(f"    {s['start']:8.2f} - {s['end']:8.2f} s  {s['label']:<32s} {s['score']:.3f}")
+    print("  wrote " + ", ".join(paths))
+    return 0
