@@ -32,7 +32,7 @@ from ..inference.quantize import error_line
 from ..inference.timing import time_interleaved
 from .latency import fast_paths, json_from_child, randomize_bn_stats
 from .machine import machine_description, versions
-from .results import load_results, provenance, write_results
+from .results import fixed_width, load_results, provenance, write_results
 
 __all__ = ["measure_paths", "int8_numerics", "run_deploy", "format_rows", "TARGETS", "main"]
 
@@ -224,16 +224,15 @@ def format_rows(rows: List[Dict[str, Any]], header: bool = True) -> str:
     """A fixed-width table: ms per path, the int8/bf16 ratio and the int8 agreement."""
     cols = [("model", 19), ("eager", 7), ("fp32", 7), ("bf16", 7), ("ort fp32", 8), ("ort int8", 8),
             ("pt2e int8", 9), ("int8/bf16", 9), ("int8 agree", 10)]
-    lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(cols))] if header else []
+    table = []
     for r in rows:
         ms = r["latency"]["ms"]
         cells = [r["model"], ms["eager_fp32"], ms[r["best"]["fp32"]], ms[r["best"]["bf16"]], ms["ort_fp32"],
                  ms.get("ort_int8", "-"), ms.get("pt2e_int8", "-"),
                  "-" if r["int8_vs_bf16"] is None else f"{r['int8_vs_bf16']:.2f}x",
                  "-" if r["int8_agreement"] is None else f"{100 * r['int8_agreement']:.1f}%"]
-        cells = [c if isinstance(c, str) else f"{c:.0f}" for c in cells]
-        lines.append("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, (_, w)) in enumerate(zip(cells, cols))))
-    return "\n".join(lines)
+        table.append([c if isinstance(c, str) else f"{c:.0f}" for c in cells])
+    return fixed_width(cols, table, header)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -11,7 +11,8 @@ from .bench_training import DATA, TRAIN
 from .latency import MEMORY
 from .numerics import HELDOUT_SEED_OFFSET, NEAR_TIE
 
-__all__ = ["settings_block", "previous_entries", "provenance", "write_results", "load_results", "fast_path_ms"]
+__all__ = ["settings_block", "previous_entries", "provenance", "write_results", "load_results", "fast_path_ms",
+           "fixed_width"]
 
 
 def write_results(path: str, doc: Dict[str, Any]) -> None:
@@ -86,3 +87,11 @@ def fast_path_ms(lat: Dict[str, Any], tag: str) -> Tuple[Optional[float], bool]:
     if compiled is not None and (plain is None or compiled < plain):
         return compiled, True
     return plain, False
+
+
+def fixed_width(cols, rows, header: bool = True) -> str:
+    """A text table: ``cols`` are (title, width) pairs, ``rows`` lists of cell strings; the first
+    column left-aligned, the others right-aligned."""
+    def line(cells):
+        return "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, (_, w)) in enumerate(zip(cells, cols)))
+    return "\n".join(([line([c for c, _ in cols])] if header else []) + [line(r) for r in rows])

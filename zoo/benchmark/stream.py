@@ -31,7 +31,7 @@ import torch
 
 from .latency import json_from_child, randomize_bn_stats
 from .machine import machine_description, versions
-from .results import load_results, provenance, write_results
+from .results import fixed_width, load_results, provenance, write_results
 
 __all__ = ["make_video", "measure_stream", "run_stream", "TARGETS", "main"]
 
@@ -173,13 +173,9 @@ def run_stream(results: str, *, out_dir: str, models: Optional[Sequence[str]] = 
 def format_rows(rows: List[Dict[str, Any]], header: bool = True) -> str:
     cols = [("model", 19), ("mode", 7), ("dtype", 5), ("frames/s", 8), ("x realtime", 10), ("ms/pred", 8),
             ("window s", 8), ("target", 6)]
-    lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(cols))] if header else []
-    for r in rows:
-        cells = [r["model"], r["mode"], r["dtype"], f"{r['frames_per_s']:.1f}", f"{r['realtime_factor']:.2f}",
-                 f"{r['ms_per_prediction']:.0f}", f"{r['window_sec']:.2f}" if "window_sec" in r else "-",
-                 "yes" if r["meets_target"] else "no"]
-        lines.append("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, (_, w)) in enumerate(zip(cells, cols))))
-    return "\n".join(lines)
+    return fixed_width(cols, [[r["model"], r["mode"], r["dtype"], f"{r['frames_per_s']:.1f}", f"{r['realtime_factor']:.2f}",
+                               f"{r['ms_per_prediction']:.0f}", f"{r['window_sec']:.2f}" if "window_sec" in r else "-",
+                               "yes" if r["meets_target"] else "no"] for r in rows], header)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
