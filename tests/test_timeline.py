@@ -85,7 +85,7 @@ def test_one_decoding_pass_and_memory_bounded_by_a_window(long_video, monkeypatc
     info = zoo.model_info("tsm_r50").replace(num_frames=4, num_segments=4, crop_size=32, resize_size=32)
     model = _tiny_tsm()
     alive, most, resized = set(), [0], [0]
-    original = timeline._resize
+    original = timeline.resize_frame
 
     def counting_resize(frame, size):
         out = original(frame, size)
@@ -94,7 +94,7 @@ def test_one_decoding_pass_and_memory_bounded_by_a_window(long_video, monkeypatc
         weakref.finalize(out, alive.discard, key)
         most[0] = max(most[0], len(alive))
         return out
-    monkeypatch.setattr(timeline, "_resize", counting_resize)
+    monkeypatch.setattr(timeline, "resize_frame", counting_resize)
     decoded = []
     with FrameStream(long_video) as stream:
         assert stream.num_frames == 60 and stream.fps == 15 and not is_live_source(long_video)

@@ -50,20 +50,21 @@ def make_video(path: str, seconds: int, fps: int, width: int, height: int, seed:
         return path
     size = min(width, height) - min(width, height) % 2
     render = min(size, 240)  # larger frames are upscaled (drawing 1080p clips would take long)
-    clips = []
-    for k in range(seconds):
-        cls = synth.CLASSES[k % len(synth.CLASSES)]
-        clip = synth.render_clip(cls, np.random.default_rng([seed, k]), render, fps, "easy")
-        if render != size:
-            t = torch.from_numpy(clip).permute(0, 3, 1, 2).float()
-            clip = torch.nn.functional.interpolate(t, size=(size, size), mode="bilinear").clamp(0, 255)
-            clip = clip.to(torch.uint8).permute(0, 2, 3, 1).numpy()
-        frame = np.zeros((fps, height, width, 3), np.uint8)
-        y, x = (height - size) // 2, (width - size) // 2
-        frame[:, y:y + size, x:x + size] = clip
-        clips.append(frame)
+
+    def frames():  # one second at a time: a long 1080p video never sits in memory
+        for k in range(seconds):
+            cls = synth.CLASSES[k % len(synth.CLASSES)]
+            clip = synth.render_clip(cls, np.random.default_rng([seed, k]), render, fps, "easy")
+            if render != size:
+                t = torch.from_numpy(clip).permute(0, 3, 1, 2).float()
+                clip = torch.nn.functional.interpolate(t, size=(size, size), mode="bilinear").clamp(0, 255)
+                clip = clip.to(torch.uint8).permute(0, 2, 3, 1).numpy()
+            frame = np.zeros((fps, height, width, 3), np.uint8)
+            y, x = (height - size) // 2, (width - size) // 2
+            frame[:, y:y + size, x:x + size] = clip
+            yield from frame
     tmp = path + ".tmp.mp4"
-    synth.write_video(tmp, np.concatenate(clips), fps=fps)
+    synth.write_video(tmp, frames(), fps=fps)
     os.replace(tmp, path)
     return path
 

@@ -65,13 +65,22 @@ def compile_mode(args):
     return COMPILE_MODES[args.compile]
 
 
+def weights_label(opts: Dict[str, Any]) -> str:
+    """What a prediction ran with, for its printout and files: ``model.tag``, the weights file(s),
+    or that the weights are random."""
+    if opts["pretrained"]:
+        return f"{opts['model']}.{opts['pretrained']}"
+    given = [opts["weights"]] if isinstance(opts["weights"], str) else list(opts["weights"] or [])
+    return ",".join(map(str, given)) if given else f"{opts['model']} (random weights)"
+
+
 def resolve_model_options(args) -> Dict[str, Any]:
     """Merge ``--run-dir DIR`` with explicit flags into model name, weights, model_args, frames, size."""
     from ..models import model_info
 
     opts: Dict[str, Any] = {"model": getattr(args, "model", None), "weights": args.weights,
                             "model_args": parse_kv(args.model_arg), "frames": args.frames, "size": args.size,
-                            "classes": None, "data": None, "data_root": None, "protocol": {},
+                            "classes": None, "data": None, "data_root": None, "fold": None, "protocol": {},
                             "pretrained": getattr(args, "pretrained", None)}
     if opts["pretrained"] and (opts["weights"] or args.run_dir):
         raise UsageError("--pretrained takes the released weights: pass --weights / --run-dir or --pretrained, not both")
@@ -90,6 +99,7 @@ def resolve_model_options(args) -> Dict[str, Any]:
         opts["size"] = opts["size"] or cfg.get("size")
         opts["data"] = cfg.get("val_data") or cfg.get("data")
         opts["data_root"] = cfg.get("data_root")
+        opts["fold"] = cfg.get("split")
         if not opts["weights"]:
             w = os.path.join(args.run_dir, "model.pt")
             if not os.path.isfile(w):

@@ -26,6 +26,7 @@ def cmd_check(args):
     from .. import model_info
     from ..data import build_dataset
     from ..data.check import check_dataset
+    from ..data.splits import split_and_fold
     from ..models import ModelInfo
     if args.model:
         info = model_info(args.model)
@@ -34,9 +35,10 @@ def cmd_check(args):
                          crop_size=32, resize_size=32)
     if not os.path.exists(args.spec):
         raise FileNotFoundError(f"dataset not found: {args.spec}")
-    ds = build_dataset(args.spec, info, args.split, views=(1, 1), root=args.root, label_map=args.labels,
+    split, fold = split_and_fold(args.split)
+    ds = build_dataset(args.spec, info, split, views=(1, 1), root=args.root, label_map=args.labels,
                        bad_labels="keep", frame_folders=args.frame_folders,
-                       frames_template=args.template)
+                       frames_template=args.template, fold=fold)
     min_frames = args.min_frames if args.min_frames is not None else (None if args.model else 3)
     report = check_dataset(ds, min_frames=min_frames, full_decode=args.full_decode)
     print(report.summary())
@@ -70,7 +72,8 @@ def register(sub):
                        description="Open every entry of a dataset and list each problem with its reason. "
                                    "Exit code 1 when problems are found.")
     p.add_argument("spec", help="CSV, TSN list, SSv2 JSON, class-folder tree or SynthMotion directory")
-    p.add_argument("--split", default="val", help="split of a SynthMotion directory or class tree (default val)")
+    p.add_argument("--split", default="val", help="split of a SynthMotion directory or class tree (default val), "
+                   "or the official split 1-3 of a UCF101 / HMDB51 root (its test list)")
     p.add_argument("--model", help="model name: too-short means fewer frames than its clip needs")
     p.add_argument("--min-frames", type=int, help="minimum frames (default: from --model, else 3)")
     p.add_argument("--labels", help="label-map file (.txt one name per line, or .json)")

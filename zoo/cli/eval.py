@@ -24,6 +24,7 @@ def cmd_eval(args) -> int:
         return 0
 
     from ..data import build_dataset
+    from ..data.splits import split_and_fold
     from ..engine.config import parse_views
     from ..engine.harness import evaluate
     from ..engine.prepare import adjust_info, build_model
@@ -44,8 +45,9 @@ def cmd_eval(args) -> int:
                                    model_args={**release_test, **opts["model_args"]}, protocol=opts["protocol"])
     dist_utils.init_distributed()
     device = dist_utils.default_device(args.device)
-    dataset = build_dataset(data, info, args.split, train=False, views=info.test_views, on_error=args.on_error,
-                            root=args.root or opts["data_root"])
+    split, fold = split_and_fold(args.split, opts["fold"])
+    dataset = build_dataset(data, info, split, train=False, views=info.test_views, on_error=args.on_error,
+                            root=args.root or opts["data_root"], fold=fold)
     names = list(dataset.class_names)
     if opts["classes"] and names == [str(i) for i in range(len(names))] and len(names) <= len(opts["classes"]):
         dataset.class_names = list(opts["classes"])  # integer labels: the weights' classes name them
@@ -101,7 +103,8 @@ def register(sub):
                     "`torchrun --nproc_per_node=N -m zoo eval ...` to shard the videos over N processes.")
     p.add_argument("model", nargs="?", help="registered model name (see `zoo list`)")
     p.add_argument("--data", help="dataset spec: Kinetics CSV, SSv2 JSON, TSN list, class folders, SynthMotion dir")
-    p.add_argument("--split", default="val", help="split of a SynthMotion directory (default val)")
+    p.add_argument("--split", default="val", help="split of a SynthMotion directory (default val), or the official "
+                   "split 1-3 of a UCF101 / HMDB51 root (its test list; a run's own split by default)")
     p.add_argument("--root", help="directory that relative video paths in --data are relative to")
     add_model_options(p)
     p.add_argument("--num-classes", type=int, help="classifier size (default: the number of classes in --data)")

@@ -5,7 +5,7 @@ import os
 from typing import List, Optional
 
 from . import UsageError
-from ._options import add_model_options, compile_mode, resolve_model_options
+from ._options import add_model_options, compile_mode, resolve_model_options, weights_label
 
 __all__ = ["register", "load_model", "load_videos_model"]
 
@@ -83,7 +83,7 @@ def cmd_predict(args) -> int:
         probs = probs.softmax(-1)
     k = min(args.topk, probs.numel())
     top = probs.topk(k)
-    weights = f"{opts['model']}.{opts['pretrained']}" if opts["pretrained"] else opts["model"]
+    weights = weights_label(opts)
     print(f"{args.video}  ({weights}, {logits.shape[0]} views, {args.agg})")
     for rank, (p, c) in enumerate(zip(top.values.tolist(), top.indices.tolist()), 1):
         print(f"  {rank}. {dataset.class_names[c]:<40s} {p:.4f}")
@@ -109,7 +109,7 @@ def cmd_features(args) -> int:
             feats.append(model.forward_head(model.forward_features(video), pre_logits=True).float().cpu())
     view_features = torch.stack(feats)  # [N, V, D]
     features = view_features.mean(1)
-    weights = f"{opts['model']}.{opts['pretrained']}" if opts["pretrained"] else str(opts["weights"])
+    weights = weights_label(opts)
     meta = {"model": opts["model"], "weights": weights, "views": list(dataset.views),
             "categories": list(dataset.class_names),  # the classifier's classes (names with released weights)
             "frames": dataset.info.num_frames, "crop_size": dataset.info.crop_size}

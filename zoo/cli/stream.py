@@ -84,12 +84,13 @@ def cmd_stream(args) -> int:
     from ..inference.live import LiveRunner, is_online
     from ..inference.timeline import plan_windows
     from .predict import load_model, warn_if_untrained
+    from .timeline import top_classes
 
     if args.topk < 1:
         raise UsageError(f"--topk must be >= 1, got {args.topk}")
     try:
-        source = FrameStream(args.source, format=args.input_format, options={k: str(v) for k, v in parse_kv(args.input_option, "--input-option").items()},
-                             timeout=args.timeout)
+        options = {k: str(v) for k, v in parse_kv(args.input_option, "--input-option").items()}
+        source = FrameStream(args.source, format=args.input_format, options=options, timeout=args.timeout)
     except DecodeError as e:
         raise UsageError(f"{e} (a file, rtsp:// or http:// URL, /dev/videoN or FORMAT:DEVICE)") from None
     outputs = []
@@ -108,15 +109,13 @@ def cmd_stream(args) -> int:
             outputs.append(_Window())
         print(f"{args.source}: {source.width}x{source.height} at {source.fps:g} fps; {opts['model']} {runner.mode}: "
               f"{runner.cost()}")
-        k = min(args.topk, len(names))
         start, shown, n, latencies, last = time.perf_counter(), -1.0, 0, [], None
         try:
             for p in runner.run(source, pace=not args.no_pace):
                 n, last = n + 1, p
                 latencies.append(p.latency)
                 wall = time.perf_counter() - start
-                top = p.probs.topk(k)
-                pairs = [(names[c], v) for v, c in zip(top.values.tolist(), top.indices.tolist())]
+                pairs = top_classes(p.probs, names, args.topk)
                 if log is not None:
                     log.write(json.dumps({"frame": p.frame_index, "time": round(p.time, 3), "wall": round(wall, 3),
                                           "latency_ms": round(1e3 * p.latency, 1), "dropped": p.dropped,

@@ -9,6 +9,7 @@ import time
 from typing import List, Optional
 
 from . import UsageError
+from ._options import weights_label
 
 __all__ = ["add_timeline_options", "cmd_timeline", "write_timeline", "render_video", "draw_labels"]
 
@@ -83,6 +84,12 @@ def _plot(path: str, doc: dict, windows, names: List[str], plot_classes: int) ->
     os.replace(tmp, path)
 
 
+def top_classes(probs, names: List[str], k: int) -> List[tuple]:
+    """The ``k`` most probable ``(name, probability)`` pairs of one prediction, best first."""
+    top = probs.topk(min(k, len(names)))
+    return [(names[c], p) for p, c in zip(top.values.tolist(), top.indices.tolist())]
+
+
 def draw_labels(img, lines: List[str]):
     """uint8 RGB ``[H, W, 3]`` with ``lines`` drawn white on black in its top-left corner."""
     import numpy as np
@@ -120,9 +127,8 @@ def render_video(source: str, path: str, windows, segs, names: List[str], topk: 
             if j > 0 and abs(centres[j - 1] - f.time) <= abs(centres[j] - f.time):
                 j -= 1
             seg = next((s for s in segs if s["start"] <= f.time < s["end"]), segs[-1])
-            top = windows[j].probs.topk(min(topk, len(names)))
-            lines = [f"{seg['label']}  (segment)"] + [f"{names[c]} {p:.2f}" for p, c in
-                                                      zip(top.values.tolist(), top.indices.tolist())]
+            top = top_classes(windows[j].probs, names, topk)
+            lines = [f"{seg['label']}  (segment)"] + [f"{c} {p:.2f}" for c, p in top]
             frame = av.VideoFrame.from_ndarray(draw_labels(img, lines), format="rgb24")
             for packet in enc.encode(frame):
                 out.mux(packet)
@@ -158,9 +164,7 @@ def cmd_timeline(args, labels: Optional[List[str]]) -> int:
         except ValueError as e:
             raise UsageError(str(e)) from None
         os.makedirs(args.out, exist_ok=True)
-        given = [opts["weights"]] if isinstance(opts["weights"], str) else list(opts["weights"] or [])
-        weights = f"{opts['model']}.{opts['pretrained']}" if opts["pretrained"] else (
-            ",".join(map(str, given)) if given else f"{opts['model']} (random weights)")
+        weights = weights_label(opts)
         print(f"{args.video}: {stream.width}x{stream.height}, {stream.fps:g} fps"
               f"{f', about {stream.num_frames} frames' if stream.num_frames else ''}; {weights}")
         print(f"  {plan.describe()}, batches of {args.batch}")

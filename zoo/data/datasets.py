@@ -180,16 +180,17 @@ def collate(batch: Sequence[dict]) -> dict:
 def build_dataset(spec, info, split: str = "val", *, train: bool = False, views: Optional[Tuple[int, int]] = None,
                   on_error: str = "error", root: Optional[str] = None, label_map: Optional[str] = None,
                   flip: Optional[bool] = None, frames_template: Optional[str] = None, frame_folders: bool = False,
-                  bad_labels: str = "error", **kwargs) -> VideoDataset:
+                  bad_labels: str = "error", fold: Optional[int] = None, **kwargs) -> VideoDataset:
     """A :class:`VideoDataset` for ``spec`` (see the module docstring for formats) and a model's info.
 
     ``views=(clips, crops)`` defaults to ``info.test_views`` (1 view in training).
     ``flip``: horizontal flips in training (default: on, except SSv2 like TSM/PAN; flips swap
     labels by the SynthMotion flip map). ``frame_folders=True`` reads a SynthMotion directory's frame
-    folders instead of its videos. Other keywords go to :class:`VideoDataset`.
+    folders instead of its videos. ``fold``: the official split of a UCF101 / HMDB51 root (``train``
+    reads its train list, other splits its test list). Other keywords go to :class:`VideoDataset`.
     """
     recs, names, extras = resolve_spec(spec, split, root=root, label_map=label_map,
-                                       frame_folders=frame_folders)
+                                       frame_folders=frame_folders, fold=fold)
     if not recs:
         raise ValueError(f"{spec}: the list has no entries")
     return VideoDataset(recs, names, info, train=train, views=views, on_error=on_error,

@@ -13,6 +13,7 @@ Formats read by :func:`resolve_spec` (``spec``):
 - Class-folder tree ``root/<class>/<video file or frame folder>`` (``root/<split>/<class>/...``
   when a ``split`` folder exists). Class names sorted.
 - A SynthMotion directory (has ``classes.json``): ``<split>.csv`` with its label map and flip map.
+- A UCF101 or HMDB51 root with its official split files (`zoo.data.splits`; ``fold`` 1-3).
 
 Relative paths are resolved against ``root`` (default: the list file's folder).
 
@@ -218,13 +219,24 @@ def _sniff_list(path: str) -> str:
 
 
 def resolve_spec(spec, split: str = "val", *, root: Optional[str] = None, label_map: Optional[str] = None,
-                 frame_folders: bool = False):
-    """Parse ``spec`` into ``(records, class_names, extras)``; extras holds flip_map / frames_template."""
+                 frame_folders: bool = False, fold: Optional[int] = None):
+    """Parse ``spec`` into ``(records, class_names, extras)``; extras holds flip_map / frames_template.
+    ``fold``: the official split (1-3) of a UCF101 / HMDB51 root (`zoo.data.splits`; default 1)."""
+    from .splits import read_split, split_format
+
     if isinstance(spec, (tuple, list)) and len(spec) == 2:  # (SSv2 annotations, labels JSON)
         spec, label_map = spec
     spec = os.fspath(spec)
     names = load_label_map(label_map) if label_map else None
     extras: dict = {"format": None, "flip": True}
+    layout = split_format(spec) if os.path.isdir(spec) else None
+    if layout or fold is not None:
+        if not layout:
+            raise ValueError(f"{spec}: --split N takes a UCF101 or HMDB51 root (with ucfTrainTestlist/ or "
+                             f"testTrainMulti_7030_splits/); other data has no official splits")
+        recs, names = read_split(spec, split, fold or 1)
+        extras["format"] = layout
+        return recs, names, extras
     if os.path.isdir(spec):
         cj = os.path.join(spec, "classes.json")
         if os.path.isfile(cj):

@@ -286,10 +286,15 @@ def render_clip(cls: str, rng: np.random.Generator, size: int = 64, frames: int 
 
 
 # -- writing -----------------------------------------------------------------------------------
-def write_video(path: str, frames: np.ndarray, fps: int = 15, lossless: bool = False) -> None:
-    """Encode uint8 ``[T, H, W, 3]`` RGB frames: H.264 yuv420p (crf 18), or libx264rgb qp 0 when lossless."""
+def write_video(path: str, frames, fps: int = 15, lossless: bool = False) -> None:
+    """Encode uint8 RGB frames (``[T, H, W, 3]``, or any iterable of ``[H, W, 3]``, encoded as they
+    come): H.264 yuv420p (crf 18), or libx264rgb qp 0 when lossless."""
+    import itertools
+
     import av
-    t, h, w, _ = frames.shape
+    frames = iter(frames)
+    first = next(frames)
+    h, w = first.shape[:2]
     with av.open(path, "w") as container:
         if lossless:
             stream = container.add_stream("libx264rgb", rate=fps, options={"qp": "0", "preset": "veryfast", "threads": "1"})
@@ -301,7 +306,7 @@ def write_video(path: str, frames: np.ndarray, fps: int = 15, lossless: bool = F
                 "crf": "18", "preset": "veryfast", "threads": "1", "x264-params": "rc-lookahead=0:mbtree=0"})
             stream.pix_fmt = "yuv420p"
         stream.width, stream.height = w, h
-        for f in frames:
+        for f in itertools.chain([first], frames):
             for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
                 container.mux(packet)
         for packet in stream.encode():

@@ -17,10 +17,11 @@ __all__ = ["TrainConfig", "load_config", "apply_overrides", "parse_views", "dump
            "TEMPORAL_ORDERS"]
 
 AGGREGATIONS = ("prob-mean", "logit-mean", "max")  # how a video's view scores combine (see metrics.aggregate_views)
-TEMPORAL_ORDERS = ("normal", "reversed", "shuffled")  # frame orders the harness can feed (diagnostics)
+TEMPORAL_ORDERS = ("normal", "reversed", "shuffled", "single")  # frame orders the harness can feed (diagnostics)
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "step", "constant")
 AMP_MODES = ("none", "bf16", "fp16")
+FREEZE_MODES = ("none", "backbone", "bn")  # zoo.engine.finetune
 
 
 @dataclass
@@ -33,6 +34,9 @@ class TrainConfig:
     data_root: Optional[str] = None
     out: Optional[str] = None  # default: runs/<model>
     weights: Optional[str] = None  # fine-tune from this checkpoint (classifier re-initialised)
+    pretrained: Any = None  # fine-tune from released weights: a tag (e.g. imagenet, kinetics400) or true (default)
+    recipe: Optional[str] = None  # the named recipe applied before the config file and flags (zoo.engine.recipes)
+    split: Optional[int] = None  # UCF101 / HMDB51: which official split (1-3)
     model_args: Dict[str, Any] = field(default_factory=dict)  # architecture overrides for zoo.build
     frames: Optional[int] = None  # frames per clip (segments for segment-sampling models)
     size: Optional[int] = None  # crop size; the resize size scales with it
@@ -51,6 +55,12 @@ class TrainConfig:
     min_lr: float = 0.0
     clip_grad: Optional[float] = 20.0
     label_smoothing: float = 0.0
+    dropout: Optional[float] = None  # dropout before the classifier (default: the model's)
+    freeze: str = "none"  # none | backbone (linear probe) | bn (partial BN); see zoo.engine.finetune
+    head_lr_mult: float = 1.0  # classifier learning-rate multiplier (TSM: 5)
+    bias_lr_mult: float = 1.0  # bias learning-rate multiplier (TSN/TSM: 2)
+    mixup: float = 0.0  # mixup alpha (timm Mixup; 0 = off)
+    cutmix: float = 0.0  # cutmix alpha (timm Mixup; 0 = off)
     amp: str = "none"
     eval_every: int = 1  # epochs; 0 evaluates only at the end
     eval_views: Optional[str] = None  # CLIPSxCROPS, default the model's test views
@@ -61,6 +71,7 @@ class TrainConfig:
     deterministic: bool = True
     device: str = "auto"
     progress: bool = True
+    log_every: int = 50  # steps between progress lines when there is no progress bar (0 = none)
 
     def validate(self) -> "TrainConfig":
         if not self.model:
@@ -71,6 +82,17 @@ class TrainConfig:
                                      ("amp", self.amp, AMP_MODES), ("on_error", self.on_error, ("error", "skip"))):
             if value not in choices:
                 raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+        if self.freeze not in FREEZE_MODES:
+            raise ValueError(f"freeze must be one of {', '.join(FREEZE_MODES)}, got {self.freeze!r}")
+        if self.pretrained is not None and self.pretrained is not False and self.weights:
+            raise ValueError("pass --weights FILE or --pretrained [TAG], not both")
+        for name in ("mixup", "cutmix", "label_smoothing", "head_lr_mult", "bias_lr_mult"):
+            if float(getattr(self, name)) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.dropout is not None and not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.split is not None and self.split not in (1, 2, 3):
+            raise ValueError(f"split must be 1, 2 or 3 (UCF101 / HMDB51), got {self.split}")
         if self.agg not in AGGREGATIONS:
             raise ValueError(f"agg must be one of {', '.join(AGGREGATIONS)}, got {self.agg!r}")
         for name in ("epochs", "batch_size", "eval_batch_size"):

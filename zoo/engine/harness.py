@@ -51,12 +51,16 @@ def reorder_frames(video: torch.Tensor, order: str, indices: Sequence[int], seed
     """Apply a temporal-order diagnostic to ``[B, V, C, T, H, W]`` frames.
 
     ``shuffled`` draws one permutation per video from ``seed`` and the video's dataset index,
-    so it does not depend on batching or sharding.
+    so it does not depend on batching or sharding; ``single`` repeats the middle frame (what one
+    frame's appearance alone tells).
     """
     if order == "normal":
         return video
     if order == "reversed":
         return video.flip(3)
+    if order == "single":  # appearance only: the middle frame in every position
+        t = video.shape[3]
+        return video[:, :, :, t // 2:t // 2 + 1].expand_as(video).contiguous()
     if order == "shuffled":
         t = video.shape[3]
         out = torch.empty_like(video)

@@ -14,7 +14,7 @@ import math
 import os
 import random
 import time
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -24,14 +24,19 @@ from torch.utils.data import DataLoader, DistributedSampler
 from . import distributed as dist_utils
 from .checkpoint import atomic_save, atomic_write_text, get_rng_state, load_checkpoint, set_rng_state
 from .config import TrainConfig, dump_config, parse_views
+from .curves import TensorBoardLog, plot_curves
+from .finetune import VideoMixup, freeze, param_groups, set_train_mode
 from .harness import EvalResult, evaluate, save_eval
 from ..models import zoo_checkpoint
 from .prepare import adjust_info, build_model
 
-__all__ = ["train", "build_optimizer", "lr_factor", "seed_everything", "LAST", "FINAL_WEIGHTS"]
+__all__ = ["train", "build_optimizer", "lr_factor", "seed_everything", "pretrained_record", "LAST", "FINAL_WEIGHTS",
+           "CURVES", "SKIPPED"]
 
 LAST = "last.pt"  # full training state, rewritten atomically after every epoch
 FINAL_WEIGHTS = "model.pt"  # zoo checkpoint (state dict + identity): zoo.build(name, weights=...) loads it
+CURVES = "curves.png"  # loss, accuracy and learning rate per epoch, redrawn after every epoch
+SKIPPED = "skipped.csv"  # unreadable videos skipped under on_error=skip, with their reasons
 # config keys that may change between an interrupted run and its resumption
 _RESUME_FREE = {"epochs", "out", "progress", "workers", "device", "eval_batch_size"}
 
@@ -48,14 +53,10 @@ def _log(msg: str) -> None:
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """SGD (momentum, TSM recipe) or AdamW; biases and norm weights get no weight decay."""
-    decay, no_decay = [], []
-    for p in model.parameters():
-        if p.requires_grad:
-            (no_decay if cfg.no_decay_bias_norm and p.ndim <= 1 else decay).append(p)
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}]
-    if no_decay:
-        groups.append({"params": no_decay, "weight_decay": 0.0})
+    """SGD (momentum, TSM recipe) or AdamW over the trainable parameters; biases and norm weights get
+    no weight decay; classifier and bias learning-rate multipliers (`zoo.engine.finetune.param_groups`)."""
+    groups = param_groups(model, cfg.lr, cfg.weight_decay, no_decay_bias_norm=cfg.no_decay_bias_norm,
+                          head_lr_mult=cfg.head_lr_mult, bias_lr_mult=cfg.bias_lr_mult)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
     return torch.optim.AdamW(groups, lr=cfg.lr)
@@ -94,7 +95,8 @@ def _val_summary(m: Dict) -> Dict:
 def train(cfg: TrainConfig, *, resume: Union[None, bool, str] = None) -> Dict[str, Any]:
     """Run (or resume) a training described by ``cfg``; returns the history and final metrics.
 
-    Writes to ``cfg.out``: ``config.yaml`` (resolved), ``last.pt``, ``history.json``,
+    Writes to ``cfg.out``: ``config.yaml`` (resolved), ``last.pt``, ``history.json``, ``curves.png``
+    (and ``tensorboard/`` with the optional extra), ``skipped.csv`` (if videos were skipped),
     ``model.pt`` (final weights), ``classes.txt`` and the final evaluation under ``eval/``.
     """
     cfg.validate()
@@ -120,11 +122,15 @@ def _train(cfg: TrainConfig, resume) -> Dict[str, Any]:
     seed_everything(cfg.seed + rank)
 
     views = parse_views(cfg.eval_views) if cfg.eval_views else None
+    record = pretrained_record(cfg)
     info, model_args = adjust_info(cfg.model, frames=cfg.frames, size=cfg.size, views=views,
-                                   model_args=cfg.model_args)
-    train_set = build_dataset(cfg.data, info, "train", train=True, on_error=cfg.on_error, root=cfg.data_root)
+                                   model_args=cfg.model_args, protocol=dict(record.input_args) if record else None)
+    if cfg.dropout is not None:
+        model_args["dropout"] = cfg.dropout
+    train_set = build_dataset(cfg.data, info, "train", train=True, on_error=cfg.on_error, root=cfg.data_root,
+                              fold=cfg.split)
     val_set = build_dataset(cfg.val_data or cfg.data, info, "val", train=False, on_error=cfg.on_error,
-                            root=cfg.data_root)
+                            root=cfg.data_root, fold=None if cfg.val_data else cfg.split)
     class_names = list(train_set.class_names)
     if list(val_set.class_names) != class_names:
         raise ValueError(f"training and validation label maps differ ({len(class_names)} vs "
@@ -137,9 +143,15 @@ def _train(cfg: TrainConfig, resume) -> Dict[str, Any]:
         raise ValueError(f"no training videos in {cfg.data!r}")
 
     model = build_model(cfg.model, info, num_classes=len(class_names), weights=cfg.weights,
-                        model_args=model_args).to(device)
-    if cfg.weights and dist_utils.is_main_process():
-        _log(f"fine-tuning from {cfg.weights}: {model.load_report}")
+                        model_args=model_args, pretrained=record.tag if record else False).to(device)
+    if cfg.weights or record:
+        _log(f"fine-tuning from {cfg.weights or record.name}: {model.load_report}")
+    frozen = freeze(model, cfg.freeze)
+    if cfg.freeze != "none":
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        _log(f"freeze {cfg.freeze}: {trainable:,} of {sum(p.numel() for p in model.parameters()):,} parameters "
+             f"train, {len(frozen)} norm layers keep their statistics")
+    mixup = VideoMixup(cfg.mixup, cfg.cutmix, cfg.label_smoothing, len(class_names)) if cfg.mixup or cfg.cutmix else None
     core = model
     if distributed:
         model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -157,7 +169,7 @@ def _train(cfg: TrainConfig, resume) -> Dict[str, Any]:
 
     out = cfg.out
     last_path = os.path.join(out, LAST)
-    start_epoch, history = 0, []
+    start_epoch, history, skipped = 0, [], {}
     if resume:
         path = resume if isinstance(resume, str) else last_path
         if not os.path.isfile(path):
@@ -174,6 +186,7 @@ def _train(cfg: TrainConfig, resume) -> Dict[str, Any]:
         if "scaler" in ckpt:
             scaler.load_state_dict(ckpt["scaler"])
         start_epoch, history = int(ckpt["epoch"]), list(ckpt.get("history", []))
+        skipped = dict(ckpt.get("skipped", {}))
         rng = ckpt.get("rng", [])
         if len(rng) == world:
             set_rng_state(rng[rank])
@@ -188,12 +201,16 @@ def _train(cfg: TrainConfig, resume) -> Dict[str, Any]:
          f"{world} process(es) on {device}, {cfg.epochs} epochs, {iters_per_epoch} iterations/epoch; out: {out}")
 
     last_eval: Optional[EvalResult] = None
+    board = TensorBoardLog(out) if dist_utils.is_main_process() else None
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
         sampler.set_epoch(epoch)
         loader_gen.manual_seed(cfg.seed * 100_003 + epoch)
-        stats = _train_epoch(model, loader, optimizer, scheduler, scaler, criterion, cfg, device, epoch)
-        entry = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], **stats}
+        stats, errors = _train_epoch(model, loader, optimizer, scheduler, scaler, criterion, cfg, device, epoch,
+                                     frozen=frozen, mixup=mixup)
+        for e in errors:
+            skipped.setdefault(e["path"], {**e, "epochs": []})["epochs"].append(epoch + 1)
+        entry = {"epoch": epoch + 1, "lr": _base_lr(optimizer), **stats}
         due = cfg.eval_every > 0 and ((epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs)
         if due or epoch + 1 == cfg.epochs:
             last_eval = evaluate(core, val_set, batch_size=cfg.eval_batch_size, num_workers=cfg.workers,
@@ -206,17 +223,22 @@ def _train(cfg: TrainConfig, resume) -> Dict[str, Any]:
         if dist_utils.is_main_process():
             state = {"model": core.state_dict(), "optimizer": optimizer.state_dict(),
                      "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "rng": rng, "history": history,
-                     "config": cfg.to_dict(), "class_names": class_names}
+                     "config": cfg.to_dict(), "class_names": class_names, "skipped": skipped}
             if scaler.is_enabled():
                 state["scaler"] = scaler.state_dict()
             atomic_save(state, last_path)
             atomic_write_text(os.path.join(out, "history.json"), json.dumps(history, indent=1) + "\n")
+            _write_skipped(skipped, os.path.join(out, SKIPPED))
+            plot_curves(history, os.path.join(out, CURVES))
+            board.log(entry)
         dist_utils.barrier()
         val = entry.get("val")
         _log(f"epoch {epoch + 1}/{cfg.epochs}  loss {stats['train_loss']:.4f}  train top1 {stats['train_top1']:.1f}"
              + (f"  val top1 {val['video_top1']:.1f}" if val and "video_top1" in val else "")
              + (f"  skipped {stats['skipped']}" if stats["skipped"] else "") + f"  ({entry['seconds']:.1f}s)")
 
+    if board is not None:
+        board.close()
     if last_eval is None:  # resumed after the last epoch: evaluate the final weights again
         last_eval = evaluate(core, val_set, batch_size=cfg.eval_batch_size, num_workers=cfg.workers,
                              agg=cfg.agg, seed=cfg.seed, device=device, progress=cfg.progress)
@@ -233,16 +255,22 @@ def _train(cfg: TrainConfig, resume) -> Dict[str, Any]:
             "class_names": class_names}
 
 
-def _train_epoch(model, loader, optimizer, scheduler, scaler, criterion, cfg, device, epoch) -> Dict[str, float]:
-    model.train()
-    loss_sum, correct, seen, skipped = 0.0, 0, 0, 0
+def _train_epoch(model, loader, optimizer, scheduler, scaler, criterion, cfg, device, epoch, *, frozen=(),
+                 mixup: Optional[VideoMixup] = None) -> Tuple[Dict[str, float], List[Dict[str, Any]]]:
+    """One epoch; returns its statistics and the videos skipped as unreadable (every process's)."""
+    set_train_mode(model, list(frozen))
+    loss_sum, correct, seen, errors = 0.0, 0, 0, []
+    soft_criterion = nn.CrossEntropyLoss()  # mixup targets carry the label smoothing already
+    main = dist_utils.is_main_process()
     bar = None
-    if cfg.progress and dist_utils.is_main_process():
+    if cfg.progress and main:
         from tqdm.auto import tqdm
         bar = tqdm(total=len(loader), desc=f"epoch {epoch + 1}", unit="batch", dynamic_ncols=True, leave=False,
                    disable=None)  # no bar when the output is not a terminal (logs, CI)
-    for batch in loader:
-        skipped += len(batch.get("errors", []))
+    lines = main and cfg.log_every > 0 and (bar is None or bar.disable)
+    t0 = time.perf_counter()
+    for step, batch in enumerate(loader, 1):
+        errors += [{k: e[k] for k in ("path", "label", "error")} for e in batch.get("errors", [])]
         video = batch.get("video")
         if video is None or video.shape[0] == 0:
             # every item of this batch was unreadable; the step still counts for the schedule
@@ -253,9 +281,12 @@ def _train_epoch(model, loader, optimizer, scheduler, scaler, criterion, cfg, de
         b, v = video.shape[:2]
         x = video.reshape(b * v, *video.shape[2:]).to(device, non_blocking=True)
         y = torch.as_tensor(batch["label"]).long().repeat_interleave(v).to(device)
+        target = y
+        if mixup is not None:
+            x, target = mixup(x, y)
         with _autocast(cfg, device):
             logits = model(x)
-            loss = criterion(logits.float(), y)
+            loss = (criterion if mixup is None else soft_criterion)(logits.float(), target)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if cfg.clip_grad:
@@ -269,10 +300,44 @@ def _train_epoch(model, loader, optimizer, scheduler, scaler, criterion, cfg, de
         seen += len(y)
         if bar is not None:
             bar.update()
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", lr=f"{_base_lr(optimizer):.2e}")
+        if lines and (step % cfg.log_every == 0 or step == len(loader)):
+            print(f"  epoch {epoch + 1} step {step}/{len(loader)}  loss {loss_sum / seen:.4f}  "
+                  f"lr {_base_lr(optimizer):.2e}  ({time.perf_counter() - t0:.0f}s)", flush=True)
     if bar is not None:
         bar.close()
-    totals = dist_utils.all_gather_object((loss_sum, correct, seen, skipped))
-    loss_sum, correct, seen, skipped = (sum(t[i] for t in totals) for i in range(4))
-    return {"train_loss": loss_sum / max(seen, 1), "train_top1": 100.0 * correct / max(seen, 1),
-            "train_clips": seen, "skipped": skipped}
+    totals = dist_utils.all_gather_object((loss_sum, correct, seen, errors))
+    loss_sum, correct, seen = (sum(t[i] for t in totals) for i in range(3))
+    errors = [e for t in totals for e in t[3]]
+    return ({"train_loss": loss_sum / max(seen, 1), "train_top1": 100.0 * correct / max(seen, 1),
+             "train_clips": seen, "skipped": len(errors)}, errors)
+
+
+def _write_skipped(skipped: Dict[str, Dict[str, Any]], path: str) -> None:
+    """The videos training skipped as unreadable (``--on-error skip``): path, label, reason, epochs."""
+    if not skipped:
+        return
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["path", "label", "error", "epochs"])
+    for video, e in sorted(skipped.items()):
+        w.writerow([video, e["label"], e["error"], " ".join(map(str, e["epochs"]))])
+    atomic_write_text(path, buf.getvalue())
+
+
+def _base_lr(optimizer) -> float:
+    """The learning rate without the group's multiplier (what the schedule sets)."""
+    group = optimizer.param_groups[0]
+    return group["lr"] / group.get("lr_mult", 1.0)
+
+
+def pretrained_record(cfg: TrainConfig):
+    """The `Weights` record ``cfg.pretrained`` names (a tag, or true: the model's default), or None."""
+    from ..models import weights_info
+
+    if cfg.pretrained is None or cfg.pretrained is False:
+        return None
+    return weights_info(cfg.model if cfg.pretrained is True else f"{cfg.model}.{cfg.pretrained}")

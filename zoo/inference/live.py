@@ -30,7 +30,7 @@ from typing import Deque, Iterator, List, Optional, Tuple
 
 import torch
 
-from .timeline import WindowPlan, _resize
+from .timeline import WindowPlan, resize_frame
 
 __all__ = ["LivePrediction", "LiveRunner", "is_online"]
 
@@ -81,7 +81,7 @@ class _Reader(threading.Thread):
                     delay = start + (f.time - first) - time.perf_counter()
                     if delay > 0:
                         time.sleep(delay)
-                item = (f.index, f.time, time.perf_counter(), _resize(f.array(), self.size))
+                item = (f.index, f.time, time.perf_counter(), resize_frame(f.array(), self.size))
                 with self.cond:
                     while not self.drop and f.index > self.due and not self.stop:
                         self.cond.wait(0.5)

@@ -21,8 +21,8 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-__all__ = ["TYPICAL_CLIP_SECONDS", "WindowPlan", "Window", "plan_windows", "sliding_windows", "segments",
-           "SEGMENT_FILTER", "expected_windows"]
+__all__ = ["TYPICAL_CLIP_SECONDS", "WindowPlan", "Window", "plan_windows", "resize_frame", "sliding_windows",
+           "segments", "SEGMENT_FILTER", "expected_windows"]
 
 # typical clip length (s) of each training set: the span a segment model's clip covers
 TYPICAL_CLIP_SECONDS = {
@@ -107,7 +107,8 @@ class Window:
         return 0.5 * (self.start + self.end)
 
 
-def _resize(frame: np.ndarray, size: int) -> torch.Tensor:
+def resize_frame(frame: np.ndarray, size: int) -> torch.Tensor:
+    """An (H, W, 3) uint8 frame as a (3, H', W') tensor whose shorter side is ``size``."""
     from torchvision.transforms.v2 import functional as F
 
     # as ClipTransform resizes a clip (per frame: the same result), so a later resize of the
@@ -145,7 +146,7 @@ def sliding_windows(model, frames, plan: WindowPlan, info, *, batch: int = 4,
         last = f.index
         times[last] = f.time
         if plan.sampled(last):
-            kept[last] = _resize(f.array(), info.resize_size)
+            kept[last] = resize_frame(f.array(), info.resize_size)
         if on_frame is not None:
             on_frame(last)
         while k * plan.stride + plan.window - 1 <= last:  # window k is complete

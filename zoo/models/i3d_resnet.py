@@ -29,6 +29,7 @@ import torch
 import torch.nn as nn
 
 from ._builder import check_input, unwrap_state_dict
+from ._imagenet import imagenet_weights, is_torchvision, resnet_3d
 from ._info import IMAGENET_MEAN, IMAGENET_STD, KINETICS_MEAN, KINETICS_STD, BenchPreset, ModelInfo, Result, Weights
 from ._registry import create_model, register_model
 from ._video_resnet import VideoClassifier
@@ -112,10 +113,13 @@ def checkpoint_filter_fn(checkpoint, model: I3DResNet) -> Dict[str, torch.Tensor
     keys ``blocks.0.conv.weight``..., optionally ``model.``-prefixed as in PySlowFast's copies),
     PySlowFast ``.pyth`` (``model_state``, keys ``s1.pathway0_stem.conv.weight``...), Caffe2
     ``.pkl`` (``{"blobs": {name: ndarray}}``), MMAction2 ``.pth`` (``backbone.conv1.conv``,
-    ``cls_head.fc_cls``; needs the model built with `MMACTION2_OPTIONS`) or a bare state dict.
+    ``cls_head.fc_cls``; needs the model built with `MMACTION2_OPTIONS`), torchvision's ImageNet
+    ResNet-50 (inflated, MMAction2's initialisation) or a bare state dict.
     """
     raw = unwrap_state_dict(checkpoint, strip_prefixes=(), family="an I3D ResNet") \
         if isinstance(checkpoint, dict) and "blobs" not in checkpoint else None
+    if raw is not None and is_torchvision(raw):
+        return resnet_3d(raw, model.state_dict())
     if raw is not None and is_mmaction2(raw):
         have = {"stem_strides": model.backbone.stem.conv.stride[0], "train_crop_size": model.pool_size}
         if have != {"stem_strides": 2, "train_crop_size": None}:
@@ -161,7 +165,10 @@ _MMA_FILE = (f"https://download.openmmlab.com/mmaction/v1.0/recognition/i3d/{_MM
                              "open-mmlab/mmaction2 configs/recognition/i3d/metafile.yml"),), "open-mmlab/mmaction2",
                      "config i3d_imagenet-pretrained-r50_8xb8-32x2x1-100e_kinetics400-rgb",
                      model_args=MMACTION2_OPTIONS,
-                     input_args={"num_frames": 32, "sampling_rate": 2, "mean": IMAGENET_MEAN, "std": IMAGENET_STD})),
+                     input_args={"num_frames": 32, "sampling_rate": 2, "mean": IMAGENET_MEAN, "std": IMAGENET_STD}),
+             imagenet_weights("resnet50", "2D ResNet-50 inflated to 3D (each kernel repeated over its temporal size "
+                              "and divided by it), as MMAction2's ImageNet-pretrained I3D starts; ImageNet mean/std",
+                              input_args={"mean": IMAGENET_MEAN, "std": IMAGENET_STD})),
     # 4 frames: at sampling rate 8 they span the 32 frames of a SynthMotion clip (frames_arg sets num_frames)
     bench=BenchPreset(frames=4, model_args=dict(depth=26, train_crop_size=32)),
     filter_fn=checkpoint_filter_fn)

@@ -32,6 +32,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ._builder import check_input, rename_keys, unwrap_state_dict
+from ._imagenet import imagenet_weights, is_torchvision, resnet_2d
 from ._info import IMAGENET_MEAN, IMAGENET_STD, BenchPreset, ModelInfo, Result, Weights
 from ._registry import create_model, register_model
 from .tsm import TSM, map_shift_keys
@@ -320,6 +321,8 @@ def _modality_of(state_dict: Dict[str, torch.Tensor]):
 def _filter_one(checkpoint, net: PANNet, where: str, order: str) -> Dict[str, torch.Tensor]:
     state_dict = unwrap_state_dict(checkpoint, strip_prefixes=(), family="a PAN")
     own = net.state_dict()
+    if is_torchvision(state_dict):  # ImageNet initialisation: PA and VAP's TES keep their own
+        return resnet_2d(state_dict, own, "backbone.", "fc.pred.")
     if not set(state_dict) <= set(own):
         state_dict = map_shift_keys(rename_keys(state_dict, _PAN_RENAMES), own)
     found = _modality_of(state_dict)
@@ -332,7 +335,8 @@ def _filter_one(checkpoint, net: PANNet, where: str, order: str) -> Dict[str, to
 def checkpoint_filter_fn(checkpoint, model) -> Dict[str, torch.Tensor]:
     """Map official PAN checkpoints (``PAN_{Lite,RGB,PA}_*.pth.tar``: ``{'state_dict': ...}``,
     ``module.`` prefix, ``PA.shallow_conv.*``, ``base_model.*`` with ``.net`` shift wrappers,
-    ``base_model.fc.{TES,pred}.*``) or zoo state dicts to our keys.
+    ``base_model.fc.{TES,pred}.*``), torchvision's ImageNet ResNet (PAN's initialisation; one file
+    for every stream of an ensemble) or zoo state dicts to our keys.
 
     Ensembles take a list with one file per stream, in the model's stream order:
     ``pan_full_*``: [RGB, PA]; ``pan_en_*``: [Lite, RGB, PA]. A zoo-layout state dict of the
@@ -352,6 +356,9 @@ def checkpoint_filter_fn(checkpoint, model) -> Dict[str, torch.Tensor]:
         state_dict = unwrap_state_dict(checkpoint, strip_prefixes=(), family="a PAN")
         if isinstance(state_dict, dict) and state_dict and set(state_dict) <= set(model.state_dict()):
             return state_dict  # zoo layout of the whole ensemble
+        if isinstance(state_dict, dict) and is_torchvision(state_dict):  # one ImageNet file under every stream
+            return {f"{s}_net.{k}": v for s, net in model.nets.items()
+                    for k, v in resnet_2d(state_dict, net.state_dict(), "backbone.", "fc.pred.").items()}
         raise ValueError(f"this PAN ensemble is released as {len(model.streams)} files: "
                          f"use weights=[...] and {order}")
     if isinstance(checkpoint, (list, tuple)):
@@ -385,12 +392,18 @@ _PAGES = {("sthv2", 50): _DRIVE.format("1dqMphONnGLBxhArMazr281Ix4qOX58MI", "oXQ
           ("sthv1", 101): _DRIVE.format("1sD242c3rkhIjTPxJiyPnXRx7zKLnA12b", "bqouigPA")}
 
 
+_IMAGENET = ("ImageNet initialisation of every stream's backbone, as PAN trains from (Lite: conv1's RGB mean on "
+             "all 6 channels); PA and VAP start fresh")
+
+
 def _weights(v1, v2, views, streams=(), notes: str = "", depth: int = 50) -> tuple:
-    """sthv2 and sthv1 records: top-1/top-5 pairs ``v2``/``v1``, one file per (modality, epochs) stream."""
+    """sthv2 and sthv1 records: top-1/top-5 pairs ``v2``/``v1``, one file per (modality, epochs) stream;
+    then the ImageNet initialisation."""
     return tuple(Weights(tag, 174, dataset, tuple(_file(m, name, e) for m, e in streams),
                          (Result(dataset, top[0], top[1], views, _README),), "zhang-can/PAN-PyTorch", notes,
                          page=_PAGES[tag, depth])
-                 for (tag, dataset, name), top in zip(_DATASETS, (v2, v1)))
+                 for (tag, dataset, name), top in zip(_DATASETS, (v2, v1))) + \
+        (imagenet_weights(f"resnet{depth}", _IMAGENET),)
 
 
 def _info(name: str, **kw) -> ModelInfo:

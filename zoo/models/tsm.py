@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from ._builder import check_input, rename_keys, unwrap_state_dict
 from ._export import register_export_form
+from ._imagenet import imagenet_weights, is_torchvision, resnet_2d
 from ._info import IMAGENET_MEAN, IMAGENET_STD, BenchPreset, ModelInfo, Result, Weights
 from ._registry import create_model, register_model
 
@@ -412,11 +413,14 @@ def map_shift_keys(state_dict: Dict[str, torch.Tensor], model_keys) -> Dict[str,
 def checkpoint_filter_fn(checkpoint, model: TSM) -> Dict[str, torch.Tensor]:
     """Map an official TSM/TSN checkpoint (``{'state_dict': ...}``, ``module.`` prefix,
     ``base_model.*``, ``.net`` shift wrappers, ``new_fc.*``), an MMAction2 one (``backbone.conv1.conv``,
-    ``layerX.N.conv1.conv.net`` shift wrappers, ``cls_head.fc_cls``) or a zoo one to our keys."""
+    ``layerX.N.conv1.conv.net`` shift wrappers, ``cls_head.fc_cls``), torchvision's ImageNet ResNet
+    (the recipes' initialisation) or a zoo one to our keys."""
     state_dict = unwrap_state_dict(checkpoint, strip_prefixes=(), family="a TSM/TSN")
     own = model.state_dict()
     if set(state_dict) <= set(own):
         return state_dict  # already zoo layout
+    if is_torchvision(state_dict):
+        return resnet_2d(state_dict, own, "backbone.", "fc.")
     if "cls_head.fc_cls.weight" in state_dict:
         return map_shift_keys(rename_keys(state_dict, _MMA_RENAMES), own)
     return map_shift_keys(rename_keys(state_dict, _TSM_RENAMES), own)
@@ -435,6 +439,7 @@ _SSV1, _SSV2, _K400 = "something-something-v1", "something-something-v2", "kinet
 _BENCH = BenchPreset(frames=8, model_args={"backbone": "resnet18"})
 _MMA_URL = "https://download.openmmlab.com/mmaction/v1.0/recognition/"
 _MMA_ZOO = "open-mmlab/mmaction2 metafile.yml, "
+_IMAGENET_NOTE = "ImageNet initialisation of the backbone, as the TSN/TSM recipes train from"
 
 
 def _mmaction2(family: str, config: str, stamp: str, result: Result, tag: str = "kinetics400_mmaction2") -> Weights:
@@ -465,7 +470,8 @@ def _create_tsm(variant_args, kwargs) -> TSM:
                       Result(_K400, 70.6, None, "8 frames x 10 dense clips x 3 crops, 256 (full res)", _TSM_README)),
                      _TSM_REPO, "trained with 5 segments, tested with 8"),
              _mmaction2("tsn", "tsn_imagenet-pretrained-r50_8xb32-1x1x8-100e_kinetics400-rgb", "20220906-2692d16c",
-                        Result(_K400, 74.12, 91.34, "25 frames x 10 crops (224), scores averaged", _MMA_ZOO + "tsn"))),
+                        Result(_K400, 74.12, 91.34, "25 frames x 10 crops (224), scores averaged", _MMA_ZOO + "tsn")),
+             imagenet_weights("resnet50", _IMAGENET_NOTE)),
     bench=_BENCH, filter_fn=checkpoint_filter_fn)
 def tsn_r50(**kwargs) -> TSM:
     """TSN baseline: ResNet-50 per frame, average consensus, no temporal modelling."""
@@ -507,7 +513,8 @@ def tsn_r50(**kwargs) -> TSM:
                         Result(_K400, 73.18, 90.56, "8 segments x 1 clip x 10 crops (224)", _MMA_ZOO + "tsm")),
              _mmaction2("tsm", "tsm_imagenet-pretrained-r50_8xb16-1x1x8-50e_sthv2-rgb", "20230317-be0fc26e",
                         Result(_SSV2, 62.72, 87.70, "8 segments x 2 clips x 3 crops, 256", _MMA_ZOO + "tsm"),
-                        tag="sthv2_mmaction2")),
+                        tag="sthv2_mmaction2"),
+             imagenet_weights("resnet50", _IMAGENET_NOTE)),
     bench=_BENCH, filter_fn=checkpoint_filter_fn)
 def tsm_r50(**kwargs) -> TSM:
     """TSM ResNet-50, residual shift of 1/8 channels each way in every block."""
@@ -521,7 +528,8 @@ def tsm_r50(**kwargs) -> TSM:
              Weights("sthv1", 174, _SSV1, (_TSM_URL + "TSM_something_RGB_resnet101_shift8_blockres_avg_segment8_e45.pth",),
                      (Result(_SSV1, 46.9, None, "8 segments x 1 clip, 1 centre crop 224", _TSM_README),
                       Result(_SSV1, 48.7, None, "8 segments x 2 clips x 3 crops (full res x 2 clips)", _TSM_README)),
-                     _TSM_REPO)),
+                     _TSM_REPO),
+             imagenet_weights("resnet101", _IMAGENET_NOTE)),
     bench=_BENCH, filter_fn=checkpoint_filter_fn)
 def tsm_r101(**kwargs) -> TSM:
     """TSM ResNet-101; only every other block is shifted (official rule for 23+ blocks in layer3)."""

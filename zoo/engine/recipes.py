@@ -1,0 +1,83 @@
+"""Named training recipes (``zoo train --recipe NAME``): the official settings as config values,
+each with the source that uses them, so a user need not read ``config.yaml`` to learn the keys.
+
+A recipe sits between the defaults and everything the user gives (``--config``, flags, ``--set``);
+the run's ``config.yaml`` records the resolved values and the recipe's name. Learning rates are
+per batch of ``batch_size`` x processes, as the recipes state them: with a smaller batch, scale
+``lr`` linearly (Goyal et al., 2017), e.g. ``--batch-size 8 --lr 0.00125`` for ``tsm``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict
+
+from ..models import bench_preset
+
+__all__ = ["Recipe", "RECIPES", "recipe_values"]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    summary: str
+    source: str
+    values: Dict[str, Any] = field(default_factory=dict)
+    # values that depend on the model (e.g. the model's small bench network)
+    for_model: Callable[[str], Dict[str, Any]] = lambda name: {}
+
+
+def _bench_network(name: str) -> Dict[str, Any]:
+    bench = bench_preset(name)
+    return {"frames": bench.frames, "size": 32, "model_args": dict(bench.model_args)}
+
+
+RECIPES: Dict[str, Recipe] = {
+    "tsm": Recipe(
+        "TSM on Kinetics from ImageNet: SGD 0.01 per 64 clips, 50 epochs, steps at 20/40, wd 1e-4, grad clip 20, "
+        "dropout 0.5, classifier lr x5 (fc_lr5), biases lr x2, every BN trained (--npb)",
+        "mit-han-lab/temporal-shift-module README (Kinetics command) and main.py/opts.py",
+        dict(pretrained="imagenet", epochs=50, batch_size=64, optimizer="sgd", lr=0.01, momentum=0.9,
+             weight_decay=1e-4, schedule="step", lr_steps=[20, 40], lr_gamma=0.1, warmup_epochs=0.0, clip_grad=20.0,
+             dropout=0.5, head_lr_mult=5.0, bias_lr_mult=2.0, freeze="none")),
+    "tsm-finetune": Recipe(
+        "TSM fine-tuned from Kinetics to a small dataset (UCF101): SGD 0.001 per 64 clips, 25 epochs, steps at "
+        "10/20, wd 5e-4, grad clip 20, dropout 0.8, partial BN, classifier lr x5, biases lr x2",
+        "mit-han-lab/temporal-shift-module scripts/finetune_tsm_ucf101_rgb_8f.sh",
+        dict(pretrained="kinetics400", epochs=25, batch_size=64, optimizer="sgd", lr=0.001, momentum=0.9,
+             weight_decay=5e-4, schedule="step", lr_steps=[10, 20], lr_gamma=0.1, warmup_epochs=0.0,
+             clip_grad=20.0, dropout=0.8, head_lr_mult=5.0, bias_lr_mult=2.0, freeze="bn")),
+    "slowfast": Recipe(
+        "SlowFast on Kinetics from scratch: SGD 0.1 per 64 clips, cosine over 196 epochs after 34 warmup epochs, "
+        "wd 1e-4, dropout 0.5, no grad clip (PySlowFast warms up from 0.01, zoo from 0)",
+        "facebookresearch/SlowFast configs/Kinetics/SLOWFAST_8x8_R50.yaml (SOLVER, MODEL.DROPOUT_RATE)",
+        dict(pretrained=None, epochs=196, batch_size=64, optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4,
+             schedule="cosine", warmup_epochs=34.0, clip_grad=None, dropout=0.5, head_lr_mult=1.0, bias_lr_mult=1.0,
+             freeze="none")),
+    "linear-probe": Recipe(
+        "a linear classifier on frozen released features: the model's default weights, backbone and its BN "
+        "statistics frozen, SGD 0.01, cosine, 10 epochs, no weight decay on the probe's bias",
+        "zoo (a quick check of what the released features know about your classes)",
+        dict(pretrained=True, freeze="backbone", epochs=10, optimizer="sgd", lr=0.01, momentum=0.9,
+             weight_decay=0.0, schedule="cosine", warmup_epochs=0.0, clip_grad=None, head_lr_mult=1.0,
+             bias_lr_mult=1.0)),
+    "small-from-scratch": Recipe(
+        "the demo's: the model's small bench network (ResNet-18 or a shallow trunk, its bench clip length) at "
+        "32 px from scratch, AdamW 1e-3, wd 1e-4, 1 warmup epoch, cosine, 6 epochs, batch 8; learns SynthMotion "
+        "in CPU minutes",
+        "zoo demo / zoo compare",
+        dict(pretrained=None, epochs=6, batch_size=8, optimizer="adamw", lr=1e-3, weight_decay=1e-4,
+             schedule="cosine", warmup_epochs=1.0, clip_grad=20.0, freeze="none", head_lr_mult=1.0,
+             bias_lr_mult=1.0),
+        for_model=_bench_network),
+}
+
+
+def recipe_values(name: str, model: str) -> Dict[str, Any]:
+    """The config values of recipe ``name`` for ``model``."""
+    if name not in RECIPES:
+        import difflib
+
+        close = difflib.get_close_matches(name, RECIPES, n=3)
+        raise ValueError(f"unknown recipe {name!r}" + (f"; did you mean {', '.join(close)}?" if close else "")
+                         + f" (recipes: {', '.join(RECIPES)})")
+    recipe = RECIPES[name]
+    return {**recipe.values, **recipe.for_model(model)}
