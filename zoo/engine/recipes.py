@@ -46,7 +46,7 @@ RECIPES: Dict[str, Recipe] = {
              weight_decay=5e-4, schedule="step", lr_steps=[10, 20], lr_gamma=0.1, warmup_epochs=0.0,
              clip_grad=20.0, dropout=0.8, head_lr_mult=5.0, bias_lr_mult=2.0, freeze="bn")),
     "slowfast": Recipe(
-        "SlowFast on Kinetics from scratch: SGD 0.1 per 64 clips, cosine over 196 epochs after 34 warmup epochs, "
+        "SlowFast on Kinetics from scratch: SGD 0.1 per 64 clips, 34 warmup epochs then cosine to epoch 196, "
         "wd 1e-4, dropout 0.5, no grad clip (PySlowFast warms up from 0.01, zoo from 0)",
         "facebookresearch/SlowFast configs/Kinetics/SLOWFAST_8x8_R50.yaml (SOLVER, MODEL.DROPOUT_RATE)",
         dict(pretrained=None, epochs=196, batch_size=64, optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4,
@@ -54,7 +54,7 @@ RECIPES: Dict[str, Recipe] = {
              freeze="none")),
     "linear-probe": Recipe(
         "a linear classifier on frozen released features: the model's default weights, backbone and its BN "
-        "statistics frozen, SGD 0.01, cosine, 10 epochs, no weight decay on the probe's bias",
+        "statistics frozen, SGD 0.01, cosine, 10 epochs, no weight decay",
         "zoo (a quick check of what the released features know about your classes)",
         dict(pretrained=True, freeze="backbone", epochs=10, optimizer="sgd", lr=0.01, momentum=0.9,
              weight_decay=0.0, schedule="cosine", warmup_epochs=0.0, clip_grad=None, head_lr_mult=1.0,
