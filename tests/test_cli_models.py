@@ -10,7 +10,9 @@ from zoo.cli import main
 def test_list_and_pattern(capsys):
     assert main(["list", "tsm_*"]) == 0
     assert capsys.readouterr().out.split() == ["tsm_r50", "tsm_r101"]
-    assert main(["list", "nothing*"]) == 1
+    assert main(["list", "nothing*"]) == 2  # like every error: one line on stderr
+    err = capsys.readouterr().err.strip()
+    assert "no model matches 'nothing*'" in err and len(err.splitlines()) == 1
 
 
 def test_info_shows_protocol_and_results(capsys):

@@ -196,11 +196,27 @@ def test_on_error_skip_and_collate(broken):
         build_dataset(broken, _info(), on_error="substitute")
 
 
-def test_one_frame_video_repeats_its_frame(tmp_path):
+def test_short_videos_repeat_frames_and_too_short_ones_are_bad_items(tmp_path):
+    """3 frames (MIN_FRAMES) make a clip of 4 by repeating frames; 1 frame is a still image, reported
+    under the on-error policy like an unreadable video, never turned into a clip."""
+    from zoo.data import MIN_FRAMES
+
+    assert MIN_FRAMES == 3
+    levels = (100, 150, 200)
+    synth.write_video(str(tmp_path / "three.mkv"), np.stack([np.full((32, 32, 3), v, np.uint8) for v in levels]),
+                      lossless=True)
     synth.write_video(str(tmp_path / "one.mkv"), np.full((1, 32, 32, 3), 200, np.uint8), lossless=True)
-    (tmp_path / "l.csv").write_text("one.mkv,0\n")
-    v = build_dataset(str(tmp_path / "l.csv"), _info(mean=(0, 0, 0), std=(1, 1, 1)))[0]["video"]
-    assert v.shape == (1, 3, 4, 32, 32) and torch.allclose(v, torch.full_like(v, 200 / 255))
+    (tmp_path / "l.csv").write_text("three.mkv,0\none.mkv,0\n")
+    ds = build_dataset(str(tmp_path / "l.csv"), _info(mean=(0, 0, 0), std=(1, 1, 1)))
+    v = ds[0]["video"]
+    assert v.shape == (1, 3, 4, 32, 32)
+    seen = {round(float(v[0, :, t].mean()) * 255) for t in range(4)}
+    assert seen <= set(levels) and len(seen) >= 2
+    with pytest.raises(DataError, match="one.mkv: too short: 1 frame, a clip needs at least 3"):
+        ds[1]
+    ds.on_error = "skip"
+    item = ds[1]
+    assert item["video"] is None and item["error"] == "too short: 1 frame, a clip needs at least 3"
 
 
 def test_dataloader_with_worker(sm):

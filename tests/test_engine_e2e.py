@@ -7,7 +7,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -151,32 +150,140 @@ def _state(path):
     return load_checkpoint(path)
 
 
-def test_resume_after_sigkill_equals_uninterrupted(synth_dir, tmp_path, one_thread):
-    epochs = 2
-    killed = str(tmp_path / "killed")
-    proc = subprocess.Popen([sys.executable, "-m", "zoo", *_train_argv(synth_dir, killed, epochs)], env=_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    last = os.path.join(killed, "last.pt")
-    deadline = time.time() + 300
-    while not os.path.exists(last) and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    rc = proc.wait()
-    assert rc == -signal.SIGKILL, f"training ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
-    assert _state(last)["epoch"] < epochs and not os.path.exists(os.path.join(killed, "model.pt"))
-    assert main([*_train_argv(synth_dir, killed, epochs), "--resume"]) == 0
-    straight = str(tmp_path / "straight")
-    assert main(_train_argv(synth_dir, straight, epochs)) == 0
-    a, b = _state(os.path.join(killed, "last.pt")), _state(os.path.join(straight, "last.pt"))
-    assert a["epoch"] == b["epoch"] == epochs
+# Run as `python -c FAULT POINT ARGV...`: `zoo ARGV...` that SIGKILLs itself at POINT.
+#   step:N          inside the N-th optimizer step (mid-epoch)
+#   partial:NAME@K  halfway through the K-th write of NAME (its temporary file half written)
+#   written:NAME@K  after the K-th write of NAME, before its rename (a whole temporary file left)
+#   rename:DIR      after the first rename of a file set into DIR (the set half replaced)
+FAULT = """
+import os, signal, sys
+import torch
+import zoo._files as files
+from zoo.cli import main
+
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+point, argv = sys.argv[1], sys.argv[2:]
+kind, _, arg = point.partition(":")
+name, _, k = arg.partition("@")
+count = [0]
+if kind == "step":
+    real_step = torch.optim.SGD.step
+    def step(self, *a, **kw):
+        count[0] += 1
+        if count[0] == int(arg):
+            die()
+        return real_step(self, *a, **kw)
+    torch.optim.SGD.step = step
+elif kind in ("partial", "written"):
+    real_write = files._write_temp
+    def write_temp(path, mode, write):
+        if os.path.basename(path) == name:
+            count[0] += 1
+            if count[0] == int(k) and kind == "partial":
+                def half(f):
+                    f.write(b"\\0" * 1000 if "b" in mode else "x" * 1000)
+                    f.flush()
+                    die()
+                return real_write(path, mode, half)
+            tmp = real_write(path, mode, write)
+            if count[0] == int(k):
+                die()
+            return tmp
+        return real_write(path, mode, write)
+    files._write_temp = write_temp
+elif kind == "rename":
+    real_replace = os.replace
+    def replace(src, dst):
+        real_replace(src, dst)
+        if os.path.basename(os.path.dirname(os.path.abspath(dst))) == arg and not dst.endswith(files.JOURNAL):
+            die()
+    os.replace = replace
+sys.exit(main(argv))
+"""
+
+
+def _debris(run_dir):
+    """Temporary files and unfinished set replacements left anywhere in a run directory."""
+    return [os.path.join(d, f) for d, _, names in os.walk(run_dir) for f in names
+            if ".tmp" in f or f == ".zoo-commit.json"]
+
+
+def _history(state):
+    return [{k: v for k, v in h.items() if k != "seconds"} for h in state["history"]]
+
+
+@pytest.mark.parametrize("point, left", [
+    ("step:4", "last.pt of epoch 1"),  # mid-epoch 2 (2 steps per epoch)
+    ("partial:last.pt@2", "last.pt of epoch 1 and half a temporary last.pt"),
+    ("written:model.pt@1", "last.pt of epoch 2 and a whole temporary model.pt"),
+    ("rename:eval", "model.pt and an evaluation half replaced"),
+])
+def test_sigkill_then_resume_is_bit_identical_and_leaves_nothing(point, left, synth_dir, straight_run, tmp_path,
+                                                                capsys, one_thread):
+    """Fault injection: `zoo train` SIGKILLed at one point (mid-epoch, while writing a checkpoint,
+    between writing the final weights and renaming them, between the renames of the final
+    evaluation), then `--resume`: the final weights, optimizer state, history and evaluation equal an
+    uninterrupted run's bit for bit, and no temporary file or half-done replacement is left."""
+    run = str(tmp_path / "killed")
+    proc = subprocess.run([sys.executable, "-c", FAULT, point, *_train_argv(synth_dir, run, 2)], env=_env(),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, f"not killed at {point}: {proc.stderr[-2000:]}"
+    if point.startswith(("partial", "written")):
+        assert _debris(run), f"the kill at {point} should have left a temporary file"
+    if point.startswith("rename"):
+        assert os.path.exists(os.path.join(run, "eval", ".zoo-commit.json"))
+    assert main([*_train_argv(synth_dir, run, 2), "--resume"]) == 0, left
+    printed = capsys.readouterr().out
+    assert "warning" not in printed  # same settings and conditions: nothing to warn about
+    assert _debris(run) == []
+    a, b = _state(os.path.join(run, "last.pt")), _state(os.path.join(straight_run, "last.pt"))
+    assert a["epoch"] == b["epoch"] == 2 and _history(a) == _history(b)
     for k, v in b["model"].items():
         assert torch.equal(a["model"][k], v), k
-    strip = [{k: v for k, v in h.items() if k != "seconds"} for h in b["history"]]
-    assert [{k: v for k, v in h.items() if k != "seconds"} for h in a["history"]] == strip
-    ea, eb = load_eval(os.path.join(killed, "eval")), load_eval(os.path.join(straight, "eval"))
-    assert torch.equal(ea.view_logits, eb.view_logits)
-    # the resolved config is saved with the run
-    assert "epochs: 2" in open(os.path.join(straight, "config.yaml")).read()
+    for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
+        assert all(torch.equal(sa[k], sb[k]) for k in sb)
+    final_a = torch.load(os.path.join(run, "model.pt"), weights_only=True)["state_dict"]
+    final_b = torch.load(os.path.join(straight_run, "model.pt"), weights_only=True)["state_dict"]
+    assert final_a.keys() == final_b.keys() and all(torch.equal(final_a[k], final_b[k]) for k in final_b)
+    ea, eb = load_eval(os.path.join(run, "eval")), load_eval(os.path.join(straight_run, "eval"))
+    assert torch.equal(ea.view_logits, eb.view_logits) and ea.paths == eb.paths
+    ma = json.load(open(os.path.join(run, "eval", "metrics.json")))
+    mb = json.load(open(os.path.join(straight_run, "eval", "metrics.json")))
+    assert ma["video_top1"] == mb["video_top1"] and ma["confusion_matrix"] == mb["confusion_matrix"]
+
+
+@pytest.fixture(scope="module")
+def straight_run(synth_dir, tmp_path_factory):
+    """The uninterrupted run the killed ones are compared with (one torch thread, like theirs)."""
+    out = str(tmp_path_factory.mktemp("straight") / "run")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert main(_train_argv(synth_dir, out, 2)) == 0
+    finally:
+        torch.set_num_threads(before)
+    assert "epochs: 2" in open(os.path.join(out, "config.yaml")).read()  # the resolved config is saved with the run
+    return out
+
+
+def test_resuming_under_other_conditions_warns_once(straight_run, synth_dir, tmp_path, capsys):
+    """A run records its threads, processes, torch version and determinism settings; resuming with
+    another thread count (which changes float summation order) says so, once, naming it."""
+    run = str(tmp_path / "run")
+    shutil.copytree(straight_run, run)
+    conditions = _state(os.path.join(run, "last.pt"))["conditions"]
+    assert conditions["threads"] == 1 and conditions["processes"] == 1 and conditions["torch"] == torch.__version__
+    assert {"deterministic_algorithms", "cudnn_benchmark", "device"} <= set(conditions)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert main([*_train_argv(synth_dir, run, 3), "--resume"]) == 0
+    finally:
+        torch.set_num_threads(before)
+    warnings = [line for line in capsys.readouterr().out.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "threads 1 -> 2" in warnings[0], warnings
 
 
 @pytest.fixture(scope="module")

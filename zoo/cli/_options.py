@@ -91,8 +91,14 @@ def resolve_model_options(args) -> Dict[str, Any]:
                                     f"(is it a `zoo train` output directory?)")
         import yaml
 
-        with open(cfg_path) as f:
-            cfg = yaml.safe_load(f) or {}
+        try:
+            with open(cfg_path) as f:
+                cfg = yaml.safe_load(f) or {}
+        except yaml.YAMLError as e:  # invalid, or unsafe (a python/object tag): never constructed
+            raise UsageError(f"--run-dir {args.run_dir!r}: {cfg_path} is not valid safe YAML "
+                             f"({str(e).splitlines()[0]}); fix it, or pass MODEL and --weights instead") from None
+        if not isinstance(cfg, dict):
+            raise UsageError(f"--run-dir {args.run_dir!r}: {cfg_path} must hold a mapping of key: value")
         opts["model"] = opts["model"] or cfg.get("model")
         opts["model_args"] = {**(cfg.get("model_args") or {}), **opts["model_args"]}
         opts["frames"] = opts["frames"] or cfg.get("frames")

@@ -1,6 +1,7 @@
 """``zoo audit DATA --out DIR``: does this data need motion, does frame order matter?"""
 from __future__ import annotations
 
+from .._files import prepare_output_dir
 from . import UsageError
 
 __all__ = ["register"]
@@ -13,6 +14,7 @@ def cmd_audit(args) -> int:
     from ._options import data_error_types
     from .cards import DEFAULT_RESULTS
 
+    prepare_output_dir(args.out)
     for name in (args.baseline, args.temporal):
         model_info(name)  # unknown names: close matches, before any training
     overrides = {k: v for k, v in (("frames", args.frames), ("size", args.size), ("batch_size", args.batch_size),

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from typing import List, Optional, Tuple
 
+from .._files import prepare_output_file
 from . import UsageError
 
 __all__ = ["register", "convert_checkpoint"]
@@ -83,8 +84,7 @@ def cmd_convert(args) -> int:
             raise FileNotFoundError(f"source checkpoint {s!r} does not exist")
     if os.path.exists(dst) and not args.force:
         raise UsageError(f"{dst!r} already exists (pass --force to overwrite)")
-    if os.path.dirname(os.path.abspath(dst)) and not os.path.isdir(os.path.dirname(os.path.abspath(dst))):
-        raise FileNotFoundError(f"output directory {os.path.dirname(dst)!r} does not exist")
+    prepare_output_file(dst, "DST")
     name, classes, report, release = convert_checkpoint(srcs, dst, family=args.family, model=args.model,
                                                         num_classes=args.num_classes)
     print(f"{' + '.join(srcs)} -> {dst}")

@@ -4,8 +4,12 @@ from __future__ import annotations
 import os
 import time
 
+from .._files import prepare_output_dir, prepare_output_file
+
+
 def cmd_synth(args):
     from ..data import synth
+    prepare_output_dir(args.out, "output directory")
     classes = args.classes
     if classes is not None and classes.isdigit():
         classes = int(classes)
@@ -24,7 +28,7 @@ def cmd_synth(args):
 
 def cmd_check(args):
     from .. import model_info
-    from ..data import build_dataset
+    from ..data import MIN_FRAMES, build_dataset
     from ..data.check import check_dataset
     from ..data.splits import split_and_fold
     from ..models import ModelInfo
@@ -35,11 +39,13 @@ def cmd_check(args):
                          crop_size=32, resize_size=32)
     if not os.path.exists(args.spec):
         raise FileNotFoundError(f"dataset not found: {args.spec}")
+    if args.json:
+        prepare_output_file(args.json, "--json")
     split, fold = split_and_fold(args.split)
     ds = build_dataset(args.spec, info, split, views=(1, 1), root=args.root, label_map=args.labels,
                        bad_labels="keep", frame_folders=args.frame_folders,
                        frames_template=args.template, fold=fold)
-    min_frames = args.min_frames if args.min_frames is not None else (None if args.model else 3)
+    min_frames = args.min_frames if args.min_frames is not None else (None if args.model else MIN_FRAMES)
     report = check_dataset(ds, min_frames=min_frames, full_decode=args.full_decode)
     print(report.summary())
     if args.json:
@@ -75,7 +81,8 @@ def register(sub):
     p.add_argument("--split", default="val", help="split of a SynthMotion directory or class tree (default val), "
                    "or the official split 1-3 of a UCF101 / HMDB51 root (its test list)")
     p.add_argument("--model", help="model name: too-short means fewer frames than its clip needs")
-    p.add_argument("--min-frames", type=int, help="minimum frames (default: from --model, else 3)")
+    p.add_argument("--min-frames", type=int, help="minimum frames (default: from --model, else 3: fewer cannot be "
+                                                  "evaluated or trained on)")
     p.add_argument("--labels", help="label-map file (.txt one name per line, or .json)")
     p.add_argument("--root", help="folder that relative paths in the list are resolved against")
     p.add_argument("--frame-folders", action="store_true", help="check a SynthMotion directory's frame folders")

@@ -18,6 +18,7 @@ import json
 import os
 import time
 
+from .._files import atomic_write_text, prepare_output_dir
 from . import UsageError
 
 __all__ = ["register", "run_demo"]
@@ -114,8 +115,7 @@ def run_demo(args) -> dict:
     summary = {"settings": settings,
                "models": {n: {**{k: r.metrics.get(k) for k in ("video_top1", "video_top5", "mean_class_accuracy",
                                                                "mAP")}, **extra[n]} for n, r in results.items()}}
-    with open(os.path.join(args.out, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=1)
+    atomic_write_text(os.path.join(args.out, "summary.json"), json.dumps(summary, indent=1))
     print(f"runs, logits, confusion matrices: {args.out}/<model>/; summary: {args.out}/summary.json; "
           f"total {time.perf_counter() - t_start:.0f}s")
     return summary
@@ -127,6 +127,7 @@ def cmd_demo(args) -> int:
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
+    prepare_output_dir(args.out)
     os.makedirs(args.out, exist_ok=True)
     run_demo(args)
     return 0

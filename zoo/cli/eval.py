@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+from .._files import prepare_output_dir
 from . import UsageError
 from ._options import add_model_options, compile_mode, data_error_types, resolve_model_options
 
@@ -16,8 +17,9 @@ def cmd_eval(args) -> int:
     if args.from_dir:
         if args.data or args.model:
             raise UsageError("--from re-aggregates saved logits: it takes no MODEL or --data")
-        result = reaggregate(args.from_dir, args.agg)
         out = args.out or args.from_dir
+        prepare_output_dir(out)
+        result = reaggregate(args.from_dir, args.agg)
         files = save_eval(result, out, metrics_name=f"metrics_{args.agg}.json")
         print(format_table({result.meta.get("model", "saved"): result}))
         print(f"metrics: {files['metrics']}")
@@ -30,6 +32,8 @@ def cmd_eval(args) -> int:
     from ..engine.prepare import adjust_info, build_model
 
     opts = resolve_model_options(args)
+    if args.out:
+        prepare_output_dir(args.out)  # before the evaluation, whose results would be lost
     if args.published and not opts["pretrained"]:
         raise UsageError("--published reproduces a release's number: it goes with --pretrained [TAG]")
     data = args.data or opts["data"]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 
+from .._files import prepare_output_file, temp_path
 from . import UsageError
 from ._options import parse_kv, take_release
 
@@ -56,7 +57,7 @@ def _export_int8(model, out, example, dynamic, weights_name, data, calib_videos,
         raise UsageError(f"--calibrate {data!r} ({split}) has {len(dataset)} video(s): int8 needs at least 2 "
                          f"(calibration, then held-out agreement)")
     clips = [dataset[i]["video"][:1] for i in range(min(len(dataset), 2 * n))]
-    fp32 = os.path.join(os.path.dirname(os.path.abspath(out)), f".{os.path.basename(out)}.{os.getpid()}.fp32.onnx")
+    fp32 = temp_path(out, "fp32", ".onnx")
     try:
         meta = export_model(model, fp32, fmt="onnx", example=example, dynamic_batch=dynamic, weights=weights_name)
         quantize_onnx(fp32, out, clips[:n])
@@ -76,11 +77,7 @@ def _export_int8(model, out, example, dynamic, weights_name, data, calib_videos,
 def cmd_export(args) -> int:
     if args.batch != "dynamic" and not (args.batch.isdigit() and int(args.batch) >= 1):
         raise UsageError(f"--batch must be a positive number or 'dynamic', got {args.batch!r}")
-    out_dir = os.path.dirname(os.path.abspath(args.out))
-    if not os.path.isdir(out_dir):
-        raise FileNotFoundError(f"output directory {out_dir!r} does not exist")
-    if not os.access(out_dir, os.W_OK):
-        raise UsageError(f"output directory {out_dir!r} is not writable")
+    prepare_output_file(args.out)
     weights = args.weights[0] if args.weights and len(args.weights) == 1 else args.weights
     if args.int8 and (args.format != "onnx" or not args.calibrate):
         raise UsageError("--int8 quantizes an ONNX export: pass --format onnx and --calibrate DATA (videos to "

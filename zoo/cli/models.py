@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from . import UsageError
 
 
 def _fmt(x, spec):
@@ -35,8 +36,7 @@ def cmd_list(args):
 
     names = list_models(args.pattern)
     if not names:
-        print(f"no model matches {args.pattern!r}; all models: {', '.join(list_models())}")
-        return 1
+        raise UsageError(f"no model matches {args.pattern!r}; all models: {', '.join(list_models())}")
     if args.measure:
         print(registry_table(args.pattern))
     else:

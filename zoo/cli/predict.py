@@ -94,14 +94,13 @@ def cmd_features(args) -> int:
     import numpy as np
     import torch
 
-    from ..engine.checkpoint import atomic_save
+    from .._files import atomic_save, atomic_write, prepare_output_file
 
     if not args.out.endswith((".pt", ".npz")):
         raise UsageError(f"--out must end with .pt or .npz, got {args.out!r}")
-    out_dir = os.path.dirname(os.path.abspath(args.out))
-    if not os.path.isdir(out_dir):
-        raise FileNotFoundError(f"output directory {out_dir!r} does not exist")
+    prepare_output_file(args.out)
     model, dataset, opts, device = load_videos_model(args, args.videos)
+    warn_if_untrained(opts)
     feats = []
     with torch.inference_mode():
         for i in range(len(dataset)):
@@ -114,10 +113,9 @@ def cmd_features(args) -> int:
             "categories": list(dataset.class_names),  # the classifier's classes (names with released weights)
             "frames": dataset.info.num_frames, "crop_size": dataset.info.crop_size}
     if args.out.endswith(".npz"):
-        tmp = args.out[:-4] + ".tmp.npz"
-        np.savez(tmp, features=features.numpy(), view_features=view_features.numpy(),
-                 paths=np.array(args.videos), **{k: np.array(v) for k, v in meta.items()})
-        os.replace(tmp, args.out)
+        arrays = {"features": features.numpy(), "view_features": view_features.numpy(), "paths": np.array(args.videos),
+                  **{k: np.array(v) for k, v in meta.items()}}
+        atomic_write(args.out, "wb", lambda f: np.savez(f, **arrays))
     else:
         atomic_save({"features": features, "view_features": view_features, "paths": list(args.videos), **meta},
                     args.out)

@@ -6,6 +6,7 @@ import json
 import os
 import time
 
+from .._files import prepare_output_file, temp_path
 from . import UsageError
 from ._options import add_model_options, parse_kv
 
@@ -17,7 +18,7 @@ class _Overlay:
 
     def __init__(self, path: str):
         import av
-        self.path, self.tmp = path, path + ".tmp.mp4"
+        self.path, self.tmp = path, temp_path(path, "render", ".mp4")
         self.container = av.open(self.tmp, "w")
         self.stream = None
         self.last_pts = -1
@@ -88,6 +89,9 @@ def cmd_stream(args) -> int:
 
     if args.topk < 1:
         raise UsageError(f"--topk must be >= 1, got {args.topk}")
+    for flag, path in (("--out", args.out), ("--render", args.render)):
+        if path:
+            prepare_output_file(path, flag)
     try:
         options = {k: str(v) for k, v in parse_kv(args.input_option, "--input-option").items()}
         source = FrameStream(args.source, format=args.input_format, options=options, timeout=args.timeout)
@@ -102,7 +106,8 @@ def cmd_stream(args) -> int:
         except ValueError as e:
             raise UsageError(str(e)) from None
         runner = LiveRunner(model, info, plan)
-        log = open(args.out + ".tmp", "w") if args.out else None
+        log_tmp = temp_path(args.out, "log") if args.out else None
+        log = open(log_tmp, "w") if args.out else None
         if args.render:
             outputs.append(_Overlay(args.render))
         if args.show:
@@ -138,7 +143,7 @@ def cmd_stream(args) -> int:
                 out.close()
             if log is not None:
                 log.close()
-                os.replace(args.out + ".tmp", args.out)
+                os.replace(log_tmp, args.out)
     wall = time.perf_counter() - start
     if not n:
         print(f"no prediction: the source ended before {'a frame' if plan is None else f'one window ({plan.window} frames)'}")

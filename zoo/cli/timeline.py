@@ -8,6 +8,7 @@ import os
 import time
 from typing import List, Optional
 
+from .._files import prepare_output_dir, temp_path
 from . import UsageError
 from ._options import weights_label
 
@@ -114,7 +115,7 @@ def render_video(source: str, path: str, windows, segs, names: List[str], topk: 
     from ..data.stream import FrameStream
 
     centres = [w.centre for w in windows]
-    tmp = path + ".tmp.mp4"
+    tmp = temp_path(path, "render", ".mp4")
     n = 0
     with FrameStream(source) as stream, av.open(tmp, "w") as out:
         rate = stream.stream.average_rate or stream.stream.guessed_rate or 30
@@ -147,6 +148,7 @@ def cmd_timeline(args, labels: Optional[List[str]]) -> int:
 
     if not args.out:
         raise UsageError("--timeline writes its files to a directory: add --out DIR")
+    prepare_output_dir(args.out)
     if args.batch < 1 or args.topk < 1:
         raise UsageError(f"--batch and --topk must be >= 1, got {args.batch} and {args.topk}")
     try:

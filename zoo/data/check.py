@@ -19,6 +19,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import List, Optional
 
+from .._files import atomic_write_text
 from .decoders import DecodeError, FrameFolderDecoder, count_frames
 
 __all__ = ["Problem", "CheckReport", "check_dataset", "min_frames_for"]
@@ -40,6 +41,7 @@ class CheckReport:
     min_frames: int
     problems: List[Problem] = field(default_factory=list)
     class_counts: dict = field(default_factory=dict)
+    warnings: List[str] = field(default_factory=list)  # doubts that are not a bad entry (exit code unchanged)
 
     @property
     def ok(self) -> bool:
@@ -51,6 +53,7 @@ class CheckReport:
     def summary(self) -> str:
         lines = [f"{self.num_items} items, {self.num_classes} classes, label map sha256 {self.label_map_hash[:16]}, "
                  f"min_frames {self.min_frames}"]
+        lines += [f"warning: {w}" for w in self.warnings]
         if self.ok:
             lines.append("no problems found")
         else:
@@ -65,8 +68,7 @@ class CheckReport:
         return d
 
     def save(self, path: str) -> None:
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(self.to_dict(), f, indent=2)
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2))
 
 
 def min_frames_for(info) -> int:
@@ -127,4 +129,21 @@ def check_dataset(dataset, *, min_frames: Optional[int] = None, full_decode: boo
         except DecodeError as e:
             report.problems.append(Problem(i, e.path, _kind_of(e.reason), e.reason))
     report.class_counts = {n: counts.get(n, 0) for n in names}
+    report.warnings += _implied_classes_warning(dataset)
     return report
+
+
+def _implied_classes_warning(dataset) -> List[str]:
+    """Integer labels without a label map make ``max + 1`` classes: one stray label (999 among 0-3)
+    makes a 1000-class problem out of a 4-class one. Warn when most of those classes have no video."""
+    names = dataset.class_names
+    if len(names) < 3 or names != [str(i) for i in range(len(names))]:
+        return []
+    used = Counter(r.label for r in dataset.records if r.label is not None)
+    empty = len(names) - len(used)
+    if empty * 2 <= len(names):
+        return []
+    highest = sorted(used)[-3:][::-1]
+    where = ", ".join(f"{k} at {next(r.source or r.path for r in dataset.records if r.label == k)}" for k in highest)
+    return [f"integer labels 0-{len(names) - 1} make {len(names)} classes and {empty} of them have no video "
+            f"(highest labels: {where}): is a label wrong, or is the label map (--labels FILE) missing?"]

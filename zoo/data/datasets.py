@@ -21,9 +21,10 @@ from .lists import Record, resolve_spec
 from .samplers import build_sampler
 from .transforms import ClipTransform, to_clip_tensor
 
-__all__ = ["DataError", "VideoDataset", "build_dataset", "collate"]
+__all__ = ["DataError", "VideoDataset", "build_dataset", "collate", "MIN_FRAMES"]
 
 ON_ERROR = ("error", "skip")
+MIN_FRAMES = 3  # fewer is a still image or a broken cut, not a clip: reported like an unreadable video
 
 
 class DataError(RuntimeError):
@@ -43,8 +44,9 @@ class VideoDataset(torch.utils.data.Dataset):
     ``V = clips * crops`` views (clip-major, then crop); training gives one view. Under
     ``on_error="skip"`` a failed item is ``{"video": None, ..., "error": reason}``.
 
-    ``bad_labels="keep"`` keeps list entries whose label could not be resolved (they fail like
-    corrupt items, see ``on_error``); the default raises at construction, naming them.
+    List entries whose label could not be resolved (not in the label map, a malformed row) fail like
+    corrupt items under ``on_error="skip"`` or ``bad_labels="keep"``, named with their row; otherwise
+    the constructor raises, naming them. A video of fewer than `MIN_FRAMES` frames fails like a corrupt one.
 
     Randomness (training) comes from torch's generator (one draw per item), so
     ``torch.manual_seed`` and DataLoader worker seeding make it reproducible.
@@ -67,10 +69,11 @@ class VideoDataset(torch.utils.data.Dataset):
             views = (1, 1)
         self.views = tuple(views) if views is not None else tuple(info.test_views)
         bad = [r for r in self.records if r.problem]
-        if bad and bad_labels == "error":
+        if bad and bad_labels == "error" and on_error == "error":
             shown = "; ".join(r.problem for r in bad[:3])
             raise ValueError(f"{len(bad)} list entr{'y' if len(bad) == 1 else 'ies'} cannot be used ({shown}"
-                             f"{'; ...' if len(bad) > 3 else ''}); run `zoo check-data` to list them all")
+                             f"{'; ...' if len(bad) > 3 else ''}); run `zoo check-data` to list them all, or skip "
+                             f"them (--on-error skip, on_error='skip')")
         index = {n: i for i, n in enumerate(self.class_names)}
         self.flip_map = {index[a]: index[b] for a, b in (flip_map or {}).items() if a in index and b in index}
         self.frames_template, self.frames_start_index = frames_template, frames_start_index
@@ -130,6 +133,9 @@ class VideoDataset(torch.utils.data.Dataset):
             if n <= 0:
                 raise DecodeError(rec.path, "no frames" + (f" between {rec.start}s and {rec.end}s"
                                                             if rec.start is not None else ""))
+            if n < MIN_FRAMES:
+                raise DecodeError(rec.path, f"too short: {n} frame{'s' if n > 1 else ''}, a clip needs at least "
+                                            f"{MIN_FRAMES}")
             clips = self.sampler(n, rng)
             wanted = np.unique(np.concatenate(clips))
             frames = dec.get_frames((wanted + first).tolist())

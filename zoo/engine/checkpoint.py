@@ -3,44 +3,14 @@ from __future__ import annotations
 
 import os
 import random
-import tempfile
 from typing import Any, Dict
 
 import numpy as np
 import torch
 
+from .._files import atomic_save, atomic_write, atomic_write_text
+
 __all__ = ["atomic_write", "atomic_save", "atomic_write_text", "load_checkpoint", "get_rng_state", "set_rng_state"]
-
-
-def atomic_write(path: str, mode: str, write) -> None:
-    """Call ``write(file)`` on a temporary file in ``path``'s directory, fsync, then ``os.replace``:
-    a reader (or a run killed mid-write) sees the old file or the new one, never half of one."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=directory)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions of a new file
-    try:
-        with os.fdopen(fd, mode) as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_save(obj: Any, path: str) -> None:
-    """``torch.save`` atomically (temporary file + fsync + ``os.replace``)."""
-    atomic_write(path, "wb", lambda f: torch.save(obj, f))
-
-
-def atomic_write_text(path: str, text: str) -> None:
-    """Write ``text`` atomically (temporary file + fsync + ``os.replace``)."""
-    atomic_write(path, "w", lambda f: f.write(text))
 
 
 def load_checkpoint(path: str) -> Dict[str, Any]:

@@ -13,6 +13,7 @@ import csv
 import json
 import math
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Union
@@ -22,7 +23,7 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, Subset
 
 from . import distributed as dist_utils
-from .checkpoint import atomic_save, atomic_write_text
+from .._files import clean_directory, write_files
 from .config import AGGREGATIONS, TEMPORAL_ORDERS
 from .metrics import compute_metrics
 
@@ -187,34 +188,45 @@ def _result(view_logits, labels, indices, paths, skipped, class_names, agg, meta
 
 
 def save_eval(result: EvalResult, out_dir: str, *, metrics_name: str = METRICS_FILE) -> Dict[str, str]:
-    """Write logits (``logits.pt``), metrics JSON, confusion matrix CSV + PNG. Returns the paths."""
-    os.makedirs(out_dir, exist_ok=True)
-    files = {}
+    """Write logits (``logits.pt``), metrics JSON, confusion matrix CSV + PNG as one set: a reader, or
+    a run interrupted while saving, sees the previous set or this one, never a mix (`zoo._files.write_files`).
+    A new ``logits.pt`` also removes the re-aggregations (``metrics_AGG.json``) of the old one. Returns the paths."""
     stem = os.path.splitext(metrics_name)[0]
+    files = {}
     if metrics_name == METRICS_FILE:  # the logits are the run's; re-aggregations only add metrics
-        files["logits"] = os.path.join(out_dir, LOGITS_FILE)
-        atomic_save({"view_logits": result.view_logits, "labels": result.labels, "indices": result.indices,
-                     "paths": result.paths, "skipped": result.skipped, "class_names": result.class_names,
-                     "meta": _jsonable(result.meta)}, files["logits"])
-    files["metrics"] = os.path.join(out_dir, metrics_name)
-    atomic_write_text(files["metrics"], json.dumps(_jsonable(result.metrics), indent=1) + "\n")
+        saved = {"view_logits": result.view_logits, "labels": result.labels, "indices": result.indices,
+                 "paths": result.paths, "skipped": result.skipped, "class_names": result.class_names,
+                 "meta": _jsonable(result.meta)}
+        files[LOGITS_FILE] = ("wb", lambda f: torch.save(saved, f))
+    text = json.dumps(_jsonable(result.metrics), indent=1) + "\n"
+    files[metrics_name] = ("w", lambda f: f.write(text))
+    names = {"logits": LOGITS_FILE, "metrics": metrics_name}
     cm = result.metrics.get("confusion_matrix")
     if cm is not None:
-        files["confusion_csv"] = os.path.join(out_dir, stem.replace("metrics", "confusion_matrix") + ".csv")
-        tmp = files["confusion_csv"] + ".tmp"
-        with open(tmp, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["true \\ predicted", *result.class_names])
-            for name, row in zip(result.class_names, cm):
-                w.writerow([name, *row])
-        os.replace(tmp, files["confusion_csv"])
-        files["confusion_png"] = files["confusion_csv"][:-4] + ".png"
-        _plot_confusion(cm, result.class_names, files["confusion_png"],
-                        title=f"{result.meta.get('model', '')} ({result.metrics['aggregation']})")
-    return files
+        csv_name = stem.replace("metrics", "confusion_matrix") + ".csv"
+        png_name = csv_name[:-4] + ".png"
+        title = f"{result.meta.get('model', '')} ({result.metrics['aggregation']})"
+        files[csv_name] = ("w", lambda f: _write_confusion_csv(f, cm, result.class_names))
+        files[png_name] = ("wb", lambda f: _plot_confusion(cm, result.class_names, f, title=title))
+        names.update(confusion_csv=csv_name, confusion_png=png_name)
+    stale = []
+    if metrics_name == METRICS_FILE and os.path.isdir(out_dir):
+        stale = [n for n in os.listdir(out_dir) if _REAGGREGATED.match(n)]
+    paths = write_files(out_dir, files, remove=stale)
+    return {key: paths[name] for key, name in names.items() if name in paths}
 
 
-def _plot_confusion(cm, class_names, path, title=""):
+_REAGGREGATED = re.compile(r"^(metrics|confusion_matrix)_[a-z-]+\.(json|csv|png)$")
+
+
+def _write_confusion_csv(f, cm, class_names) -> None:
+    w = csv.writer(f)
+    w.writerow(["true \\ predicted", *class_names])
+    for name, row in zip(class_names, cm):
+        w.writerow([name, *row])
+
+
+def _plot_confusion(cm, class_names, f, title=""):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -235,10 +247,8 @@ def _plot_confusion(cm, class_names, path, title=""):
     ax.set_ylabel("true")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=100)
+    fig.savefig(f, format="png", dpi=100)
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def _jsonable(obj):
@@ -258,10 +268,18 @@ def load_eval(out_dir: str) -> EvalResult:
     path = os.path.join(out_dir, LOGITS_FILE) if os.path.isdir(out_dir) else out_dir
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no saved logits at {path!r}: pass a directory written by `zoo eval --out`")
-    d = torch.load(path, map_location="cpu", weights_only=True)
-    meta = d.get("meta", {})
-    return EvalResult({}, d["view_logits"], d["labels"], list(d["indices"]), list(d["paths"]),
-                      list(d["skipped"]), list(d["class_names"]), meta)
+    try:
+        clean_directory(os.path.dirname(os.path.abspath(path)))  # completes a save a killed run left half done
+    except OSError:
+        pass  # a read-only copy: read what is there
+    try:
+        d = torch.load(path, map_location="cpu", weights_only=True)
+        return EvalResult({}, d["view_logits"], d["labels"], list(d["indices"]), list(d["paths"]),
+                          list(d["skipped"]), list(d["class_names"]), dict(d.get("meta", {})))
+    except Exception as e:
+        reason = f"no {e.args[0]!r} in it" if isinstance(e, KeyError) else str(e).strip().splitlines()[0]
+        raise ValueError(f"cannot read saved logits {path}: {reason} (write them again with `zoo eval ... --out "
+                         f"DIR`)") from None
 
 
 def reaggregate(out_dir: str, agg: str) -> EvalResult:
@@ -277,18 +295,22 @@ def _f(x, spec=".2f"):
 
 
 def format_table(results: Dict[str, EvalResult], extra: Optional[Dict[str, Dict[str, str]]] = None) -> str:
-    """A short fixed-width table, one row per named result (plus optional extra columns)."""
+    """A short fixed-width table, one row per named result (plus optional extra columns). A result
+    whose frames were fed reversed, shuffled or single adds an ``order`` column, so that its numbers
+    are not read as the model's accuracy."""
     extra = extra or {}
     extra_cols = list(next(iter(extra.values())).keys()) if extra else []
-    head = ["model", "videos", "skipped", "views", "agg", "clip@1", "top1", "top5", "mean-class", "mAP",
+    orders = {name: r.meta.get("temporal_order", "normal") for name, r in results.items()}
+    order_col = ["order"] if any(o != "normal" for o in orders.values()) else []
+    head = ["model", "videos", "skipped", "views", "agg", *order_col, "clip@1", "top1", "top5", "mean-class", "mAP",
             *extra_cols]
     rows = [head]
     for name, r in results.items():
         m = r.metrics
         rows.append([name, str(m["num_videos"]), str(m.get("num_skipped", 0)), str(m["num_views"]),
-                     m["aggregation"], _f(m.get("clip_top1")), _f(m.get("video_top1")), _f(m.get("video_top5")),
-                     _f(m.get("mean_class_accuracy")), _f(m.get("mAP")),
-                     *[extra.get(name, {}).get(c, "-") for c in extra_cols]])
+                     m["aggregation"], *([orders[name]] if order_col else []), _f(m.get("clip_top1")),
+                     _f(m.get("video_top1")), _f(m.get("video_top5")), _f(m.get("mean_class_accuracy")),
+                     _f(m.get("mAP")), *[extra.get(name, {}).get(c, "-") for c in extra_cols]])
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))

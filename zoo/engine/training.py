@@ -5,7 +5,9 @@ checkpoints and exact resume.
 Resume is exact at epoch boundaries: the checkpoint holds the model, optimizer, scheduler,
 (grad scaler,) epoch, history and every rank's RNG states, and the data order of an epoch is a
 function of (seed, epoch) only, so a run killed and resumed ends with the same weights and
-metrics as one that never stopped (``deterministic: true``, same number of processes).
+metrics as one that never stopped, provided it resumes under the same conditions: the same config
+(``deterministic: true``, the same ``workers``), torch version, threads, processes and device
+(`run_conditions`, saved in the checkpoint; a resume under others warns, naming them).
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from . import distributed as dist_utils
+from .._files import clean_directory, prepare_output_dir
 from .checkpoint import atomic_save, atomic_write_text, get_rng_state, load_checkpoint, set_rng_state
 from .config import TrainConfig, dump_config, parse_views
 from .curves import TensorBoardLog, plot_curves
@@ -30,15 +33,16 @@ from .harness import EvalResult, evaluate, save_eval
 from ..models import zoo_checkpoint
 from .prepare import adjust_info, build_model
 
-__all__ = ["train", "build_optimizer", "lr_factor", "seed_everything", "pretrained_record", "LAST", "FINAL_WEIGHTS",
-           "CURVES", "SKIPPED"]
+__all__ = ["train", "build_optimizer", "lr_factor", "seed_everything", "pretrained_record", "run_conditions", "LAST",
+           "FINAL_WEIGHTS", "CURVES", "SKIPPED"]
 
 LAST = "last.pt"  # full training state, rewritten atomically after every epoch
 FINAL_WEIGHTS = "model.pt"  # zoo checkpoint (state dict + identity): zoo.build(name, weights=...) loads it
 CURVES = "curves.png"  # loss, accuracy and learning rate per epoch, redrawn after every epoch
 SKIPPED = "skipped.csv"  # unreadable videos skipped under on_error=skip, with their reasons
-# config keys that may change between an interrupted run and its resumption
-_RESUME_FREE = {"epochs", "out", "progress", "workers", "device", "eval_batch_size"}
+# config keys that may change between an interrupted run and its resumption (not `workers`: with none,
+# augmentation draws from the main process's generator; with some, from per-worker seeds)
+_RESUME_FREE = {"epochs", "out", "progress", "device", "eval_batch_size", "log_every"}
 
 
 def seed_everything(seed: int) -> None:
@@ -119,6 +123,12 @@ def _train(cfg: TrainConfig, resume) -> Dict[str, Any]:
     distributed = dist_utils.init_distributed()
     rank, world = dist_utils.get_rank(), dist_utils.get_world_size()
     device = dist_utils.default_device(cfg.device)
+    out = cfg.out
+    if dist_utils.is_main_process():
+        # before any decoding: a run whose results cannot be saved does not start
+        removed = prepare_output_dir(out) + clean_directory(os.path.join(out, "eval"))
+        if removed:
+            _log(f"removed {len(removed)} temporary file(s) a killed run left in {out}: {', '.join(removed)}")
     seed_everything(cfg.seed + rank)
 
     views = parse_views(cfg.eval_views) if cfg.eval_views else None
@@ -167,9 +177,9 @@ def _train(cfg: TrainConfig, resume) -> Dict[str, Any]:
     scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp == "fp16" and device.type == "cuda")
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
 
-    out = cfg.out
     last_path = os.path.join(out, LAST)
     start_epoch, history, skipped = 0, [], {}
+    conditions = run_conditions(world, device)
     if resume:
         path = resume if isinstance(resume, str) else last_path
         if not os.path.isfile(path):
@@ -177,9 +187,12 @@ def _train(cfg: TrainConfig, resume) -> Dict[str, Any]:
         ckpt = load_checkpoint(path)
         changed = [k for k, v in ckpt.get("config", {}).items()
                    if k not in _RESUME_FREE and cfg.to_dict().get(k) != v]
+        saved = ckpt.get("conditions", {})
+        changed += [f"{k} {saved[k]} -> {v}" for k, v in conditions.items() if k in saved and saved[k] != v]
         if changed:
-            _log(f"warning: resuming with changed settings ({', '.join(changed)}): the result will differ "
-                 f"from an uninterrupted run")
+            _log(f"warning: resuming with other settings or conditions than the run was saved with "
+                 f"({'; '.join(changed)}): the result will differ from an uninterrupted run (exact resume needs "
+                 f"the same settings, torch version, threads, processes and device)")
         core.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
@@ -190,7 +203,7 @@ def _train(cfg: TrainConfig, resume) -> Dict[str, Any]:
         rng = ckpt.get("rng", [])
         if len(rng) == world:
             set_rng_state(rng[rank])
-        else:
+        elif "processes" not in saved:  # (the warning above names the process counts)
             _log(f"warning: checkpoint saved by {len(rng)} process(es), resuming with {world}: RNG states not restored")
         _log(f"resumed from {path} after epoch {start_epoch}")
     if dist_utils.is_main_process():
@@ -198,7 +211,8 @@ def _train(cfg: TrainConfig, resume) -> Dict[str, Any]:
         atomic_write_text(os.path.join(out, "config.yaml"), dump_config(cfg))
         atomic_write_text(os.path.join(out, "classes.txt"), "\n".join(class_names) + "\n")
     _log(f"training {cfg.model} on {len(train_set)} videos ({len(class_names)} classes), "
-         f"{world} process(es) on {device}, {cfg.epochs} epochs, {iters_per_epoch} iterations/epoch; out: {out}")
+         f"{world} process(es) x {conditions['threads']} thread(s) on {device}, {cfg.epochs} epochs, "
+         f"{iters_per_epoch} iterations/epoch; out: {out}")
 
     last_eval: Optional[EvalResult] = None
     board = TensorBoardLog(out) if dist_utils.is_main_process() else None
@@ -223,7 +237,8 @@ def _train(cfg: TrainConfig, resume) -> Dict[str, Any]:
         if dist_utils.is_main_process():
             state = {"model": core.state_dict(), "optimizer": optimizer.state_dict(),
                      "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "rng": rng, "history": history,
-                     "config": cfg.to_dict(), "class_names": class_names, "skipped": skipped}
+                     "config": cfg.to_dict(), "class_names": class_names, "skipped": skipped,
+                     "conditions": conditions}
             if scaler.is_enabled():
                 state["scaler"] = scaler.state_dict()
             atomic_save(state, last_path)
@@ -248,7 +263,7 @@ def _train(cfg: TrainConfig, resume) -> Dict[str, Any]:
         atomic_save(zoo_checkpoint(core), os.path.join(out, FINAL_WEIGHTS))
         save_eval(last_eval, os.path.join(out, "eval"))
         atomic_write_text(os.path.join(out, "metrics.json"),
-                          json.dumps({"model": cfg.model, "epochs": cfg.epochs,
+                          json.dumps({"model": cfg.model, "epochs": cfg.epochs, "conditions": conditions,
                                       "val": _val_summary(last_eval.metrics)}, indent=1) + "\n")
     dist_utils.barrier()
     return {"out": out, "history": history, "eval": last_eval, "model": core, "info": core.info,
@@ -332,6 +347,20 @@ def _base_lr(optimizer) -> float:
     """The learning rate without the group's multiplier (what the schedule sets)."""
     group = optimizer.param_groups[0]
     return group["lr"] / group.get("lr_mult", 1.0)
+
+
+def run_conditions(world: int, device: torch.device) -> Dict[str, Any]:
+    """What besides the config decides a run's numbers bit for bit: torch version, processes, threads,
+    device (the CPU's vector kernels or the GPU) and the determinism switches. Saved in ``last.pt``;
+    resuming under others warns, naming the differences."""
+    conditions = {"torch": str(torch.__version__), "processes": world, "threads": torch.get_num_threads(),
+                  "device": device.type, "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+                  "cudnn_benchmark": torch.backends.cudnn.benchmark}
+    if device.type == "cpu":
+        conditions["cpu_kernels"] = torch.backends.cpu.get_cpu_capability()
+    else:
+        conditions["gpu"] = torch.cuda.get_device_name(device)
+    return conditions
 
 
 def pretrained_record(cfg: TrainConfig):

@@ -18,6 +18,8 @@ from typing import Any, Dict, Optional, Sequence
 import torch
 import torch.nn as nn
 
+from .._files import atomic_write_text, temp_path
+
 __all__ = ["FORMATS", "export_model", "verify_export", "sidecar", "run_exported", "top1_agreement", "write_sidecar",
            "OnnxRuntimeModel", "onnxruntime_module", "export_program"]
 
@@ -62,7 +64,7 @@ def export_model(model: nn.Module, out: str, *, fmt: str, example: torch.Tensor,
     model = model.eval()
     with torch.no_grad():
         program = export_program(model, example, dynamic_batch)
-    tmp = os.path.join(os.path.dirname(os.path.abspath(out)), f".{os.path.basename(out)}.{os.getpid()}.{fmt}")
+    tmp = temp_path(out, "export", f".{fmt}")
     try:
         if fmt == "pt2":
             torch.export.save(program, tmp)
@@ -85,11 +87,7 @@ def export_model(model: nn.Module, out: str, *, fmt: str, example: torch.Tensor,
 
 def write_sidecar(out: str, meta: Dict[str, Any]) -> None:
     """Write ``meta`` to ``out + '.json'`` atomically (temporary file, then rename)."""
-    tmp = f"{out}.json.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(meta, f, indent=1)
-        f.write("\n")
-    os.replace(tmp, out + ".json")
+    atomic_write_text(out + ".json", json.dumps(meta, indent=1) + "\n")
 
 
 def top1_agreement(path: str, fmt: str, model: nn.Module, clips: Sequence[torch.Tensor]) -> float:

@@ -23,6 +23,7 @@ from typing import List, Sequence, Tuple
 import torch
 import torch.nn as nn
 
+from .._files import temp_path
 from .export import OnnxRuntimeModel, export_model, export_program, onnxruntime_module
 from .timing import time_interleaved
 
@@ -62,9 +63,7 @@ def quantize_onnx(fp32: str, out: str, calibration: Sequence[torch.Tensor]) -> N
             clip = next(self.clips, None)
             return None if clip is None else {"video": clip.numpy()}
 
-    directory = os.path.dirname(os.path.abspath(out))
-    pre = os.path.join(directory, f".{os.path.basename(out)}.{os.getpid()}.pre.onnx")
-    tmp = os.path.join(directory, f".{os.path.basename(out)}.{os.getpid()}.onnx")
+    pre, tmp = temp_path(out, "pre", ".onnx"), temp_path(out, "int8", ".onnx")
     try:
         try:
             quant_pre_process(fp32, pre)

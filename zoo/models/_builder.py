@@ -12,6 +12,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 import torch
 import torch.nn as nn
 
+from .._files import WriteError, atomic_save
 from ._info import Weights
 from ._registry import get_entry, weights_info
 
@@ -363,17 +364,6 @@ def _weights_record(name: str, pretrained: Union[bool, str], weights: Any) -> Op
     return None
 
 
-def _atomic_torch_save(obj: Any, path) -> None:
-    os.makedirs(os.path.dirname(os.fspath(path)), exist_ok=True)
-    tmp = f"{os.fspath(path)}.{os.getpid()}.tmp"
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def build_pretrained(record: Weights, *, num_classes: Optional[int] = None, progress: bool = True,
                      **overrides) -> nn.Module:
     """Build ``record``'s model with its released weights (downloaded, checked and cached by
@@ -397,7 +387,10 @@ def build_pretrained(record: Weights, *, num_classes: Optional[int] = None, prog
     model = build_with_checkpoint(record.model, checkpoint, num_classes=num_classes,
                                   **{**record.model_args, **overrides})
     if fresh and not overrides and not model.load_report.reinitialised:  # the release's own network only
-        _atomic_torch_save(model.state_dict(), mapped)
+        try:
+            atomic_save(model.state_dict(), str(mapped))
+        except WriteError as e:  # only a cache: the model is built all the same
+            warnings.warn(f"the mapped weights were not cached: {e}")
     if record.input_args:
         model.info = model.info.replace(**record.input_args)
     if model.num_classes == record.num_classes:
