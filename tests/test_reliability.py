@@ -161,6 +161,14 @@ def test_clean_directory_removes_only_zoo_temporaries_of_gone_processes(tmp_path
     removed = files.clean_directory(str(tmp_path))
     assert sorted(removed) == sorted(n for n, gone in names.items() if gone)
     assert sorted(os.listdir(tmp_path)) == sorted(n for n, gone in names.items() if not gone)
+    # a journal is followed only within its directory, and only from zoo's temporary files
+    inner = tmp_path / "inner"
+    inner.mkdir()
+    (inner / "notes.txt").write_text("x")
+    (inner / files.JOURNAL).write_text(json.dumps({"pid": _dead_pid(), "replace": [["notes.txt", "x.txt"],
+                                                   ["../last.pt", "y"]], "remove": ["../notes.tmp", "/etc/hosts"]}))
+    files.clean_directory(str(inner))
+    assert sorted(os.listdir(inner)) == ["notes.txt"] and (tmp_path / "notes.tmp").exists()
 
 
 def test_an_eval_directory_is_all_new_or_all_old(tmp_path):

@@ -180,12 +180,19 @@ def write_files(directory: str, files: Dict[str, Tuple[str, Callable]], remove: 
     return {name: os.path.join(directory, name) for name in files}
 
 
+def _plain(name) -> bool:
+    return isinstance(name, str) and name not in ("", ".", "..") and os.path.basename(name) == name
+
+
 def _complete(directory: str, journal: dict) -> None:
+    """The renames and removals of a journal; entries that are not plain names of this directory
+    (a temporary file of zoo's naming, for the sources) are ignored: a journal is never trusted further."""
     for tmp, name in journal["replace"]:
-        if os.path.exists(os.path.join(directory, tmp)):
+        if _plain(name) and _plain(tmp) and _TEMP.match(tmp) and os.path.exists(os.path.join(directory, tmp)):
             os.replace(os.path.join(directory, tmp), os.path.join(directory, name))
     for name in journal["remove"]:
-        _unlink(os.path.join(directory, name))
+        if _plain(name):
+            _unlink(os.path.join(directory, name))
     _sync_dir(directory)
     os.unlink(os.path.join(directory, JOURNAL))
 
@@ -215,9 +222,13 @@ def clean_directory(directory: str) -> List[str]:
             with open(journal_path) as f:
                 journal = json.load(f)
             pid = int(journal["pid"])
-        except (OSError, ValueError, KeyError, TypeError):
-            journal, pid = None, os.getpid()  # written atomically, so never half; unreadable: not ours to trust
-        if journal is not None and _gone(pid):
+            journal = {"replace": [tuple(pair) for pair in journal["replace"] if len(pair) == 2],
+                       "remove": list(journal["remove"])}
+        except (OSError, ValueError, KeyError, TypeError):  # written atomically, so never half: not zoo's
+            journal, pid = None, os.getpid()
+        if journal is None:
+            _unlink(journal_path)
+        elif _gone(pid):
             _complete(directory, journal)
     removed = []
     for name in sorted(os.listdir(directory)):
