@@ -327,6 +327,28 @@ def _appearance_only(root, per_class=20, frames=8, size=32):
     return root
 
 
+def test_audit_pairs_videos_by_identity_not_position():
+    """A video skipped in one evaluation (``--on-error skip``) leaves the pair; the others stay matched."""
+    import numpy as np
+
+    from zoo.benchmark.audit import _correct, _paired, paired_difference, wilson_interval
+    from zoo.engine.harness import EvalResult
+
+    def result(indices, right):
+        logits = torch.tensor([[[1.0, 0.0]] if r else [[0.0, 1.0]] for r in right])
+        return EvalResult({}, logits, torch.zeros(len(right), dtype=torch.long), indices,
+                          [f"v{i}.mp4" for i in indices])
+
+    a = _correct(result([0, 1, 2, 3], [True, True, False, False]))
+    b = _correct(result([0, 2, 3], [True, False, False]))  # video 1 skipped: by position, 2 would meet 1
+    x, y = _paired(a, b)
+    assert x.tolist() == y.tolist() == [True, False, False]
+    d = paired_difference(x, y)
+    assert d["points"] == 0 and d["ci95"] == [0.0, 0.0]
+    assert wilson_interval(5, 10) == [23.66, 76.34] and wilson_interval(0, 0) == [0.0, 100.0]
+    assert paired_difference(np.ones(20, bool), np.zeros(20, bool))["points"] == 100
+
+
 @pytest.mark.slow
 def test_audit_says_motion_matters_on_synthmotion_and_not_on_appearance(tmp_path, capsys):
     import json

@@ -60,9 +60,17 @@ def paired_difference(a: np.ndarray, b: np.ndarray, seed: int = 0) -> Dict[str, 
             "ci95": [round(100 * float(low), 2), round(100 * float(high), 2)]}
 
 
-def _correct(result) -> np.ndarray:
+def _correct(result) -> Dict[tuple, bool]:
+    """Per-video top-1 correctness, keyed by the video's (dataset index, path)."""
     probs = result.view_logits.float().softmax(-1).mean(1)
-    return (probs.argmax(-1) == result.labels).numpy()
+    return dict(zip(zip(result.indices, result.paths), (probs.argmax(-1) == result.labels).tolist()))
+
+
+def _paired(a: Dict[tuple, bool], b: Dict[tuple, bool]):
+    """The correctness of the videos both evaluations scored, in the same order (a video skipped in
+    one of them, under ``on_error="skip"``, is left out of the pair rather than misaligning it)."""
+    both = [k for k in a if k in b]
+    return np.array([a[k] for k in both], dtype=bool), np.array([b[k] for k in both], dtype=bool)
 
 
 def verdict(models: Dict[str, Dict[str, Any]], chance: float) -> Dict[str, Any]:
@@ -154,15 +162,14 @@ def run_audit(data: str, out: str, *, init: str = "scratch", baseline: str = "ts
         n = len(correct[role]["normal"])
         models[role] = {
             "model": name, "run": cfg.out, "videos": n, "epochs": cfg.epochs, "recipe": cfg.recipe,
-            "orders": {o: {"top1": round(100 * float(c.mean()), 2) if n else 0.0,
-                           "ci95": wilson_interval(int(c.sum()), n)} for o, c in correct[role].items()},
-            "differences": {f"normal_minus_{o}": paired_difference(correct[role]["normal"], correct[role][o], seed)
-                            for o in ORDERS[1:]}}
+            "orders": {o: {"top1": round(100 * sum(c.values()) / len(c), 2) if c else 0.0,
+                           "ci95": wilson_interval(sum(c.values()), len(c))} for o, c in correct[role].items()},
+            "differences": {f"normal_minus_{o}": paired_difference(*_paired(correct[role]["normal"], correct[role][o]),
+                                                                   seed) for o in ORDERS[1:]}}
         classes = len(run["class_names"])
-    if len(correct["baseline"]["normal"]) != len(correct["temporal"]["normal"]):
-        raise RuntimeError("the two models were evaluated on different videos (a video skipped for one only?)")
-    models["temporal_minus_baseline"] = paired_difference(correct["temporal"]["normal"],
-                                                          correct["baseline"]["normal"], seed)
+    temporal_vs_baseline = _paired(correct["temporal"]["normal"], correct["baseline"]["normal"])
+    models["temporal_minus_baseline"] = {**paired_difference(*temporal_vs_baseline, seed),
+                                         "videos": len(temporal_vs_baseline[0])}
     chance = 100.0 / classes
     found = verdict(models, chance)
     doc = {"data": data, "split": split, "init": init, "classes": classes, "chance_top1": round(chance, 2),

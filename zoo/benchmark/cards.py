@@ -26,7 +26,7 @@ from typing import Dict, List, Optional, Sequence
 
 from ..engine.checkpoint import atomic_write, atomic_write_text
 from ..flops import FLOP_CONVENTION
-from ..models import bench_preset, get_entry, list_models, model_info, model_weights
+from ..models import bench_preset, categories_source, get_entry, list_models, model_info, model_weights
 from .deploy import INT8_PATHS
 from .results import fast_path_ms, load_results
 
@@ -346,8 +346,8 @@ def _weights_section(name, info, results, notes_dir) -> List[str]:
     for w in records:
         lines.append(f"### `{w.name}`")
         lines.append("")
-        lines.append(f"- classes: {w.num_classes} ({w.dataset}; names: "
-                     f"{'shipped with zoo' if w.categories else 'not shipped'})")
+        source = categories_source(w.dataset) if w.categories else "not shipped"
+        lines.append(f"- classes: {w.num_classes} ({w.dataset}; names: {source})")
         lines.append(f"- source: {w.source or '-'}")
         if w.urls:
             lines += [f"- URL: {u}" for u in w.urls]

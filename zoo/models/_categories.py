@@ -7,7 +7,9 @@ import functools
 from importlib import resources
 from typing import Tuple
 
-__all__ = ["categories", "label_sets"]
+__all__ = ["categories", "label_sets", "categories_source"]
+
+_FROM_TORCHVISION = {"imagenet"}  # the 2D initialisations' classifier: torchvision's weights metadata names it
 
 
 def label_sets() -> Tuple[str, ...]:
@@ -19,7 +21,7 @@ def label_sets() -> Tuple[str, ...]:
 @functools.lru_cache(maxsize=None)
 def categories(label_set: str) -> Tuple[str, ...]:
     """The class names of ``label_set`` in index order; empty if zoo ships none for it."""
-    if label_set == "imagenet":  # the 2D initialisations' classifier: torchvision ships the names
+    if label_set in _FROM_TORCHVISION:
         from torchvision.models import ResNet50_Weights
 
         return tuple(ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
@@ -28,3 +30,10 @@ def categories(label_set: str) -> Tuple[str, ...]:
         return ()
     lines = path.read_text(encoding="utf-8").splitlines()
     return tuple(line for line in lines if line and not line.startswith("#"))
+
+
+def categories_source(label_set: str) -> str:
+    """Where the class names of ``label_set`` come from, in words (for model cards)."""
+    if label_set in _FROM_TORCHVISION:
+        return "from torchvision's weights metadata"
+    return "shipped with zoo" if categories(label_set) else "not shipped"
