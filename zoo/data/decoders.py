@@ -139,7 +139,6 @@ class PyAVDecoder:
 
     def _decode_range(self, first: int, last: int, wanted: set, out: dict) -> int:
         """Seek before ``first`` and decode to ``last``; returns the last index decoded (-1 if none)."""
-        av = _av()
         s = self.stream
         target = self._start + int(first / self.meta.fps / s.time_base)
         self.container.seek(max(target, self._start), stream=s, backward=True, any_frame=False)
