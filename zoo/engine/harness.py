@@ -216,7 +216,7 @@ def save_eval(result: EvalResult, out_dir: str, *, metrics_name: str = METRICS_F
     return {key: paths[name] for key, name in names.items() if name in paths}
 
 
-_REAGGREGATED = re.compile(r"^(metrics|confusion_matrix)_[a-z-]+\.(json|csv|png)$")
+_REAGGREGATED = re.compile(rf"^(metrics|confusion_matrix)_({'|'.join(map(re.escape, AGGREGATIONS))})\.(json|csv|png)$")
 
 
 def _write_confusion_csv(f, cm, class_names) -> None:
