@@ -18,7 +18,7 @@ import re
 import tempfile
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
-__all__ = ["WriteError", "OutputError", "atomic_write", "atomic_write_text", "atomic_save", "write_files",
+__all__ = ["WriteError", "OutputError", "USER_ERRNOS", "atomic_write", "atomic_write_text", "atomic_save", "write_files",
            "temp_path", "clean_directory", "check_output_dir", "check_output_file", "prepare_output_dir",
            "prepare_output_file"]
 
@@ -29,7 +29,9 @@ _HINTS = {errno.ENOSPC: "the disk is full: free space or write elsewhere",
           errno.EDQUOT: "the disk quota is used up",
           errno.EROFS: "the file system is read-only: write elsewhere",
           errno.EACCES: "no permission to write there",
-          errno.EPERM: "no permission to write there"}
+          errno.EPERM: "no permission to write there",
+          errno.EISDIR: "a directory is in its place"}
+USER_ERRNOS = frozenset(_HINTS)  # OS errors of a write that the user fixes (space, limits, permissions, paths)
 
 
 class WriteError(OSError):

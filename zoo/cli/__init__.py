@@ -6,18 +6,14 @@ Errors a user can fix (bad names, paths, options) are printed as one line, exit 
 from __future__ import annotations
 
 import argparse
-import errno
 import importlib
 import pkgutil
 import sys
 from typing import List, Optional
 
-from .._files import WriteError
+from .._files import USER_ERRNOS, WriteError
 
 __all__ = ["main", "UsageError"]
-
-
-_USER_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EISDIR}
 
 
 class UsageError(Exception):
@@ -48,7 +44,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"zoo {args.command}: error: {msg}", file=sys.stderr)
         return 2
     except OSError as e:  # a write that failed (disk full, file-size limit, permissions): the file and the reason
-        if not isinstance(e, WriteError) and e.errno not in _USER_ERRNOS:
+        if not isinstance(e, WriteError) and e.errno not in USER_ERRNOS:
             raise
         print(f"zoo {args.command}: error: {e}", file=sys.stderr)
         return 2
