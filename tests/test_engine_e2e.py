@@ -177,7 +177,7 @@ if kind == "step":
         return real_step(self, *a, **kw)
     torch.optim.SGD.step = step
 elif kind in ("partial", "written"):
-    real_write = files._write_temp
+    real_write = files.write_temp
     def write_temp(path, mode, write):
         if os.path.basename(path) == name:
             count[0] += 1
@@ -192,7 +192,7 @@ elif kind in ("partial", "written"):
                 die()
             return tmp
         return real_write(path, mode, write)
-    files._write_temp = write_temp
+    files.write_temp = write_temp
 elif kind == "rename":
     real_replace = os.replace
     def replace(src, dst):

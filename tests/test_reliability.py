@@ -296,3 +296,122 @@ def test_the_next_command_removes_what_a_killed_one_left(tmp_path):
     other.write_text("mine")
     assert main(["eval", "--from", str(ev), "--agg", "max"]) == 0
     assert not stale.exists() and other.read_text() == "mine"
+
+
+# -- plain mistakes are one line, found before the long work -----------------------------------------
+@pytest.fixture(scope="module")
+def video(data):
+    return os.path.join(data, "videos", "moving_left", "moving_left_0000.mp4")
+
+
+def test_a_checkpoint_of_another_model_is_one_line(video, tmp_path, capsys, data):
+    import zoo
+
+    other = str(tmp_path / "other.pth")
+    torch.save(zoo.build("r2plus1d_18", num_classes=2, layers=(1, 1, 1, 1)).state_dict(), other)
+    listing = tmp_path / "list.csv"
+    listing.write_text(f"{video},0\n{video},1\n")
+    for argv in (["predict", "tsm_r50", video], ["features", "tsm_r50", video, "--out", str(tmp_path / "f.pt")],
+                 ["eval", "tsm_r50", "--data", str(listing), "--no-progress"]):
+        assert main([*argv, *TINY[:-1], "--weights", other]) == 2, argv
+        _one_line_error(capsys, "tsm_r50: checkpoint does not match the model: missing keys")
+
+
+def test_a_mismatched_release_file_is_one_line(video, tmp_path, monkeypatch, capsys):
+    import zoo
+
+    record = zoo.weights_info("tsn_r50.kinetics400")
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    torch.save(zoo.build("r2plus1d_18", num_classes=2, layers=(1, 1, 1, 1)).state_dict(), mirror / record.file_names[0])
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("ZOO_WEIGHTS_MIRROR", str(mirror))
+    monkeypatch.setattr(type(record), "hashes", property(lambda self: (None,) * len(self.files)))
+    assert main(["predict", "tsn_r50", video, "--pretrained", "kinetics400", "--size", "32", "--no-optimize"]) == 2
+    _one_line_error(capsys, "checkpoint does not match the model")
+
+
+def test_an_offline_release_prints_no_progress_bar(video, tmp_path, monkeypatch, capsys):
+    import zoo.models._hub as hub
+
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("ZOO_NET_RETRIES", "0")
+    monkeypatch.setattr(hub, "_sources", lambda file: ["http://127.0.0.1:9/" + file.rsplit("/", 1)[-1]])
+    assert main(["predict", "tsn_r50", video, "--pretrained", "--size", "32", "--no-optimize"]) == 2
+    err = _one_line_error(capsys, "cannot connect", "ZOO_WEIGHTS_MIRROR")
+    assert "%|" not in err and "it/s" not in err
+    assert not [p for p in (tmp_path / "cache" / "weights").iterdir() if p.name.startswith(".zoo-staging")]
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["predict", "tsn_r50", "{video}", "--views", "2000x3"], "--views 2000x3: 6000 clips of [3, 8, 224, 224]"),
+    (["eval", "tsn_r50", "--data", "{data}", "--views", "100000x3"], "--batch-size 4: 1200000 clips"),
+])
+def test_views_whose_clips_cannot_fit_are_refused_first(argv, needle, video, data, monkeypatch, capsys):
+    import zoo.engine.prepare as prepare
+
+    monkeypatch.setattr(prepare, "available_memory", lambda: 16 << 30)
+    monkeypatch.setattr(prepare, "build_model", lambda *a, **k: pytest.fail("built the model first"))
+    assert main([a.format(video=video, data=data) for a in argv]) == 2
+    _one_line_error(capsys, needle, "more than half of the 16.0 GiB available", "fewer views")
+
+
+def test_a_text_file_as_a_video_is_refused_before_the_model_is_built(tmp_path, monkeypatch, capsys):
+    import zoo.engine.prepare as prepare
+
+    text = tmp_path / "notes.mp4"
+    text.write_text("this is not a video\n" * 20)
+    monkeypatch.setattr(prepare, "build_model", lambda *a, **k: pytest.fail("built the model first"))
+    assert main(["predict", "tsm_r50", str(text)]) == 2
+    _one_line_error(capsys, "notes.mp4: cannot open")
+    assert main(["features", "tsm_r50", str(text), str(text), "--out", str(tmp_path / "f.pt")]) == 2
+    _one_line_error(capsys, "notes.mp4: cannot open", "--on-error skip")
+
+
+def test_features_skip_unreadable_videos_when_asked(video, tmp_path, capsys):
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video")
+    out = str(tmp_path / "f.pt")
+    assert main(["features", "tsn_r50", video, str(text), "--out", out, "--on-error", "skip", *TINY[:-1]]) == 0
+    assert f"skipped {text}: cannot open" in capsys.readouterr().out
+    saved = torch.load(out, weights_only=True)
+    assert saved["paths"] == [video] and saved["features"].shape[0] == 1
+    assert [s["path"] for s in saved["skipped"]] == [str(text)]
+
+
+def test_text_files_that_are_not_utf8_and_videos_given_as_data(video, tmp_path, capsys):
+    latin = tmp_path / "list.csv"
+    latin.write_bytes(f"{video},caf\xe9\n".encode("latin-1"))
+    assert main(["check-data", str(latin)]) == 2
+    _one_line_error(capsys, f"{latin}:1: not UTF-8 text (byte 0xe9", "save it as UTF-8")
+    assert main(["eval", "tsn_r50", "--data", str(latin), *TINY]) == 2
+    _one_line_error(capsys, f"{latin}:1: not UTF-8")
+    assert main(["check-data", video]) == 2
+    _one_line_error(capsys, "is a video, not a dataset", "zoo predict MODEL VIDEO")
+    (tmp_path / "bom.csv").write_bytes(b"\xef\xbb\xbf" + f"{video},moving_left\n".encode())
+    assert main(["check-data", str(tmp_path / "bom.csv")]) == 0  # a byte-order mark is fine
+
+
+def test_counts_below_one_are_named(video, capsys):
+    import zoo
+
+    for kwargs, needle in ((dict(num_classes=0), "num_classes must be >= 1, got 0"),
+                           (dict(num_segments=0), "num_segments must be >= 1, got 0"),
+                           (dict(num_segments=-3), "num_segments must be >= 1, got -3"),
+                           (dict(num_segments=2.5), "num_segments must be a whole number")):
+        with pytest.raises(ValueError, match=needle):
+            zoo.build("tsm_r50", **kwargs)
+    for flag in ("--frames", "--size"):
+        assert main(["predict", "tsm_r50", video, flag, "0"]) == 2
+        _one_line_error(capsys, f"{flag} must be >= 1, got 0")
+    assert main(["export", "tsm_r50", "--format", "onnx", "--out", "x.onnx", "--frames", "0"]) == 2
+    _one_line_error(capsys, "--frames must be >= 1, got 0")
+
+
+def test_resume_from_a_file_with_a_pickled_object_is_one_line(data, tmp_path, capsys):
+    bad = tmp_path / "last.pt"
+    torch.save({"model": EvalResult}, bad)  # a class: weights_only refuses it
+    assert main(["train", "tsn_r50", "--data", data, "--out", str(tmp_path / "run"), "--resume", str(bad),
+                 "--epochs", "1"]) == 2
+    err = _one_line_error(capsys, "it holds a pickled", "zoo.engine.harness.EvalResult")
+    assert "weights_only=False" not in err

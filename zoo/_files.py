@@ -18,7 +18,7 @@ import re
 import tempfile
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
-__all__ = ["WriteError", "OutputError", "USER_ERRNOS", "atomic_write", "atomic_write_text", "atomic_save", "write_files",
+__all__ = ["WriteError", "OutputError", "USER_ERRNOS", "pid_alive", "display_name", "read_text", "atomic_write", "atomic_write_text", "atomic_save", "write_files", "commit_files", "write_temp", "sha256_file",
            "temp_path", "clean_directory", "check_output_dir", "check_output_file", "prepare_output_dir",
            "prepare_output_file"]
 
@@ -50,6 +50,25 @@ class WriteError(OSError):
 
 class OutputError(ValueError):
     """An output location that cannot be created or written (found before the work starts)."""
+
+
+def read_text(path: str) -> str:
+    """A text file's content as UTF-8 (a byte-order mark dropped). A file that is not UTF-8 (a
+    Latin-1 CSV, a video) raises `ValueError` naming the file, the line and the byte."""
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise ValueError(f"{display_name(path)}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}): "
+                         f"save it as UTF-8 (e.g. `iconv -f latin1 -t utf-8 IN > OUT`)") from None
+
+
+def display_name(path) -> str:
+    """``path`` as text any output can show: bytes of a file name that are not UTF-8 (kept by
+    Python as lone surrogates, which fonts and encoders refuse) become U+FFFD."""
+    return os.fsencode(os.fspath(path)).decode("utf-8", "replace")
 
 
 def temp_path(path: str, tag: Optional[str] = None, ext: str = "") -> str:
@@ -96,7 +115,7 @@ def _unlink(path: str) -> None:
         pass
 
 
-def _write_temp(path: str, mode: str, write: Callable) -> str:
+def write_temp(path: str, mode: str, write: Callable) -> str:
     """``write(file)`` into a fresh temporary file beside ``path``, flushed and fsynced; its name."""
     directory = os.path.dirname(os.path.abspath(path))
     try:
@@ -139,7 +158,7 @@ def _sync_dir(directory: str) -> None:
 def atomic_write(path: str, mode: str, write: Callable) -> None:
     """Call ``write(file)`` on a temporary file in ``path``'s directory, fsync, then ``os.replace``:
     a reader (or a run killed mid-write) sees the old file or the new one, never half of one."""
-    tmp = _write_temp(path, mode, write)
+    tmp = write_temp(path, mode, write)
     try:
         os.replace(tmp, path)
     except OSError as e:
@@ -163,23 +182,45 @@ def atomic_save(obj, path: str) -> None:
 def write_files(directory: str, files: Dict[str, Tuple[str, Callable]], remove: Iterable[str] = ()) -> Dict[str, str]:
     """Replace several files of ``directory`` as one set: ``files`` maps a name to ``(mode, write)``
     as in `atomic_write`; ``remove`` names files that belong to the old set only. Every file is
-    written to a temporary one first; then a journal lists the renames, the renames run, and the
-    journal goes. A process killed during the renames leaves the journal, and the next
-    `clean_directory` completes them: readers see the old set or the new one. Returns the paths."""
+    written to a temporary one first, then `commit_files` puts them in place. Returns the paths."""
     clean_directory(directory)
     temps: Dict[str, str] = {}
     try:
         for name, (mode, write) in files.items():
-            temps[name] = _write_temp(os.path.join(directory, name), mode, write)
+            temps[name] = write_temp(os.path.join(directory, name), mode, write)
+    except BaseException:
+        for tmp in temps.values():
+            _unlink(tmp)
+        raise
+    return commit_files(directory, temps, remove)
+
+
+def commit_files(directory: str, temps: Dict[str, str], remove: Iterable[str] = ()) -> Dict[str, str]:
+    """Rename the temporary files ``temps`` (name -> a `temp_path` of that name, written and
+    fsynced) over the files of ``directory`` as one set: a journal lists the renames, the renames
+    run, and the journal goes. A process killed during the renames leaves the journal, and the next
+    `clean_directory` completes them: readers see the old set or the new one. Returns the paths."""
+    try:
         journal = {"pid": os.getpid(), "replace": [[os.path.basename(t), n] for n, t in temps.items()],
-                   "remove": [r for r in remove if r not in files]}
+                   "remove": [r for r in remove if r not in temps]}
         atomic_write_text(os.path.join(directory, JOURNAL), json.dumps(journal) + "\n")
     except BaseException:
         for tmp in temps.values():
             _unlink(tmp)
         raise
     _complete(directory, journal)
-    return {name: os.path.join(directory, name) for name in files}
+    return {name: os.path.join(directory, name) for name in temps}
+
+
+def sha256_file(path, chunk: int = 1 << 20) -> str:
+    """The sha256 (hex) of a file's bytes."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _plain(name) -> bool:
@@ -199,18 +240,23 @@ def _complete(directory: str, journal: dict) -> None:
     os.unlink(os.path.join(directory, JOURNAL))
 
 
-def _gone(pid: int) -> bool:
-    """True when no process ``pid`` runs (this process counts as gone: it is not writing anything
-    while it cleans up)."""
-    if pid == os.getpid():
-        return True
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` runs (one of another user counts: it may own the file)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return True
-    except PermissionError:
         return False
-    return False
+    except PermissionError:
+        return True
+    except (OverflowError, ValueError):  # not a pid at all
+        return False
+    return True
+
+
+def _gone(pid: int) -> bool:
+    """True when no process ``pid`` runs (this process counts as gone: it is not writing anything
+    while it cleans up)."""
+    return pid == os.getpid() or not pid_alive(pid)
 
 
 def clean_directory(directory: str) -> List[str]:

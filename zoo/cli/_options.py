@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Optional
 
 from . import UsageError
 
-__all__ = ["add_model_options", "resolve_model_options", "take_release", "parse_kv", "data_error_types", "compile_mode",
+__all__ = ["add_model_options", "check_positive", "resolve_model_options", "take_release", "parse_kv", "data_error_types", "compile_mode",
            "COMPILE_MODES"]
 
 COMPILE_MODES = {"off": False, "on": True, "auto": "auto"}  # --compile -> zoo.optimize(compile=...)
@@ -27,6 +27,14 @@ def parse_kv(items: Optional[List[str]], what: str = "--model-arg") -> Dict[str,
         except yaml.YAMLError:
             out[key.strip()] = raw
     return out
+
+
+def check_positive(args, names=("frames", "size")) -> None:
+    """`UsageError` for a flag among ``names`` given as 0 or less (``--frames 0`` is no default)."""
+    for name in names:
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
 
 
 def add_model_options(p, *, views: bool = True) -> None:
@@ -78,6 +86,7 @@ def resolve_model_options(args) -> Dict[str, Any]:
     """Merge ``--run-dir DIR`` with explicit flags into model name, weights, model_args, frames, size."""
     from ..models import model_info
 
+    check_positive(args)
     opts: Dict[str, Any] = {"model": getattr(args, "model", None), "weights": args.weights,
                             "model_args": parse_kv(args.model_arg), "frames": args.frames, "size": args.size,
                             "classes": None, "data": None, "data_root": None, "fold": None, "protocol": {},

@@ -29,7 +29,7 @@ def cmd_eval(args) -> int:
     from ..data.splits import split_and_fold
     from ..engine.config import parse_views
     from ..engine.harness import evaluate
-    from ..engine.prepare import adjust_info, build_model
+    from ..engine.prepare import adjust_info, build_model, check_clips_fit
 
     opts = resolve_model_options(args)
     if args.out:
@@ -47,6 +47,9 @@ def cmd_eval(args) -> int:
     release_test = opts.get("eval_args", {}) if args.published else {}  # e.g. PySlowFast's per-window softmax
     info, model_args = adjust_info(opts["model"], frames=opts["frames"], size=opts["size"], views=views,
                                    model_args={**release_test, **opts["model_args"]}, protocol=opts["protocol"])
+    views_per_video = info.test_views[0] * info.test_views[1]
+    check_clips_fit(info, args.batch_size * views_per_video,
+                    what=f"--views {info.test_views[0]}x{info.test_views[1]} with --batch-size {args.batch_size}")
     dist_utils.init_distributed()
     device = dist_utils.default_device(args.device)
     split, fold = split_and_fold(args.split, opts["fold"])

@@ -77,7 +77,9 @@ def cmd_flops(args):
     from ..engine.prepare import adjust_info, build_model
     from ..flops import FLOP_CONVENTION, count_flops, count_params
     from ..models import model_info
+    from ._options import check_positive
 
+    check_positive(args, ("frames", "size", "depth"))
     info = model_info(args.name)
     # --frames reaches the constructor argument it fixes (segments, a head's pooling window)
     adjusted, overrides = adjust_info(args.name, frames=args.frames)

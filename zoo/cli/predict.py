@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from typing import List, Optional
 
+from .._files import display_name
 from . import UsageError
 from ._options import add_model_options, compile_mode, resolve_model_options, weights_label
 
@@ -15,13 +16,15 @@ def load_model(args, labels: Optional[List[str]] = None):
     its input protocol, its class names, the resolved options and the device."""
     from ..engine import distributed as dist_utils
     from ..engine.config import parse_views
-    from ..engine.prepare import adjust_info, build_model
+    from ..engine.prepare import adjust_info, build_model, check_clips_fit
 
     opts = resolve_model_options(args)
     labels = labels or opts["classes"]
     views = parse_views(args.views) if getattr(args, "views", None) else None
     info, model_args = adjust_info(opts["model"], frames=opts["frames"], size=opts["size"], views=views,
                                    model_args=opts["model_args"], protocol=opts["protocol"])
+    if views is not None:  # a video's views run in one forward pass
+        check_clips_fit(info, views[0] * views[1], what=f"--views {views[0]}x{views[1]}")
     device = dist_utils.default_device(args.device)
     # without a label map the classifier size follows the checkpoint (or the model's default)
     model = build_model(opts["model"], info, num_classes=len(labels) if labels else None, weights=opts["weights"],
@@ -34,15 +37,37 @@ def load_model(args, labels: Optional[List[str]] = None):
     return model, info, names, opts, device
 
 
-def load_videos_model(args, videos: List[str], labels: Optional[List[str]] = None):
-    """Model (eval mode, on its device) and a dataset over ``videos`` with the model's test views."""
-    from ..data import Record, VideoDataset
+def check_videos(videos: List[str], on_error: str = "error") -> List[tuple]:
+    """Open each video (its metadata only) before any model is built: a missing, unreadable or too
+    short one is a `UsageError` naming it, or with ``on_error="skip"`` one of the ``(path, reason)``
+    pairs returned."""
+    from ..data import DecodeError, open_decoder, too_short
 
+    bad = []
     for v in videos:
         if not os.path.exists(v):
-            raise FileNotFoundError(f"video {v!r} does not exist")
+            raise FileNotFoundError(f"video {display_name(v)!r} does not exist")
+        try:
+            with open_decoder(v) as dec:
+                reason = too_short(dec.meta.num_frames)
+        except DecodeError as e:
+            reason = e.reason
+        if reason and on_error == "skip":
+            bad.append((v, reason))
+        elif reason:
+            hint = " (or --on-error skip)" if len(videos) > 1 else ""
+            raise UsageError(f"{display_name(v)}: {reason}{hint}")
+    return bad
+
+
+def load_videos_model(args, videos: List[str], labels: Optional[List[str]] = None, on_error: str = "error"):
+    """Model (eval mode, on its device) and a dataset over ``videos`` with the model's test views;
+    the videos are opened first (`check_videos`)."""
+    from ..data import Record, VideoDataset
+
+    check_videos(videos, on_error)
     model, info, names, opts, device = load_model(args, labels)
-    dataset = VideoDataset([Record(path=v, label=None) for v in videos], names, info, train=False)
+    dataset = VideoDataset([Record(path=v, label=None) for v in videos], names, info, train=False, on_error=on_error)
     return model, dataset, opts, device
 
 
@@ -52,7 +77,7 @@ def _load(dataset, i):
     try:
         return dataset[i]["video"]
     except DataError as e:
-        raise UsageError(str(e).split(". Fix or remove")[0]) from None
+        raise UsageError(display_name(str(e).split(". Fix or remove")[0])) from None
 
 
 def warn_if_untrained(opts) -> None:
@@ -99,27 +124,36 @@ def cmd_features(args) -> int:
     if not args.out.endswith((".pt", ".npz")):
         raise UsageError(f"--out must end with .pt or .npz, got {args.out!r}")
     prepare_output_file(args.out)
-    model, dataset, opts, device = load_videos_model(args, args.videos)
+    model, dataset, opts, device = load_videos_model(args, args.videos, on_error=args.on_error)
     warn_if_untrained(opts)
-    feats = []
+    feats, paths, skipped = [], [], []
     with torch.inference_mode():
         for i in range(len(dataset)):
-            video = _load(dataset, i).to(device)
+            item = dataset[i] if args.on_error == "skip" else {"video": _load(dataset, i), "path": args.videos[i]}
+            if item["video"] is None:
+                skipped.append({"path": item["path"], "error": item["error"]})
+                print(f"skipped {display_name(item['path'])}: {item['error']}")
+                continue
+            video = item["video"].to(device)
             feats.append(model.forward_head(model.forward_features(video), pre_logits=True).float().cpu())
+            paths.append(item["path"])
+    if not feats:
+        raise UsageError(f"no video could be read ({len(skipped)} skipped): nothing to write")
     view_features = torch.stack(feats)  # [N, V, D]
     features = view_features.mean(1)
     weights = weights_label(opts)
-    meta = {"model": opts["model"], "weights": weights, "views": list(dataset.views),
+    meta = {"model": opts["model"], "weights": weights, "views": list(dataset.views), "skipped": skipped,
             "categories": list(dataset.class_names),  # the classifier's classes (names with released weights)
             "frames": dataset.info.num_frames, "crop_size": dataset.info.crop_size}
     if args.out.endswith(".npz"):
-        arrays = {"features": features.numpy(), "view_features": view_features.numpy(), "paths": np.array(args.videos),
-                  **{k: np.array(v) for k, v in meta.items()}}
+        arrays = {"features": features.numpy(), "view_features": view_features.numpy(), "paths": np.array(paths),
+                  **{k: np.array(v) for k, v in meta.items() if k != "skipped"},
+                  "skipped_paths": np.array([s["path"] for s in skipped], dtype=str),
+                  "skipped_errors": np.array([s["error"] for s in skipped], dtype=str)}
         atomic_write(args.out, "wb", lambda f: np.savez(f, **arrays))
     else:
-        atomic_save({"features": features, "view_features": view_features, "paths": list(args.videos), **meta},
-                    args.out)
-    print(f"{len(args.videos)} video(s) -> {args.out}: features {list(features.shape)} (mean over "
+        atomic_save({"features": features, "view_features": view_features, "paths": paths, **meta}, args.out)
+    print(f"{len(paths)} video(s) -> {args.out}{f' ({len(skipped)} skipped)' if skipped else ''}: features {list(features.shape)} (mean over "
           f"{view_features.shape[1]} views), view_features {list(view_features.shape)}")
     return 0
 
@@ -151,5 +185,7 @@ def register(sub):
     p.add_argument("model", help="registered model name")
     p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files (or frame folders)")
     p.add_argument("--out", required=True, help="output file, .pt or .npz")
+    p.add_argument("--on-error", default="error", choices=("error", "skip"),
+                   help="unreadable or too short video: stop (default) or skip it, listed in the output's 'skipped'")
     add_model_options(p)
     p.set_defaults(func=cmd_features)

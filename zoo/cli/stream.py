@@ -6,7 +6,7 @@ import json
 import os
 import time
 
-from .._files import prepare_output_file, temp_path
+from .._files import display_name, prepare_output_file, temp_path
 from . import UsageError
 from ._options import add_model_options, parse_kv
 
@@ -80,7 +80,7 @@ class _Window:
 
 
 def cmd_stream(args) -> int:
-    from ..data import DecodeError
+    from ..data import DecodeError, too_short
     from ..data.stream import FrameStream
     from ..inference.live import LiveRunner, is_online
     from ..inference.timeline import plan_windows
@@ -96,9 +96,13 @@ def cmd_stream(args) -> int:
         options = {k: str(v) for k, v in parse_kv(args.input_option, "--input-option").items()}
         source = FrameStream(args.source, format=args.input_format, options=options, timeout=args.timeout)
     except DecodeError as e:
-        raise UsageError(f"{e} (a file, rtsp:// or http:// URL, /dev/videoN or FORMAT:DEVICE)") from None
+        hint = f" (--timeout {args.timeout:g})" if "no answer within" in e.reason else \
+            " (a file, rtsp:// or http:// URL, /dev/videoN or FORMAT:DEVICE)"
+        raise UsageError(display_name(str(e)) + hint) from None
     outputs = []
-    with source:
+    with source:  # closed only after the reader thread has ended (LiveRunner.run joins it)
+        if not source.live and source.num_frames and too_short(source.num_frames):
+            raise UsageError(f"{display_name(args.source)}: {too_short(source.num_frames)}")
         model, info, names, opts, device = load_model(args, None)
         warn_if_untrained(opts)
         try:
@@ -107,16 +111,19 @@ def cmd_stream(args) -> int:
             raise UsageError(str(e)) from None
         runner = LiveRunner(model, info, plan)
         log_tmp = temp_path(args.out, "log") if args.out else None
-        log = open(log_tmp, "w") if args.out else None
-        if args.render:
-            outputs.append(_Overlay(args.render))
-        if args.show:
-            outputs.append(_Window())
-        print(f"{args.source}: {source.width}x{source.height} at {source.fps:g} fps; {opts['model']} {runner.mode}: "
-              f"{runner.cost()}")
+        log = None
         start, shown, n, latencies, last = time.perf_counter(), -1.0, 0, [], None
+        predictions = runner.run(source, pace=not args.no_pace)
         try:
-            for p in runner.run(source, pace=not args.no_pace):
+            log = open(log_tmp, "w") if args.out else None
+            if args.render:
+                outputs.append(_Overlay(args.render))
+            if args.show:
+                outputs.append(_Window())
+            print(f"{display_name(args.source)}: {source.width}x{source.height} at {source.fps:g} fps; {opts['model']} "
+                  f"{runner.mode}: {runner.cost()}")
+            start = time.perf_counter()
+            for p in predictions:
                 n, last = n + 1, p
                 latencies.append(p.latency)
                 wall = time.perf_counter() - start
@@ -136,9 +143,11 @@ def cmd_stream(args) -> int:
                           flush=True)
                 if args.seconds and wall >= args.seconds:
                     break
-        except DecodeError as e:
-            raise UsageError(str(e)) from None
-        finally:
+        except DecodeError as e:  # the predictions made so far are in --out / --render
+            raise UsageError(display_name(str(e)) + (f"; the {n} predictions before it are in {args.out}"
+                                                     if args.out and n else "")) from None
+        finally:  # also on Ctrl-C / SIGTERM: the reader is joined, then every output is flushed and put in place
+            predictions.close()
             for out in outputs:
                 out.close()
             if log is not None:
@@ -182,4 +191,4 @@ def register(sub):
     g.add_argument("--input-option", action="append", metavar="K=V",
                    help="FFmpeg input option (repeatable), e.g. rtsp_transport=tcp, video_size=640x480")
     g.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for a network source (default 10)")
-    p.set_defaults(func=cmd_stream)
+    p.set_defaults(func=cmd_stream, interruptible=True)

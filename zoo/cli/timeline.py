@@ -8,11 +8,11 @@ import os
 import time
 from typing import List, Optional
 
-from .._files import prepare_output_dir, temp_path
+from .._files import display_name, prepare_output_dir, temp_path
 from . import UsageError
 from ._options import weights_label
 
-__all__ = ["add_timeline_options", "cmd_timeline", "write_timeline", "render_video", "draw_labels"]
+__all__ = ["add_timeline_options", "cmd_timeline", "write_timeline", "timeline_figure", "render_video", "draw_labels"]
 
 
 def add_timeline_options(p) -> None:
@@ -32,6 +32,8 @@ def add_timeline_options(p) -> None:
     g.add_argument("--plot-classes", type=int, default=5, help="classes drawn in timeline.png (default 5)")
     g.add_argument("--render", action="store_true", help="also write DIR/timeline.mp4 with the labels drawn")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g.add_argument("--timeout", type=float, default=10.0,
+                   help="a URL source: seconds to wait for it to answer or send data (default 10)")
 
 
 def write_timeline(out: str, doc: dict, windows, names: List[str], topk: int, plot_classes: int) -> List[str]:
@@ -54,35 +56,78 @@ def write_timeline(out: str, doc: dict, windows, names: List[str], topk: int, pl
     return paths
 
 
+def _segment_colours(segs, shown: List[int], plt) -> dict:
+    """A colour per class of the segments: the plotted classes first (their curves' colours), then
+    the classes covering the most time; beyond 20 classes the rest share grey."""
+    colours = {c: plt.cm.tab10(i % 10) for i, c in enumerate(shown)}
+    cover: dict = {}
+    for s in segs:
+        cover[s["class_index"]] = cover.get(s["class_index"], 0.0) + s["end"] - s["start"]
+    extra = [c for c in sorted(cover, key=lambda c: -cover[c]) if c not in colours]
+    palette = [plt.cm.tab20(i) for i in range(1, 20, 2)]  # the lighter tab20 halves: unlike tab10's
+    for c, colour in zip(extra, palette):
+        colours[c] = colour
+    return colours
+
+
 def _plot(path: str, doc: dict, windows, names: List[str], plot_classes: int) -> None:
+    import matplotlib.pyplot as plt
+
+    fig = timeline_figure(doc, windows, names, plot_classes)
+    tmp = temp_path(path, "plot", ".png")
+    try:
+        fig.savefig(tmp, format="png", dpi=100)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def timeline_figure(doc: dict, windows, names: List[str], plot_classes: int):
+    """The figure of timeline.png: the top classes' probabilities over time, and the segments as
+    coloured spans, labelled where a label fits, with a legend of their classes by colour."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import torch
+    from matplotlib.patches import Patch
 
     probs = torch.stack([w.probs for w in windows])
     shown = probs.max(0).values.topk(min(plot_classes, probs.shape[1])).indices.tolist()
     centres = [w.centre for w in windows]
-    fig, (ax, band) = plt.subplots(2, 1, figsize=(10, 4.5), sharex=True, height_ratios=[4, 1])
+    segs = doc["segments"]
+    colours = _segment_colours(segs, shown, plt)
+    grey = (0.7, 0.7, 0.7, 1)
+    fig, (ax, band) = plt.subplots(2, 1, figsize=(10, 5), sharex=True, height_ratios=[4, 1])
     for c in shown:
-        ax.plot(centres, probs[:, c].numpy(), marker="." if len(windows) < 60 else None, label=names[c])
+        ax.plot(centres, probs[:, c].numpy(), marker="." if len(windows) < 60 else None, label=display_name(names[c]),
+                color=colours[c])
     ax.set_ylabel("probability")
     ax.set_ylim(0, 1)
-    ax.set_title(f"{os.path.basename(doc['source'])}: {doc['weights']}, window {doc['window_sec']:.2f} s, "
-                 f"stride {doc['stride_sec']:.2f} s", fontsize=9)
+    ax.set_title(f"{display_name(os.path.basename(doc['source']))}: {display_name(doc['weights'])}, window "
+                 f"{doc['window_sec']:.2f} s, stride {doc['stride_sec']:.2f} s", fontsize=9)
     ax.legend(fontsize=8, loc="upper right", ncol=min(3, len(shown)))
-    colours = {c: plt.cm.tab10(i % 10) for i, c in enumerate(shown)}
-    for s in doc["segments"]:
-        band.axvspan(s["start"], s["end"], color=colours.get(s["class_index"], (0.7, 0.7, 0.7, 1)), alpha=0.6)
-        band.text(0.5 * (s["start"] + s["end"]), 0.5, s["label"], ha="center", va="center", fontsize=7, clip_on=True)
+    start, end = windows[0].start, max(windows[-1].end, windows[0].start + 1e-6)
+    band.set_xlim(start, end)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
+    # a label is drawn only inside a segment wide enough to hold it; the legend names every colour
+    px_per_s = band.get_window_extent().width / (end - start)
+    for s in segs:
+        band.axvspan(s["start"], s["end"], color=colours.get(s["class_index"], grey), alpha=0.6, linewidth=0)
+        label = display_name(s["label"])
+        if (s["end"] - s["start"]) * px_per_s >= 5.5 * len(label) + 6:
+            band.text(0.5 * (s["start"] + s["end"]), 0.5, label, ha="center", va="center", fontsize=7, clip_on=True)
+    classes = [c for c in colours if any(s["class_index"] == c for s in segs)]
+    handles = [Patch(color=colours[c], alpha=0.6, label=display_name(names[c])) for c in classes]
+    if any(s["class_index"] not in colours for s in segs):
+        handles.append(Patch(color=grey, alpha=0.6, label="other classes"))
+    band.legend(handles=handles, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.55), ncol=min(5, len(handles)),
+                frameon=False)
     band.set_yticks([])
     band.set_ylabel("segments", fontsize=8)
     band.set_xlabel("time (s, window centres)")
-    fig.tight_layout()
-    tmp = path + ".tmp"
-    fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+    return fig
 
 
 def top_classes(probs, names: List[str], k: int) -> List[tuple]:
@@ -141,7 +186,7 @@ def render_video(source: str, path: str, windows, segs, names: List[str], topk: 
 
 
 def cmd_timeline(args, labels: Optional[List[str]]) -> int:
-    from ..data import DecodeError
+    from ..data import DecodeError, too_short
     from ..data.stream import FrameStream
     from ..inference.timeline import SEGMENT_FILTER, plan_windows, segments, sliding_windows
     from .predict import load_model, warn_if_untrained
@@ -151,11 +196,14 @@ def cmd_timeline(args, labels: Optional[List[str]]) -> int:
     prepare_output_dir(args.out)
     if args.batch < 1 or args.topk < 1:
         raise UsageError(f"--batch and --topk must be >= 1, got {args.batch} and {args.topk}")
+    video = display_name(args.video)
     try:
-        stream = FrameStream(args.video)  # a bad video fails here, before the model is built
+        stream = FrameStream(args.video, timeout=args.timeout)  # a bad video fails here, before the model is built
     except DecodeError as e:
-        raise UsageError(str(e)) from None
+        raise UsageError(display_name(str(e))) from None
     with stream:
+        if not stream.live and stream.num_frames and too_short(stream.num_frames):
+            raise UsageError(f"{video}: {too_short(stream.num_frames)}")
         model, info, names, opts, device = load_model(args, labels)
         warn_if_untrained(opts)
         try:
@@ -167,25 +215,35 @@ def cmd_timeline(args, labels: Optional[List[str]]) -> int:
             raise UsageError(str(e)) from None
         os.makedirs(args.out, exist_ok=True)
         weights = weights_label(opts)
-        print(f"{args.video}: {stream.width}x{stream.height}, {stream.fps:g} fps"
-              f"{f', about {stream.num_frames} frames' if stream.num_frames else ''}; {weights}")
+        print(f"{video}: {stream.width}x{stream.height}, {stream.fps:g} fps"
+              f"{f', about {stream.num_frames} frames' if stream.num_frames else ''}; {display_name(weights)}")
         print(f"  {plan.describe()}, batches of {args.batch}")
         bar = None
         if not args.no_progress:
             from tqdm.auto import tqdm
             bar = tqdm(total=stream.num_frames or None, unit="frame", desc="timeline", dynamic_ncols=True, leave=False)
+        decoded = [0]
+
+        def on_frame(index: int) -> None:
+            decoded[0] = index + 1
+            if bar is not None:
+                bar.update(1)
+
         start = time.perf_counter()
+        windows, failure = [], None
         try:
-            windows = list(sliding_windows(model, stream, plan, info, batch=args.batch,
-                                           on_frame=(lambda i: bar.update(1)) if bar else None))
-        except DecodeError as e:  # e.g. a file truncated mid-way: nothing is written
-            raise UsageError(str(e)) from None
+            for w in sliding_windows(model, stream, plan, info, batch=args.batch, on_frame=on_frame):
+                windows.append(w)
+        except DecodeError as e:  # a stall or a break mid-way: the windows computed so far are kept
+            failure = e
         finally:
             if bar is not None:
                 bar.close()
         seconds = time.perf_counter() - start
+    if failure is None and too_short(decoded[0]):
+        raise UsageError(f"{video}: {too_short(decoded[0])}")
     if not windows:
-        raise UsageError(f"{args.video}: no frames decoded")
+        raise UsageError(display_name(str(failure)) if failure else f"{video}: no frames decoded")
     topk = min(args.topk, len(names))
     segs = segments(windows, smooth=smooth, min_windows=min_windows)
     for s in segs:
@@ -193,6 +251,7 @@ def cmd_timeline(args, labels: Optional[List[str]]) -> int:
         s["label"] = names[s["class_index"]]
     duration = windows[-1].end
     doc = {"source": args.video, "model": opts["model"], "weights": weights, "fps": stream.fps,
+           "complete": failure is None, **({"stopped": display_name(failure.reason)} if failure else {}),
            "window_sec": round(plan.window_sec, 4), "stride_sec": round(plan.stride_sec, 4),
            "window_frames": plan.window, "stride_frames": plan.stride, "clip_frames": len(plan.clip),
            "window_rule": plan.reason, "views": "1 clip (the model's test sampler over the window) x centre crop",
@@ -203,12 +262,15 @@ def cmd_timeline(args, labels: Optional[List[str]]) -> int:
                         "top": [[names[c], round(p, 4)] for p, c in zip(*(t.tolist() for t in w.probs.topk(topk)))]}
                        for w in windows]}
     paths = write_timeline(args.out, doc, windows, names, topk, args.plot_classes)
+    if failure is not None:
+        raise UsageError(f"{display_name(str(failure))}; the {len(windows)} windows up to {duration:.2f} s are in "
+                         f"{display_name(args.out)} (timeline.json: \"complete\": false)")
     if args.render:
         paths.append(os.path.join(args.out, "timeline.mp4"))
         render_video(args.video, paths[-1], windows, segs, names)
     print(f"  {len(windows)} windows in {seconds:.1f} s ({doc['realtime_factor']}x real time); "
           f"{len(segs)} segment(s):")
     for s in segs:
-        print(f"    {s['start']:8.2f} - {s['end']:8.2f} s  {s['label']:<32s} {s['score']:.3f}")
-    print("  wrote " + ", ".join(paths))
+        print(f"    {s['start']:8.2f} - {s['end']:8.2f} s  {display_name(s['label']):<32s} {s['score']:.3f}")
+    print("  wrote " + ", ".join(display_name(p) for p in paths))
     return 0

@@ -29,7 +29,7 @@ See :mod:`zoo.data.samplers` and :mod:`zoo.data.transforms` for the exact protoc
 from .._lazy import lazy_exports
 
 _EXPORTS = {
-    **dict.fromkeys(("DataError", "VideoDataset", "build_dataset", "collate", "MIN_FRAMES"), ".datasets"),
+    **dict.fromkeys(("DataError", "VideoDataset", "build_dataset", "collate", "MIN_FRAMES", "too_short"), ".datasets"),
     **dict.fromkeys(("Record", "resolve_spec"), ".lists"),
     **dict.fromkeys(("DecodeError", "FrameFolderDecoder", "PyAVDecoder", "VideoMeta", "open_decoder"), ".decoders"),
     **dict.fromkeys(("label_map_hash", "load_label_map", "save_label_map"), ".labels"),

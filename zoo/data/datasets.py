@@ -21,10 +21,18 @@ from .lists import Record, resolve_spec
 from .samplers import build_sampler
 from .transforms import ClipTransform, to_clip_tensor
 
-__all__ = ["DataError", "VideoDataset", "build_dataset", "collate", "MIN_FRAMES"]
+__all__ = ["DataError", "VideoDataset", "build_dataset", "collate", "MIN_FRAMES", "too_short"]
 
 ON_ERROR = ("error", "skip")
 MIN_FRAMES = 3  # fewer is a still image or a broken cut, not a clip: reported like an unreadable video
+
+
+def too_short(n: int) -> Optional[str]:
+    """Why a video of ``n`` frames gives no clip (fewer than `MIN_FRAMES`), or None: the one rule
+    of predict, eval, train, ``--timeline`` and ``zoo stream``."""
+    if n >= MIN_FRAMES:
+        return None
+    return f"too short: {n} frame{'' if n == 1 else 's'}, a clip needs at least {MIN_FRAMES}"
 
 
 class DataError(RuntimeError):
@@ -133,9 +141,8 @@ class VideoDataset(torch.utils.data.Dataset):
             if n <= 0:
                 raise DecodeError(rec.path, "no frames" + (f" between {rec.start}s and {rec.end}s"
                                                             if rec.start is not None else ""))
-            if n < MIN_FRAMES:
-                raise DecodeError(rec.path, f"too short: {n} frame{'s' if n > 1 else ''}, a clip needs at least "
-                                            f"{MIN_FRAMES}")
+            if too_short(n):
+                raise DecodeError(rec.path, too_short(n))
             clips = self.sampler(n, rng)
             wanted = np.unique(np.concatenate(clips))
             frames = dec.get_frames((wanted + first).tolist())

@@ -5,17 +5,21 @@ allowed) and raise :class:`DecodeError` naming the file and the reason when they
 
 PyAV policy (cf. PySlowFast ``pyav_decode_stream``): open once, read the metadata, then for
 each run of wanted frames seek to the keyframe before the first one and decode only up to the
-last one. Frame ``i`` is the frame whose timestamp is ``start_time + i / fps`` (constant frame
-rate assumed, ``fps = stream.average_rate``). Streams without usable timestamps (no pts, no
-rate) are decoded from the start and frames are counted instead. The frame count comes from the
-container header, or from counting packets when the header has none (Matroska). Frames are
-turned upright by the display-matrix rotation (phone videos). Frame threading is on
-(``thread_type="AUTO"``); ``threads`` sets the count (0 = FFmpeg's choice; the datasets use 1
-per DataLoader worker).
+last one. Frame ``i`` is what a player shows at ``start_time + i / fps`` (``fps =
+stream.average_rate``): the last frame whose timestamp rounds to slot ``i`` or earlier. On a
+constant-rate file that is the i-th frame; a file with gaps in its timestamps (a 15 fps source
+re-muxed on a 25 fps time base, dropped frames) or a variable frame rate shows the frame before a
+gap in the gap's slots, so every slot of the header's count decodes. Streams without usable
+timestamps (no pts, no rate) are decoded from the start and frames are counted instead. The
+frame count comes from the container header, or from counting packets when the header has none
+(Matroska). Frames are turned upright by the display-matrix rotation (phone videos). Frame
+threading is on (``thread_type="AUTO"``); ``threads`` sets the count (0 = FFmpeg's choice; the
+datasets use 1 per DataLoader worker).
 
 Failures: missing file, zero bytes, not a container, no video stream, or a wanted frame that
-cannot be decoded (truncated file) -> :class:`DecodeError`. Wanted frames at most
-``TAIL_TOLERANCE`` past the last decodable frame repeat it (headers that overcount by a frame).
+cannot be decoded (truncated file) -> :class:`DecodeError`. Slots past the last decodable frame
+repeat it when they lie within the largest step between the frames decoded, or
+``TAIL_TOLERANCE`` (headers that overcount by a frame or two); further is truncation.
 
 TorchCodec: ``torchcodec 0.17.0`` installs from PyPI here but cannot load, because it links
 against the system FFmpeg libraries (absent; PyAV's wheel bundles its own). There is therefore
@@ -23,9 +27,10 @@ no TorchCodec backend; PyAV is the only video backend.
 """
 from __future__ import annotations
 
+import collections
 import os
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -33,7 +38,8 @@ __all__ = ["DecodeError", "VideoMeta", "PyAVDecoder", "FrameFolderDecoder", "ope
            "TAIL_TOLERANCE"]
 
 # The frame count in a container can overstate the decodable frames by a frame or two (rounded
-# durations). Wanted frames that far past the last decoded one repeat it; further is truncation.
+# durations). Wanted frames that far past the last decoded one (or as far as the largest gap
+# between decoded frames) repeat it; further is truncation.
 TAIL_TOLERANCE = 2
 
 
@@ -71,9 +77,10 @@ class PyAVDecoder:
     """
 
     def __init__(self, path: str, threads: int = 0, seek_gap: int = 64):
-        av = _av()
+        av = self._av = _av()
         self.path = str(path)
         self.seek_gap = seek_gap
+        self._decoded_once = False
         if not os.path.exists(self.path):
             raise DecodeError(self.path, "file not found")
         if os.path.getsize(self.path) == 0:
@@ -127,8 +134,9 @@ class PyAVDecoder:
         return n
 
     # -- decoding ---------------------------------------------------------------------------
-    def _index_of(self, frame) -> Optional[int]:
-        if frame.pts is None or not self.meta.has_timestamps:
+    def _slot_of(self, frame) -> Optional[int]:
+        """The frame's slot on the stream's nominal grid: its time x fps, rounded."""
+        if frame.pts is None:
             return None
         return int(round(float((frame.pts - self._start) * self.stream.time_base) * self.meta.fps))
 
@@ -137,37 +145,62 @@ class PyAVDecoder:
             self.meta.rotation = frame.rotation
         return frame_to_array(frame)
 
-    def _decode_range(self, first: int, last: int, wanted: set, out: dict) -> int:
-        """Seek before ``first`` and decode to ``last``; returns the last index decoded (-1 if none)."""
-        s = self.stream
-        target = self._start + int(first / self.meta.fps / s.time_base)
-        self.container.seek(max(target, self._start), stream=s, backward=True, any_frame=False)
-        last_seen = -1
-        for frame in self.container.decode(s):
-            idx = self._index_of(frame)
-            if idx is None:
-                raise _NoTimestamps()
-            last_seen = idx
-            if idx in wanted:
-                out[idx] = self._to_array(frame)
-            if idx >= last:
-                break
-        return last_seen
+    def _restart(self) -> None:
+        try:
+            self.container.seek(0, stream=self.stream)
+        except self._av.FFmpegError:
+            if self._decoded_once:  # cannot go back: a second read would start mid-stream
+                raise
+        self._decoded_once = True
 
-    def _decode_all(self, wanted: set, out: dict) -> int:
-        self.container.seek(0, stream=self.stream) if self.meta.has_timestamps else None
-        idx = -1
-        top = max(wanted)
-        for idx, frame in enumerate(self.container.decode(self.stream)):
-            if idx in wanted:
-                out[idx] = self._to_array(frame)
-            if idx >= top:
+    def _decode_run(self, run: Sequence[int], out: dict, *, seek: bool, by_count: bool) -> Tuple[int, int]:
+        """Decode the frames shown at the slots of ``run`` (sorted) into ``out``; with ``seek``,
+        from the keyframe before the first, else from the start. A slot shows the last frame
+        whose slot is at most it (a slot in a gap shows the frame before the gap); slots past
+        the stream's end show its last frame if they lie within the largest step between frames
+        seen (or `TAIL_TOLERANCE`). Returns (the last slot decoded, that step); -1 if none."""
+        s = self.stream
+        if seek:
+            target = self._start + int(run[0] / self.meta.fps / s.time_base)
+            self.container.seek(max(target, self._start), stream=s, backward=True, any_frame=False)
+            self._decoded_once = True
+        else:
+            self._restart()
+        pending = collections.deque(run)
+        last_slot, last_frame, step = -1, None, 1
+        converted: list = [None, None]  # (frame, array) of the last conversion: held frames convert once
+
+        def array(frame):
+            if converted[0] is not frame:
+                converted[:] = [frame, self._to_array(frame)]
+            return converted[1]
+
+        ended = True
+        for k, frame in enumerate(self.container.decode(s)):
+            slot = k if by_count else self._slot_of(frame)
+            if slot is None:
+                raise _NoTimestamps()
+            if last_frame is None and slot > pending[0]:
+                if seek:  # the seek landed after a wanted slot: decode from the start instead
+                    raise _SeekMissed()
+                while pending and pending[0] < slot:  # before the first frame: what a player shows, the first
+                    out[pending.popleft()] = array(frame)
+            while pending and pending[0] < slot:
+                out[pending.popleft()] = array(last_frame)
+            if last_frame is not None:
+                step = max(step, slot - last_slot)
+            last_slot, last_frame = slot, frame
+            if slot > run[-1]:
+                ended = False
                 break
-        return idx
+        if ended and last_frame is not None:
+            while pending and pending[0] - last_slot <= max(step, TAIL_TOLERANCE):
+                out[pending.popleft()] = array(last_frame)
+        return last_slot, step
 
     def get_frames(self, indices: Sequence[int]) -> np.ndarray:
-        """uint8 ``[len(indices), H, W, 3]`` for 0-based frame indices."""
-        av = _av()
+        """uint8 ``[len(indices), H, W, 3]`` for 0-based frame indices (slots of the module docstring)."""
+        av = self._av
         idx = [int(i) for i in indices]
         if not idx:
             raise ValueError("get_frames needs at least one index")
@@ -181,37 +214,33 @@ class PyAVDecoder:
             try:
                 if not self.meta.has_timestamps:
                     raise _NoTimestamps()
-                runs = [[wanted[0]]]
-                for i in wanted[1:]:
-                    (runs[-1].append(i) if i - runs[-1][-1] <= self.seek_gap else runs.append([i]))
-                for run in runs:
-                    last_seen = max(last_seen, self._decode_range(run[0], run[-1], set(run), out))
-                missing = [i for i in wanted if i not in out]
-                if missing and missing[0] <= last_seen:
-                    # A seek landed after a wanted frame (bad index): decode from the start instead.
+                try:
+                    runs = [[wanted[0]]]
+                    for i in wanted[1:]:
+                        (runs[-1].append(i) if i - runs[-1][-1] <= self.seek_gap else runs.append([i]))
+                    for run in runs:
+                        last_seen = max(last_seen, self._decode_run(run, out, seek=True, by_count=False)[0])
+                except _SeekMissed:
                     out.clear()
-                    raise _NoTimestamps()
-            except _NoTimestamps:
-                last_seen = self._decode_all(set(wanted), out)
+                    last_seen = self._decode_run(wanted, out, seek=False, by_count=False)[0]
+            except _NoTimestamps:  # no usable timestamps: frames are counted from the start
+                out.clear()
+                last_seen = self._decode_run(wanted, out, seek=False, by_count=True)[0]
         except av.FFmpegError as e:
             raise DecodeError(self.path, f"decoding failed ({type(e).__name__}: {e})") from None
-        if not out:
+        if not out and last_seen < 0:
             raise DecodeError(self.path, f"no decodable frames (container says {self.meta.num_frames})")
-        got = max(out)
         for i in wanted:
             if i not in out:
-                if i > got and i - got <= TAIL_TOLERANCE:
-                    out[i] = out[got]
-                else:
-                    raise DecodeError(self.path, f"truncated or corrupt: frame {i} not decodable (last "
-                                      f"decoded frame {last_seen}, container says {self.meta.num_frames} frames)")
+                raise DecodeError(self.path, f"truncated or corrupt: frame {i} not decodable (last "
+                                  f"decoded frame {last_seen}, container says {self.meta.num_frames} frames)")
         return np.stack([out[i] for i in idx])
 
     def read_all(self) -> np.ndarray:
         """Every frame, decoded sequentially (the slow reference path, e.g. for benchmarks)."""
-        av = _av()
+        av = self._av
         try:
-            self.container.seek(0, stream=self.stream) if self.meta.has_timestamps else None
+            self._restart()
             frames = [self._to_array(f) for f in self.container.decode(self.stream)]
         except av.FFmpegError as e:
             raise DecodeError(self.path, f"decoding failed ({type(e).__name__}: {e})") from None
@@ -239,6 +268,10 @@ def frame_to_array(frame) -> np.ndarray:
 
 
 class _NoTimestamps(Exception):
+    pass
+
+
+class _SeekMissed(Exception):
     pass
 
 

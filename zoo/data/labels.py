@@ -5,6 +5,8 @@ import hashlib
 import json
 from typing import List, Sequence
 
+from .._files import read_text
+
 __all__ = ["label_map_hash", "load_label_map", "save_label_map"]
 
 
@@ -27,8 +29,10 @@ def load_label_map(path: str) -> List[str]:
     ``{"name": "index"}`` mapping (indices must be 0..N-1).
     """
     if path.endswith(".json"):
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+        try:
+            data = json.loads(read_text(path))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
         if isinstance(data, dict) and "classes" in data:
             data = data["classes"]
         if isinstance(data, list):
@@ -44,8 +48,7 @@ def load_label_map(path: str) -> List[str]:
         else:
             raise ValueError(f"{path}: expected a list of class names or a name -> index mapping")
     else:
-        with open(path, encoding="utf-8") as f:
-            names = [line.strip() for line in f if line.strip()]
+        names = [line.strip() for line in read_text(path).splitlines() if line.strip()]
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})
         raise ValueError(f"{path}: duplicate class names in the label map: {dup[:5]}")

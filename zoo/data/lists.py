@@ -30,6 +30,7 @@ import os
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
+from .._files import display_name, read_text
 from .labels import load_label_map
 
 __all__ = ["Record", "resolve_spec", "read_csv", "read_tsn_list", "read_ssv2", "read_class_folders",
@@ -96,8 +97,7 @@ def read_csv(path: str, root: Optional[str] = None, label_map: Optional[List[str
     """Kinetics-style ``path,label[,start,end]`` list; see the module docstring."""
     root = os.path.dirname(os.path.abspath(path)) if root is None else root
     records, raw = [], []
-    with open(path, newline="", encoding="utf-8") as f:
-        lines = f.read().splitlines()
+    lines = read_text(path).splitlines()
     for lineno, line in enumerate(lines, 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
@@ -131,20 +131,19 @@ def read_tsn_list(path: str, root: Optional[str] = None, label_map: Optional[Lis
     """TSN list file: ``frame_dir num_frames label`` per line."""
     root = os.path.dirname(os.path.abspath(path)) if root is None else root
     records, raw = [], []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            parts, src = line.split(), f"{path}:{lineno}"
-            if len(parts) < 3 or not _is_int(parts[-2]):
-                records.append(Record(_resolve(root, parts[0]), None, source=src,
-                                      problem=f"expected 'frame_dir num_frames label': {src}"))
-                raw.append(None)
-                continue
-            # Folder names with spaces: everything before the last two fields.
-            d = " ".join(parts[:-2])
-            records.append(Record(_resolve(root, d), None, num_frames=int(parts[-2]), source=src))
-            raw.append(parts[-1])
+    for lineno, line in enumerate(read_text(path).splitlines(), 1):
+        if not line.strip():
+            continue
+        parts, src = line.split(), f"{path}:{lineno}"
+        if len(parts) < 3 or not _is_int(parts[-2]):
+            records.append(Record(_resolve(root, parts[0]), None, source=src,
+                                  problem=f"expected 'frame_dir num_frames label': {src}"))
+            raw.append(None)
+            continue
+        # Folder names with spaces: everything before the last two fields.
+        d = " ".join(parts[:-2])
+        records.append(Record(_resolve(root, d), None, num_frames=int(parts[-2]), source=src))
+        raw.append(parts[-1])
     names = _Labels(label_map).resolve(records, raw)
     return records, names
 
@@ -164,8 +163,7 @@ def read_ssv2(path: str, root: Optional[str] = None, label_map: Optional[List[st
             raise FileNotFoundError(f"{path}: SSv2 annotations need the labels JSON; pass label_map=... "
                                     f"(none named '*labels.json' next to it)")
         label_map = load_label_map(os.path.join(d, found[0]))
-    with open(path, encoding="utf-8") as f:
-        items = json.load(f)
+    items = _json(path)
     if not isinstance(items, list):
         raise ValueError(f"{path}: expected a list of {{'id', 'template'}} annotations")
     records, raw = [], []
@@ -207,14 +205,27 @@ def read_class_folders(root: str, label_map: Optional[List[str]] = None) -> Tupl
 # -- the dataset ---------------------------------------------------------------------------
 
 # -- specs -----------------------------------------------------------------------------------
+def _json(path: str):
+    try:
+        return json.loads(read_text(path))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
+
+
+def _looks_like_a_video(path: str) -> bool:
+    if path.lower().endswith(VIDEO_EXTENSIONS):
+        return True
+    with open(path, "rb") as f:
+        return b"\0" in f.read(4096)  # text list files hold no NUL byte; containers do
+
+
 def _sniff_list(path: str) -> str:
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                parts = line.split()
-                if "," not in line and len(parts) >= 3 and _is_int(parts[-2]) and _is_int(parts[-1]):
-                    return "tsn"
-                return "csv"
+    for line in read_text(path).splitlines():
+        if line.strip():
+            parts = line.split()
+            if "," not in line and len(parts) >= 3 and _is_int(parts[-2]) and _is_int(parts[-1]):
+                return "tsn"
+            return "csv"
     raise ValueError(f"{path}: empty list file")
 
 
@@ -240,8 +251,7 @@ def resolve_spec(spec, split: str = "val", *, root: Optional[str] = None, label_
     if os.path.isdir(spec):
         cj = os.path.join(spec, "classes.json")
         if os.path.isfile(cj):
-            with open(cj, encoding="utf-8") as f:
-                meta = json.load(f)
+            meta = _json(cj)
             names = names or [str(c) for c in meta["classes"]]
             extras.update(format="synthmotion", flip_map=meta.get("flip_map", {}))
             settings = meta.get("settings", {})
@@ -265,14 +275,16 @@ def resolve_spec(spec, split: str = "val", *, root: Optional[str] = None, label_
         return recs, names, extras
     if not os.path.isfile(spec):
         raise FileNotFoundError(f"dataset spec not found: {spec}")
+    if _looks_like_a_video(spec):
+        raise ValueError(f"{display_name(spec)} is a video, not a dataset: pass a list file (CSV, TSN list, SSv2 JSON), "
+                         f"a class-folder tree or a SynthMotion directory; `zoo predict MODEL VIDEO` classifies one video")
     if names is None:
         sibling = os.path.join(os.path.dirname(os.path.abspath(spec)), "labels.txt")
         if os.path.isfile(sibling) and not spec.endswith(".json"):
             names = load_label_map(sibling)
             cj = os.path.join(os.path.dirname(os.path.abspath(spec)), "classes.json")
             if os.path.isfile(cj):  # a list inside a SynthMotion directory: keep its flip map
-                with open(cj, encoding="utf-8") as f:
-                    meta = json.load(f)
+                meta = _json(cj)
                 extras["flip_map"] = meta.get("flip_map", {})
                 if meta.get("settings", {}).get("frame_template"):
                     extras["frames_template"] = meta["settings"]["frame_template"]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from typing import Dict, List, Optional, Tuple
 
+from .._files import read_text
 from .lists import Record
 
 __all__ = ["UCF101_LISTS", "HMDB51_SPLITS", "split_format", "read_ucf101", "read_hmdb51", "read_split",
@@ -69,8 +70,7 @@ def _check_fold(fold: int) -> None:
 def read_ucf101(root: str, split: str, fold: int) -> Tuple[List[Record], List[str]]:
     _check_fold(fold)
     lists = os.path.join(root, UCF101_LISTS)
-    with open(os.path.join(lists, "classInd.txt"), encoding="utf-8") as f:
-        classes = [line.split()[1] for line in f if line.strip()]
+    classes = [line.split()[1] for line in read_text(os.path.join(lists, "classInd.txt")).splitlines() if line.strip()]
     index = {c.lower(): i for i, c in enumerate(classes)}
     kind = "train" if split == "train" else "test"
     list_path = os.path.join(lists, f"{kind}list0{fold}.txt")
@@ -81,18 +81,17 @@ def read_ucf101(root: str, split: str, fold: int) -> Tuple[List[Record], List[st
     if videos is None:
         raise FileNotFoundError(f"{root}: no UCF-101/ folder of class folders beside {UCF101_LISTS}/")
     finder, records = _Finder(videos), []
-    with open(list_path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            parts = line.split()
-            if not parts:
-                continue
-            src = f"{list_path}:{lineno}"
-            relative, cls = parts[0], parts[0].replace("\\", "/").split("/")[0]
-            path = finder.find(relative)
-            rec = Record(path or os.path.join(videos, relative), index.get(cls.lower()), source=src)
-            if rec.label is None:
-                rec.problem = f"class {cls!r} is not in classInd.txt: {src}"
-            records.append(rec)
+    for lineno, line in enumerate(read_text(list_path).splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        src = f"{list_path}:{lineno}"
+        relative, cls = parts[0], parts[0].replace("\\", "/").split("/")[0]
+        path = finder.find(relative)
+        rec = Record(path or os.path.join(videos, relative), index.get(cls.lower()), source=src)
+        if rec.label is None:
+            rec.problem = f"class {cls!r} is not in classInd.txt: {src}"
+        records.append(rec)
     return records, classes
 
 
@@ -108,14 +107,12 @@ def read_hmdb51(root: str, split: str, fold: int) -> Tuple[List[Record], List[st
     finder, records = _Finder(root), []
     for label, (cls, name) in enumerate(zip(classes, files)):
         list_path = os.path.join(splits, name)
-        with open(list_path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                parts = line.split()
-                if len(parts) < 2 or parts[1] != wanted:
-                    continue
-                path = finder.find(f"{cls}/{parts[0]}")
-                records.append(Record(path or os.path.join(root, cls, parts[0]), label,
-                                      source=f"{list_path}:{lineno}"))
+        for lineno, line in enumerate(read_text(list_path).splitlines(), 1):
+            parts = line.split()
+            if len(parts) < 2 or parts[1] != wanted:
+                continue
+            path = finder.find(f"{cls}/{parts[0]}")
+            records.append(Record(path or os.path.join(root, cls, parts[0]), label, source=f"{list_path}:{lineno}"))
     return records, classes
 
 

@@ -73,9 +73,13 @@ class FrameStream:
         if os.path.isdir(self.source):
             raise DecodeError(self.source, "a directory: streams are read from a video file, a URL or a device")
         target, fmt = _open_args(self.source, format)
+        self.timeout = timeout
         try:
             self.container = av.open(target, format=fmt, options=dict(options or {}),
                                      timeout=timeout if self.live else None)
+        except av.ExitError:  # FFmpeg's interrupt: the timeout passed with no answer
+            raise DecodeError(self.source, f"cannot open: no answer within {timeout:g} s (the timeout; is the "
+                                           f"source up?)") from None
         except (av.FFmpegError, OSError) as e:
             raise DecodeError(self.source, f"cannot open ({type(e).__name__}: {e})") from None
         if not self.container.streams.video:
@@ -100,12 +104,16 @@ class FrameStream:
         import av
 
         tb = self.stream.time_base
+        i = -1
         try:
             for i, frame in enumerate(self.container.decode(self.stream)):
                 t = float((frame.pts - self._start) * tb) if frame.pts is not None and tb else i / self.fps
                 yield StreamFrame(i, t, frame)
+        except av.ExitError:  # FFmpeg's interrupt: no data within the timeout
+            raise DecodeError(self.source, f"stalled: no data for {self.timeout:g} s after {i + 1} frames (the "
+                                           f"timeout)") from None
         except av.FFmpegError as e:
-            raise DecodeError(self.source, f"decoding failed ({type(e).__name__}: {e})") from None
+            raise DecodeError(self.source, f"decoding failed after {i + 1} frames ({type(e).__name__}: {e})") from None
 
     def close(self) -> None:
         self.container.close()

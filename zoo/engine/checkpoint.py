@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from .._files import atomic_save, atomic_write, atomic_write_text
+from ..models import first_line
 
 __all__ = ["atomic_write", "atomic_save", "atomic_write_text", "load_checkpoint", "get_rng_state", "set_rng_state"]
 
@@ -19,8 +20,9 @@ def load_checkpoint(path: str) -> Dict[str, Any]:
         raise FileNotFoundError(f"checkpoint {path!r} does not exist")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ValueError(f"cannot read checkpoint {path!r} with torch.load(weights_only=True): {e}") from e
+    except Exception as e:  # whatever torch raises for a file it cannot read safely
+        raise ValueError(f"cannot read checkpoint {path!r} with torch.load(weights_only=True): {first_line(e)} "
+                         f"(zoo's checkpoints hold only tensors and plain data: is it one?)") from None
 
 
 def get_rng_state() -> Dict[str, Any]:

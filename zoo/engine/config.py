@@ -95,6 +95,9 @@ class TrainConfig:
             raise ValueError(f"split must be 1, 2 or 3 (UCF101 / HMDB51), got {self.split}")
         if self.agg not in AGGREGATIONS:
             raise ValueError(f"agg must be one of {', '.join(AGGREGATIONS)}, got {self.agg!r}")
+        for name in ("frames", "size"):
+            if getattr(self, name) is not None and int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("epochs", "batch_size", "eval_batch_size"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

@@ -1,6 +1,8 @@
 """Build a model and its input protocol from a name plus run-time overrides (frames, size, views)."""
 from __future__ import annotations
 
+import math
+import os
 import warnings
 from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
@@ -8,7 +10,7 @@ import torch.nn as nn
 
 from ..models import ModelInfo, build, model_info
 
-__all__ = ["adjust_info", "build_model"]
+__all__ = ["adjust_info", "build_model", "available_memory", "check_clips_fit"]
 
 
 def adjust_info(name: str, *, frames: Optional[int] = None, size: Optional[int] = None,
@@ -80,3 +82,32 @@ def build_model(name: str, info: ModelInfo, *, num_classes: Optional[int] = None
                          f"number of classes): {', '.join(report.reinitialised)} would be random")
     model.info = info.replace(num_classes=model.num_classes)
     return model
+
+
+def available_memory() -> Optional[int]:
+    """Bytes of memory available to a new allocation (``MemAvailable`` of ``/proc/meminfo``; the
+    free pages elsewhere), or None when the system does not say."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_clips_fit(info: ModelInfo, clips: int, *, what: str, available: Optional[int] = None) -> None:
+    """`ValueError` (one line) when ``clips`` float32 clips of ``info``'s input shape, held at once
+    (one forward pass: a video's views, or a batch of them), would take more than half the memory
+    available: the model's activations need the rest. Called before any decoding."""
+    available = available_memory() if available is None else available
+    need = int(clips) * 4 * math.prod(info.input_shape)
+    if available is None or need <= available // 2:
+        return
+    raise ValueError(f"{what}: {clips} clips of {list(info.input_shape)} float32 take {need / 2**30:.1f} GiB in one "
+                     f"forward pass, more than half of the {available / 2**30:.1f} GiB available (the model's "
+                     f"activations need the rest): use fewer views or a smaller batch")

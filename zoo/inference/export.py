@@ -5,6 +5,11 @@ without zoo (input shape and layout, mean/std, sampling protocol, views, class n
 The exported graph is the model as built (eager modules, fp32): the fast path's native kernels
 (Winograd, the memory cache) are never part of it. Custom ops of zoo (TSM's shift) are replaced
 by their export forms (`zoo.models.export_forms`) before ONNX conversion.
+
+An export is one unit: the model file and its sidecar are staged, verified, then renamed into
+place as a set (`commit_export`); the sidecar records the file's sha256 and whether verification
+ran and passed, so `read_export` (or any reader that hashes the file) tells a whole export from a
+torn one.
 """
 from __future__ import annotations
 
@@ -18,10 +23,11 @@ from typing import Any, Dict, Optional, Sequence
 import torch
 import torch.nn as nn
 
-from .._files import atomic_write_text, temp_path
+from .._files import clean_directory, commit_files, sha256_file, temp_path, write_temp
 
-__all__ = ["FORMATS", "export_model", "verify_export", "sidecar", "run_exported", "top1_agreement", "write_sidecar",
-           "OnnxRuntimeModel", "onnxruntime_module", "export_program"]
+__all__ = ["FORMATS", "RUNTIMES", "VERIFY_TARGET", "export_model", "save_model_file", "commit_export", "read_export",
+           "TornExport", "verify_export", "sidecar", "run_exported", "top1_agreement", "OnnxRuntimeModel",
+           "onnxruntime_module", "export_program"]
 
 FORMATS = ("onnx", "pt2")
 
@@ -54,9 +60,10 @@ def export_program(model: nn.Module, example: torch.Tensor, dynamic_batch: bool)
     return torch.export.export(model, (example,), dynamic_shapes=shapes)
 
 
-def export_model(model: nn.Module, out: str, *, fmt: str, example: torch.Tensor, dynamic_batch: bool = False,
-                 weights: Optional[str] = None) -> Dict[str, Any]:
-    """Write ``model`` (eval mode, fp32) to ``out`` as ``fmt`` and ``out + '.json'``; returns the sidecar."""
+def save_model_file(model: nn.Module, path: str, *, fmt: str, example: torch.Tensor,
+                    dynamic_batch: bool = False) -> None:
+    """Write ``model`` (eval mode, fp32) to ``path`` as ``fmt``: the file alone, no sidecar, written
+    in place (callers stage it: `export_model`)."""
     from ..models import export_forms
 
     if fmt not in FORMATS:
@@ -64,30 +71,84 @@ def export_model(model: nn.Module, out: str, *, fmt: str, example: torch.Tensor,
     model = model.eval()
     with torch.no_grad():
         program = export_program(model, example, dynamic_batch)
+    if fmt == "pt2":
+        torch.export.save(program, path)
+        return
+    program = program.run_decompositions(export_forms())
+    log = io.StringIO()
+    with warnings.catch_warnings(), contextlib.redirect_stdout(log):
+        warnings.simplefilter("ignore")
+        onnx = torch.onnx.export(program, (example,), dynamo=True, input_names=["video"],
+                                 output_names=["logits"], optimize=True)
+    onnx.save(path)
+
+
+RUNTIMES = {"onnx": "onnxruntime (CPU)", "pt2": "torch.export.load"}
+VERIFY_TARGET = 1e-4  # max |dlogit| / max |logit| of an exported file against eager
+
+
+def export_model(model: nn.Module, out: str, *, fmt: str, example: torch.Tensor, dynamic_batch: bool = False,
+                 weights: Optional[str] = None, verify: bool = False) -> Dict[str, Any]:
+    """Write ``model`` (eval mode, fp32) to ``out`` as ``fmt`` with its sidecar ``out + '.json'``, as
+    one unit (`commit_export`); returns the sidecar. With ``verify`` the file is first run in its
+    runtime on ``example`` (its first clip with a dynamic batch) and the sidecar's ``verification``
+    records the max relative |dlogit| against eager and whether it meets `VERIFY_TARGET`."""
     tmp = temp_path(out, "export", f".{fmt}")
     try:
-        if fmt == "pt2":
-            torch.export.save(program, tmp)
-        else:
-            program = program.run_decompositions(export_forms())
-            log = io.StringIO()
-            with warnings.catch_warnings(), contextlib.redirect_stdout(log):
-                warnings.simplefilter("ignore")
-                onnx = torch.onnx.export(program, (example,), dynamo=True, input_names=["video"],
-                                         output_names=["logits"], optimize=True)
-            onnx.save(tmp)
-        os.replace(tmp, out)
+        save_model_file(model, tmp, fmt=fmt, example=example, dynamic_batch=dynamic_batch)
+        meta = sidecar(model, example.shape, fmt=fmt, dynamic_batch=dynamic_batch, weights=weights)
+        meta["verification"] = {"ran": False}
+        if verify:
+            error = verify_export(tmp, fmt, model, example[:1] if dynamic_batch else example)
+            meta["verification"] = {"ran": True, "runtime": RUNTIMES[fmt], "max_rel_dlogit": error,
+                                    "target": VERIFY_TARGET, "passed": error <= VERIFY_TARGET}
+        commit_export(out, tmp, meta)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    meta = sidecar(model, example.shape, fmt=fmt, dynamic_batch=dynamic_batch, weights=weights)
-    write_sidecar(out, meta)
     return meta
 
 
-def write_sidecar(out: str, meta: Dict[str, Any]) -> None:
-    """Write ``meta`` to ``out + '.json'`` atomically (temporary file, then rename)."""
-    atomic_write_text(out + ".json", json.dumps(meta, indent=1) + "\n")
+def commit_export(out: str, staged: str, meta: Dict[str, Any]) -> None:
+    """Put the staged model file and its sidecar in place as one set (`zoo._files.commit_files`:
+    both temporaries written and fsynced, then renamed under a journal that the next zoo command in
+    that directory completes if this one is killed). The sidecar records the model file's name,
+    size and sha256 (``file``), so a reader without zoo can tell a whole export from a torn one
+    (`read_export`)."""
+    meta["file"] = {"name": os.path.basename(out), "bytes": os.path.getsize(staged), "sha256": sha256_file(staged)}
+    directory = os.path.dirname(os.path.abspath(out))
+    side = write_temp(out + ".json", "w", lambda f: f.write(json.dumps(meta, indent=1) + "\n"))
+    commit_files(directory, {os.path.basename(out): staged, os.path.basename(out) + ".json": side})
+
+
+class TornExport(ValueError):
+    """An exported file that is not the one its sidecar describes (a killed or interrupted export, a
+    file replaced by hand), or has no sidecar."""
+
+
+def read_export(path: str) -> Dict[str, Any]:
+    """The sidecar of the export ``path``, after checking that the file is the one it describes (its
+    sha256); `TornExport` names what is wrong otherwise. A set replacement a killed export left half
+    done is completed first (`zoo._files.clean_directory`)."""
+    clean_directory(os.path.dirname(os.path.abspath(path)))
+    side = path + ".json"
+    if not os.path.isfile(path):
+        raise TornExport(f"{path} does not exist" + (f" (only its sidecar {side})" if os.path.isfile(side) else ""))
+    if not os.path.isfile(side):
+        raise TornExport(f"{path} has no sidecar {side}: not a zoo export, or a torn one; export it again")
+    try:
+        with open(side, encoding="utf-8") as f:
+            meta = json.load(f)
+    except (OSError, ValueError) as e:
+        raise TornExport(f"{side} is not a readable sidecar ({e}): export again") from None
+    recorded = (meta.get("file") or {}).get("sha256") if isinstance(meta, dict) else None
+    if not recorded:
+        raise TornExport(f"{side} records no sha256 of its file (an export of an older zoo): export again")
+    digest = sha256_file(path)
+    if digest != recorded:
+        raise TornExport(f"{path} is not the file {side} describes (sha256 {digest[:16]}..., recorded "
+                         f"{recorded[:16]}...): a torn or replaced export; export again")
+    return meta
 
 
 def top1_agreement(path: str, fmt: str, model: nn.Module, clips: Sequence[torch.Tensor]) -> float:

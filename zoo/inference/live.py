@@ -80,7 +80,10 @@ class _Reader(threading.Thread):
                         start, first = time.perf_counter(), f.time
                     delay = start + (f.time - first) - time.perf_counter()
                     if delay > 0:
-                        time.sleep(delay)
+                        with self.cond:  # a stop request ends the wait
+                            self.cond.wait_for(lambda: self.stop, timeout=delay)
+                        if self.stop:
+                            break
                 item = (f.index, f.time, time.perf_counter(), resize_frame(f.array(), self.size))
                 with self.cond:
                     while not self.drop and f.index > self.due and not self.stop:
@@ -135,16 +138,19 @@ class LiveRunner:
         """Predictions as the model keeps up with ``frames`` (an iterable of `StreamFrame`), paced
         by their timestamps unless ``pace`` is False (then frames come as fast as they decode).
         ``drop=False`` holds the source back instead of dropping (every frame or window runs:
-        throughput measurements and tests; a live source would then lag)."""
+        throughput measurements and tests; a live source would then lag). When the iteration
+        ends (or is closed, or interrupted), the reader thread is stopped and joined: the source
+        can then be closed safely."""
         keep = 1 if self.online else self.plan.window
         reader = _Reader(frames, self.info.resize_size, keep, pace, drop)
         reader.start()
         try:
             yield from (self._online(reader) if self.online else self._sliding(reader))
-        finally:
+        finally:  # the reader stops and ends before the caller may close the source under it
             with reader.cond:
                 reader.stop = True
                 reader.cond.notify()
+            reader.join()
 
     def _normalised(self, frames: List[torch.Tensor]) -> torch.Tensor:
         return self.transform(torch.stack(frames), 0)[0][0]  # [3, T, S, S]

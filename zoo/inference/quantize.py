@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 
 from .._files import temp_path
-from .export import OnnxRuntimeModel, export_model, export_program, onnxruntime_module
+from .export import OnnxRuntimeModel, export_program, onnxruntime_module, save_model_file
 from .timing import time_interleaved
 
 __all__ = ["quantize", "quantize_onnx", "calibration_clips", "export_for_int8", "onnxruntime_int8", "describe_int8", "error_line", "BACKENDS", "METHODS", "Pt2eInt8Model"]
@@ -108,7 +108,7 @@ def _batch_of_two(clips: Sequence[torch.Tensor]) -> torch.Tensor:
 
 def export_for_int8(model: nn.Module, out: str, clips: Sequence[torch.Tensor]) -> None:
     """The fp32 ONNX export that the onnxruntime backend quantizes: any batch size."""
-    export_model(model, out, fmt="onnx", example=_batch_of_two(clips), dynamic_batch=True)
+    save_model_file(model, out, fmt="onnx", example=_batch_of_two(clips), dynamic_batch=True)
 
 
 def onnxruntime_int8(fp32: str, clips: Sequence[torch.Tensor], threads=None) -> OnnxRuntimeModel:

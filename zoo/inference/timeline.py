@@ -121,8 +121,10 @@ def sliding_windows(model, frames, plan: WindowPlan, info, *, batch: int = 4,
     """Classify the windows of ``plan`` over ``frames`` (an iterable of `StreamFrame`), in order.
 
     ``model`` takes ``[B, 3, T, S, S]`` clips normalised per ``info``; ``batch`` windows run per
-    call. ``on_frame(index)`` is called per decoded frame (progress)."""
-    from ..data import ClipTransform
+    call. ``on_frame(index)`` is called per decoded frame (progress). When the source fails
+    mid-way (`zoo.data.DecodeError`: a stall, a broken file), the windows complete by then are
+    yielded before the error is raised."""
+    from ..data import ClipTransform, DecodeError
 
     transform = ClipTransform(info, crops=1)
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
@@ -142,24 +144,29 @@ def sliding_windows(model, frames, plan: WindowPlan, info, *, batch: int = 4,
             yield Window(start, end, first, p)
         pending.clear()
 
-    for f in frames:
-        last = f.index
-        times[last] = f.time
-        if plan.sampled(last):
-            kept[last] = resize_frame(f.array(), info.resize_size)
-        if on_frame is not None:
-            on_frame(last)
-        while k * plan.stride + plan.window - 1 <= last:  # window k is complete
-            first = k * plan.stride
-            end = times[first + plan.window - 1] + 1.0 / plan.fps
-            pending.append((times[first], end, first, clip_of(first, plan.clip)))
-            k += 1
-            for i in [i for i in kept if i < k * plan.stride]:
-                del kept[i]
-            for i in [i for i in times if i < k * plan.stride]:
-                del times[i]
-            if len(pending) == batch:
-                yield from run()
+    try:
+        for f in frames:
+            last = f.index
+            times[last] = f.time
+            if plan.sampled(last):
+                kept[last] = resize_frame(f.array(), info.resize_size)
+            if on_frame is not None:
+                on_frame(last)
+            while k * plan.stride + plan.window - 1 <= last:  # window k is complete
+                first = k * plan.stride
+                end = times[first + plan.window - 1] + 1.0 / plan.fps
+                pending.append((times[first], end, first, clip_of(first, plan.clip)))
+                k += 1
+                for i in [i for i in kept if i < k * plan.stride]:
+                    del kept[i]
+                for i in [i for i in times if i < k * plan.stride]:
+                    del times[i]
+                if len(pending) == batch:
+                    yield from run()
+    except DecodeError:  # a source that stalls or breaks mid-way: the complete windows still come
+        if pending:
+            yield from run()
+        raise
     if k == 0 and last >= 0:  # shorter than one window: one window over all of it
         pending.append((times[0], times[last] + 1.0 / plan.fps, 0, clip_of(0, _clip_offsets(info, last + 1))))
     if pending:

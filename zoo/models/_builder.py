@@ -1,10 +1,10 @@
 """`build`: construct a registered model and load a checkpoint through its family's filter."""
 from __future__ import annotations
 
-import functools
 import io
 import os
 import pickle
+import re
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
@@ -12,23 +12,13 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 import torch
 import torch.nn as nn
 
-from .._files import WriteError, atomic_save
+from .._files import WriteError
 from ._info import Weights
 from ._registry import get_entry, weights_info
 
 __all__ = ["build", "build_with_checkpoint", "build_pretrained", "zoo_checkpoint", "checkpoint_identity", "peek_identity",
-           "read_checkpoint", "read_weights", "register_checkpoint_reader",
+           "read_checkpoint", "read_weights", "CheckpointMismatch", "first_line", "register_checkpoint_reader",
            "unwrap_state_dict", "load_state_dict_checked", "classifier_size", "LoadReport", "check_input"]
-
-
-@functools.lru_cache(maxsize=None)
-def _path_manager():
-    """iopath's PathManager with HTTP(S) URLs (imported on first use: building a model needs none)."""
-    from iopath.common.file_io import HTTPURLHandler, PathManager
-
-    paths = PathManager()
-    paths.register_handler(HTTPURLHandler())
-    return paths
 
 
 PathLike = Union[str, os.PathLike]
@@ -46,14 +36,16 @@ def register_checkpoint_reader(suffix: str, reader: Callable[[io.BytesIO], Any])
     _READERS[suffix.lower()] = reader
 
 
-def read_checkpoint(path: PathLike) -> Any:
-    """Read a checkpoint from a local path or URL (iopath) with ``torch.load(weights_only=True)``
-    (or a registered safe reader for formats such as PySlowFast's Caffe2 ``.pkl``)."""
+def read_checkpoint(path: PathLike, *, progress: bool = True) -> Any:
+    """Read a checkpoint from a local path or URL with ``torch.load(weights_only=True)`` (or a
+    registered safe reader for formats such as PySlowFast's Caffe2 ``.pkl``). A URL is downloaded
+    with timeouts into the weights cache (`zoo.models._hub.fetch_url`)."""
     path = os.fspath(path)
-    try:
-        local = _path_manager().get_local_path(path)
-    except Exception as e:  # iopath raises various errors for bad URLs
-        raise FileNotFoundError(f"cannot fetch checkpoint {path!r}: {e}") from e
+    if "://" in path:
+        from ._hub import fetch_url
+        local = str(fetch_url(path, progress=progress))
+    else:
+        local = path
     if not os.path.isfile(local):
         raise FileNotFoundError(f"checkpoint {path!r} does not exist")
     with open(local, "rb") as f:
@@ -62,18 +54,29 @@ def read_checkpoint(path: PathLike) -> Any:
         if path.lower().endswith(suffix):
             try:
                 return reader(io.BytesIO(data))
-            except Exception as e:
-                raise ValueError(f"cannot read checkpoint {path!r}: {e}") from e
+            except Exception as e:  # a registered reader's own errors: the file is not in its format
+                raise ValueError(f"cannot read checkpoint {path!r}: {first_line(e)}") from None
     try:
         return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:  # a class weights_only refuses: read it as plain data below
         pass
-    except Exception as e:
-        raise ValueError(f"cannot read checkpoint {path!r} with torch.load(weights_only=True): {e}") from e
+    except Exception as e:  # whatever torch raises for a file that is not a checkpoint
+        raise ValueError(f"cannot read checkpoint {path!r} with torch.load(weights_only=True): "
+                         f"{first_line(e)}") from None
     try:  # e.g. MMAction2 / mmengine files: their `meta` holds objects weights_only refuses
         return load_plain_data(data)
-    except Exception as e:
-        raise ValueError(f"cannot read checkpoint {path!r} (plain data and tensors only): {e}") from e
+    except Exception as e:  # as above: not a checkpoint torch can read
+        raise ValueError(f"cannot read checkpoint {path!r} (plain data and tensors only): {first_line(e)}") from None
+
+
+def first_line(e: BaseException) -> str:
+    """One line of why ``e`` happened: the first of its message, or for ``torch.load``'s refusal of
+    a pickled object the class it refused (its message is paragraphs of advice to load unsafely)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip()
+    refused = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    if refused:
+        return f"it holds a pickled {refused.group(1)} object, which a safe load refuses"
+    return text.splitlines()[0] if text else type(e).__name__
 
 
 class _Opaque:
@@ -160,6 +163,11 @@ def unwrap_state_dict(checkpoint, *, strip_prefixes: Sequence[str] = ("module.",
     return state_dict
 
 
+class CheckpointMismatch(ValueError, RuntimeError):
+    """A checkpoint whose tensors do not fit the model built (missing, unexpected or mis-shaped
+    keys): a user's file that belongs to another model or other options."""
+
+
 @dataclass
 class LoadReport:
     loaded: List[str] = field(default_factory=list)
@@ -191,7 +199,7 @@ def load_state_dict_checked(model: nn.Module, state_dict: Dict[str, torch.Tensor
 
     A classifier whose shape differs from the model's (a new ``num_classes``) keeps its fresh
     initialisation; every other missing, unexpected or mis-shaped key raises ``RuntimeError``
-    with the counts and the first keys of each kind.
+    (`CheckpointMismatch`) with the counts and the first keys of each kind.
     """
     own = model.state_dict()
     head = set(_classifier_keys(model))
@@ -223,7 +231,7 @@ def load_state_dict_checked(model: nn.Module, state_dict: Dict[str, torch.Tensor
     if mismatched:
         problems.append(f"shape mismatches ({len(mismatched)}): {first(mismatched, '; ')}")
     if problems:
-        raise RuntimeError("checkpoint does not match the model: " + " | ".join(problems))
+        raise CheckpointMismatch("checkpoint does not match the model: " + " | ".join(problems))
     for k in report.reinitialised + report.filled:
         to_load[k] = own[k]
     model.load_state_dict(to_load, strict=True)
@@ -239,11 +247,28 @@ def classifier_size(model: nn.Module, state_dict: Dict[str, Any]) -> Optional[in
     return None
 
 
-def read_weights(weights: Union[PathLike, Sequence[PathLike]]) -> Any:
+def read_weights(weights: Union[PathLike, Sequence[PathLike]], *, progress: bool = True) -> Any:
     """`read_checkpoint` of a path or URL, or a list of them for multi-file releases."""
     if isinstance(weights, (list, tuple)):
-        return [read_checkpoint(w) for w in weights]
-    return read_checkpoint(weights)
+        return [read_checkpoint(w, progress=progress) for w in weights]
+    return read_checkpoint(weights, progress=progress)
+
+
+COUNT_ARGS = ("num_classes", "num_segments", "num_frames", "frames_per_segment")  # each must be >= 1
+
+
+def check_counts(args: Dict[str, Any]) -> None:
+    """`ValueError` naming the argument unless every count in ``args`` (`COUNT_ARGS`, None = the
+    default) is a whole number >= 1: a model of 0 classes or -3 segments is a mistake, not a model."""
+    for key in COUNT_ARGS:
+        value = args.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) and not (
+                isinstance(value, float) and value.is_integer()):
+            raise ValueError(f"{key} must be a whole number >= 1, got {value!r}")
+        if value < 1:
+            raise ValueError(f"{key} must be >= 1, got {value}")
 
 
 IDENTITY_KEY = "zoo"  # the identity zoo stores beside the state dict of the checkpoints it writes
@@ -302,6 +327,7 @@ def build_with_checkpoint(name: str, checkpoint: Any = None, *, num_classes: Opt
     """
     entry = get_entry(name)
     info = entry.info
+    check_counts({**overrides, "num_classes": num_classes})
     identity = checkpoint_identity(checkpoint)
     if identity is not None:
         overrides = _apply_identity(name, identity, overrides)
@@ -317,10 +343,11 @@ def build_with_checkpoint(name: str, checkpoint: Any = None, *, num_classes: Opt
             model.reset_classifier(found)
         try:
             model.load_report = load_state_dict_checked(model, state_dict)
-        except RuntimeError as e:
+        except CheckpointMismatch as e:
             hint = ("; it was saved with model_args " + repr(identity.get("model_args"))) if identity else \
-                "; was it trained with other architecture options? pass them (--model-arg KEY=VALUE / zoo.build(..., KEY=VALUE))"
-            raise RuntimeError(f"{name}: {e}{hint}") from None
+                "; is it a checkpoint of another model, or trained with other architecture options? pass them " \
+                "(--model-arg KEY=VALUE / zoo.build(..., KEY=VALUE))"
+            raise CheckpointMismatch(f"{name}: {e}{hint}") from None
         if model.load_report.reinitialised:
             warnings.warn(f"{name}: classifier re-initialised for {model.num_classes} classes (the weights have "
                           f"{found}): fine-tune it before use", stacklevel=3)
@@ -370,16 +397,11 @@ def build_pretrained(record: Weights, *, num_classes: Optional[int] = None, prog
     `zoo.models._hub`). The state dict mapped to zoo's layout is cached too, so later builds skip
     reading the official file and the conversion (cached for the release's own architecture:
     without ``overrides``)."""
-    from ._hub import fetch_files, mapped_path
+    from ._hub import fetch_files, load_mapped, save_mapped
 
     files = fetch_files(record, progress=progress)
-    mapped = mapped_path(record, [digest for _, digest in files])
-    checkpoint = None
-    if mapped.is_file():
-        try:
-            checkpoint = torch.load(mapped, map_location="cpu", weights_only=True)
-        except Exception:  # a damaged cache entry: map the release files again
-            checkpoint = None
+    digests = [digest for _, digest in files]
+    checkpoint = load_mapped(record, digests)
     fresh = checkpoint is None
     if fresh:
         paths = [p for p, _ in files]
@@ -388,7 +410,7 @@ def build_pretrained(record: Weights, *, num_classes: Optional[int] = None, prog
                                   **{**record.model_args, **overrides})
     if fresh and not overrides and not model.load_report.reinitialised:  # the release's own network only
         try:
-            atomic_save(model.state_dict(), str(mapped))
+            save_mapped(record, digests, model.state_dict())
         except WriteError as e:  # only a cache: the model is built all the same
             warnings.warn(f"the mapped weights were not cached: {e}")
     if record.input_args:
@@ -412,7 +434,8 @@ def build(name: str, *, pretrained: Union[bool, str] = False, num_classes: Optio
         num_classes: output classes; default: the weights' / checkpoint's, else the model
             info's. With weights, a different value re-initialises the classifier (for
             fine-tuning; a warning says so) and loads everything else.
-        weights: a tag (as ``pretrained``), or a path or URL (through iopath), or a sequence of
+        weights: a tag (as ``pretrained``), or a path or URL (downloaded with timeouts into the
+            weights cache), or a sequence of
             them for ensembles released as several files (e.g. PAN Full: RGB then PA). Official
             layouts are mapped by the family's ``checkpoint_filter_fn``; a zoo checkpoint
             rebuilds the architecture it was saved with. Read once (`build_with_checkpoint`).
@@ -422,10 +445,11 @@ def build(name: str, *, pretrained: Union[bool, str] = False, num_classes: Optio
     ``model.categories`` holds the class names when the weights carry them; ``model.info``
     the input protocol (the release's, where it differs from the model's defaults).
     """
+    check_counts({**overrides, "num_classes": num_classes})  # before any download
     record = _weights_record(name, pretrained, weights)
     if record is not None:
         return build_pretrained(record, num_classes=num_classes, progress=progress, **overrides)
-    checkpoint = None if weights is None else read_weights(weights)
+    checkpoint = None if weights is None else read_weights(weights, progress=progress)
     return build_with_checkpoint(name, checkpoint, num_classes=num_classes, **overrides)
 
 

@@ -1,31 +1,50 @@
-"""Released weights on disk: download (iopath), mirror, hash checks and the cache.
+"""Released weights on disk: download, mirror, hash checks and the cache.
 
 Files land in ``$ZOO_CACHE_DIR/weights`` (default ``~/.cache/zoo/weights``), each under its
-release file name, written atomically: a download goes to ``.partial/`` first, is checked, then
-renamed into place, so a killed download never leaves a file that looks complete (its partial
-file is removed by the next fetch). The check: the published sha256 (or the prefix a torch.hub /
-MMAction2 file name carries); where none is published, the sha256 of the first file is pinned in
-``<name>.sha256`` and a later, different file is refused (trust on first use). A verified file's
-digest, size and mtime are recorded beside it, so later uses re-hash it only if it changed.
+release file name. A download is staged in a directory of this process's own
+(``weights/.zoo-staging-<pid>-<random>``, made by ``mkdtemp``), checked, then renamed into place,
+so a killed download never leaves a file that looks complete; the staging directory goes when the
+fetch ends, and one whose process is gone (a killed download) is removed by the next fetch. Only
+those are ever removed, and only when they are real directories: the cache's own directories
+(``mapped/``, ``urls/``, staging) must not be symbolic links (`CacheError` says so in one line).
 
-``ZOO_WEIGHTS_MIRROR`` (a directory or a URL prefix) is tried first, by file name, with the
-same checks: air-gapped clusters copy the release files there once.
+The check: the published sha256 (or the prefix a torch.hub / MMAction2 file name carries); where
+none is published, the sha256 of the first file is pinned in ``<name>.sha256`` and a later,
+different file is refused (trust on first use). A verified file's digest is recorded beside it
+with its identity (inode, size, mtime, ctime); a later use re-hashes the file whenever that
+identity changed, so a file edited in place is caught even with its mtime restored (the ctime
+cannot be restored). Hashing every use instead is measured in ``benchmarks/weights_check.py``.
+
+The state dict mapped to zoo's layout is cached in ``mapped/`` with a record of the digests it was
+derived from and its own digest; it is used only when both match, else rebuilt from the release.
+
+Downloads (`zoo._net`) time out and retry (``ZOO_NET_TIMEOUT``, ``ZOO_NET_RETRIES``).
+``ZOO_WEIGHTS_MIRROR`` (a directory or a URL prefix) is tried first, by file name, with the same
+checks: air-gapped clusters copy the release files there once. A checkpoint URL passed as weights
+(``--weights URL``) is fetched the same way into ``urls/`` (pinned on first use).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
+import tempfile
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Iterator, List, Optional, Sequence, Tuple
 
+from .._files import atomic_write_text, clean_directory, pid_alive, sha256_file
+from .._net import NetworkError, download
 from ._info import Weights
 
-__all__ = ["MIRROR_ENV", "WeightsUnavailable", "HashMismatch", "weights_dir", "fetch_files", "import_files",
-           "cached_files", "sha256_file", "mapped_path"]
+__all__ = ["MIRROR_ENV", "WeightsUnavailable", "HashMismatch", "CacheError", "weights_dir", "fetch_files",
+           "import_files", "cached_files", "mapped_path", "fetch_url", "load_mapped", "save_mapped",
+           "clean_staging"]
 
 MIRROR_ENV = "ZOO_WEIGHTS_MIRROR"
+_STAGING = re.compile(r"^\.zoo-staging-(?P<pid>\d+)-[A-Za-z0-9_]+$")
 
 
 class WeightsUnavailable(FileNotFoundError):
@@ -36,25 +55,63 @@ class HashMismatch(ValueError):
     """A file whose sha256 is not the published (or pinned) one; the file has been deleted."""
 
 
+class CacheError(ValueError):
+    """The cache's own structure is not what zoo made (a symbolic link in it): nothing is written."""
+
+
 def weights_dir() -> Path:
     root = os.environ.get("ZOO_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "zoo")
     return Path(root) / "weights"
 
 
-def sha256_file(path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
+def _own_dir(path: Path, create: bool = True) -> Path:
+    """``path``, a directory of the cache's own structure, created if absent (with ``create``); a
+    symbolic link (or a file) in its place is refused, never followed."""
+    if path.is_symlink():
+        raise CacheError(f"{path} is a symbolic link (to {os.readlink(path)}): zoo writes and deletes only in real "
+                         f"directories of its cache; remove the link (or point ZOO_CACHE_DIR elsewhere)")
+    if not create and not path.exists():
+        return path
+    path.mkdir(parents=True, exist_ok=True)
+    if not path.is_dir() or path.is_symlink():
+        raise CacheError(f"{path} is not a directory: remove it (zoo's cache keeps its files there)")
+    return path
 
 
-def _pin_path(dest: Path) -> Path:
-    return dest.with_name(dest.name + ".sha256")
+# -- what a verified file was -----------------------------------------------------------------
+def _identity(path: Path) -> dict:
+    """What changes whenever the file's bytes do: inode, size, mtime and ctime (a write, a rename
+    over it or a restored mtime all move the ctime)."""
+    st = path.stat()
+    return {"inode": st.st_ino, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns}
 
 
 def _record_path(dest: Path) -> Path:
     return dest.with_name(dest.name + ".verified.json")
+
+
+def _write_record(dest: Path, digest: str, **extra) -> None:
+    atomic_write_text(str(_record_path(dest)), json.dumps({"sha256": digest, **_identity(dest), **extra}) + "\n")
+
+
+def _read_record(dest: Path) -> dict:
+    try:
+        rec = json.loads(_record_path(dest).read_text())
+    except (OSError, ValueError):
+        return {}
+    return rec if isinstance(rec, dict) else {}
+
+
+def _current_digest(dest: Path, rec: dict) -> str:
+    """``dest``'s sha256: the recorded one while the file's identity is the one recorded with it,
+    else hashed again."""
+    same = rec.get("sha256") and all(rec.get(k) == v for k, v in _identity(dest).items())
+    return rec["sha256"] if same else sha256_file(dest)
+
+
+# -- pins and checks ----------------------------------------------------------------------------
+def _pin_path(dest: Path) -> Path:
+    return dest.with_name(dest.name + ".sha256")
 
 
 def _read_pin(dest: Path) -> Optional[str]:
@@ -62,12 +119,6 @@ def _read_pin(dest: Path) -> Optional[str]:
     if not pin.is_file():
         return None
     return pin.read_text().strip() or None
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _verify(staged: Path, dest: Path, expected: Optional[str], origin: str) -> str:
@@ -86,7 +137,7 @@ def _verify(staged: Path, dest: Path, expected: Optional[str], origin: str) -> s
                                f"was first downloaded ({_pin_path(dest)}); refused and deleted. Delete the pin "
                                f"file only if the release really changed")
         if not pinned:
-            _write_text(_pin_path(dest), digest + "\n")
+            atomic_write_text(str(_pin_path(dest)), digest + "\n")
     return digest
 
 
@@ -97,73 +148,67 @@ def _install(staged: Path, dest: Path, digest: str) -> str:
 
 
 def _cached(dest: Path, expected: Optional[str]) -> Optional[str]:
-    """The digest of a cached file, checked; None if it is not cached. A file verified before is
-    re-hashed only if its size or mtime changed (or it was put there by hand)."""
+    """The digest of a cached file, checked against the published digest or the pin; None if it
+    is not cached. The file is hashed again whenever its identity changed (see the module docstring)."""
     if not dest.is_file():
         return None
-    st = dest.stat()
-    try:
-        rec = json.loads(_record_path(dest).read_text())
-        digest = rec["sha256"] if (rec["size"], rec["mtime_ns"]) == (st.st_size, st.st_mtime_ns) else None
-    except (OSError, ValueError, KeyError):
-        digest = None
+    rec = _read_record(dest)
+    digest = _current_digest(dest, rec)
     wanted = expected.lower() if expected else _read_pin(dest)
-    if digest is None:
-        digest = sha256_file(dest)
-        if wanted and not digest.startswith(wanted):
-            raise HashMismatch(f"cached {dest} has sha256 {digest}, not the {'published' if expected else 'pinned'} "
-                               f"{wanted}: delete it and fetch again")
-        if not wanted:
-            _write_text(_pin_path(dest), digest + "\n")
+    if wanted and not digest.startswith(wanted):
+        raise HashMismatch(f"cached {dest} has sha256 {digest}, not the {'published' if expected else 'pinned'} "
+                           f"{wanted}: it changed on disk; delete it and fetch again")
+    if not wanted:
+        atomic_write_text(str(_pin_path(dest)), digest + "\n")
+    if digest != rec.get("sha256") or any(rec.get(k) != v for k, v in _identity(dest).items()):
         _write_record(dest, digest)
-    elif wanted and not digest.startswith(wanted):
-        raise HashMismatch(f"cached {dest} was verified as sha256 {digest}, not {wanted}: delete it and fetch again")
     return digest
 
 
-def _write_record(dest: Path, digest: str) -> None:
-    st = dest.stat()
-    _write_text(_record_path(dest), json.dumps({"sha256": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns}))
+# -- staging ------------------------------------------------------------------------------------
+def clean_staging(root: Optional[Path] = None) -> List[str]:
+    """Remove the staging directories of processes that are gone (killed downloads): entries of
+    the cache named ``.zoo-staging-<pid>-<random>`` that are real directories, their pid not
+    running. Only their plain files are removed (a directory left inside keeps it). Returns the
+    names removed."""
+    root = weights_dir() if root is None else root
+    removed = []
+    if not root.is_dir():
+        return removed
+    for entry in sorted(os.listdir(root)):
+        m = _STAGING.match(entry)
+        path = root / entry
+        if not m or int(m["pid"]) == os.getpid() or pid_alive(int(m["pid"])):
+            continue
+        if path.is_symlink() or not path.is_dir():
+            continue  # not what zoo made: left alone
+        for name in os.listdir(path):
+            inner = path / name
+            if inner.is_symlink() or inner.is_file():
+                inner.unlink()
+        with contextlib.suppress(OSError):  # not empty: something else is in it, kept
+            path.rmdir()
+            removed.append(entry)
+    return removed
 
 
-def _partial_dir() -> Path:
-    """This process's staging directory, ``.partial/<pid>``; those of processes that are gone (a
-    killed download) are removed first."""
-    root = weights_dir() / ".partial"
+@contextlib.contextmanager
+def _staging() -> Iterator[Path]:
+    """A fresh staging directory of this process in the cache, removed when the block ends."""
+    root = weights_dir()
+    if root.is_symlink():
+        root = root.resolve()  # the cache itself may live elsewhere; its inner structure may not
     root.mkdir(parents=True, exist_ok=True)
-    for d in root.iterdir():
-        if d.name.isdigit() and int(d.name) != os.getpid() and not _alive(int(d.name)):
-            shutil.rmtree(d, ignore_errors=True)
-    mine = root / str(os.getpid())
-    mine.mkdir(exist_ok=True)
-    return mine
-
-
-def _alive(pid: int) -> bool:
+    clean_staging(root)
+    clean_directory(str(root))  # the temporary pins and records of killed processes
+    mine = Path(tempfile.mkdtemp(prefix=f".zoo-staging-{os.getpid()}-", dir=root))
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _download(url: str, staged: Path, progress: bool) -> None:
-    import logging
-
-    from iopath.common.download import download
-
-    staged.unlink(missing_ok=True)
-    log = logging.getLogger("iopath.common.download")  # its "Failed to download" line repeats our error
-    level = log.level
-    log.setLevel(logging.CRITICAL)
-    try:
-        download(url, str(staged.parent), filename=staged.name, progress=progress)
+        yield mine
     finally:
-        log.setLevel(level)
+        shutil.rmtree(mine, ignore_errors=True)
 
 
+# -- fetching -----------------------------------------------------------------------------------
 def _sources(file: str) -> List[str]:
     name = file.rsplit("/", 1)[-1]
     out = []
@@ -184,6 +229,29 @@ def _unavailable(record: Weights, file: str, tried: Sequence[str]) -> WeightsUna
         f"--from {name}`, or put it in the directory (or URL prefix) named by {MIRROR_ENV}")
 
 
+def _fetch_one(file: str, dest: Path, expected: Optional[str], progress: bool) -> Tuple[Optional[str], List[str]]:
+    """``dest``'s digest once it is in the cache (from the mirror or the URL), else None and why."""
+    tried: List[str] = []
+    with _staging() as stage:
+        for src in _sources(file):
+            staged = stage / dest.name
+            try:
+                if "://" in src:
+                    download(src, str(staged), progress=progress)
+                elif os.path.isfile(src):
+                    shutil.copyfile(src, staged)
+                else:
+                    tried.append(f"mirror {src}: no such file")
+                    continue
+            except (NetworkError, OSError) as e:  # try the next source
+                staged.unlink(missing_ok=True)
+                reason = e.detail if isinstance(e, NetworkError) else f"{type(e).__name__}: {e}"
+                tried.append(f"{src}: {reason}" if src == file else f"mirror {src}: {reason}")
+                continue
+            return _install(staged, dest, _verify(staged, dest, expected, src)), tried
+    return None, tried
+
+
 def fetch_files(record: Weights, *, progress: bool = True) -> List[Tuple[Path, str]]:
     """``(local path, sha256)`` of each of ``record``'s files: cached, else copied from the mirror,
     else downloaded; each checked before it is returned."""
@@ -193,32 +261,28 @@ def fetch_files(record: Weights, *, progress: bool = True) -> List[Tuple[Path, s
     for file, expected in zip(record.files, record.hashes):
         dest = weights_dir() / file.rsplit("/", 1)[-1]
         digest = _cached(dest, expected)
-        if digest is not None:
-            paths.append((dest, digest))
-            continue
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tried = []
-        for src in _sources(file):
-            staged = _partial_dir() / dest.name
-            try:
-                if "://" in src:
-                    _download(src, staged, progress)
-                elif os.path.isfile(src):
-                    shutil.copyfile(src, staged)
-                else:
-                    tried.append(f"mirror {src}: no such file")
-                    continue
-            except Exception as e:  # urllib, http and socket errors: try the next source
-                staged.unlink(missing_ok=True)
-                reason = f"{type(e).__name__}: {getattr(e, 'reason', None) or e}"
-                tried.append(reason if src == file else f"mirror {src}: {reason}")
-                continue
-            digest = _install(staged, dest, _verify(staged, dest, expected, src))
-            break
-        else:
-            raise _unavailable(record, file, tried)
+        if digest is None:
+            digest, tried = _fetch_one(file, dest, expected, progress)
+            if digest is None:
+                raise _unavailable(record, file, tried)
         paths.append((dest, digest))
     return paths
+
+
+def fetch_url(url: str, *, progress: bool = True) -> Path:
+    """A checkpoint URL given as weights, cached under ``urls/`` by its address (the mirror is
+    tried first by file name); its content is pinned on first use like a release without a
+    published digest."""
+    name = url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1] or "checkpoint"
+    key = hashlib.sha256(url.encode()).hexdigest()[:16]
+    dest = _own_dir(weights_dir() / "urls") / f"{key}-{name}"
+    digest = _cached(dest, None)
+    if digest is None:
+        digest, tried = _fetch_one(url, dest, None, progress)
+        if digest is None:
+            raise WeightsUnavailable(f"cannot download {url} ({'; '.join(tried)}): download it by hand and pass "
+                                     f"the file, or put it in the directory (or URL prefix) named by {MIRROR_ENV}")
+    return dest
 
 
 def import_files(record: Weights, sources: Sequence[str]) -> List[Path]:
@@ -242,10 +306,10 @@ def import_files(record: Weights, sources: Sequence[str]) -> List[Path]:
         if name not in by_name:
             continue
         dest = weights_dir() / name
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        staged = _partial_dir() / name
-        shutil.copyfile(by_name[name], staged)
-        _install(staged, dest, _verify(staged, dest, expected, by_name[name]))
+        with _staging() as stage:
+            staged = stage / name
+            shutil.copyfile(by_name[name], staged)
+            _install(staged, dest, _verify(staged, dest, expected, by_name[name]))
         out.append(dest)
     return out
 
@@ -255,7 +319,40 @@ def cached_files(record: Weights) -> bool:
     return bool(record.files) and all((weights_dir() / n).is_file() for n in record.file_names)
 
 
+# -- the mapped state dicts -----------------------------------------------------------------------
 def mapped_path(record: Weights, digests: Sequence[str]) -> Path:
     """Where the state dict mapped to zoo's layout is cached, keyed by the source files' digests."""
     key = hashlib.sha256("".join(digests).encode()).hexdigest()[:12]
     return weights_dir() / "mapped" / f"{record.name}-{key}.pt"
+
+
+def load_mapped(record: Weights, digests: Sequence[str]):
+    """The cached mapped state dict of ``record``'s files (``digests``), or None when there is none
+    or it cannot be trusted: its record must name these source digests and its own digest must be
+    the file's (re-hashed when the file's identity changed). An untrusted one is rebuilt."""
+    import torch
+
+    path = mapped_path(record, digests)
+    _own_dir(path.parent, create=False)
+    if not path.is_file():
+        return None
+    rec = _read_record(path)
+    if rec.get("sources") != list(digests) or _current_digest(path, rec) != rec.get("sha256"):
+        return None
+    if any(rec.get(k) != v for k, v in _identity(path).items()):  # moved or copied, same bytes: re-recorded
+        _write_record(path, rec["sha256"], sources=rec["sources"])
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # a damaged entry (whatever torch raises): the release is mapped again
+        return None
+
+
+def save_mapped(record: Weights, digests: Sequence[str], state_dict) -> Path:
+    """Cache ``state_dict`` as the mapping of ``record``'s files (``digests``), with its record."""
+    from .._files import atomic_save
+
+    path = mapped_path(record, digests)
+    _own_dir(path.parent)
+    atomic_save(state_dict, str(path))
+    _write_record(path, sha256_file(path), sources=list(digests))
+    return path
