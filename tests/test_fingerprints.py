@@ -1,0 +1,131 @@
+"""Registry-wide fingerprints: every registered model, and every architecture variant a weights
+record asks for, keeps its state-dict keys and shapes (so release checkpoints keep loading) and
+computes the same function. Recorded once in ``tests/fingerprints.json`` by
+
+    python tests/test_fingerprints.py          # (re)writes tests/fingerprints.json
+
+and checked by the test below: a refactoring of the model code (a shared trunk, hook points) must
+leave every entry unchanged.
+
+The weights are independent of construction order: built on the meta device, every tensor of the
+state dict is filled from a generator seeded by its key (fan-in scaled normal weights, BatchNorm
+statistics randomised), so only the keys, the shapes and the forward
+computation decide the logits. The input is a fixed clip at the model's smallest size; the logits
+are kept as 8 fixed random projections (float64). They must be equal bit for bit on the machine
+that recorded them (one thread) and within 1e-5 relative elsewhere (other CPU kernels round
+differently).
+"""
+import hashlib
+import json
+import os
+import sys
+import zlib
+
+import pytest
+import torch
+
+import zoo
+from zoo.models import build_with_checkpoint, list_models, model_weights
+
+PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fingerprints.json")
+
+
+def variants():
+    """``(entry name, model, model_args, num_classes)``: each model as registered, then each distinct
+    architecture a weights record of it builds."""
+    out = []
+    for name in list_models():
+        out.append((name, name, {}, None))
+        seen = [{}]
+        for w in model_weights(name):
+            args = dict(w.model_args)
+            if args not in seen:
+                seen.append(args)
+                out.append((f"{name}[{w.tag}]", name, args, w.num_classes))
+    return out
+
+
+def _fill(state_dict):
+    """Deterministic values for every tensor, from its key alone."""
+    out = {}
+    for key, t in state_dict.items():
+        g = torch.Generator().manual_seed(zlib.crc32(key.encode()))
+        if not t.is_floating_point():
+            out[key] = torch.zeros(t.shape, dtype=t.dtype)
+        elif key.endswith("running_var"):
+            out[key] = torch.rand(t.shape, generator=g) + 0.5
+        elif key.endswith("running_mean") or key.endswith("bias"):
+            out[key] = 0.1 * torch.randn(t.shape, generator=g)
+        elif t.dim() <= 1:  # norm scales and other vectors
+            out[key] = torch.rand(t.shape, generator=g) + 0.5
+        else:
+            fan_in = max(1, t[0].numel())
+            out[key] = torch.randn(t.shape, generator=g) * (1.0 / fan_in) ** 0.5
+    return out
+
+
+def fingerprint(model_name, args, num_classes):
+    with torch.device("meta"):
+        model = build_with_checkpoint(model_name, None, num_classes=num_classes, **args)
+    info = model.info
+    keys = [(k, list(v.shape), str(v.dtype)) for k, v in model.state_dict().items()]
+    model = model.to_empty(device="cpu")
+    model.load_state_dict(_fill(model.state_dict()), strict=True)
+    model.eval()
+    size = info.min_size
+    g = torch.Generator().manual_seed(0)
+    channels = getattr(model, "in_chans", info.input_shape[0])  # a flow variant (P3D's Kinetics flow) takes 2
+    x = torch.randn(1, channels, info.input_shape[1], size, size, generator=g)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad():
+            logits = model(x).double()
+    finally:
+        torch.set_num_threads(threads)
+    projection = torch.randn(logits.shape[-1], 8, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    return {"keys": len(keys), "keys_sha256": hashlib.sha256(json.dumps(keys).encode()).hexdigest(),
+            "input": list(x.shape), "logits_projected": (logits @ projection)[0].tolist(),
+            "logits_finite": bool(torch.isfinite(logits).all())}
+
+
+def _machine():
+    from zoo.benchmark.machine import cpu_flags, cpu_name
+
+    kernels = sorted(f for f in cpu_flags() if f.startswith(("avx", "amx", "fma")))
+    return {"cpu": cpu_name(), "kernels": kernels, "torch": torch.__version__}
+
+
+def _recorded():
+    with open(PATH) as f:
+        return json.load(f)
+
+
+@pytest.mark.parametrize("entry, model_name, args, num_classes", variants(), ids=[v[0] for v in variants()])
+def test_fingerprint_unchanged(entry, model_name, args, num_classes):
+    doc = _recorded()
+    assert entry in doc["models"], f"{entry} has no fingerprint: run `python tests/test_fingerprints.py`"
+    want, got = doc["models"][entry], fingerprint(model_name, args, num_classes)
+    assert got["keys"] == want["keys"] and got["keys_sha256"] == want["keys_sha256"], "state-dict keys changed"
+    assert got["input"] == want["input"] and got["logits_finite"]
+    if _machine() == doc["machine"]:
+        assert got["logits_projected"] == want["logits_projected"]
+    else:
+        torch.testing.assert_close(torch.tensor(got["logits_projected"]), torch.tensor(want["logits_projected"]),
+                                   rtol=1e-5, atol=1e-6)
+
+
+def test_every_variant_is_recorded():
+    assert sorted(_recorded()["models"]) == sorted(v[0] for v in variants())
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    doc = {"about": "python tests/test_fingerprints.py; see its docstring", "zoo": zoo.__version__,
+           "machine": _machine(), "models": {}}
+    for entry, model_name, args, num_classes in variants():
+        doc["models"][entry] = fingerprint(model_name, args, num_classes)
+        print(entry, doc["models"][entry]["keys"], doc["models"][entry]["logits_projected"][0], flush=True)
+    with open(PATH, "w") as f:
+        json.dump(doc, f, indent=1)
+        f.write("\n")
