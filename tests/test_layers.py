@@ -1,4 +1,4 @@
-"""The package's import layers: models | data (and flops, _lazy, _files, _net) -> inference -> engine -> benchmark -> cli.
+"""The package's import layers: models | data (and flops, _lazy, _errors, _files, _net) -> inference -> engine -> benchmark -> cli.
 
 Every module's imports are read (ast, nothing imported): a module may import its own layer or
 those below it, never one above; and nothing outside ``zoo/models`` imports a private
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "zoo"
-LAYERS = {"_lazy": 0, "_files": 0, "_net": 0, "models": 0, "data": 0, "flops": 0, "inference": 1, "engine": 2, "benchmark": 3, "cli": 4,
+LAYERS = {"_lazy": 0, "_errors": 0, "_files": 0, "_net": 0, "models": 0, "data": 0, "flops": 0, "inference": 1, "engine": 2, "benchmark": 3, "cli": 4,
           "__main__": 4}
 
 

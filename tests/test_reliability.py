@@ -415,3 +415,40 @@ def test_resume_from_a_file_with_a_pickled_object_is_one_line(data, tmp_path, ca
                  "--epochs", "1"]) == 2
     err = _one_line_error(capsys, "it holds a pickled", "zoo.engine.harness.EvalResult")
     assert "weights_only=False" not in err
+
+
+# -- whose error it is ---------------------------------------------------------------------------------
+def test_a_bug_in_zoo_is_a_traceback_with_a_request_to_report_it(monkeypatch, capsys):
+    from zoo.cli import build_parser
+
+    def broken(args):
+        return len(None)  # an internal TypeError, not the user's
+
+    monkeypatch.setattr("zoo.cli.build_parser", lambda: _with_handler(build_parser(), "list", broken))
+    with pytest.raises(TypeError, match="has no len"):
+        main(["list"])
+    err = capsys.readouterr().err
+    assert "internal error, a bug in zoo" in err and "`zoo env`" in err
+
+
+def _with_handler(parser, command, func):
+    sub = next(a for a in parser._actions if a.dest == "command")
+    sub.choices[command].set_defaults(func=func)
+    return parser
+
+
+def test_user_errors_are_zoo_errors_with_the_builtin_kinds_kept(monkeypatch, capsys):
+    import zoo
+
+    for call, builtin in ((lambda: zoo.build("tsm_r5O"), KeyError), (lambda: zoo.build("tsm_r50", num_classes=0), ValueError),
+                          (lambda: zoo.build("tsm_r50", shift_dvi=4), TypeError),
+                          (lambda: zoo.build("tsm_r50", weights="/no/such/file.pt"), FileNotFoundError)):
+        with pytest.raises(zoo.ZooError) as e:
+            call()
+        assert isinstance(e.value, builtin)
+    assert main(["info", "tsm_r5O"]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    monkeypatch.setenv("ZOO_DEBUG", "1")  # the traceback of a user error, for those who want it
+    assert main(["info", "tsm_r5O"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.strip().splitlines()[-1].startswith("zoo info: error: unknown model 'tsm_r5O'")

@@ -5,7 +5,10 @@
     model = zoo.build("tsm_r50", weights="kinetics400", num_classes=10)  # fine-tune: a new classifier
     zoo.list_models("pan_*"), zoo.model_info("tsm_r50"), zoo.list_weights("tsm*"), zoo.weights_info("tsm_r50.sthv2")
 
-The names below load on first use, so ``import zoo`` (and ``zoo --help``) import no torch.
+Mistakes that are the user's to fix raise `zoo.ZooError` (kinds: `UsageError`, `UnknownName`,
+`InputNotFound`, `BadData`, `BadCheckpoint`, `OutputError`, `Unavailable`; each also a ValueError,
+KeyError, FileNotFoundError or OSError as before). The names below load on first use, so ``import
+zoo`` (and ``zoo --help``) import no torch.
 """
 from ._lazy import lazy_exports
 
@@ -15,6 +18,8 @@ _EXPORTS = {
     **dict.fromkeys(("build", "list_models", "model_info", "is_model", "register_model", "ModelInfo", "Result",
                      "LoadReport", "inflate_2d", "inflate_weight", "list_weights", "weights_info", "Weights"), ".models"),
     "optimize": ".inference",
+    **dict.fromkeys(("ZooError", "UsageError", "UnknownName", "InputNotFound", "BadData", "BadCheckpoint", "OutputError",
+                     "Unavailable"), "._errors"),
 }
 __all__ = [*_EXPORTS, "__version__"]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -18,6 +18,8 @@ import re
 import tempfile
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
+from ._errors import BadData, OutputError, ZooError
+
 __all__ = ["WriteError", "OutputError", "USER_ERRNOS", "pid_alive", "display_name", "read_text", "atomic_write", "atomic_write_text", "atomic_save", "write_files", "commit_files", "write_temp", "sha256_file",
            "temp_path", "clean_directory", "check_output_dir", "check_output_file", "prepare_output_dir",
            "prepare_output_file"]
@@ -34,7 +36,7 @@ _HINTS = {errno.ENOSPC: "the disk is full: free space or write elsewhere",
 USER_ERRNOS = frozenset(_HINTS)  # OS errors of a write that the user fixes (space, limits, permissions, paths)
 
 
-class WriteError(OSError):
+class WriteError(ZooError, OSError):
     """Writing ``path`` failed: the message names the file, the OS reason and what to do."""
 
     def __init__(self, path: str, error: OSError):
@@ -48,10 +50,6 @@ class WriteError(OSError):
         return self.message
 
 
-class OutputError(ValueError):
-    """An output location that cannot be created or written (found before the work starts)."""
-
-
 def read_text(path: str) -> str:
     """A text file's content as UTF-8 (a byte-order mark dropped). A file that is not UTF-8 (a
     Latin-1 CSV, a video) raises `ValueError` naming the file, the line and the byte."""
@@ -61,7 +59,7 @@ def read_text(path: str) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
-        raise ValueError(f"{display_name(path)}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}): "
+        raise BadData(f"{display_name(path)}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}): "
                          f"save it as UTF-8 (e.g. `iconv -f latin1 -t utf-8 IN > OUT`)") from None
 
 

@@ -20,6 +20,8 @@ import urllib.error
 import urllib.request
 from typing import Callable, Optional
 
+from ._errors import Unavailable, UsageError
+
 __all__ = ["TIMEOUT_ENV", "RETRIES_ENV", "NetworkError", "net_timeout", "net_retries", "download"]
 
 TIMEOUT_ENV = "ZOO_NET_TIMEOUT"
@@ -29,7 +31,7 @@ DEFAULT_RETRIES = 2
 _CHUNK = 1 << 20
 
 
-class NetworkError(OSError):
+class NetworkError(Unavailable, OSError):
     """A download that failed for good: ``url``, ``reason`` (one line) and ``attempts``."""
 
     def __init__(self, url: str, reason: str, attempts: int):
@@ -50,7 +52,7 @@ def _env_number(name: str, default: float, kind, minimum: float) -> float:
     except ValueError:
         value = None
     if value is None or value < minimum:
-        raise ValueError(f"{name}={raw!r} must be a number >= {minimum:g}")
+        raise UsageError(f"{name}={raw!r} must be a number >= {minimum:g}")
     return value
 
 

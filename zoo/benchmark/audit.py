@@ -27,6 +27,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 import torch
 
+from .._errors import UsageError
 from ..engine.checkpoint import atomic_write_text
 from .results import fast_path_ms, load_results
 
@@ -139,7 +140,7 @@ def run_audit(data: str, out: str, *, init: str = "scratch", baseline: str = "ts
     from ..engine.training import train
 
     if init not in INITS:
-        raise ValueError(f"init must be one of {', '.join(INITS)}, got {init!r}")
+        raise UsageError(f"init must be one of {', '.join(INITS)}, got {init!r}")
     t0 = time.perf_counter()
     models: Dict[str, Any] = {}
     correct: Dict[str, Dict[str, np.ndarray]] = {}

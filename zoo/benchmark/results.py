@@ -6,6 +6,7 @@ import json
 import os
 from typing import Any, Dict, Optional, Tuple
 
+from .._errors import BadData
 from ..engine.checkpoint import atomic_write_text
 from .bench_training import DATA, TRAIN
 from .latency import MEMORY
@@ -27,7 +28,7 @@ def load_results(path: Optional[str]) -> Optional[dict]:
         try:
             return json.load(f)
         except json.JSONDecodeError as e:
-            raise ValueError(f"results file {path!r} is not valid JSON: {e}") from e
+            raise BadData(f"results file {path!r} is not valid JSON: {e}") from e
 
 
 def settings_block(budget: Dict[str, int], threads: int, seed: int, meta: Dict[str, Any]) -> Dict[str, Any]:

@@ -1,26 +1,29 @@
 """The ``zoo`` command line. Each module in this package that defines
 ``register(subparsers)`` adds its sub-command(s); every command handler returns an exit code.
 
-Errors a user can fix (bad names, paths, options) are printed as one line, exit code 2.
+Errors a user can fix (`zoo.ZooError`: bad names, paths, options, data, an offline download) are
+printed as one line, exit code 2 (``ZOO_DEBUG=1`` prints their traceback too). Any other exception
+is a bug in zoo: its traceback is shown, with a request to report it with ``zoo env``'s output.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
 import importlib
+import os
 import pkgutil
 import signal
 import sys
 import threading
+import traceback
 from typing import List, Optional
 
-from .._files import USER_ERRNOS, WriteError
+from .._errors import UsageError, ZooError
+from .._files import USER_ERRNOS
 
-__all__ = ["main", "UsageError"]
+__all__ = ["main", "UsageError", "DEBUG_ENV"]
 
-
-class UsageError(Exception):
-    """A mistake in the command line or its inputs: printed as one line, exit code 2."""
+DEBUG_ENV = "ZOO_DEBUG"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,15 +74,28 @@ def main(argv: Optional[List[str]] = None) -> int:
         # commands that stream (`set_defaults(interruptible=True)`) end on SIGTERM as on Ctrl-C
         with _interruptible(getattr(args, "interruptible", False)):
             return int(args.func(args) or 0)
-    except (UsageError, KeyError, FileNotFoundError, NotADirectoryError, ValueError, TypeError) as e:
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-        print(f"zoo {args.command}: error: {msg}", file=sys.stderr)
-        return 2
-    except OSError as e:  # a write that failed (disk full, file-size limit, permissions): the file and the reason
-        if not isinstance(e, WriteError) and e.errno not in USER_ERRNOS:
+    except ZooError as e:
+        return _user_error(args.command, e)
+    except OSError as e:  # the OS refused a write (space, limits, permissions): the user's to fix
+        if e.errno not in USER_ERRNOS:
+            _report_bug(args.command)
             raise
-        print(f"zoo {args.command}: error: {e}", file=sys.stderr)
-        return 2
+        return _user_error(args.command, e)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception:
+        _report_bug(args.command)
+        raise
+
+
+def _user_error(command: str, e: BaseException) -> int:
+    if os.environ.get(DEBUG_ENV, "").strip() not in ("", "0"):
+        traceback.print_exc()
+    print(f"zoo {command}: error: {e}", file=sys.stderr)
+    return 2
+
+
+def _report_bug(command: str) -> None:
+    print(f"zoo {command}: internal error, a bug in zoo (traceback below): please report it with the command, "
+          f"the traceback and the output of `zoo env`", file=sys.stderr)

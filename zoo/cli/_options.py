@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, List, Optional
 
+from .._errors import InputNotFound
 from . import UsageError
 
 __all__ = ["add_model_options", "check_positive", "resolve_model_options", "take_release", "parse_kv", "data_error_types", "compile_mode",
@@ -96,7 +97,7 @@ def resolve_model_options(args) -> Dict[str, Any]:
     if args.run_dir:
         cfg_path = os.path.join(args.run_dir, "config.yaml")
         if not os.path.isfile(cfg_path):
-            raise FileNotFoundError(f"--run-dir {args.run_dir!r}: no config.yaml there "
+            raise InputNotFound(f"--run-dir {args.run_dir!r}: no config.yaml there "
                                     f"(is it a `zoo train` output directory?)")
         import yaml
 
@@ -118,7 +119,7 @@ def resolve_model_options(args) -> Dict[str, Any]:
         if not opts["weights"]:
             w = os.path.join(args.run_dir, "model.pt")
             if not os.path.isfile(w):
-                raise FileNotFoundError(f"--run-dir {args.run_dir!r}: no model.pt (the run has not finished; pass "
+                raise InputNotFound(f"--run-dir {args.run_dir!r}: no model.pt (the run has not finished; pass "
                                         f"--weights {os.path.join(args.run_dir, 'last.pt')} for its last epoch)")
             opts["weights"] = [w]
         classes = os.path.join(args.run_dir, "classes.txt")
@@ -127,7 +128,7 @@ def resolve_model_options(args) -> Dict[str, Any]:
                 opts["classes"] = [line.strip() for line in f if line.strip()]
     for w in opts["weights"] or []:
         if "://" not in w and not os.path.exists(w):
-            raise FileNotFoundError(f"weights file {w!r} does not exist")
+            raise InputNotFound(f"weights file {w!r} does not exist")
     if opts["weights"] and len(opts["weights"]) == 1:
         opts["weights"] = opts["weights"][0]
         if "://" not in opts["weights"]:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 
+from .._errors import InputNotFound
+
 __all__ = ["register", "DEFAULT_RESULTS", "DEFAULT_DEPLOY"]
 
 DEFAULT_RESULTS = os.path.join("benchmarks", "results", "compare.json")
@@ -14,12 +16,12 @@ def cmd_cards(args) -> int:
 
     results = args.results or DEFAULT_RESULTS
     if args.results and not os.path.isfile(args.results):
-        raise FileNotFoundError(f"results file {args.results!r} does not exist")
+        raise InputNotFound(f"results file {args.results!r} does not exist")
     if not os.path.isfile(results):
         print(f"note: {results} does not exist; the cards say 'not measured yet'")
     deploy = args.deploy or DEFAULT_DEPLOY
     if args.deploy and not os.path.isfile(args.deploy):
-        raise FileNotFoundError(f"results file {args.deploy!r} does not exist")
+        raise InputNotFound(f"results file {args.deploy!r} does not exist")
     if args.check:
         problems = stale_cards(results, args.out, deploy)
         for p in problems:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from typing import List, Optional, Tuple
 
+from .._errors import BadCheckpoint, InputNotFound
 from .._files import prepare_output_file
 from . import UsageError
 
@@ -48,13 +49,13 @@ def convert_checkpoint(srcs: List[str], dst: str, *, family: Optional[str] = Non
             continue
         loaded.append((name, m, m.load_report))
     if not loaded:
-        raise ValueError(f"{', '.join(srcs)} does not load into any candidate model -- " + " || ".join(failures))
+        raise BadCheckpoint(f"{', '.join(srcs)} does not load into any candidate model -- " + " || ".join(failures))
     if len(loaded) > 1:
-        raise ValueError(f"{', '.join(srcs)} loads into {len(loaded)} models of family {family!r} "
+        raise BadCheckpoint(f"{', '.join(srcs)} loads into {len(loaded)} models of family {family!r} "
                          f"({', '.join(n for n, _, _ in loaded)}: the same keys): pass --model NAME")
     name, m, report = loaded[0]
     if report.reinitialised:
-        raise ValueError(f"{name}: classifier {', '.join(report.reinitialised)} has the wrong size; pass "
+        raise BadCheckpoint(f"{name}: classifier {', '.join(report.reinitialised)} has the wrong size; pass "
                          f"--num-classes to match the checkpoint")
     release = _release_of(name, srcs)
     if release is not None and release.num_classes == m.num_classes:
@@ -81,7 +82,7 @@ def cmd_convert(args) -> int:
     *srcs, dst = args.paths
     for s in srcs:
         if "://" not in s and not os.path.isfile(s):
-            raise FileNotFoundError(f"source checkpoint {s!r} does not exist")
+            raise InputNotFound(f"source checkpoint {s!r} does not exist")
     if os.path.exists(dst) and not args.force:
         raise UsageError(f"{dst!r} already exists (pass --force to overwrite)")
     prepare_output_file(dst, "DST")

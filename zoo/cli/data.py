@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import time
 
+from .._errors import InputNotFound
 from .._files import prepare_output_dir, prepare_output_file
 
 
@@ -38,7 +39,7 @@ def cmd_check(args):
         info = ModelInfo(name="check-data", family="-", paper="-", num_frames=1, num_segments=1,
                          crop_size=32, resize_size=32)
     if not os.path.exists(args.spec):
-        raise FileNotFoundError(f"dataset not found: {args.spec}")
+        raise InputNotFound(f"dataset not found: {args.spec}")
     if args.json:
         prepare_output_file(args.json, "--json")
     split, fold = split_and_fold(args.split)

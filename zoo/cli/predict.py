@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from typing import List, Optional
 
+from .._errors import InputNotFound
 from .._files import display_name
 from . import UsageError
 from ._options import add_model_options, compile_mode, resolve_model_options, weights_label
@@ -46,7 +47,7 @@ def check_videos(videos: List[str], on_error: str = "error") -> List[tuple]:
     bad = []
     for v in videos:
         if not os.path.exists(v):
-            raise FileNotFoundError(f"video {display_name(v)!r} does not exist")
+            raise InputNotFound(f"video {display_name(v)!r} does not exist")
         try:
             with open_decoder(v) as dec:
                 reason = too_short(dec.meta.num_frames)
@@ -93,7 +94,7 @@ def cmd_predict(args) -> int:
     from ..engine.metrics import aggregate_views
 
     if args.labels and not os.path.isfile(args.labels):
-        raise FileNotFoundError(f"label file {args.labels!r} does not exist")
+        raise InputNotFound(f"label file {args.labels!r} does not exist")
     labels = load_label_map(args.labels) if args.labels else None
     if args.timeline:
         from .timeline import cmd_timeline

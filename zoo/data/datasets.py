@@ -15,6 +15,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from .._errors import BadData, UsageError
 from .decoders import DecodeError, FrameFolderDecoder, PyAVDecoder
 from .labels import label_map_hash
 from .lists import Record, resolve_spec
@@ -35,7 +36,7 @@ def too_short(n: int) -> Optional[str]:
     return f"too short: {n} frame{'' if n == 1 else 's'}, a clip needs at least {MIN_FRAMES}"
 
 
-class DataError(RuntimeError):
+class DataError(BadData, RuntimeError):
     """An item that cannot be used: ``path``, ``reason`` and ``index`` are attributes."""
 
     def __init__(self, path: str, reason: str, index: Optional[int] = None):
@@ -66,20 +67,20 @@ class VideoDataset(torch.utils.data.Dataset):
                  frames_start_index: int = 1, decoder_threads: int = 1, short: str = "clamp",
                  starts: str = "uniform", bad_labels: str = "error"):
         if on_error not in ON_ERROR:
-            raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+            raise UsageError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
         if bad_labels not in ("error", "keep"):
-            raise ValueError(f"bad_labels must be 'error' or 'keep', got {bad_labels!r}")
+            raise UsageError(f"bad_labels must be 'error' or 'keep', got {bad_labels!r}")
         self.records, self.class_names, self.info = list(records), list(class_names), info
         self.train, self.on_error = train, on_error
         if train:
             if views not in (None, (1, 1)):
-                raise ValueError(f"training yields one view per item, got views={views}")
+                raise UsageError(f"training yields one view per item, got views={views}")
             views = (1, 1)
         self.views = tuple(views) if views is not None else tuple(info.test_views)
         bad = [r for r in self.records if r.problem]
         if bad and bad_labels == "error" and on_error == "error":
             shown = "; ".join(r.problem for r in bad[:3])
-            raise ValueError(f"{len(bad)} list entr{'y' if len(bad) == 1 else 'ies'} cannot be used ({shown}"
+            raise BadData(f"{len(bad)} list entr{'y' if len(bad) == 1 else 'ies'} cannot be used ({shown}"
                              f"{'; ...' if len(bad) > 3 else ''}); run `zoo check-data` to list them all, or skip "
                              f"them (--on-error skip, on_error='skip')")
         index = {n: i for i, n in enumerate(self.class_names)}
@@ -205,7 +206,7 @@ def build_dataset(spec, info, split: str = "val", *, train: bool = False, views:
     recs, names, extras = resolve_spec(spec, split, root=root, label_map=label_map,
                                        frame_folders=frame_folders, fold=fold)
     if not recs:
-        raise ValueError(f"{spec}: the list has no entries")
+        raise BadData(f"{spec}: the list has no entries")
     return VideoDataset(recs, names, info, train=train, views=views, on_error=on_error,
                         flip=extras["flip"] if flip is None else flip, flip_map=extras.get("flip_map"),
                         frames_template=frames_template or extras.get("frames_template", "img_{:05d}.jpg"),

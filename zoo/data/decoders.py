@@ -34,6 +34,8 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
+from .._errors import BadData, UsageError
+
 __all__ = ["DecodeError", "VideoMeta", "PyAVDecoder", "FrameFolderDecoder", "open_decoder", "frame_to_array",
            "TAIL_TOLERANCE"]
 
@@ -43,7 +45,7 @@ __all__ = ["DecodeError", "VideoMeta", "PyAVDecoder", "FrameFolderDecoder", "ope
 TAIL_TOLERANCE = 2
 
 
-class DecodeError(RuntimeError):
+class DecodeError(BadData, RuntimeError):
     """A video or frame folder could not be read. ``path`` and ``reason`` are attributes."""
 
     def __init__(self, path: str, reason: str):
@@ -203,7 +205,7 @@ class PyAVDecoder:
         av = self._av
         idx = [int(i) for i in indices]
         if not idx:
-            raise ValueError("get_frames needs at least one index")
+            raise UsageError("get_frames needs at least one index")
         if min(idx) < 0 or max(idx) >= self.meta.num_frames:
             bad = min(idx) if min(idx) < 0 else max(idx)
             raise DecodeError(self.path, f"frame index {bad} out of range (video has {self.meta.num_frames} frames)")

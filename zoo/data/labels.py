@@ -5,6 +5,7 @@ import hashlib
 import json
 from typing import List, Sequence
 
+from .._errors import BadData
 from .._files import read_text
 
 __all__ = ["label_map_hash", "load_label_map", "save_label_map"]
@@ -32,7 +33,7 @@ def load_label_map(path: str) -> List[str]:
         try:
             data = json.loads(read_text(path))
         except json.JSONDecodeError as e:
-            raise ValueError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
+            raise BadData(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
         if isinstance(data, dict) and "classes" in data:
             data = data["classes"]
         if isinstance(data, list):
@@ -41,17 +42,17 @@ def load_label_map(path: str) -> List[str]:
             try:
                 pairs = sorted((int(v), str(k)) for k, v in data.items())
             except (TypeError, ValueError):
-                raise ValueError(f"{path}: a JSON label map must map names to integer indices") from None
+                raise BadData(f"{path}: a JSON label map must map names to integer indices") from None
             if [i for i, _ in pairs] != list(range(len(pairs))):
-                raise ValueError(f"{path}: label indices must be 0..{len(pairs) - 1} without gaps")
+                raise BadData(f"{path}: label indices must be 0..{len(pairs) - 1} without gaps")
             names = [n for _, n in pairs]
         else:
-            raise ValueError(f"{path}: expected a list of class names or a name -> index mapping")
+            raise BadData(f"{path}: expected a list of class names or a name -> index mapping")
     else:
         names = [line.strip() for line in read_text(path).splitlines() if line.strip()]
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})
-        raise ValueError(f"{path}: duplicate class names in the label map: {dup[:5]}")
+        raise BadData(f"{path}: duplicate class names in the label map: {dup[:5]}")
     if not names:
-        raise ValueError(f"{path}: empty label map")
+        raise BadData(f"{path}: empty label map")
     return names

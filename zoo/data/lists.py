@@ -30,6 +30,7 @@ import os
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
+from .._errors import BadData, InputNotFound, UsageError
 from .._files import display_name, read_text
 from .labels import load_label_map
 
@@ -160,12 +161,12 @@ def read_ssv2(path: str, root: Optional[str] = None, label_map: Optional[List[st
         d = os.path.dirname(os.path.abspath(path))
         found = sorted(f for f in os.listdir(d) if f.endswith("labels.json"))
         if not found:
-            raise FileNotFoundError(f"{path}: SSv2 annotations need the labels JSON; pass label_map=... "
+            raise InputNotFound(f"{path}: SSv2 annotations need the labels JSON; pass label_map=... "
                                     f"(none named '*labels.json' next to it)")
         label_map = load_label_map(os.path.join(d, found[0]))
     items = _json(path)
     if not isinstance(items, list):
-        raise ValueError(f"{path}: expected a list of {{'id', 'template'}} annotations")
+        raise BadData(f"{path}: expected a list of {{'id', 'template'}} annotations")
     records, raw = [], []
     for k, it in enumerate(items):
         src = f"{path}[{k}]"
@@ -196,7 +197,7 @@ def read_class_folders(root: str, label_map: Optional[List[str]] = None) -> Tupl
                 records.append(Record(p, None, source=p))
                 raw.append(c)
     if not records:
-        raise ValueError(f"{root}: no videos ({', '.join(VIDEO_EXTENSIONS)}) or frame folders under "
+        raise BadData(f"{root}: no videos ({', '.join(VIDEO_EXTENSIONS)}) or frame folders under "
                          f"class folders")
     names = _Labels(label_map or classes).resolve(records, raw)
     return records, names
@@ -209,7 +210,7 @@ def _json(path: str):
     try:
         return json.loads(read_text(path))
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
+        raise BadData(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
 
 
 def _looks_like_a_video(path: str) -> bool:
@@ -226,7 +227,7 @@ def _sniff_list(path: str) -> str:
             if "," not in line and len(parts) >= 3 and _is_int(parts[-2]) and _is_int(parts[-1]):
                 return "tsn"
             return "csv"
-    raise ValueError(f"{path}: empty list file")
+    raise BadData(f"{path}: empty list file")
 
 
 def resolve_spec(spec, split: str = "val", *, root: Optional[str] = None, label_map: Optional[str] = None,
@@ -243,7 +244,7 @@ def resolve_spec(spec, split: str = "val", *, root: Optional[str] = None, label_
     layout = split_format(spec) if os.path.isdir(spec) else None
     if layout or fold is not None:
         if not layout:
-            raise ValueError(f"{spec}: --split N takes a UCF101 or HMDB51 root (with ucfTrainTestlist/ or "
+            raise UsageError(f"{spec}: --split N takes a UCF101 or HMDB51 root (with ucfTrainTestlist/ or "
                              f"testTrainMulti_7030_splits/); other data has no official splits")
         recs, names = read_split(spec, split, fold or 1)
         extras["format"] = layout
@@ -258,7 +259,7 @@ def resolve_spec(spec, split: str = "val", *, root: Optional[str] = None, label_
             lst = os.path.join(spec, f"{split}_list.txt")
             if frame_folders:
                 if not os.path.isfile(lst):
-                    raise FileNotFoundError(f"{spec}: no frame folders ({split}_list.txt); generate with "
+                    raise InputNotFound(f"{spec}: no frame folders ({split}_list.txt); generate with "
                                             f"frame_folders=True (`zoo synth --frame-folders`)")
                 extras["frames_template"] = settings.get("frame_template") or "img_{:05d}.jpg"
                 recs, names = read_tsn_list(lst, root, names)
@@ -266,7 +267,7 @@ def resolve_spec(spec, split: str = "val", *, root: Optional[str] = None, label_
             csv_path = os.path.join(spec, f"{split}.csv")
             if not os.path.isfile(csv_path):
                 avail = sorted(f[:-4] for f in os.listdir(spec) if f.endswith(".csv"))
-                raise FileNotFoundError(f"{spec}: no split {split!r} ({split}.csv); available: {avail}")
+                raise InputNotFound(f"{spec}: no split {split!r} ({split}.csv); available: {avail}")
             recs, names = read_csv(csv_path, root, names)
             return recs, names, extras
         base = os.path.join(spec, split) if os.path.isdir(os.path.join(spec, split)) else spec
@@ -274,9 +275,9 @@ def resolve_spec(spec, split: str = "val", *, root: Optional[str] = None, label_
         recs, names = read_class_folders(base, names)
         return recs, names, extras
     if not os.path.isfile(spec):
-        raise FileNotFoundError(f"dataset spec not found: {spec}")
+        raise InputNotFound(f"dataset spec not found: {spec}")
     if _looks_like_a_video(spec):
-        raise ValueError(f"{display_name(spec)} is a video, not a dataset: pass a list file (CSV, TSN list, SSv2 JSON), "
+        raise BadData(f"{display_name(spec)} is a video, not a dataset: pass a list file (CSV, TSN list, SSv2 JSON), "
                          f"a class-folder tree or a SynthMotion directory; `zoo predict MODEL VIDEO` classifies one video")
     if names is None:
         sibling = os.path.join(os.path.dirname(os.path.abspath(spec)), "labels.txt")

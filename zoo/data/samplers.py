@@ -36,6 +36,8 @@ from typing import List, Optional
 
 import numpy as np
 
+from .._errors import BadData, UsageError
+
 __all__ = ["segment_offsets", "SegmentSampler", "DenseSampler", "build_sampler", "dense_clip_starts"]
 
 
@@ -48,7 +50,7 @@ def segment_offsets(num_frames: int, num_segments: int, length: int = 1, *, trai
     """Start offsets (0-based) of the ``num_segments`` segments: one array, or two with ``twice``."""
     n, T, L = int(num_frames), int(num_segments), int(length)
     if n <= 0:
-        raise ValueError(f"video has no frames (num_frames={n})")
+        raise BadData(f"video has no frames (num_frames={n})")
     if train:
         r = _rng(rng)
         avg = (n - L + 1) // T
@@ -78,7 +80,7 @@ class SegmentSampler:
     def __init__(self, num_segments: int, frames_per_segment: int = 1, *, train: bool = False,
                  num_clips: int = 1, dense_window: int = 64, centre_frame: bool = False):
         if train and num_clips != 1:
-            raise ValueError("training samples one clip per video")
+            raise UsageError("training samples one clip per video")
         self.T, self.L, self.train, self.num_clips = num_segments, frames_per_segment, train, num_clips
         self.dense_window, self.centre_frame = dense_window, centre_frame
 
@@ -108,7 +110,7 @@ def dense_clip_starts(delta: float, num_clips: int, starts: str = "uniform") -> 
     if starts == "slowfast":
         return np.array([delta * i / num_clips for i in range(num_clips)])
     if starts != "uniform":
-        raise ValueError(f"starts must be 'uniform' or 'slowfast', got {starts!r}")
+        raise UsageError(f"starts must be 'uniform' or 'slowfast', got {starts!r}")
     if num_clips == 1:
         return np.array([delta / 2.0])
     return np.array([delta * i / (num_clips - 1) for i in range(num_clips)])
@@ -120,9 +122,9 @@ class DenseSampler:
     def __init__(self, num_frames: int, sampling_rate: int = 1, *, train: bool = False, num_clips: int = 1,
                  short: str = "clamp", starts: str = "uniform"):
         if short not in ("clamp", "loop"):
-            raise ValueError(f"short must be 'clamp' or 'loop', got {short!r}")
+            raise UsageError(f"short must be 'clamp' or 'loop', got {short!r}")
         if train and num_clips != 1:
-            raise ValueError("training samples one clip per video")
+            raise UsageError("training samples one clip per video")
         self.T, self.rate, self.train, self.num_clips = num_frames, sampling_rate, train, num_clips
         self.short, self.starts = short, starts
 
@@ -134,7 +136,7 @@ class DenseSampler:
     def __call__(self, num_frames: int, rng: Optional[np.random.Generator] = None) -> List[np.ndarray]:
         n = int(num_frames)
         if n <= 0:
-            raise ValueError(f"video has no frames (num_frames={n})")
+            raise BadData(f"video has no frames (num_frames={n})")
         delta = max(n - self.T * self.rate, 0)
         if self.train:
             starts = [_rng(rng).uniform(0, delta)]

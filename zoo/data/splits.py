@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from typing import Dict, List, Optional, Tuple
 
+from .._errors import BadData, InputNotFound, UsageError
 from .._files import read_text
 from .lists import Record
 
@@ -64,7 +65,7 @@ class _Finder:
 
 def _check_fold(fold: int) -> None:
     if fold not in (1, 2, 3):
-        raise ValueError(f"split must be 1, 2 or 3, got {fold}")
+        raise UsageError(f"split must be 1, 2 or 3, got {fold}")
 
 
 def read_ucf101(root: str, split: str, fold: int) -> Tuple[List[Record], List[str]]:
@@ -75,11 +76,11 @@ def read_ucf101(root: str, split: str, fold: int) -> Tuple[List[Record], List[st
     kind = "train" if split == "train" else "test"
     list_path = os.path.join(lists, f"{kind}list0{fold}.txt")
     if not os.path.isfile(list_path):
-        raise FileNotFoundError(f"{root}: no {UCF101_LISTS}/{kind}list0{fold}.txt")
+        raise InputNotFound(f"{root}: no {UCF101_LISTS}/{kind}list0{fold}.txt")
     videos = next((os.path.join(root, d) for d in ("UCF-101", "UCF101") if os.path.isdir(os.path.join(root, d))),
                   None)
     if videos is None:
-        raise FileNotFoundError(f"{root}: no UCF-101/ folder of class folders beside {UCF101_LISTS}/")
+        raise InputNotFound(f"{root}: no UCF-101/ folder of class folders beside {UCF101_LISTS}/")
     finder, records = _Finder(videos), []
     for lineno, line in enumerate(read_text(list_path).splitlines(), 1):
         parts = line.split()
@@ -101,7 +102,7 @@ def read_hmdb51(root: str, split: str, fold: int) -> Tuple[List[Record], List[st
     suffix = f"_test_split{fold}.txt"
     files = sorted(f for f in os.listdir(splits) if f.endswith(suffix))
     if not files:
-        raise FileNotFoundError(f"{root}: no {HMDB51_SPLITS}/<class>{suffix} files")
+        raise InputNotFound(f"{root}: no {HMDB51_SPLITS}/<class>{suffix} files")
     classes = [f[:-len(suffix)] for f in files]
     wanted = "1" if split == "train" else "2"
     finder, records = _Finder(root), []
@@ -120,7 +121,7 @@ def read_split(root: str, split: str, fold: int) -> Tuple[List[Record], List[str
     """The records and class names of ``root``'s official split ``fold`` (see the module docstring)."""
     fmt = split_format(root)
     if fmt is None:
-        raise ValueError(f"{root}: --split needs UCF101 ({UCF101_LISTS}/) or HMDB51 ({HMDB51_SPLITS}/) split files")
+        raise BadData(f"{root}: --split needs UCF101 ({UCF101_LISTS}/) or HMDB51 ({HMDB51_SPLITS}/) split files")
     return (read_ucf101 if fmt == "ucf101" else read_hmdb51)(root, split, fold)
 
 

@@ -47,6 +47,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from .._errors import UsageError
 from .labels import label_map_hash, save_label_map
 
 __all__ = ["CLASSES", "TWINS", "FLIP_MAP", "DIFFICULTIES", "SynthOutput", "generate", "generate_or_reuse",
@@ -224,7 +225,7 @@ def _forward_tracks(cls: str, rng, size: int, frames: int, target: dict, easy: b
                      phi=np.full(T, partner["phi0"]), scale=ones.copy(), vis=ones.copy())
         return [dict(obj=target, **track), other]
     else:
-        raise ValueError(f"unknown SynthMotion class {cls!r}")
+        raise UsageError(f"unknown SynthMotion class {cls!r}")
     return [dict(obj=target, **track)]
 
 
@@ -239,9 +240,9 @@ def render_clip(cls: str, rng: np.random.Generator, size: int = 64, frames: int 
                 difficulty: str = "standard") -> np.ndarray:
     """One clip of class ``cls`` as uint8 ``[frames, size, size, 3]`` (deterministic given rng)."""
     if cls not in CLASSES:
-        raise ValueError(f"unknown SynthMotion class {cls!r}; classes: {', '.join(CLASSES)}")
+        raise UsageError(f"unknown SynthMotion class {cls!r}; classes: {', '.join(CLASSES)}")
     if difficulty not in DIFFICULTIES:
-        raise ValueError(f"difficulty must be one of {', '.join(DIFFICULTIES)}, got {difficulty!r}")
+        raise UsageError(f"difficulty must be one of {', '.join(DIFFICULTIES)}, got {difficulty!r}")
     forward = _FORWARD.get(cls, cls)
     if difficulty == "easy":
         bg, level = _flat_background(rng, size)
@@ -339,15 +340,15 @@ def _parse_classes(classes) -> List[str]:
         return list(CLASSES)
     if isinstance(classes, int):
         if not 2 <= classes <= len(CLASSES):
-            raise ValueError(f"classes must be between 2 and {len(CLASSES)}, got {classes}")
+            raise UsageError(f"classes must be between 2 and {len(CLASSES)}, got {classes}")
         return list(CLASSES[:classes])
     if isinstance(classes, str):
         classes = [c.strip() for c in classes.split(",") if c.strip()]
     unknown = [c for c in classes if c not in CLASSES]
     if unknown:
-        raise ValueError(f"unknown SynthMotion class(es) {unknown}; available: {', '.join(CLASSES)}")
+        raise UsageError(f"unknown SynthMotion class(es) {unknown}; available: {', '.join(CLASSES)}")
     if len(set(classes)) != len(classes) or len(classes) < 2:
-        raise ValueError(f"classes must be at least 2 distinct names, got {classes}")
+        raise UsageError(f"classes must be at least 2 distinct names, got {classes}")
     return list(classes)
 
 
@@ -365,13 +366,13 @@ def generate(out: str, classes=None, per_class: int = 40, frames: int = 16, size
     """
     names = _parse_classes(classes)
     if size < 16 or size % 2:
-        raise ValueError(f"size must be even and >= 16 (H.264 4:2:0 needs even sizes), got {size}")
+        raise UsageError(f"size must be even and >= 16 (H.264 4:2:0 needs even sizes), got {size}")
     if frames < 4:
-        raise ValueError(f"frames must be >= 4, got {frames}")
+        raise UsageError(f"frames must be >= 4, got {frames}")
     if difficulty not in DIFFICULTIES:
-        raise ValueError(f"difficulty must be one of {', '.join(DIFFICULTIES)}, got {difficulty!r}")
+        raise UsageError(f"difficulty must be one of {', '.join(DIFFICULTIES)}, got {difficulty!r}")
     if per_class < 2 or not 0 < val_fraction < 1:
-        raise ValueError(f"need per_class >= 2 and 0 < val_fraction < 1, got {per_class}, {val_fraction}")
+        raise UsageError(f"need per_class >= 2 and 0 < val_fraction < 1, got {per_class}, {val_fraction}")
     n_val = min(per_class - 1, max(1, int(round(per_class * val_fraction))))
     os.makedirs(out, exist_ok=True)
     ext = ".mkv" if lossless else ".mp4"

@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from torchvision.transforms.v2 import functional as F
 
+from .._errors import UsageError
+
 __all__ = ["multiscale_crop_params", "fixed_offsets", "ClipTransform", "to_clip_tensor"]
 
 
@@ -31,7 +33,7 @@ def to_clip_tensor(frames) -> torch.Tensor:
     """uint8 ``[T, H, W, 3]`` (numpy or torch) -> uint8 ``[T, 3, H, W]``."""
     t = torch.from_numpy(np.ascontiguousarray(frames)) if isinstance(frames, np.ndarray) else frames
     if t.ndim != 4 or t.shape[-1] != 3:
-        raise ValueError(f"expected frames [T, H, W, 3], got {tuple(t.shape)}")
+        raise UsageError(f"expected frames [T, H, W, 3], got {tuple(t.shape)}")
     return t.permute(0, 3, 1, 2).contiguous()
 
 
@@ -66,7 +68,7 @@ class ClipTransform:
     def __init__(self, info, *, train: bool = False, crops: int = 1, flip: bool = True,
                  flip_map: Optional[Dict[int, int]] = None):
         if not train and crops not in (1, 3):
-            raise ValueError(f"test crops must be 1 or 3, got {crops}")
+            raise UsageError(f"test crops must be 1 or 3, got {crops}")
         self.info, self.train, self.crops = info, train, 1 if train else crops
         self.flip, self.flip_map = flip, dict(flip_map or {})
         self.mean, self.std = list(info.mean), list(info.std)
@@ -86,7 +88,7 @@ class ClipTransform:
         clip = F.resize(clip, [int(rng.integers(lo, hi + 1))], antialias=True)
         h, w = clip.shape[-2:]
         if h < size or w < size:
-            raise ValueError(f"train_jitter {info.train_jitter} gives frames smaller than crop_size {size}")
+            raise UsageError(f"train_jitter {info.train_jitter} gives frames smaller than crop_size {size}")
         y, x = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
         return F.crop(clip, y, x, size, size)
 

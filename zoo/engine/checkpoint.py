@@ -8,6 +8,7 @@ from typing import Any, Dict
 import numpy as np
 import torch
 
+from .._errors import BadCheckpoint, InputNotFound
 from .._files import atomic_save, atomic_write, atomic_write_text
 from ..models import first_line
 
@@ -17,11 +18,11 @@ __all__ = ["atomic_write", "atomic_save", "atomic_write_text", "load_checkpoint"
 def load_checkpoint(path: str) -> Dict[str, Any]:
     """A zoo training checkpoint, read with ``weights_only=True``."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint {path!r} does not exist")
+        raise InputNotFound(f"checkpoint {path!r} does not exist")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # whatever torch raises for a file it cannot read safely
-        raise ValueError(f"cannot read checkpoint {path!r} with torch.load(weights_only=True): {first_line(e)} "
+        raise BadCheckpoint(f"cannot read checkpoint {path!r} with torch.load(weights_only=True): {first_line(e)} "
                          f"(zoo's checkpoints hold only tensors and plain data: is it one?)") from None
 
 

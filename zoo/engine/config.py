@@ -13,6 +13,8 @@ from typing import Any, Dict, Iterable, List, Optional
 
 import yaml
 
+from .._errors import InputNotFound, UsageError
+
 __all__ = ["TrainConfig", "load_config", "apply_overrides", "parse_views", "dump_config", "AGGREGATIONS",
            "TEMPORAL_ORDERS"]
 
@@ -75,36 +77,36 @@ class TrainConfig:
 
     def validate(self) -> "TrainConfig":
         if not self.model:
-            raise ValueError("no model: name one (zoo train MODEL) or set `model:` in the config")
+            raise UsageError("no model: name one (zoo train MODEL) or set `model:` in the config")
         if not self.data:
-            raise ValueError("no data: pass --data SPEC or set `data:` in the config")
+            raise UsageError("no data: pass --data SPEC or set `data:` in the config")
         for name, value, choices in (("optimizer", self.optimizer, OPTIMIZERS), ("schedule", self.schedule, SCHEDULES),
                                      ("amp", self.amp, AMP_MODES), ("on_error", self.on_error, ("error", "skip"))):
             if value not in choices:
-                raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+                raise UsageError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
         if self.freeze not in FREEZE_MODES:
-            raise ValueError(f"freeze must be one of {', '.join(FREEZE_MODES)}, got {self.freeze!r}")
+            raise UsageError(f"freeze must be one of {', '.join(FREEZE_MODES)}, got {self.freeze!r}")
         if self.pretrained is not None and self.pretrained is not False and self.weights:
-            raise ValueError("pass --weights FILE or --pretrained [TAG], not both")
+            raise UsageError("pass --weights FILE or --pretrained [TAG], not both")
         for name in ("mixup", "cutmix", "label_smoothing", "head_lr_mult", "bias_lr_mult"):
             if float(getattr(self, name)) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+                raise UsageError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.dropout is not None and not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+            raise UsageError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.split is not None and self.split not in (1, 2, 3):
-            raise ValueError(f"split must be 1, 2 or 3 (UCF101 / HMDB51), got {self.split}")
+            raise UsageError(f"split must be 1, 2 or 3 (UCF101 / HMDB51), got {self.split}")
         if self.agg not in AGGREGATIONS:
-            raise ValueError(f"agg must be one of {', '.join(AGGREGATIONS)}, got {self.agg!r}")
+            raise UsageError(f"agg must be one of {', '.join(AGGREGATIONS)}, got {self.agg!r}")
         for name in ("frames", "size"):
             if getattr(self, name) is not None and int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise UsageError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("epochs", "batch_size", "eval_batch_size"):
             if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise UsageError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
+            raise UsageError(f"lr must be > 0, got {self.lr}")
         if not isinstance(self.model_args, dict):
-            raise ValueError(f"model_args must be a mapping, got {self.model_args!r}")
+            raise UsageError(f"model_args must be a mapping, got {self.model_args!r}")
         if self.eval_views is not None:
             parse_views(self.eval_views)
         if self.out is None:
@@ -123,10 +125,10 @@ def _set(cfg: TrainConfig, key: str, value: Any, source: str) -> None:
     fields = _fields()
     top, _, sub = key.partition(".")
     if top not in fields:
-        raise ValueError(f"unknown config key {key!r} in {source}; accepted: {', '.join(fields)}")
+        raise UsageError(f"unknown config key {key!r} in {source}; accepted: {', '.join(fields)}")
     if sub:
         if top != "model_args":
-            raise ValueError(f"{key!r} in {source}: only model_args takes sub-keys (model_args.NAME=VALUE)")
+            raise UsageError(f"{key!r} in {source}: only model_args takes sub-keys (model_args.NAME=VALUE)")
         cfg.model_args = {**cfg.model_args, sub: value}
         return
     setattr(cfg, top, _coerce(fields[top], value, key, source))
@@ -139,7 +141,7 @@ def _coerce(f: dataclasses.Field, value: Any, key: str, source: str) -> Any:
     kind = type(default)
     if kind is bool:
         if not isinstance(value, bool):
-            raise ValueError(f"{key} in {source} must be true or false, got {value!r}")
+            raise UsageError(f"{key} in {source} must be true or false, got {value!r}")
         return value
     if kind in (int, float):
         if isinstance(value, str):  # YAML 1.1 reads "1e-4" (no dot) as a string
@@ -148,14 +150,14 @@ def _coerce(f: dataclasses.Field, value: Any, key: str, source: str) -> Any:
             except ValueError:
                 pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"{key} in {source} must be a number, got {value!r}")
+            raise UsageError(f"{key} in {source} must be a number, got {value!r}")
         if kind is int and float(value) != int(value):
-            raise ValueError(f"{key} in {source} must be an integer, got {value!r}")
+            raise UsageError(f"{key} in {source} must be an integer, got {value!r}")
         return kind(value)
     if kind is list and not isinstance(value, list):
         return [value]
     if kind is dict and not isinstance(value, dict):
-        raise ValueError(f"{key} in {source} must be a mapping, got {value!r}")
+        raise UsageError(f"{key} in {source} must be a mapping, got {value!r}")
     if kind is str:
         return str(value)
     return value
@@ -167,14 +169,14 @@ def load_config(path: Optional[str] = None, cfg: Optional[TrainConfig] = None) -
     if path is None:
         return cfg
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"config file {path!r} does not exist")
+        raise InputNotFound(f"config file {path!r} does not exist")
     with open(path) as f:
         try:
             data = yaml.safe_load(f) or {}
         except yaml.YAMLError as e:
-            raise ValueError(f"config file {path!r} is not valid YAML: {str(e).splitlines()[0]}") from None
+            raise UsageError(f"config file {path!r} is not valid YAML: {str(e).splitlines()[0]}") from None
     if not isinstance(data, dict):
-        raise ValueError(f"config file {path!r} must hold a mapping of key: value")
+        raise UsageError(f"config file {path!r} must hold a mapping of key: value")
     for k, v in data.items():
         _set(cfg, str(k), v, path)
     return cfg
@@ -185,7 +187,7 @@ def apply_overrides(cfg: TrainConfig, overrides: Iterable[str]) -> TrainConfig:
     for item in overrides:
         key, eq, raw = item.partition("=")
         if not eq or not key:
-            raise ValueError(f"override {item!r} must look like key=value (e.g. lr=0.1)")
+            raise UsageError(f"override {item!r} must look like key=value (e.g. lr=0.1)")
         try:
             value = yaml.safe_load(raw) if raw.strip() else None
         except yaml.YAMLError:
@@ -205,8 +207,8 @@ def parse_views(text) -> tuple:
     else:
         parts = str(text).lower().split("x")
         if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
-            raise ValueError(f"views must look like CLIPSxCROPS (e.g. 2x3), got {text!r}")
+            raise UsageError(f"views must look like CLIPSxCROPS (e.g. 2x3), got {text!r}")
         clips, crops = (int(p) for p in parts)
     if int(clips) < 1 or int(crops) < 1:
-        raise ValueError(f"views must be positive, got {text!r}")
+        raise UsageError(f"views must be positive, got {text!r}")
     return int(clips), int(crops)

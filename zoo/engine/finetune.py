@@ -15,6 +15,7 @@ from typing import Dict, List
 import torch
 import torch.nn as nn
 
+from .._errors import UsageError
 from .config import FREEZE_MODES
 
 __all__ = ["FREEZE_MODES", "freeze", "set_train_mode", "classifier_parameters", "param_groups", "VideoMixup"]
@@ -40,7 +41,7 @@ def freeze(model: nn.Module, mode: str) -> List[nn.Module]:
     """Freeze ``model`` for ``mode`` (`FREEZE_MODES`): parameters get ``requires_grad=False``;
     returns the modules `set_train_mode` keeps in eval mode."""
     if mode not in FREEZE_MODES:
-        raise ValueError(f"freeze must be one of {', '.join(FREEZE_MODES)}, got {mode!r}")
+        raise UsageError(f"freeze must be one of {', '.join(FREEZE_MODES)}, got {mode!r}")
     if mode == "none":
         return []
     if mode == "backbone":

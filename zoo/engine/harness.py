@@ -22,6 +22,7 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader, Subset
 
+from .._errors import BadData, InputNotFound, UsageError
 from . import distributed as dist_utils
 from .._files import clean_directory, write_files
 from .config import AGGREGATIONS, TEMPORAL_ORDERS
@@ -69,7 +70,7 @@ def reorder_frames(video: torch.Tensor, order: str, indices: Sequence[int], seed
             g = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(idx))
             out[b] = video[b][:, :, torch.randperm(t, generator=g)]
         return out
-    raise ValueError(f"unknown temporal order {order!r}; choose one of {', '.join(TEMPORAL_ORDERS)}")
+    raise UsageError(f"unknown temporal order {order!r}; choose one of {', '.join(TEMPORAL_ORDERS)}")
 
 
 def _collate_fn():
@@ -104,9 +105,9 @@ def evaluate(model: nn.Module, dataset, *, batch_size: int = 4, num_workers: int
     (``True`` / ``"auto"``) is passed on to `zoo.optimize` (``torch.compile`` of the fast path).
     """
     if agg not in AGGREGATIONS:
-        raise ValueError(f"unknown aggregation {agg!r}; choose one of {', '.join(AGGREGATIONS)}")
+        raise UsageError(f"unknown aggregation {agg!r}; choose one of {', '.join(AGGREGATIONS)}")
     if temporal_order not in TEMPORAL_ORDERS:
-        raise ValueError(f"unknown temporal order {temporal_order!r}; choose one of {', '.join(TEMPORAL_ORDERS)}")
+        raise UsageError(f"unknown temporal order {temporal_order!r}; choose one of {', '.join(TEMPORAL_ORDERS)}")
     model = _unwrap(model)
     device = device or next(model.parameters()).device
     was_training = model.training
@@ -267,7 +268,7 @@ def load_eval(out_dir: str) -> EvalResult:
     """Read back what `save_eval` wrote (``torch.load(weights_only=True)``)."""
     path = os.path.join(out_dir, LOGITS_FILE) if os.path.isdir(out_dir) else out_dir
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"no saved logits at {path!r}: pass a directory written by `zoo eval --out`")
+        raise InputNotFound(f"no saved logits at {path!r}: pass a directory written by `zoo eval --out`")
     try:
         clean_directory(os.path.dirname(os.path.abspath(path)))  # completes a save a killed run left half done
     except OSError:
@@ -278,14 +279,14 @@ def load_eval(out_dir: str) -> EvalResult:
                           list(d["skipped"]), list(d["class_names"]), dict(d.get("meta", {})))
     except Exception as e:
         reason = f"no {e.args[0]!r} in it" if isinstance(e, KeyError) else str(e).strip().splitlines()[0]
-        raise ValueError(f"cannot read saved logits {path}: {reason} (write them again with `zoo eval ... --out "
+        raise BadData(f"cannot read saved logits {path}: {reason} (write them again with `zoo eval ... --out "
                          f"DIR`)") from None
 
 
 def reaggregate(out_dir: str, agg: str) -> EvalResult:
     """Recompute the metrics of a saved evaluation with another view aggregation."""
     if agg not in AGGREGATIONS:
-        raise ValueError(f"unknown aggregation {agg!r}; choose one of {', '.join(AGGREGATIONS)}")
+        raise UsageError(f"unknown aggregation {agg!r}; choose one of {', '.join(AGGREGATIONS)}")
     r = load_eval(out_dir)
     return _result(r.view_logits, r.labels, r.indices, r.paths, r.skipped, r.class_names, agg, r.meta)
 

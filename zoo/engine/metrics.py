@@ -11,6 +11,7 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 
+from .._errors import UsageError
 from .config import AGGREGATIONS
 
 __all__ = ["AGGREGATIONS", "aggregate_views", "topk_correct", "confusion_matrix", "per_class_accuracy",
@@ -30,7 +31,7 @@ def aggregate_views(view_logits: torch.Tensor, method: str = "prob-mean", *,
     ``logit-mean``: mean of the logits; ``max``: per-class maximum of the view probabilities.
     """
     if view_logits.dim() != 3:
-        raise ValueError(f"view logits must be [N, V, K], got {list(view_logits.shape)}")
+        raise UsageError(f"view logits must be [N, V, K], got {list(view_logits.shape)}")
     x = view_logits.double()
     if method == "prob-mean":
         return _probs(x, multilabel).mean(1)
@@ -38,7 +39,7 @@ def aggregate_views(view_logits: torch.Tensor, method: str = "prob-mean", *,
         return x.mean(1)
     if method == "max":
         return _probs(x, multilabel).amax(1)
-    raise ValueError(f"unknown aggregation {method!r}; choose one of {', '.join(AGGREGATIONS)}")
+    raise UsageError(f"unknown aggregation {method!r}; choose one of {', '.join(AGGREGATIONS)}")
 
 
 def topk_correct(scores: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:

@@ -8,6 +8,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import torch.nn as nn
 
+from .._errors import BadCheckpoint, UsageError
 from ..models import ModelInfo, build, model_info
 
 __all__ = ["adjust_info", "build_model", "available_memory", "check_clips_fit"]
@@ -36,10 +37,10 @@ def adjust_info(name: str, *, frames: Optional[int] = None, size: Optional[int] 
     if frames is not None:
         frames = int(frames)
         if frames < 1:
-            raise ValueError(f"frames must be >= 1, got {frames}")
+            raise UsageError(f"frames must be >= 1, got {frames}")
         if info.sampling == "segment":
             if frames % info.segment_length:
-                raise ValueError(f"{name} samples {info.segment_length} frames per segment: "
+                raise UsageError(f"{name} samples {info.segment_length} frames per segment: "
                                  f"frames must be a multiple of it, got {frames}")
             changes.update(num_frames=frames, num_segments=frames // info.segment_length)
         else:
@@ -47,13 +48,13 @@ def adjust_info(name: str, *, frames: Optional[int] = None, size: Optional[int] 
         if info.frames_arg:
             value = frames // info.segment_length if info.frames_arg == "num_segments" else frames
             if args.get(info.frames_arg, value) != value:
-                raise ValueError(f"{name}: model argument {info.frames_arg}={args[info.frames_arg]} disagrees with "
+                raise UsageError(f"{name}: model argument {info.frames_arg}={args[info.frames_arg]} disagrees with "
                                  f"{frames} frames ({info.frames_arg}={value}); drop one of them")
             args[info.frames_arg] = value
     if size is not None:
         size = int(size)
         if size < info.min_size:
-            raise ValueError(f"{name} needs a crop of at least {info.min_size} px, got {size}")
+            raise UsageError(f"{name} needs a crop of at least {info.min_size} px, got {size}")
         scale = size / info.crop_size
         changes.update(crop_size=size, resize_size=max(size, round(info.resize_size * scale)),
                        train_jitter=tuple(max(size, round(j * scale)) for j in info.train_jitter))
@@ -78,7 +79,7 @@ def build_model(name: str, info: ModelInfo, *, num_classes: Optional[int] = None
                       **(model_args or {}))
     report = getattr(model, "load_report", None)
     if strict_classifier and report is not None and report.reinitialised:
-        raise ValueError(f"the checkpoint's classifier does not have {num_classes} outputs (the data's "
+        raise BadCheckpoint(f"the checkpoint's classifier does not have {num_classes} outputs (the data's "
                          f"number of classes): {', '.join(report.reinitialised)} would be random")
     model.info = info.replace(num_classes=model.num_classes)
     return model
@@ -108,6 +109,6 @@ def check_clips_fit(info: ModelInfo, clips: int, *, what: str, available: Option
     need = int(clips) * 4 * math.prod(info.input_shape)
     if available is None or need <= available // 2:
         return
-    raise ValueError(f"{what}: {clips} clips of {list(info.input_shape)} float32 take {need / 2**30:.1f} GiB in one "
+    raise UsageError(f"{what}: {clips} clips of {list(info.input_shape)} float32 take {need / 2**30:.1f} GiB in one "
                      f"forward pass, more than half of the {available / 2**30:.1f} GiB available (the model's "
                      f"activations need the rest): use fewer views or a smaller batch")

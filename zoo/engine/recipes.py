@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict
 
+from .._errors import UsageError
 from ..models import bench_preset
 
 __all__ = ["Recipe", "RECIPES", "recipe_values"]
@@ -77,7 +78,7 @@ def recipe_values(name: str, model: str) -> Dict[str, Any]:
         import difflib
 
         close = difflib.get_close_matches(name, RECIPES, n=3)
-        raise ValueError(f"unknown recipe {name!r}" + (f"; did you mean {', '.join(close)}?" if close else "")
+        raise UsageError(f"unknown recipe {name!r}" + (f"; did you mean {', '.join(close)}?" if close else "")
                          + f" (recipes: {', '.join(RECIPES)})")
     recipe = RECIPES[name]
     return {**recipe.values, **recipe.for_model(model)}

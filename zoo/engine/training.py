@@ -23,6 +23,7 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader, DistributedSampler
 
+from .._errors import BadData, InputNotFound, UsageError
 from . import distributed as dist_utils
 from .._files import clean_directory, prepare_output_dir
 from .checkpoint import atomic_save, atomic_write_text, get_rng_state, load_checkpoint, set_rng_state
@@ -86,7 +87,7 @@ def _autocast(cfg: TrainConfig, device: torch.device):
     if cfg.amp == "none":
         return torch.autocast(device.type, enabled=False)
     if cfg.amp == "fp16" and device.type != "cuda":
-        raise ValueError("amp=fp16 needs a GPU; use amp=bf16 on CPU")
+        raise UsageError("amp=fp16 needs a GPU; use amp=bf16 on CPU")
     return torch.autocast(device.type, dtype=torch.bfloat16 if cfg.amp == "bf16" else torch.float16)
 
 
@@ -143,14 +144,14 @@ def _train(cfg: TrainConfig, resume) -> Dict[str, Any]:
                             root=cfg.data_root, fold=None if cfg.val_data else cfg.split)
     class_names = list(train_set.class_names)
     if list(val_set.class_names) != class_names:
-        raise ValueError(f"training and validation label maps differ ({len(class_names)} vs "
+        raise BadData(f"training and validation label maps differ ({len(class_names)} vs "
                          f"{len(val_set.class_names)} classes): they must list the same classes in the same order")
     shared = {r.path for r in getattr(train_set, "records", [])} & {r.path for r in getattr(val_set, "records", [])}
     if shared:
-        raise ValueError(f"training and validation data share {len(shared)} videos (e.g. {sorted(shared)[0]}): "
+        raise BadData(f"training and validation data share {len(shared)} videos (e.g. {sorted(shared)[0]}): "
                          f"pass --val-data (a list file or a folder without train/val splits has one split)")
     if len(train_set) == 0:
-        raise ValueError(f"no training videos in {cfg.data!r}")
+        raise BadData(f"no training videos in {cfg.data!r}")
 
     model = build_model(cfg.model, info, num_classes=len(class_names), weights=cfg.weights,
                         model_args=model_args, pretrained=record.tag if record else False).to(device)
@@ -183,7 +184,7 @@ def _train(cfg: TrainConfig, resume) -> Dict[str, Any]:
     if resume:
         path = resume if isinstance(resume, str) else last_path
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"nothing to resume: {path!r} does not exist (drop --resume to start afresh)")
+            raise InputNotFound(f"nothing to resume: {path!r} does not exist (drop --resume to start afresh)")
         ckpt = load_checkpoint(path)
         changed = [k for k, v in ckpt.get("config", {}).items()
                    if k not in _RESUME_FREE and cfg.to_dict().get(k) != v]

@@ -23,6 +23,7 @@ from typing import Any, Dict, Optional, Sequence
 import torch
 import torch.nn as nn
 
+from .._errors import BadData, MissingDependency, UsageError
 from .._files import clean_directory, commit_files, sha256_file, temp_path, write_temp
 
 __all__ = ["FORMATS", "RUNTIMES", "VERIFY_TARGET", "export_model", "save_model_file", "commit_export", "read_export",
@@ -67,7 +68,7 @@ def save_model_file(model: nn.Module, path: str, *, fmt: str, example: torch.Ten
     from ..models import export_forms
 
     if fmt not in FORMATS:
-        raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
+        raise UsageError(f"format must be one of {FORMATS}, got {fmt!r}")
     model = model.eval()
     with torch.no_grad():
         program = export_program(model, example, dynamic_batch)
@@ -121,7 +122,7 @@ def commit_export(out: str, staged: str, meta: Dict[str, Any]) -> None:
     commit_files(directory, {os.path.basename(out): staged, os.path.basename(out) + ".json": side})
 
 
-class TornExport(ValueError):
+class TornExport(BadData):
     """An exported file that is not the one its sidecar describes (a killed or interrupted export, a
     file replaced by hand), or has no sidecar."""
 
@@ -171,7 +172,7 @@ def onnxruntime_module():
     try:
         import onnxruntime
     except ImportError:
-        raise ImportError("running ONNX files needs onnxruntime: pip install 'zoo[deploy]' "
+        raise MissingDependency("running ONNX files needs onnxruntime: pip install 'zoo[deploy]' "
                           "(zoo export: or pass --no-verify)") from None
     return onnxruntime
 

@@ -30,6 +30,7 @@ from typing import Deque, Iterator, List, Optional, Tuple
 
 import torch
 
+from .._errors import UsageError
 from .timeline import WindowPlan, resize_frame
 
 __all__ = ["LivePrediction", "LiveRunner", "is_online"]
@@ -122,7 +123,7 @@ class LiveRunner:
         self.model, self.info, self.plan = model, info, plan
         self.online = is_online(model)
         if not self.online and plan is None:
-            raise ValueError("a sliding-window model needs a WindowPlan (zoo.inference.timeline.plan_windows)")
+            raise UsageError("a sliding-window model needs a WindowPlan (zoo.inference.timeline.plan_windows)")
         self.transform = ClipTransform(info, crops=1)
         self.mode = "online" if self.online else "sliding"
         self.last_frame: Optional[torch.Tensor] = None  # uint8 [3, H, W]: the newest frame of the last prediction

@@ -41,6 +41,7 @@ from typing import Dict, List, Optional, Tuple, Union
 import torch
 import torch.nn as nn
 
+from .._errors import UsageError
 from .memory import MemoryCache, cache_unavailable_reason
 from .timing import time_interleaved
 from .winograd import WinogradConv, frames_into_batch, frames_out_of_batch, winograd_unavailable_reason
@@ -112,7 +113,7 @@ def fold_batchnorms(model: nn.Module, example: torch.Tensor, *, rtol: float = 1e
     folding never changes results. Returns ``(model, number_of_folds)``.
     """
     if model.training:
-        raise ValueError("fold_batchnorms needs an eval-mode model: call model.eval() first")
+        raise UsageError("fold_batchnorms needs an eval-mode model: call model.eval() first")
     folded = copy.deepcopy(model)
     pairs = _find_conv_bn_pairs(folded, example)
     modules = dict(folded.named_modules())
@@ -363,29 +364,29 @@ def optimize(model: nn.Module, dtype: torch.dtype = torch.float32, *, example: O
     """
     if dtype == torch.int8:
         if calibration is None:
-            raise ValueError("dtype=torch.int8 needs calibration clips: optimize(model, torch.int8, "
+            raise UsageError("dtype=torch.int8 needs calibration clips: optimize(model, torch.int8, "
                              "calibration=clips) with clips shaped [N, C, T, H, W], as the model sees them")
         from .quantize import quantize
         return quantize(model, calibration, backend=int8_backend)
     if calibration is not None:
-        raise ValueError("calibration= is for dtype=torch.int8 only")
+        raise UsageError("calibration= is for dtype=torch.int8 only")
     if compile not in (True, False, "auto"):
-        raise ValueError(f"compile must be True, False or 'auto', got {compile!r}")
+        raise UsageError(f"compile must be True, False or 'auto', got {compile!r}")
     if compile == "auto":
         return _faster_compiled(optimize(model, dtype, example=example, compile=False, fold_bn=fold_bn,
                                          layout=layout, memory_cache=memory_cache, winograd=winograd))
     if layout not in ("channels_last", "contiguous", "auto"):
-        raise ValueError(f"layout must be 'channels_last', 'contiguous' or 'auto', got {layout!r}")
+        raise UsageError(f"layout must be 'channels_last', 'contiguous' or 'auto', got {layout!r}")
     if dtype not in (torch.float32, torch.bfloat16):
-        raise ValueError(f"dtype must be torch.float32, torch.bfloat16 or torch.int8, got {dtype}")
+        raise UsageError(f"dtype must be torch.float32, torch.bfloat16 or torch.int8, got {dtype}")
     if model.training:
-        raise ValueError("optimize() takes an eval-mode model: call model.eval() first")
+        raise UsageError("optimize() takes an eval-mode model: call model.eval() first")
     fast, folded = copy.deepcopy(model), 0
     if fold_bn:
         if example is None:
             info = getattr(model, "info", None)
             if info is None:
-                raise ValueError("pass example= (an input tensor) for a model without .info")
+                raise UsageError("pass example= (an input tensor) for a model without .info")
             size = max(info.min_size, 64)
             example = torch.randn(1, 3, info.num_frames, size, size,
                                   generator=torch.Generator().manual_seed(0))
@@ -424,7 +425,7 @@ def optimize(model: nn.Module, dtype: torch.dtype = torch.float32, *, example: O
 def _canonical_clip(model: nn.Module) -> torch.Tensor:
     info = getattr(model, "info", None)
     if info is None:
-        raise ValueError("timing at info.input_shape (layout='auto', compile='auto') needs a model with .info")
+        raise UsageError("timing at info.input_shape (layout='auto', compile='auto') needs a model with .info")
     return torch.randn(1, *info.input_shape, generator=torch.Generator().manual_seed(0))
 
 

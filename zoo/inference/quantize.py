@@ -23,6 +23,7 @@ from typing import List, Sequence, Tuple
 import torch
 import torch.nn as nn
 
+from .._errors import UsageError
 from .._files import temp_path
 from .export import OnnxRuntimeModel, export_program, onnxruntime_module, save_model_file
 from .timing import time_interleaved
@@ -42,7 +43,7 @@ def calibration_clips(calibration) -> List[torch.Tensor]:
     list of float32 clips; a clear error for anything else."""
     clips = list(calibration.split(1)) if isinstance(calibration, torch.Tensor) else list(calibration)
     if not clips or any(not isinstance(c, torch.Tensor) or c.dim() != 5 for c in clips):
-        raise ValueError("int8 calibration takes clips shaped [B, C, T, H, W] (a tensor or a list of them), "
+        raise UsageError("int8 calibration takes clips shaped [B, C, T, H, W] (a tensor or a list of them), "
                          f"got {type(calibration).__name__}")
     return [c.detach().float().cpu() for c in clips]
 
@@ -200,9 +201,9 @@ def quantize(model: nn.Module, calibration, *, backend: str = "auto", threads=No
     float: on 3D networks it is not an int8 model). ``threads``: onnxruntime's intra-op threads
     (default: one per core)."""
     if backend not in BACKENDS:
-        raise ValueError(f"int8 backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        raise UsageError(f"int8 backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if model.training:
-        raise ValueError("int8 quantization takes an eval-mode model: call model.eval() first")
+        raise UsageError("int8 quantization takes an eval-mode model: call model.eval() first")
     clips = calibration_clips(calibration)
     if backend == "auto":
         from .optimize import _canonical_clip

@@ -21,6 +21,8 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from .._errors import UsageError
+
 __all__ = ["TYPICAL_CLIP_SECONDS", "WindowPlan", "Window", "plan_windows", "resize_frame", "sliding_windows",
            "segments", "SEGMENT_FILTER", "expected_windows"]
 
@@ -77,7 +79,7 @@ def plan_windows(info, fps: float, window_sec: Optional[float] = None, stride_se
     """The windows for a model with input protocol ``info`` on a stream at ``fps`` (see the module
     docstring for the defaults; ``stride_sec`` defaults to 1 s, at most the window)."""
     if window_sec is not None and window_sec <= 0 or stride_sec is not None and stride_sec <= 0:
-        raise ValueError(f"--window-sec and --stride-sec must be > 0, got {window_sec} and {stride_sec}")
+        raise UsageError(f"--window-sec and --stride-sec must be > 0, got {window_sec} and {stride_sec}")
     if window_sec is not None:
         window, reason = max(1, round(window_sec * fps)), "--window-sec"
     elif info.sampling == "dense":
@@ -183,7 +185,7 @@ def segments(windows: Sequence[Window], *, smooth: int = 3, min_windows: int = 2
     """The windows' timeline as segments of one action (`SEGMENT_FILTER`): dicts with ``start``,
     ``end`` (s), ``label`` (class index), ``score`` (its mean smoothed probability) and ``windows``."""
     if smooth < 1 or min_windows < 1:
-        raise ValueError(f"--smooth and --min-windows must be >= 1, got {smooth} and {min_windows}")
+        raise UsageError(f"--smooth and --min-windows must be >= 1, got {smooth} and {min_windows}")
     if not windows:
         return []
     probs = torch.stack([w.probs for w in windows])

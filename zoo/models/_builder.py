@@ -12,6 +12,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 import torch
 import torch.nn as nn
 
+from .._errors import BadCheckpoint, InputNotFound, UnknownName, UsageError
 from .._files import WriteError
 from ._info import Weights
 from ._registry import get_entry, weights_info
@@ -47,7 +48,7 @@ def read_checkpoint(path: PathLike, *, progress: bool = True) -> Any:
     else:
         local = path
     if not os.path.isfile(local):
-        raise FileNotFoundError(f"checkpoint {path!r} does not exist")
+        raise InputNotFound(f"checkpoint {path!r} does not exist")
     with open(local, "rb") as f:
         data = f.read()
     for suffix, reader in _READERS.items():
@@ -55,18 +56,18 @@ def read_checkpoint(path: PathLike, *, progress: bool = True) -> Any:
             try:
                 return reader(io.BytesIO(data))
             except Exception as e:  # a registered reader's own errors: the file is not in its format
-                raise ValueError(f"cannot read checkpoint {path!r}: {first_line(e)}") from None
+                raise BadCheckpoint(f"cannot read checkpoint {path!r}: {first_line(e)}") from None
     try:
         return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:  # a class weights_only refuses: read it as plain data below
         pass
     except Exception as e:  # whatever torch raises for a file that is not a checkpoint
-        raise ValueError(f"cannot read checkpoint {path!r} with torch.load(weights_only=True): "
+        raise BadCheckpoint(f"cannot read checkpoint {path!r} with torch.load(weights_only=True): "
                          f"{first_line(e)}") from None
     try:  # e.g. MMAction2 / mmengine files: their `meta` holds objects weights_only refuses
         return load_plain_data(data)
     except Exception as e:  # as above: not a checkpoint torch can read
-        raise ValueError(f"cannot read checkpoint {path!r} (plain data and tensors only): {first_line(e)}") from None
+        raise BadCheckpoint(f"cannot read checkpoint {path!r} (plain data and tensors only): {first_line(e)}") from None
 
 
 def first_line(e: BaseException) -> str:
@@ -155,7 +156,7 @@ def unwrap_state_dict(checkpoint, *, strip_prefixes: Sequence[str] = ("module.",
                 state_dict = state_dict[key]
                 break
     if not isinstance(state_dict, dict):
-        raise ValueError(f"{family} checkpoint must be a state dict or a {{'state_dict': ...}} container, "
+        raise BadCheckpoint(f"{family} checkpoint must be a state dict or a {{'state_dict': ...}} container, "
                          f"got {type(checkpoint).__name__}")
     for prefix in strip_prefixes:
         if state_dict and all(k.startswith(prefix) for k in state_dict):
@@ -163,7 +164,7 @@ def unwrap_state_dict(checkpoint, *, strip_prefixes: Sequence[str] = ("module.",
     return state_dict
 
 
-class CheckpointMismatch(ValueError, RuntimeError):
+class CheckpointMismatch(BadCheckpoint, RuntimeError):
     """A checkpoint whose tensors do not fit the model built (missing, unexpected or mis-shaped
     keys): a user's file that belongs to another model or other options."""
 
@@ -266,9 +267,9 @@ def check_counts(args: Dict[str, Any]) -> None:
             continue
         if isinstance(value, bool) or not isinstance(value, int) and not (
                 isinstance(value, float) and value.is_integer()):
-            raise ValueError(f"{key} must be a whole number >= 1, got {value!r}")
+            raise UsageError(f"{key} must be a whole number >= 1, got {value!r}")
         if value < 1:
-            raise ValueError(f"{key} must be >= 1, got {value}")
+            raise UsageError(f"{key} must be >= 1, got {value}")
 
 
 IDENTITY_KEY = "zoo"  # the identity zoo stores beside the state dict of the checkpoints it writes
@@ -308,7 +309,7 @@ def zoo_checkpoint(model: nn.Module) -> Dict[str, Any]:
 def _apply_identity(name: str, identity: Dict[str, Any], overrides: Dict[str, Any]) -> Dict[str, Any]:
     own = get_entry(name).info.name
     if identity.get("model") not in (None, own):
-        raise ValueError(f"the checkpoint is a {identity['model']} checkpoint, not {own}: build "
+        raise BadCheckpoint(f"the checkpoint is a {identity['model']} checkpoint, not {own}: build "
                          f"{identity['model']} (zoo: name it, or drop the model name with --weights)")
     return {**(identity.get("model_args") or {}), **overrides}
 
@@ -373,10 +374,10 @@ def _weights_record(name: str, pretrained: Union[bool, str], weights: Any) -> Op
     entry = get_entry(name)
     if pretrained:
         if weights is not None:
-            raise ValueError("pass pretrained=True (or a tag) or weights=..., not both")
+            raise UsageError("pass pretrained=True (or a tag) or weights=..., not both")
         tag = pretrained if isinstance(pretrained, str) else None
         if not entry.weights:
-            raise KeyError(f"{name} has no released weights (see zoo.list_weights())")
+            raise UnknownName(f"{name} has no released weights (see zoo.list_weights())")
         return weights_info(f"{entry.info.name}.{tag}" if tag else entry.info.name)
     if isinstance(weights, str) and "/" not in weights and os.sep not in weights and "://" not in weights:
         model, dot, tag = weights.rpartition(".")
@@ -386,7 +387,7 @@ def _weights_record(name: str, pretrained: Union[bool, str], weights: Any) -> Op
         if dot and tag in tags and get_entry(model).info.name == entry.info.name:
             return weights_info(f"{entry.info.name}.{tag}")
         if not os.path.exists(weights) and "." not in weights and entry.weights:
-            raise KeyError(f"{weights!r} is neither a file nor a weights tag of {name}; tags: "
+            raise UnknownName(f"{weights!r} is neither a file nor a weights tag of {name}; tags: "
                            f"{', '.join(sorted(tags))}")
     return None
 
@@ -467,4 +468,4 @@ def check_input(x: torch.Tensor, *, num_frames: Optional[int] = None, model: str
             expected += f" with T a multiple of {frames_multiple}"
     if not ok:
         got = f"{[int(d) for d in x.shape]} {x.dtype}" if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"{model} expects input {expected}, got {got}")
+        raise UsageError(f"{model} expects input {expected}, got {got}")

@@ -15,6 +15,7 @@ from typing import Any, Callable, Dict, Mapping, Optional
 import numpy as np
 import torch
 
+from .._errors import BadCheckpoint
 from ._builder import register_checkpoint_reader
 
 __all__ = ["read_caffe2_pkl", "caffe2_blobs", "blobs_to_tensors"]
@@ -61,7 +62,7 @@ def read_caffe2_pkl(file) -> dict:
     except pickle.UnpicklingError:
         raise
     except Exception as e:
-        raise ValueError(f"cannot read Caffe2 pickle: {e}") from e
+        raise BadCheckpoint(f"cannot read Caffe2 pickle: {e}") from e
 
 
 

@@ -35,6 +35,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence, Tuple
 
+from .._errors import InputNotFound, OutputError, Unavailable, UsageError, ZooError
 from .._files import atomic_write_text, clean_directory, pid_alive, sha256_file
 from .._net import NetworkError, download
 from ._info import Weights
@@ -47,15 +48,15 @@ MIRROR_ENV = "ZOO_WEIGHTS_MIRROR"
 _STAGING = re.compile(r"^\.zoo-staging-(?P<pid>\d+)-[A-Za-z0-9_]+$")
 
 
-class WeightsUnavailable(FileNotFoundError):
+class WeightsUnavailable(Unavailable, FileNotFoundError):
     """A release file that is neither cached nor downloadable now (offline, or by hand only)."""
 
 
-class HashMismatch(ValueError):
+class HashMismatch(ZooError, ValueError):
     """A file whose sha256 is not the published (or pinned) one; the file has been deleted."""
 
 
-class CacheError(ValueError):
+class CacheError(OutputError):
     """The cache's own structure is not what zoo made (a symbolic link in it): nothing is written."""
 
 
@@ -295,11 +296,11 @@ def import_files(record: Weights, sources: Sequence[str]) -> List[Path]:
     by_name = {}
     for src in sources:
         if not os.path.isfile(src):
-            raise FileNotFoundError(f"--from {src!r} does not exist")
+            raise InputNotFound(f"--from {src!r} does not exist")
         base = os.path.basename(src)
         target = base if base in names else (names[0] if len(names) == 1 and len(sources) == 1 else None)
         if target is None:
-            raise ValueError(f"{src!r} is not a file of {record.name}; its files are {', '.join(names)}")
+            raise UsageError(f"{src!r} is not a file of {record.name}; its files are {', '.join(names)}")
         by_name[target] = src
     out = []
     for name, expected in zip(names, record.hashes):

@@ -17,6 +17,7 @@ from typing import Callable, Dict, Mapping, Optional
 
 import torch
 
+from .._errors import BadCheckpoint
 from ._inflate import inflate_2d
 from ._info import Weights
 
@@ -62,7 +63,7 @@ def _inflated(state_dict: Tensors, own: Tensors, rename: Callable[[str], Optiona
     out = inflate_2d(dict(state_dict), dict(own), rename)
     missing = [k for k in own if k not in out and not k.endswith("num_batches_tracked")]
     if missing:
-        raise ValueError(f"the ImageNet state dict lacks {len(missing)} tensor(s) the model needs (first: "
+        raise BadCheckpoint(f"the ImageNet state dict lacks {len(missing)} tensor(s) the model needs (first: "
                          f"{', '.join(missing[:4])}): pass torchvision's file for this architecture")
     return out
 
@@ -93,7 +94,7 @@ def _resnet_3d_key(key: str) -> Optional[str]:
         new, n = re.subn(pattern, repl, key)
         if n:
             return new
-    raise ValueError(f"unexpected ResNet key {key!r}: expected torchvision.models.resnet50's layout")
+    raise BadCheckpoint(f"unexpected ResNet key {key!r}: expected torchvision.models.resnet50's layout")
 
 
 def resnet_3d(state_dict: Tensors, own: Tensors) -> Dict[str, torch.Tensor]:

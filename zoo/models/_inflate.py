@@ -12,6 +12,8 @@ from typing import Callable, Dict, Mapping, Optional, Union
 import torch
 import torch.nn as nn
 
+from .._errors import BadCheckpoint, UsageError
+
 __all__ = ["inflate_weight", "inflate_2d", "INFLATE_MODES"]
 
 INFLATE_MODES = ("mean", "center")
@@ -27,16 +29,16 @@ def inflate_weight(weight: torch.Tensor, time: int, mode: str = "mean") -> torch
     3D network then reproduces the 2D one on any video, not only on static ones.
     """
     if weight.dim() != 4:
-        raise ValueError(f"inflate_weight expects a 2D conv kernel [O, I, h, w], got shape {list(weight.shape)}")
+        raise UsageError(f"inflate_weight expects a 2D conv kernel [O, I, h, w], got shape {list(weight.shape)}")
     if time < 1:
-        raise ValueError(f"time must be >= 1, got {time}")
+        raise UsageError(f"time must be >= 1, got {time}")
     if mode == "mean":
         return weight.unsqueeze(2).repeat(1, 1, time, 1, 1) / time
     if mode == "center":
         out = weight.new_zeros(weight.shape[:2] + (time,) + weight.shape[2:])
         out[:, :, time // 2] = weight
         return out
-    raise ValueError(f"mode must be one of {INFLATE_MODES}, got {mode!r}")
+    raise UsageError(f"mode must be one of {INFLATE_MODES}, got {mode!r}")
 
 
 def inflate_2d(source: Union[nn.Module, StateDict], target: Union[nn.Module, StateDict],
@@ -61,7 +63,7 @@ def inflate_2d(source: Union[nn.Module, StateDict], target: Union[nn.Module, Sta
         returned missing keys, or merge it into the model's own state dict.
     """
     if mode not in INFLATE_MODES:
-        raise ValueError(f"mode must be one of {INFLATE_MODES}, got {mode!r}")
+        raise UsageError(f"mode must be one of {INFLATE_MODES}, got {mode!r}")
     src = source.state_dict() if isinstance(source, nn.Module) else source
     tgt = target.state_dict() if isinstance(target, nn.Module) else target
     shapes = {k: tuple(v.shape) for k, v in tgt.items()}
@@ -82,6 +84,6 @@ def inflate_2d(source: Union[nn.Module, StateDict], target: Union[nn.Module, Sta
         else:
             problems.append(f"{key} {list(shape2)} -> {key3} {list(shape3)}: shapes do not match")
     if problems and strict:
-        raise ValueError(f"cannot inflate {len(problems)} 2D tensor(s): " + "; ".join(problems)
+        raise BadCheckpoint(f"cannot inflate {len(problems)} 2D tensor(s): " + "; ".join(problems)
                          + " (fix the key mapping passed as `rename`, or pass strict=False to skip them)")
     return out

@@ -10,6 +10,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch.nn as nn
 
+from .._errors import UnknownName, UnknownOption
 from ._info import BenchPreset, ModelInfo, Weights
 
 __all__ = ["register_model", "list_models", "model_info", "model_weights", "bench_preset", "model_aliases",
@@ -73,7 +74,7 @@ def get_entry(name: str) -> Entry:
     except KeyError:
         close = difflib.get_close_matches(name, list(_REGISTRY), n=5, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else "; see zoo.list_models()"
-        raise KeyError(f"unknown model {name!r}{hint}") from None
+        raise UnknownName(f"unknown model {name!r}{hint}") from None
 
 
 def model_info(name: str) -> ModelInfo:
@@ -100,7 +101,7 @@ def weights_info(name: str) -> Weights:
     model, _, tag = name.partition(".")
     entry = get_entry(model)
     if not entry.weights:
-        raise KeyError(f"{model} has no released weights")
+        raise UnknownName(f"{model} has no released weights")
     if not tag:
         return entry.weights[0]
     for w in entry.weights:
@@ -109,14 +110,14 @@ def weights_info(name: str) -> Weights:
     tags = [w.tag for w in entry.weights]
     close = difflib.get_close_matches(tag, tags, n=3, cutoff=0.4)
     hint = f"did you mean {', '.join(f'{model}.{t}' for t in close)}?" if close else f"tags: {', '.join(tags)}"
-    raise KeyError(f"unknown weights {name!r}; {hint}")
+    raise UnknownName(f"unknown weights {name!r}; {hint}")
 
 
 def bench_preset(name: str) -> BenchPreset:
     """The small `BenchPreset` network ``zoo compare`` trains on SynthMotion for ``name``."""
     entry = get_entry(name)
     if entry.bench is None:
-        raise KeyError(f"{name} has no bench preset (register it with bench=BenchPreset(...))")
+        raise UnknownName(f"{name} has no bench preset (register it with bench=BenchPreset(...))")
     return entry.bench
 
 
@@ -131,7 +132,8 @@ def accepted_arguments(cls) -> List[str]:
 
 
 def create_model(cls, variant_args: Dict[str, Any], overrides: Dict[str, Any]) -> nn.Module:
-    """Instantiate ``cls(**variant_args, **overrides)``; an unknown override raises `TypeError`.
+    """Instantiate ``cls(**variant_args, **overrides)``; an unknown override raises `UnknownOption`
+    (a `TypeError`).
 
     Overrides whose value is ``None`` are dropped, so unset command-line flags never clobber
     a variant's defaults.
@@ -139,7 +141,7 @@ def create_model(cls, variant_args: Dict[str, Any], overrides: Dict[str, Any]) -
     accepted = accepted_arguments(cls)
     unknown = [k for k in overrides if k not in accepted]
     if unknown:
-        raise TypeError(f"{cls.__name__} got unknown override(s) {', '.join(map(repr, unknown))}; "
+        raise UnknownOption(f"{cls.__name__} got unknown override(s) {', '.join(map(repr, unknown))}; "
                         f"accepted: {', '.join(accepted)}")
     args = dict(variant_args)
     args.update({k: v for k, v in overrides.items() if v is not None})

@@ -23,6 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .._errors import UsageError
 from ._builder import check_input
 
 __all__ = ["MID_CHANNEL_RULES", "midplanes_2plus1d", "Conv2Plus1D", "BasicBlock",
@@ -114,7 +115,7 @@ def check_video_input(x: torch.Tensor, in_chans: int, model: str) -> None:
         return check_input(x, model=model)
     if not (isinstance(x, torch.Tensor) and x.dim() == 5 and x.shape[1] == in_chans and x.is_floating_point()):
         got = f"{list(x.shape)} {x.dtype}" if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"{model} expects input [B, {in_chans}, T, H, W] (built with in_chans={in_chans}), got {got}")
+        raise UsageError(f"{model} expects input [B, {in_chans}, T, H, W] (built with in_chans={in_chans}), got {got}")
 
 
 def init_video_weights(model: nn.Module, zero_init_residual: bool = False) -> None:
@@ -190,9 +191,9 @@ class VideoResNet(VideoClassifier):
                  bn_eps: float = 1e-5, dropout: float = 0.0, zero_init_residual: bool = False, in_chans: int = 3):
         super().__init__()
         if mid_channels not in MID_CHANNEL_RULES:
-            raise ValueError(f"mid_channels must be one of {MID_CHANNEL_RULES}, got {mid_channels!r}")
+            raise UsageError(f"mid_channels must be one of {MID_CHANNEL_RULES}, got {mid_channels!r}")
         if len(conv_makers) != 4 or len(layers) != 4:
-            raise ValueError(f"need 4 stages: got {len(conv_makers)} conv makers and layers={list(layers)}")
+            raise UsageError(f"need 4 stages: got {len(conv_makers)} conv makers and layers={list(layers)}")
         self.mid_channels = mid_channels
         self.in_chans = in_chans
         self.bn_eps = bn_eps

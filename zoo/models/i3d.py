@@ -30,6 +30,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .._errors import BadCheckpoint, UnknownOption, UsageError
 from ._builder import check_input, unwrap_state_dict
 from ._imagenet import googlenet_3d, imagenet_weights, is_torchvision
 from ._inflate import inflate_2d
@@ -212,7 +213,7 @@ class I3D(nn.Module):
         wanted = set(ENDPOINTS if endpoints is None else endpoints)
         unknown = wanted - set(ENDPOINTS)
         if unknown or not wanted:
-            raise ValueError(f"unknown I3D endpoint(s) {sorted(unknown)}; choose one or more of {list(ENDPOINTS)}")
+            raise UsageError(f"unknown I3D endpoint(s) {sorted(unknown)}; choose one or more of {list(ENDPOINTS)}")
         out = {}
         for name in ENDPOINTS:
             x = getattr(self, name)(x)
@@ -267,7 +268,7 @@ def googlenet_to_i3d_key(key: str) -> Optional[str]:
     layer, branch, op, leaf = m.groups() if m else (None,) * 4
     stem = layer is not None and layer.startswith("conv")
     if layer not in _GOOGLENET_LAYERS or stem != (branch is None) or (branch and branch not in _GOOGLENET_BRANCHES):
-        raise ValueError(f"unexpected GoogLeNet key {key!r}: expected torchvision.models.googlenet's layout "
+        raise BadCheckpoint(f"unexpected GoogLeNet key {key!r}: expected torchvision.models.googlenet's layout "
                          "(conv1-3, inception3a-5b with branch1-4, fc, aux1/aux2)")
     parts = [_GOOGLENET_LAYERS[layer]] + ([_GOOGLENET_BRANCHES[branch]] if branch else [])
     return ".".join(parts + ["conv3d" if op == "conv" else "bn", leaf])
@@ -287,18 +288,18 @@ def inflate_googlenet(model: I3D, googlenet: Union[str, nn.Module, Mapping[str, 
     """
     if isinstance(googlenet, str):
         if googlenet != "googlenet":
-            raise ValueError(f"inflate_from must be 'googlenet', a GoogLeNet module or its state dict; "
+            raise UsageError(f"inflate_from must be 'googlenet', a GoogLeNet module or its state dict; "
                              f"got {googlenet!r}")
         import torchvision
         googlenet = torchvision.models.googlenet(weights="IMAGENET1K_V1")
     if not isinstance(googlenet, (nn.Module, Mapping)):
-        raise TypeError(f"inflate_from must be 'googlenet', a GoogLeNet module or its state dict; "
+        raise UnknownOption(f"inflate_from must be 'googlenet', a GoogLeNet module or its state dict; "
                         f"got {type(googlenet).__name__}")
     inflated = inflate_2d(googlenet, model, googlenet_to_i3d_key)
     head = {f"logits.{k}" for k in model.logits.state_dict()}
     missing = [k for k in model.state_dict() if k not in inflated and k not in head]
     if missing:
-        raise ValueError(f"the GoogLeNet state dict lacks {len(missing)} tensor(s) I3D needs "
+        raise BadCheckpoint(f"the GoogLeNet state dict lacks {len(missing)} tensor(s) I3D needs "
                          f"(first: {', '.join(missing[:5])}); pass a complete torchvision GoogLeNet")
     model.load_state_dict(inflated, strict=False)
     return sorted(inflated)
@@ -315,7 +316,7 @@ def checkpoint_filter_fn(checkpoint, model: I3D) -> Dict[str, torch.Tensor]:
         return googlenet_3d(state_dict, model.state_dict(), googlenet_to_i3d_key, "logits.conv3d")
     stem = state_dict.get("Conv3d_1a_7x7.conv3d.weight")
     if stem is not None and stem.dim() == 5 and stem.shape[1] != 3:
-        raise ValueError(f"this I3D checkpoint takes {stem.shape[1]}-channel input (a flow stream such as "
+        raise BadCheckpoint(f"this I3D checkpoint takes {stem.shape[1]}-channel input (a flow stream such as "
                          "pytorch-i3d's flow_imagenet.pt); zoo's I3D is the RGB stream: load an RGB checkpoint "
                          "(rgb_imagenet.pt)")
     return state_dict

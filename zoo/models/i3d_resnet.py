@@ -28,6 +28,7 @@ from typing import Dict, Tuple
 import torch
 import torch.nn as nn
 
+from .._errors import BadCheckpoint, UsageError
 from ._builder import check_input, unwrap_state_dict
 from ._imagenet import imagenet_weights, is_torchvision, resnet_3d
 from ._info import IMAGENET_MEAN, IMAGENET_STD, KINETICS_MEAN, KINETICS_STD, BenchPreset, ModelInfo, Result, Weights
@@ -73,9 +74,9 @@ class I3DResNet(VideoClassifier):
                  stem_strides: Tuple[int, int] = (1, 1)):
         super().__init__()
         if depth not in STAGE_DEPTHS:
-            raise ValueError(f"depth must be one of {sorted(STAGE_DEPTHS)}, got {depth}")
+            raise UsageError(f"depth must be one of {sorted(STAGE_DEPTHS)}, got {depth}")
         if num_frames < TEMPORAL_POOL or num_frames % TEMPORAL_POOL:
-            raise ValueError(f"num_frames must be a positive multiple of {TEMPORAL_POOL} (the temporal pool after "
+            raise UsageError(f"num_frames must be a positive multiple of {TEMPORAL_POOL} (the temporal pool after "
                              f"res2), got {num_frames}")
         self.num_classes = num_classes
         self.backbone = Pathway(64, STAGE_DEPTHS[depth], I3D_TEMPORAL_KERNELS, temporal_pool=TEMPORAL_POOL,
@@ -123,7 +124,7 @@ def checkpoint_filter_fn(checkpoint, model: I3DResNet) -> Dict[str, torch.Tensor
     if raw is not None and is_mmaction2(raw):
         have = {"stem_strides": model.backbone.stem.conv.stride[0], "train_crop_size": model.pool_size}
         if have != {"stem_strides": 2, "train_crop_size": None}:
-            raise ValueError("an MMAction2 I3D checkpoint needs the model built with stem_strides=(2, 2) and "
+            raise BadCheckpoint("an MMAction2 I3D checkpoint needs the model built with stem_strides=(2, 2) and "
                              "train_crop_size=0 (its stem and pool1 stride 2 in time, a global head pool), "
                              "or weights='kinetics400_mmaction2'")
     return map_checkpoint(checkpoint, model, ptv_layout=PTV_LAYOUT, family="an I3D ResNet")

@@ -34,6 +34,7 @@ from typing import Dict, Optional, Sequence
 import torch
 import torch.nn as nn
 
+from .._errors import UsageError
 from ._builder import unwrap_state_dict
 from ._info import IMAGENET_MEAN, IMAGENET_STD, BenchPreset, ModelInfo, Result, Weights
 from ._registry import create_model, register_model
@@ -51,7 +52,7 @@ class PseudoConv3d(nn.Module):
     def __init__(self, planes: int, st: str):
         super().__init__()
         if st not in ST_TYPES:
-            raise ValueError(f"P3D block type must be one of {ST_TYPES}, got {st!r}")
+            raise UsageError(f"P3D block type must be one of {ST_TYPES}, got {st!r}")
         self.st = st
         self.conv_s = nn.Conv3d(planes, planes, (1, 3, 3), padding=(0, 1, 1), bias=False)
         self.bn_s = nn.BatchNorm3d(planes)
@@ -126,9 +127,9 @@ class P3D(VideoClassifier):
                  dropout: float = 0.5, in_chans: int = 3):
         super().__init__()
         if len(layers) != 4:
-            raise ValueError(f"P3D needs 4 stages, got layers={list(layers)}")
+            raise UsageError(f"P3D needs 4 stages, got layers={list(layers)}")
         if not st_cycle or any(t not in ST_TYPES for t in st_cycle):
-            raise ValueError(f"st_cycle must be a non-empty string of {'/'.join(ST_TYPES)}, got {st_cycle!r}")
+            raise UsageError(f"st_cycle must be a non-empty string of {'/'.join(ST_TYPES)}, got {st_cycle!r}")
         self.st_cycle = st_cycle
         self.in_chans = in_chans
         # The official 2x3x3 /2 max-pool, split into its (separable) spatial and temporal parts

@@ -31,6 +31,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .._errors import BadCheckpoint, UsageError
 from ._builder import check_input, rename_keys, unwrap_state_dict
 from ._imagenet import imagenet_weights, is_torchvision, resnet_2d
 from ._info import IMAGENET_MEAN, IMAGENET_STD, BenchPreset, ModelInfo, Result, Weights
@@ -59,7 +60,7 @@ class PA(nn.Module):
     def __init__(self, frames_per_segment: int = 4, channels: int = 8, kernel_size: int = 7):
         super().__init__()
         if frames_per_segment < 2:
-            raise ValueError(f"PA needs at least 2 frames per segment, got {frames_per_segment}")
+            raise UsageError(f"PA needs at least 2 frames per segment, got {frames_per_segment}")
         self.frames_per_segment = frames_per_segment
         self.difference_first = False
         self.conv = nn.Conv2d(3, channels, kernel_size, 1, kernel_size // 2)
@@ -68,7 +69,7 @@ class PA(nn.Module):
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         if frames.dim() != 5 or frames.shape[1] != self.frames_per_segment or frames.shape[2] != 3:
-            raise ValueError(f"PA expects segments [N, {self.frames_per_segment}, 3, H, W], "
+            raise UsageError(f"PA expects segments [N, {self.frames_per_segment}, 3, H, W], "
                              f"got {list(frames.shape)}")
         n, m, c, h, w = frames.shape
         # The conv runs in its weight's layout, as every conv does: the default (NCHW) as built,
@@ -107,7 +108,7 @@ class VAP(nn.Module):
         super().__init__()
         levels = num_segments.bit_length() - 1  # int(log2(T))
         if levels < 1 or num_segments % (1 << (levels - 1)):
-            raise ValueError(f"VAP needs num_segments >= 2 and divisible by 2^(floor(log2 T) - 1), "
+            raise UsageError(f"VAP needs num_segments >= 2 and divisible by 2^(floor(log2 T) - 1), "
                              f"got {num_segments} (use a power of two such as 8 or 16)")
         self.num_segments = num_segments
         self.timescales = tuple(1 << i for i in range(levels))
@@ -134,7 +135,7 @@ class VAP(nn.Module):
     def pool(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, T, D]`` -> timescale slots ``[B, S, D]`` (timescale 1 first)."""
         if x.dim() != 3 or x.shape[1] != self.num_segments:
-            raise ValueError(f"VAP expects per-frame features [B, {self.num_segments}, D], got {list(x.shape)}")
+            raise UsageError(f"VAP expects per-frame features [B, {self.num_segments}, D], got {list(x.shape)}")
         b, t, d = x.shape
         return torch.cat([x.view(b, t // s, s, d).amax(1) for s in self.timescales], 1)
 
@@ -181,7 +182,7 @@ class PANNet(TSM):
     def __init__(self, num_classes: int = 174, num_segments: int = 8, frames_per_segment: int = 4,
                  backbone: str = "resnet50", modality: str = "lite", dropout: float = 0.5, shift_div: int = 8):
         if modality not in MODALITIES:
-            raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
+            raise UsageError(f"modality must be one of {MODALITIES}, got {modality!r}")
         super().__init__(num_classes, num_segments, backbone, shift=True, shift_div=shift_div, dropout=0.0)
         self.modality = modality
         self.frames_per_segment = frames_per_segment
@@ -244,7 +245,7 @@ class PANEnsemble(nn.Module):
         super().__init__()
         streams = tuple(streams)
         if not streams or len(set(streams)) != len(streams) or not set(streams) <= set(MODALITIES):
-            raise ValueError(f"streams must be distinct entries of {MODALITIES}, got {streams}")
+            raise UsageError(f"streams must be distinct entries of {MODALITIES}, got {streams}")
         self.streams = streams
         for s in streams:
             self.add_module(f"{s}_net", PANNet(num_classes, num_segments, frames_per_segment, backbone, s,
@@ -327,7 +328,7 @@ def _filter_one(checkpoint, net: PANNet, where: str, order: str) -> Dict[str, to
         state_dict = map_shift_keys(rename_keys(state_dict, _PAN_RENAMES), own)
     found = _modality_of(state_dict)
     if found is not None and found != net.modality:
-        raise ValueError(f"{where} is a PAN {_OFFICIAL_NAME[found]} network but a PAN "
+        raise BadCheckpoint(f"{where} is a PAN {_OFFICIAL_NAME[found]} network but a PAN "
                          f"{_OFFICIAL_NAME[net.modality]} one is expected here; {order}")
     return state_dict
 
@@ -346,7 +347,7 @@ def checkpoint_filter_fn(checkpoint, model) -> Dict[str, torch.Tensor]:
         order = "pass " + ", ".join(f"PAN_{_OFFICIAL_NAME[s]}" for s in model.streams) + " in that order"
         if isinstance(checkpoint, (list, tuple)):
             if len(checkpoint) != len(model.streams):
-                raise ValueError(f"this PAN ensemble takes {len(model.streams)} checkpoint files, "
+                raise BadCheckpoint(f"this PAN ensemble takes {len(model.streams)} checkpoint files, "
                                  f"got {len(checkpoint)}; {order}")
             out = {}
             for i, (ckpt, (s, net)) in enumerate(zip(checkpoint, model.nets.items())):
@@ -359,11 +360,11 @@ def checkpoint_filter_fn(checkpoint, model) -> Dict[str, torch.Tensor]:
         if isinstance(state_dict, dict) and is_torchvision(state_dict):  # one ImageNet file under every stream
             return {f"{s}_net.{k}": v for s, net in model.nets.items()
                     for k, v in resnet_2d(state_dict, net.state_dict(), "backbone.", "fc.pred.").items()}
-        raise ValueError(f"this PAN ensemble is released as {len(model.streams)} files: "
+        raise BadCheckpoint(f"this PAN ensemble is released as {len(model.streams)} files: "
                          f"use weights=[...] and {order}")
     if isinstance(checkpoint, (list, tuple)):
         if len(checkpoint) != 1:
-            raise ValueError(f"a single PAN network takes one checkpoint file, got {len(checkpoint)}; "
+            raise BadCheckpoint(f"a single PAN network takes one checkpoint file, got {len(checkpoint)}; "
                              "for RGB + PA use pan_full_*, for Lite + RGB + PA pan_en_*")
         checkpoint = checkpoint[0]
     return _filter_one(checkpoint, model, "the checkpoint",

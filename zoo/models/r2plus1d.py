@@ -31,6 +31,7 @@ from typing import Dict, Sequence
 import torch
 import torch.nn as nn
 
+from .._errors import BadCheckpoint, UsageError
 from ._builder import rename_keys, unwrap_state_dict
 from ._caffe2 import blobs_to_tensors, caffe2_blobs
 from ._info import IMAGENET_MEAN, IMAGENET_STD, BenchPreset, ModelInfo, Result, Weights
@@ -82,7 +83,7 @@ class R2Plus1D(VideoResNet):
                  mid_channels: str = "torchvision", bn_eps: float = 1e-5, dropout: float = 0.0,
                  zero_init_residual: bool = False, in_chans: int = 3, design: str = "torchvision"):
         if design not in DESIGNS:
-            raise ValueError(f"design must be one of {DESIGNS}, got {design!r}")
+            raise UsageError(f"design must be one of {DESIGNS}, got {design!r}")
         mma = design == "mmaction2"
         stem = functools.partial(R2Plus1dStem, mid=0, mid_bn_eps=1e-5, pool=True) if mma else R2Plus1dStem
         maker = MidEpsConv2Plus1D if mma else Conv2Plus1D
@@ -138,7 +139,7 @@ def caffe2_blob_names(model: R2Plus1D) -> Dict[str, str]:
 def _from_caffe2(blobs: Dict, model: R2Plus1D) -> Dict[str, torch.Tensor]:
     fc = [k for k in blobs if re.fullmatch(r"last_out_L\d+_w", k)]
     if len(fc) != 1:
-        raise ValueError(f"Caffe2 blobs must hold exactly one 'last_out_L<classes>_w' classifier, found {fc}")
+        raise BadCheckpoint(f"Caffe2 blobs must hold exactly one 'last_out_L<classes>_w' classifier, found {fc}")
     n = int(fc[0][len("last_out_L"):-2])
     table = caffe2_blob_names(model)
     # the classifier blob is named after its size, which may differ from the model's
@@ -160,7 +161,7 @@ def _check_mid_rule(state_dict: Dict[str, torch.Tensor], model: R2Plus1D) -> Non
     widths = {"torchvision": midplanes_2plus1d(inplanes, 128), "paper": midplanes_2plus1d(128, 128)}
     rule = next((r for r in MID_CHANNEL_RULES if widths[r] == have), None)
     if rule is not None:
-        raise ValueError(f"checkpoint uses the {rule!r} (2+1)D mid-channel rule ({key} has {have} mid channels) "
+        raise BadCheckpoint(f"checkpoint uses the {rule!r} (2+1)D mid-channel rule ({key} has {have} mid channels) "
                          f"but the model uses {model.mid_channels!r} ({want}); build it with mid_channels={rule!r}")
 
 
@@ -179,7 +180,7 @@ MMACTION2_OPTIONS = {"design": "mmaction2", "mid_channels": "paper", "bn_eps": 1
 
 def _from_mmaction2(state_dict: Dict[str, torch.Tensor], model: R2Plus1D) -> Dict[str, torch.Tensor]:
     if model.design != "mmaction2":
-        raise ValueError("an MMAction2 R(2+1)D checkpoint needs the model built with design='mmaction2' "
+        raise BadCheckpoint("an MMAction2 R(2+1)D checkpoint needs the model built with design='mmaction2' "
                          "(or weights='kinetics400_mmaction2')")
     return rename_keys(state_dict, _MMA_RENAMES)
 

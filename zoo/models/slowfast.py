@@ -36,6 +36,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .._errors import BadCheckpoint, UsageError
 from ._builder import check_input, unwrap_state_dict
 from ._caffe2 import read_caffe2_pkl
 from ._info import IMAGENET_MEAN, IMAGENET_STD, KINETICS_MEAN, KINETICS_STD, BenchPreset, ModelInfo, Result, Weights
@@ -113,13 +114,13 @@ class SlowFast(VideoClassifier):
                  lateral_norm: bool = True, slow_frames: str = "linspace"):
         super().__init__()
         if depth not in STAGE_DEPTHS:
-            raise ValueError(f"depth must be one of {sorted(STAGE_DEPTHS)}, got {depth}")
+            raise UsageError(f"depth must be one of {sorted(STAGE_DEPTHS)}, got {depth}")
         if num_frames % alpha:
-            raise ValueError(f"num_frames ({num_frames}) must be a multiple of alpha ({alpha})")
+            raise UsageError(f"num_frames ({num_frames}) must be a multiple of alpha ({alpha})")
         if slow_frames not in SLOW_FRAMES:
-            raise ValueError(f"slow_frames must be one of {SLOW_FRAMES}, got {slow_frames!r}")
+            raise UsageError(f"slow_frames must be one of {SLOW_FRAMES}, got {slow_frames!r}")
         if fusion_kernel % 2 == 0:
-            raise ValueError(f"fusion_kernel must be odd to keep T/alpha slow frames, got {fusion_kernel}")
+            raise UsageError(f"fusion_kernel must be odd to keep T/alpha slow frames, got {fusion_kernel}")
         self.num_classes = num_classes
         self.alpha = alpha
         self.slow_frames = slow_frames
@@ -196,7 +197,7 @@ def _check_mmaction2_options(model: SlowFast) -> None:
             "train_crop_size": 0 if model.pool_sizes[0] is None else "set"}
     wrong = [k for k, v in MMACTION2_OPTIONS.items() if have[k] != v]
     if wrong:
-        raise ValueError(f"an MMAction2 SlowFast checkpoint needs the model built with "
+        raise BadCheckpoint(f"an MMAction2 SlowFast checkpoint needs the model built with "
                          f"{', '.join(f'{k}={MMACTION2_OPTIONS[k]!r}' for k in wrong)} (or weights='kinetics400_mmaction2')")
 
 

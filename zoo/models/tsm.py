@@ -26,6 +26,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .._errors import UsageError
 from ._builder import check_input, rename_keys, unwrap_state_dict
 from ._export import register_export_form
 from ._imagenet import imagenet_weights, is_torchvision, resnet_2d
@@ -133,7 +134,7 @@ class _Shift:
         fold = x.shape[1] // self.fold_div
         previous = torch.zeros_like(x[:, :fold]) if self.stream_cache is _START else self.stream_cache
         if previous.shape != x[:, :fold].shape:
-            raise ValueError(f"a TSM stream keeps its batch and frame size: got {tuple(x.shape)} after a frame of "
+            raise UsageError(f"a TSM stream keeps its batch and frame size: got {tuple(x.shape)} after a frame of "
                              f"{tuple(previous.shape)} in its first {fold} channels; call reset() to start a new stream")
         self.stream_cache = x[:, :fold].clone()
         out = x.clone()
@@ -215,13 +216,13 @@ class TSM(nn.Module):
                  temporal_pool: bool = False, dropout: float = 0.5, in_chans: int = 3, online: bool = False):
         super().__init__()
         if online and (temporal_pool or not shift):
-            raise ValueError("online=True is a TSM with shifts and without temporal_pool (it pools over time)")
+            raise UsageError("online=True is a TSM with shifts and without temporal_pool (it pools over time)")
         if shift_place not in SHIFT_PLACES:
-            raise ValueError(f"shift_place must be one of {SHIFT_PLACES}, got {shift_place!r}")
+            raise UsageError(f"shift_place must be one of {SHIFT_PLACES}, got {shift_place!r}")
         if not backbone.startswith("resnet"):
-            raise ValueError(f"backbone must be a timm ResNet (resnet18/34/50/101/152), got {backbone!r}")
+            raise UsageError(f"backbone must be a timm ResNet (resnet18/34/50/101/152), got {backbone!r}")
         if temporal_pool and num_segments % 2:
-            raise ValueError(f"temporal_pool halves time: num_segments must be even, got {num_segments}")
+            raise UsageError(f"temporal_pool halves time: num_segments must be even, got {num_segments}")
         self.num_classes = num_classes
         self.num_segments = num_segments
         self.temporal_pool = temporal_pool
@@ -331,10 +332,10 @@ class TSMStream:
 
     def __init__(self, model: TSM):
         if not getattr(model, "online", False):
-            raise ValueError("TSMStream runs an online TSM: build it with online=True "
+            raise UsageError("TSMStream runs an online TSM: build it with online=True "
                              "(zoo.build('tsm_r50', online=True), --model-arg online=true)")
         if model.training:
-            raise ValueError("TSMStream runs an eval-mode model: call model.eval() first")
+            raise UsageError("TSMStream runs an eval-mode model: call model.eval() first")
         self.model = model
         self.shifts = [m for m in model.modules() if isinstance(m, _Shift)]
         self.reset()
@@ -358,7 +359,7 @@ class TSMStream:
 
     def __call__(self, frame: torch.Tensor) -> torch.Tensor:
         if frame.dim() != 4 or frame.shape[1] != 3:
-            raise ValueError(f"a TSM stream takes one frame per clip, [B, 3, H, W]; got {tuple(frame.shape)}")
+            raise UsageError(f"a TSM stream takes one frame per clip, [B, 3, H, W]; got {tuple(frame.shape)}")
         if self.shifts and self.shifts[0].stream_cache is None:
             raise RuntimeError("this TSMStream is closed: open a new one")
         with torch.no_grad():
