@@ -44,7 +44,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from zoo.benchmark.machine import machine_description  # noqa: E402
-from zoo.models._info import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
+from zoo.models import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 from zoo.models.pan import PA, PA_EPS  # noqa: E402
 
 try:

@@ -13,7 +13,7 @@ repeated build finds it): sha256 of the file, ``torch.load(weights_only=True)`` 
 from __future__ import annotations
 
 import argparse
-import json
+import hashlib
 import os
 import statistics
 import sys
@@ -22,6 +22,14 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def sha256_file(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def main(argv=None):
@@ -33,8 +41,8 @@ def main(argv=None):
     import torch
 
     import zoo
-    from zoo._files import atomic_write_text, sha256_file
     from zoo.benchmark.machine import machine_description, versions
+    from zoo.benchmark.results import write_results
 
     torch.set_num_threads(1)
     rows = []
@@ -77,7 +85,7 @@ def main(argv=None):
            "summary": {"median_hash_over_load": statistics.median(r["hash_over_load"] for r in rows),
                        "max_sha256_ms": max(r["sha256_ms"] for r in rows),
                        "max_stat_us": max(r["stat_us"] for r in rows)}}
-    atomic_write_text(args.out, json.dumps(doc, indent=1) + "\n")
+    write_results(args.out, doc)
     print(f"median hash / load {doc['summary']['median_hash_over_load']:.2f}; wrote {args.out}")
 
 

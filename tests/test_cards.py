@@ -171,7 +171,7 @@ def test_cli_check_detects_tampering(tmp_path, capsys):
 
 
 def test_deploy_section_shows_every_path_and_the_int8_verdict():
-    """The deployment section and index column come from a benchmarks/deploy.py row."""
+    """The deployment section and index column come from a deployment benchmark row."""
     from zoo.benchmark.deploy import _row as deploy_row
 
     ms = {"eager_fp32": 800.0, "fast_fp32": 400.0, "compiled_fp32": 320.0, "fast_bf16": 250.0, "compiled_bf16": 200.0,
@@ -189,4 +189,4 @@ def test_deploy_section_shows_every_path_and_the_int8_verdict():
     assert "Targets ≥ 1.5× bf16 at 99 % agreement: not met." in card and "pt2e 99.67 % with 20 of 20 convs in int8" in card
     assert "onnxruntime fp32 is slower than the fp32 fast path (`compiled_fp32`): 0.64× its speed." in card
     assert "| 500 / 160 (onnxruntime) / 1.25× / 99.3 % |" in render_index(None, deploy=deploy)
-    assert "Not measured yet — run `python benchmarks/deploy.py`." in render_card("tsn_r50", None, None, deploy=deploy)
+    assert "Not measured yet — run `python -m zoo.benchmark.deploy`." in render_card("tsn_r50", None, None, deploy=deploy)

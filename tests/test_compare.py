@@ -10,7 +10,7 @@ from zoo.cli import main
 from zoo.benchmark.bench_training import bench_model, group_runs
 from zoo.benchmark.compare import run_compare
 from zoo.benchmark.latency import measure_in_child
-from zoo.benchmark.numerics import recheck_numerics
+from zoo.benchmark.bench_training import recheck_numerics
 from zoo.benchmark.results import fast_path_ms, previous_entries
 
 

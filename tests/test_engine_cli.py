@@ -101,13 +101,10 @@ def _structure(model):
 
 @pytest.mark.parametrize("name", zoo.list_models())
 def test_frames_reach_the_constructor(name):
-    """`--frames` (through the CLI's preparation) builds the module `zoo.build` builds for that T."""
-    from zoo.engine import adjust_info, build_model
-
+    """`--frames` (through the resolver) builds the module `zoo.build` builds for that T."""
     info = zoo.model_info(name)
     frames = info.num_frames // 2
-    adjusted, args = adjust_info(name, frames=frames)
-    model = build_model(name, adjusted, num_classes=5, model_args=args)
+    model = zoo.build(zoo.resolve(name, frames=frames, num_classes=5))
     value = frames // info.segment_length if info.frames_arg == "num_segments" else frames
     direct = zoo.build(name, num_classes=5, **({info.frames_arg: value} if info.frames_arg else {}))
     assert _structure(model) == _structure(direct)
@@ -120,7 +117,5 @@ def test_frames_reach_the_constructor(name):
 
 
 def test_frames_disagreeing_with_a_model_arg_is_an_error():
-    from zoo.engine import adjust_info
-
-    with pytest.raises(ValueError, match="num_frames=32 disagrees with 16 frames"):
-        adjust_info("slowfast_8x8_r50", frames=16, model_args={"num_frames": 32})
+    with pytest.raises(zoo.UsageError, match="num_frames=32 disagrees with 16 frames"):
+        zoo.resolve("slowfast_8x8_r50", frames=16, num_frames=32)

@@ -11,6 +11,7 @@ import sys
 import pytest
 import torch
 
+import zoo
 from zoo.cli import main
 from zoo.engine import TrainConfig, load_eval, train
 from zoo.engine.checkpoint import load_checkpoint
@@ -312,11 +313,10 @@ def test_harness_metrics_equal_direct_computation(trained, synth_dir, tmp_path, 
     assert "4 of 4 videos evaluated" in printed
     # the saved logits are the model's outputs on the dataset's views
     from zoo.data import build_dataset
-    from zoo.engine import adjust_info, build_model
-    info, args = adjust_info("tsm_r50", frames=4, size=32, views=(2, 3), model_args={"backbone": "resnet18"})
-    ds = build_dataset(synth_dir, info, "val")
-    model = build_model("tsm_r50", info, num_classes=2, weights=os.path.join(trained, "model.pt"),
-                        model_args=args).eval()
+    spec = zoo.resolve("tsm_r50", frames=4, size=32, views=(2, 3), num_classes=2, backbone="resnet18",
+                       weights=os.path.join(trained, "model.pt"))
+    ds = build_dataset(synth_dir, spec.info, "val")
+    model = zoo.build(spec).eval()
     with torch.no_grad():
         direct = torch.stack([model(ds[i]["video"]) for i in range(len(ds))])
     torch.testing.assert_close(logits, direct, rtol=1e-4, atol=1e-5)

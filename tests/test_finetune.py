@@ -1,4 +1,4 @@
-"""Fine-tuning (#22): ImageNet initialisation through the weights machinery, freeze options,
+"""Fine-tuning: ImageNet initialisation through the weights machinery, freeze options,
 per-group learning rates, mixup/cutmix, recipes, UCF101/HMDB51 splits, curves and progress lines."""
 import csv
 import os
@@ -218,7 +218,9 @@ def test_recipe_precedence_and_listing(capsys, tmp_path):
     cfg = resolve_config(args)
     assert (cfg.recipe, cfg.pretrained, cfg.head_lr_mult, cfg.lr_steps) == ("tsm", "imagenet", 5.0, [20, 40])
     assert (cfg.lr, cfg.epochs, cfg.dropout) == (0.005, 3, 0.3)
-    weights = build_parser().parse_args(["train", "tsm_r50", "--recipe", "tsm", "--data", "d", "--weights", "w.pt"])
+    (tmp_path / "w.pt").write_bytes(b"a checkpoint")
+    weights = build_parser().parse_args(["train", "tsm_r50", "--recipe", "tsm", "--data", "d", "--weights",
+                                         str(tmp_path / "w.pt")])
     assert resolve_config(weights).pretrained is None  # a checkpoint on the command line replaces the recipe's
 
 

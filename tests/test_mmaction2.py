@@ -81,7 +81,9 @@ def mma_slowfast(model):
 
 def mma_tsm(model):
     """ResNetTSM: conv1/bn1 -> conv1.conv/conv1.bn; shifted conv1 of each block -> conv1.conv.net."""
-    shifted = {n for n, m in model.named_modules() if type(m).__name__ in ("ShiftConv2d",)}
+    from zoo.models.tsm import shifted_blocks
+
+    shifted = {f"{n}.conv1" for n, place in shifted_blocks(model)}
     out = {}
     for k, v in model.state_dict().items():
         if k.startswith("fc."):

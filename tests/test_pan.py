@@ -10,7 +10,7 @@ import zoo
 from zoo.flops import count_flops, count_params
 from zoo.models import read_checkpoint
 from zoo.models.pan import PA, VAP, PANEnsemble, PANNet, checkpoint_filter_fn, widen_conv
-from zoo.models.tsm import ShiftConv2d
+from zoo.models.tsm import shifted_blocks
 
 STATIC_PA = math.sqrt(8) * 1e-6  # || 0 + 1e-6 ||_2 over 8 channels
 
@@ -243,7 +243,7 @@ def test_wrong_frame_count_names_segments_times_frames():
 # -- official checkpoints --------------------------------------------------------------------
 def official_state_dict(net: PANNet):
     """The official DataParallel layout of a PANNet, built from its own weights."""
-    shifted = {f"{n}.weight" for n, m in net.named_modules() if isinstance(m, ShiftConv2d)}
+    shifted = {f"{n}.conv1.weight" for n, place in shifted_blocks(net) if place == "blockres"}
     out = {}
     for k, v in net.state_dict().items():
         if k in shifted:

@@ -12,7 +12,7 @@ from torchvision.models.video.resnet import VideoResNet as TVVideoResNet
 import zoo
 from zoo.benchmark.latency import randomize_bn_stats
 from zoo.flops import count_flops, count_params
-from zoo.models._builder import load_state_dict_checked
+from zoo.models import load_state_dict_checked
 from zoo.models.r2plus1d import R2Plus1D, caffe2_blob_names, checkpoint_filter_fn
 
 

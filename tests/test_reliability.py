@@ -351,7 +351,7 @@ def test_views_whose_clips_cannot_fit_are_refused_first(argv, needle, video, dat
     import zoo.engine.prepare as prepare
 
     monkeypatch.setattr(prepare, "available_memory", lambda: 16 << 30)
-    monkeypatch.setattr(prepare, "build_model", lambda *a, **k: pytest.fail("built the model first"))
+    monkeypatch.setattr(prepare, "build_checked", lambda *a, **k: pytest.fail("built the model first"))
     assert main([a.format(video=video, data=data) for a in argv]) == 2
     _one_line_error(capsys, needle, "more than half of the 16.0 GiB available", "fewer views")
 
@@ -361,7 +361,7 @@ def test_a_text_file_as_a_video_is_refused_before_the_model_is_built(tmp_path, m
 
     text = tmp_path / "notes.mp4"
     text.write_text("this is not a video\n" * 20)
-    monkeypatch.setattr(prepare, "build_model", lambda *a, **k: pytest.fail("built the model first"))
+    monkeypatch.setattr(prepare, "build_checked", lambda *a, **k: pytest.fail("built the model first"))
     assert main(["predict", "tsm_r50", str(text)]) == 2
     _one_line_error(capsys, "notes.mp4: cannot open")
     assert main(["features", "tsm_r50", str(text), str(text), "--out", str(tmp_path / "f.pt")]) == 2

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import zoo
-from zoo.models._builder import load_state_dict_checked
+from zoo.models import load_state_dict_checked
 from zoo.models._resnet3d import _c2_to_pysf
 from zoo.models.slowfast import (checkpoint_filter_fn, read_caffe2_pkl, slow_indices,
                                  to_caffe2_layout, to_pyslowfast_layout, to_pytorchvideo_layout)

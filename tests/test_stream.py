@@ -153,7 +153,7 @@ def test_stream_errors_are_one_line(tmp_path, capsys, video):
 
 @pytest.mark.slow
 def test_stream_benchmark_rows_resume_and_memory(tmp_path, monkeypatch, capsys):
-    """benchmarks/stream.py end to end on a 2 s video: a sliding row per model, online rows (fp32,
+    """the streaming benchmark end to end on a 2 s video: a sliding row per model, online rows (fp32,
     bf16) for a model with an online form, a 1080p memory row; a second run measures nothing."""
     from zoo.benchmark import stream as bench
 
@@ -165,7 +165,7 @@ def test_stream_benchmark_rows_resume_and_memory(tmp_path, monkeypatch, capsys):
     assert set(rows) == {("sliding", "fp32"), ("online", "fp32"), ("online", "bf16")}
     assert rows[("online", "fp32")]["predictions"] == 30 and rows[("sliding", "fp32")]["predictions"] == 1
     for r in rows.values():
-        assert r["realtime_factor"] == pytest.approx(r["frames_per_s"] / 15, rel=0.01)
+        assert r["realtime_factor"] == pytest.approx(r["frames_per_s"] / 15, rel=0.01, abs=1e-3)  # both rounded
         assert r["measured_by"]["machine"]["threads"] == 1
     assert [m["video"] for m in doc["memory"]] == ["1920x1080, 30 fps, 1 s"] and doc["memory"][0]["peak_rss_mib"] > 100
     capsys.readouterr()

@@ -59,15 +59,15 @@ def test_a_window_over_a_whole_clip_is_the_offline_prediction(tmp_path):
     """One window spanning the video = `zoo predict`'s pipeline with one view (same frames, same
     resize and crop, same logits), for a segment model and a dense one."""
     from zoo.data import Record, VideoDataset
-    from zoo.engine import adjust_info, build_model
 
     clip = synth.render_clip("moving_left", np.random.default_rng(1), 48, 24)
     path = str(tmp_path / "v.mp4")
     synth.write_video(path, clip, fps=12)
     for name, args in (("tsm_r50", {"backbone": "resnet18"}), ("r2plus1d_18", {})):
-        info, args = adjust_info(name, frames=4 if name == "tsm_r50" else 8, size=32, model_args=args)
+        spec = zoo.resolve(name, frames=4 if name == "tsm_r50" else 8, size=32, num_classes=5, **args)
+        info = spec.info
         torch.manual_seed(0)
-        model = build_model(name, info, num_classes=5, model_args=args).eval()
+        model = zoo.build(spec).eval()
         offline = VideoDataset([Record(path=path, label=None)], [str(i) for i in range(5)], info, train=False,
                                views=(1, 1))[0]["video"]
         with torch.inference_mode():

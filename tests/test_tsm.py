@@ -1,16 +1,16 @@
 """TSN/TSM: the shift op, order (in)sensitivity, official checkpoint layouts, weight loading."""
 import functools
 import http.server
-import threading
-
+import re
 import shutil
+import threading
 
 import pytest
 import torch
 
 import zoo
 from zoo.benchmark.latency import randomize_bn_stats
-from zoo.models.tsm import ShiftBlock, ShiftConv2d, TSMStream, _temporal_shift_op, temporal_shift
+from zoo.models.tsm import TemporalShift, TSMStream, _temporal_shift_op, shifted_blocks, temporal_shift
 
 
 def test_shift_moves_exactly_the_right_channels():
@@ -104,7 +104,8 @@ def test_tsm_is_frame_order_sensitive():
 
 
 def _shifted(model):
-    return [n for n, m in model.named_modules() if isinstance(m, (ShiftConv2d, ShiftBlock))]
+    """The convs whose input is shifted (blockres), or the blocks shifted whole (block placement)."""
+    return [f"{n}.conv1" if place == "blockres" else n for n, place in shifted_blocks(model)]
 
 
 def test_shift_placement_matches_official_rules():
@@ -115,7 +116,7 @@ def test_shift_placement_matches_official_rules():
     assert len(names) == 18
     assert all(int(n.split(".")[2]) % 2 == 0 for n in names)  # every other block, all stages
     block = zoo.build("tsm_r50", shift_place="block", backbone="resnet18")
-    assert len(_shifted(block)) == 8 and all(isinstance(m, ShiftBlock) for m in block.backbone.layer1)
+    assert len(_shifted(block)) == 8 and all(isinstance(m.pre_block, TemporalShift) for m in block.backbone.layer1)
     assert not _shifted(zoo.build("tsn_r50"))
 
 
@@ -127,8 +128,8 @@ def official_layout(model, place="blockres"):
             k = "new_fc." + k[3:]
         else:
             k = "base_model." + k[len("backbone."):]
-            if place == "block":
-                k = k.replace(".block.", ".net.")
+            if place == "block":  # the whole block wrapped: layerX.N.net.*
+                k = re.sub(r"^(layer\d\.\d+)\.", r"\1.net.", k)
             elif place == "tpool":
                 k = k.replace("layer2.", "layer2.net.", 1)
         out["module." + k] = v

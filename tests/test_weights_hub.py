@@ -229,7 +229,7 @@ def test_release_layouts_download_check_and_load(layout, via, cache, server, tmp
     model = build_pretrained(record, progress=False)
     assert torch.equal(_logits(model, x), _logits(src, x))
     assert model.num_classes == record.num_classes and len(model.categories) == record.num_classes
-    assert model.pretrained_weights == record
+    assert model.weights_record == record and model.weights_tag == record.name
     assert all(getattr(model.info, k) == v for k, v in record.input_args.items())  # the release's protocol
     assert not _staging_dirs(cache)  # the fetch removed its own staging directory
     assert all((cache / p.name).is_file() and (cache / (p.name + ".verified.json")).is_file() for p in paths)
@@ -357,7 +357,7 @@ def test_weights_fetch_from_file_and_the_table(cache, tmp_path, capsys):
 
 def test_build_by_tag_and_pretrained_flag(cache, monkeypatch):
     calls = []
-    monkeypatch.setattr(zoo.models._builder, "build_pretrained", lambda record, **kw: calls.append(record) or kw)
+    monkeypatch.setattr(zoo.models._builder, "instantiate", lambda spec, **kw: calls.append(spec.record) or spec)
     zoo.build("tsm_r50", pretrained=True)
     zoo.build("tsm_r50", weights="kinetics400", num_classes=5)
     zoo.build("slowfast_r50", pretrained="kinetics400_pytorchvideo")

@@ -45,8 +45,8 @@ def _saved(tmp_path, name, num_classes, **overrides):
 def test_classifier_follows_the_checkpoint_read_once(tmp_path, monkeypatch):
     src, path = _saved(tmp_path, "tsm_r50", 7, backbone="resnet18")
     reads = []
-    read = zoo.models._builder.read_checkpoint
-    monkeypatch.setattr(zoo.models._builder, "read_checkpoint", lambda p, **kw: reads.append(p) or read(p, **kw))
+    read = zoo.models._checkpoint_io.read_checkpoint
+    monkeypatch.setattr(zoo.models._checkpoint_io, "read_checkpoint", lambda p, **kw: reads.append(p) or read(p, **kw))
     model = zoo.build("tsm_r50", weights=path, backbone="resnet18")
     assert reads == [path] and model.num_classes == 7 and model.info.num_classes == 7
     assert not model.load_report.reinitialised

@@ -1,5 +1,6 @@
 """The SynthMotion bench runs of ``zoo compare``: each model's small bench network, which models
-share one (identical networks train identically), and training + evaluating one from scratch.
+share one (identical networks train identically), training + evaluating one from scratch, and a
+trained one loaded back with its fast-path numerics measured again.
 
 Each model's bench preset (e.g. a ResNet-18 backbone) is built at `DATA`'s 32 px, trained with one
 shared budget (`TRAIN`) through `zoo.engine.train` and its own sampler, and evaluated with the
@@ -8,13 +9,14 @@ harness on one view in normal, reversed and shuffled frame order.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
 from .numerics import fast_path_numerics, heldout_sets
 
-__all__ = ["DATA", "TRAIN", "bench_model", "fingerprint", "group_runs", "train_bench"]
+__all__ = ["DATA", "TRAIN", "bench_model", "fingerprint", "group_runs", "train_bench", "trained_bench", "recheck_numerics"]
 
 DATA = dict(name="SynthMotion", difficulty="easy", frames=32, size=32)
 TRAIN = dict(batch_size=8, optimizer="adamw", lr=1e-3, weight_decay=1e-4, warmup_epochs=1, schedule="cosine",
@@ -26,12 +28,10 @@ _PROTOCOL = ("num_frames", "num_segments", "frames_per_segment", "centre_frame",
 
 def bench_model(name: str, num_classes: int):
     """The bench network of ``name`` (its `BenchPreset` at ``DATA['size']`` px), with its adjusted info attached."""
-    from ..engine import adjust_info, build_model
-    from ..models import bench_preset
+    from ..models import bench_preset, build, resolve
 
     bench = bench_preset(name)
-    info, args = adjust_info(name, frames=bench.frames, size=DATA["size"], model_args=dict(bench.model_args))
-    return build_model(name, info, num_classes=num_classes, model_args=args)
+    return build(resolve(name, frames=bench.frames, size=DATA["size"], num_classes=num_classes, **bench.model_args))
 
 
 def fingerprint(name: str) -> str:
@@ -104,3 +104,37 @@ def train_bench(run: str, data: str, out: str, *, epochs: int, seed: int, twins,
 
 def _r2(v):
     return None if v is None else round(float(v), 2)
+
+
+def recheck_numerics(bench: Dict[str, Any], data: str, heldout: Optional[str] = None) -> Dict[str, Any]:
+    """A reused bench entry with `fast_path_numerics` measured again by this code on the run's
+    saved weights (``out/model.pt``), so a changed fast path never keeps stale figures; unchanged
+    if the weights are gone."""
+    from ..data import build_dataset
+    from ..engine import evaluate
+
+    model = trained_bench(bench["run"], bench["out"], data)
+    if model is None:
+        return bench
+    val = build_dataset(data, model.info, "val")
+    eager = evaluate(model, val, progress=False).view_logits
+    return {**bench, **fast_path_numerics(model, val, eager, heldout_sets(heldout, model.info)),
+            "numerics_rechecked": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+
+
+def trained_bench(run: str, out: str, data: str):
+    """The bench network of ``run`` (eval mode) with the weights its training saved in ``out``
+    (``model.pt``), for the SynthMotion directory ``data``; None if they are not there."""
+    from ..engine.training import FINAL_WEIGHTS
+    from ..models import unwrap_state_dict
+
+    weights = os.path.join(out, FINAL_WEIGHTS)
+    if not os.path.isfile(weights):
+        return None
+    with open(os.path.join(data, "classes.json")) as f:
+        num_classes = len(json.load(f)["classes"])
+    import torch
+
+    model = bench_model(run, num_classes)
+    model.load_state_dict(unwrap_state_dict(torch.load(weights, map_location="cpu", weights_only=True)))
+    return model.eval()

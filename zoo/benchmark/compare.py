@@ -1,5 +1,5 @@
 """The comparison run behind ``zoo compare``: every registered model's cost, CPU speed and
-SynthMotion accuracy (issue #8).
+SynthMotion accuracy.
 
 Per model, at its canonical input (``info.input_shape``, one view): parameters, fvcore GFLOPs,
 batch-1 latency of the eager model and of `zoo.optimize` (fp32 and bf16, ``layout="auto"``, not
@@ -38,7 +38,8 @@ import torch
 from .bench_training import DATA, TRAIN, group_runs, train_bench
 from .latency import measure, measure_in_child
 from .machine import machine_description, versions
-from .numerics import HELDOUT_SEED_OFFSET, recheck_numerics
+from .bench_training import recheck_numerics
+from .numerics import HELDOUT_SEED_OFFSET
 from .results import fast_path_ms, previous_entries, provenance, settings_block, write_results
 
 __all__ = ["BUDGETS", "run_compare", "format_rows", "describe"]

@@ -1,4 +1,4 @@
-"""The deployment benchmark (issue #20; ``benchmarks/deploy.py``): how each registered model runs
+"""The deployment benchmark (``python -m zoo.benchmark.deploy``): how each registered model runs
 on the CPU as zoo's fast path, as an ONNX file in onnxruntime, and in int8.
 
 Latency, per model in a fresh process (``python -m zoo.benchmark.deploy --measure NAME``), at its
@@ -50,11 +50,12 @@ def measure_paths(name: str, *, threads: int, warmup: int, reps: int, compile: b
     fresh process (oneDNN and allocator state of this model alone)."""
     from ..inference.export import OnnxRuntimeModel
     from ..inference.quantize import Pt2eInt8Model, describe_int8, export_for_int8, onnxruntime_int8
-    from ..engine import adjust_info, build_model
+    from ..models import build, resolve
 
     torch.set_num_threads(threads)
-    info, args = adjust_info(name, size=size)
-    model = randomize_bn_stats(build_model(name, info, model_args=args)).eval()
+    spec = resolve(name, size=size)
+    info = spec.info
+    model = randomize_bn_stats(build(spec)).eval()
     g = torch.Generator().manual_seed(0)
     x = torch.randn(1, *info.input_shape, generator=g)
     calibration = [torch.randn(1, *info.input_shape, generator=g) for _ in range(CALIB_RANDOM_CLIPS)]
@@ -115,7 +116,8 @@ def int8_numerics(model, calibration: Sequence[torch.Tensor], datasets: Sequence
 
 def _bench_agreement(run: str, out_dir: str) -> Dict[str, Any]:
     from ..data import build_dataset
-    from .numerics import heldout_sets, trained_bench
+    from .bench_training import trained_bench
+    from .numerics import heldout_sets
 
     data, heldout = os.path.join(out_dir, "data"), os.path.join(out_dir, "heldout")
     model = trained_bench(run, os.path.join(out_dir, run), data)
@@ -140,7 +142,7 @@ def _bench_runs(names: Sequence[str], out_dir: str, train: bool) -> Dict[str, Op
     if missing and train:
         print(f"training the bench networks of {', '.join(missing)} (as zoo compare does) under {out_dir}", flush=True)
         run_compare(out_dir, os.path.join(out_dir, "deploy_training.json"), models=missing, skip_latency=True,
-                    command="benchmarks/deploy.py (bench networks for int8 agreement)")
+                    command="python -m zoo.benchmark.deploy (bench networks for int8 agreement)")
     return {n: run_of[n] if trained(n) else None for n in names}
 
 
@@ -245,7 +247,7 @@ def format_rows(rows: List[Dict[str, Any]], header: bool = True) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="benchmarks/deploy.py", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m zoo.benchmark.deploy", description=__doc__.split("\n\n")[0])
     p.add_argument("--models", help="comma-separated model names (default: every registered model)")
     p.add_argument("--results", default="benchmarks/results/deploy.json")
     p.add_argument("--out-dir", default="runs/compare", help="zoo compare's bench runs and data (default runs/compare)")
@@ -267,7 +269,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0
     doc = run_deploy(a.results, out_dir=a.out_dir, models=a.models.split(",") if a.models else None,
                      threads=a.threads, warmup=a.warmup, reps=a.reps, compile=not a.no_compile,
-                     train=not a.no_train, remeasure=a.remeasure, reagree=a.reagree, size=a.size, command=shlex.join(["benchmarks/deploy.py", *(argv or sys.argv[1:])]))
+                     train=not a.no_train, remeasure=a.remeasure, reagree=a.reagree, size=a.size, command=shlex.join(["python", "-m", "zoo.benchmark.deploy", *(argv or sys.argv[1:])]))
     print(f"\n{format_rows(doc['rows'])}\nresults: {a.results}")
     return 0
 

@@ -92,11 +92,11 @@ def measure(name: str, *, threads: int, warmup: int, reps: int, latency: bool = 
     weights with non-trivial BN statistics.
     """
     from ..flops import count_flops, count_params
-    from ..models import build, model_info
+    from ..models import build
 
     torch.set_num_threads(threads)
-    info = model_info(name)
     model = randomize_bn_stats(build(name)).eval()
+    info = model.info
     shape = (1, *info.input_shape)
     out = {"family": info.family, "params": count_params(model), "input_shape": list(info.input_shape),
            "views": list(info.test_views)}

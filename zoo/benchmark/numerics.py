@@ -3,14 +3,11 @@ top-1 agreement with fp32 over the val split plus a held-out SynthMotion set (an
 never trained on), with the probability gap of every video that flips."""
 from __future__ import annotations
 
-import json
-import os
-import time
 from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 
-__all__ = ["fast_path_numerics", "top1_agreement", "heldout_sets", "recheck_numerics", "trained_bench", "HELDOUT_SEED_OFFSET", "NEAR_TIE"]
+__all__ = ["fast_path_numerics", "top1_agreement", "heldout_sets", "HELDOUT_SEED_OFFSET", "NEAR_TIE"]
 
 HELDOUT_SEED_OFFSET = 1  # the held-out set is SynthMotion drawn with seed + this: clips no bench network sees
 NEAR_TIE = 0.01  # fp32 top-1 minus top-2 probability below which a video counts as near-tied
@@ -55,39 +52,6 @@ def heldout_sets(heldout: Optional[str], info) -> List:
     from ..data import build_dataset
 
     return [build_dataset(heldout, info, split) for split in ("val", "train")] if heldout else []
-
-
-def recheck_numerics(bench: Dict[str, Any], data: str, heldout: Optional[str] = None) -> Dict[str, Any]:
-    """A reused bench entry with `fast_path_numerics` measured again by this code on the run's
-    saved weights (``out/model.pt``), so a changed fast path never keeps stale figures; unchanged
-    if the weights are gone."""
-    from ..data import build_dataset
-    from ..engine import evaluate
-
-    model = trained_bench(bench["run"], bench["out"], data)
-    if model is None:
-        return bench
-    val = build_dataset(data, model.info, "val")
-    eager = evaluate(model, val, progress=False).view_logits
-    return {**bench, **fast_path_numerics(model, val, eager, heldout_sets(heldout, model.info)),
-            "numerics_rechecked": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
-
-
-def trained_bench(run: str, out: str, data: str):
-    """The bench network of ``run`` (eval mode) with the weights its training saved in ``out``
-    (``model.pt``), for the SynthMotion directory ``data``; None if they are not there."""
-    from ..engine.training import FINAL_WEIGHTS
-    from ..models import unwrap_state_dict
-    from .bench_training import bench_model
-
-    weights = os.path.join(out, FINAL_WEIGHTS)
-    if not os.path.isfile(weights):
-        return None
-    with open(os.path.join(data, "classes.json")) as f:
-        num_classes = len(json.load(f)["classes"])
-    model = bench_model(run, num_classes)
-    model.load_state_dict(unwrap_state_dict(torch.load(weights, map_location="cpu", weights_only=True)))
-    return model.eval()
 
 
 def _video_probs(view_logits: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""The streaming benchmark (issue #21; ``benchmarks/stream.py``): how fast each registered model
+"""The streaming benchmark (``python -m zoo.benchmark.stream``): how fast each registered model
 follows a video, decoding included.
 
 The video: 60 s at 30 fps, 320x240, H.264 (easy SynthMotion clips of 1 s, letterboxed; made once
@@ -180,7 +180,7 @@ def format_rows(rows: List[Dict[str, Any]], header: bool = True) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="benchmarks/stream.py", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m zoo.benchmark.stream", description=__doc__.split("\n\n")[0])
     p.add_argument("--models", help="comma-separated model names (default: every registered model)")
     p.add_argument("--results", default="benchmarks/results/stream.json")
     p.add_argument("--out-dir", default="runs/stream", help="where the test videos are made (default runs/stream)")
@@ -199,7 +199,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0
     doc = run_stream(a.results, out_dir=a.out_dir, models=a.models.split(",") if a.models else None,
                      threads=a.threads, memory=not a.no_memory, remeasure=a.remeasure,
-                     command=shlex.join(["benchmarks/stream.py", *(argv or sys.argv[1:])]))
+                     command=shlex.join(["python", "-m", "zoo.benchmark.stream", *(argv or sys.argv[1:])]))
     print(f"\n{format_rows(doc['rows'])}\nresults: {a.results}")
     return 0
 

@@ -3,12 +3,12 @@ which input protocol, and how to run it; and how a ``--run-dir`` fills them in."
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from .._errors import InputNotFound
 from . import UsageError
 
-__all__ = ["add_model_options", "check_positive", "resolve_model_options", "take_release", "parse_kv", "data_error_types", "compile_mode",
+__all__ = ["add_model_options", "check_positive", "model_spec", "load_model", "warn_if_untrained", "parse_kv", "data_error_types", "compile_mode",
            "COMPILE_MODES"]
 
 COMPILE_MODES = {"off": False, "on": True, "auto": "auto"}  # --compile -> zoo.optimize(compile=...)
@@ -74,111 +74,98 @@ def compile_mode(args):
     return COMPILE_MODES[args.compile]
 
 
-def weights_label(opts: Dict[str, Any]) -> str:
-    """What a prediction ran with, for its printout and files: ``model.tag``, the weights file(s),
-    or that the weights are random."""
-    if opts["pretrained"]:
-        return f"{opts['model']}.{opts['pretrained']}"
-    given = [opts["weights"]] if isinstance(opts["weights"], str) else list(opts["weights"] or [])
-    return ",".join(map(str, given)) if given else f"{opts['model']} (random weights)"
-
-
-def resolve_model_options(args) -> Dict[str, Any]:
-    """Merge ``--run-dir DIR`` with explicit flags into model name, weights, model_args, frames, size."""
-    from ..models import model_info
+def model_spec(args, *, num_classes: Optional[int] = None, model_args: Optional[Dict[str, Any]] = None,
+               quiet: bool = False) -> Tuple[Any, Dict[str, Any]]:
+    """The `zoo.Spec` of the model options of ``args`` (MODEL, ``--weights`` / ``--pretrained``,
+    ``--run-dir``, ``--model-arg``, ``--frames``, ``--size``, ``--views``), resolved by
+    `zoo.resolve`; and what a ``--run-dir`` says of its data (``data``, ``data_root``, ``fold``,
+    ``classes``). ``model_args`` are further options (a release's test head). What was recognised
+    (a release file given by path) is printed unless ``quiet``."""
+    from ..engine.config import parse_views
+    from ..models import resolve
 
     check_positive(args)
-    opts: Dict[str, Any] = {"model": getattr(args, "model", None), "weights": args.weights,
-                            "model_args": parse_kv(args.model_arg), "frames": args.frames, "size": args.size,
-                            "classes": None, "data": None, "data_root": None, "fold": None, "protocol": {},
-                            "pretrained": getattr(args, "pretrained", None)}
-    if opts["pretrained"] and (opts["weights"] or args.run_dir):
+    name, weights, pretrained = getattr(args, "model", None), args.weights, getattr(args, "pretrained", None)
+    given, frames, size = parse_kv(args.model_arg), args.frames, args.size
+    extra: Dict[str, Any] = {"data": None, "data_root": None, "fold": None, "classes": None}
+    if pretrained and (weights or args.run_dir):
         raise UsageError("--pretrained takes the released weights: pass --weights / --run-dir or --pretrained, not both")
     if args.run_dir:
-        cfg_path = os.path.join(args.run_dir, "config.yaml")
-        if not os.path.isfile(cfg_path):
-            raise InputNotFound(f"--run-dir {args.run_dir!r}: no config.yaml there "
-                                    f"(is it a `zoo train` output directory?)")
-        import yaml
-
-        try:
-            with open(cfg_path) as f:
-                cfg = yaml.safe_load(f) or {}
-        except yaml.YAMLError as e:  # invalid, or unsafe (a python/object tag): never constructed
-            raise UsageError(f"--run-dir {args.run_dir!r}: {cfg_path} is not valid safe YAML "
-                             f"({str(e).splitlines()[0]}); fix it, or pass MODEL and --weights instead") from None
-        if not isinstance(cfg, dict):
-            raise UsageError(f"--run-dir {args.run_dir!r}: {cfg_path} must hold a mapping of key: value")
-        opts["model"] = opts["model"] or cfg.get("model")
-        opts["model_args"] = {**(cfg.get("model_args") or {}), **opts["model_args"]}
-        opts["frames"] = opts["frames"] or cfg.get("frames")
-        opts["size"] = opts["size"] or cfg.get("size")
-        opts["data"] = cfg.get("val_data") or cfg.get("data")
-        opts["data_root"] = cfg.get("data_root")
-        opts["fold"] = cfg.get("split")
-        if not opts["weights"]:
+        cfg = _run_config(args.run_dir)
+        name = name or cfg.get("model")
+        given = {**(cfg.get("model_args") or {}), **given}
+        frames = frames or cfg.get("frames")
+        size = size or cfg.get("size")
+        extra.update(data=cfg.get("val_data") or cfg.get("data"), data_root=cfg.get("data_root"), fold=cfg.get("split"))
+        if not weights:
             w = os.path.join(args.run_dir, "model.pt")
             if not os.path.isfile(w):
                 raise InputNotFound(f"--run-dir {args.run_dir!r}: no model.pt (the run has not finished; pass "
-                                        f"--weights {os.path.join(args.run_dir, 'last.pt')} for its last epoch)")
-            opts["weights"] = [w]
+                                    f"--weights {os.path.join(args.run_dir, 'last.pt')} for its last epoch)")
+            weights = [w]
         classes = os.path.join(args.run_dir, "classes.txt")
         if os.path.isfile(classes):
-            with open(classes) as f:
-                opts["classes"] = [line.strip() for line in f if line.strip()]
-    for w in opts["weights"] or []:
-        if "://" not in w and not os.path.exists(w):
-            raise InputNotFound(f"weights file {w!r} does not exist")
-    if opts["weights"] and len(opts["weights"]) == 1:
-        opts["weights"] = opts["weights"][0]
-        if "://" not in opts["weights"]:
-            _take_identity(opts)
-    if not opts["model"]:
+            with open(classes, encoding="utf-8") as f:
+                extra["classes"] = [line.strip() for line in f if line.strip()]
+    views = parse_views(args.views) if getattr(args, "views", None) else None
+    if weights is not None and len(weights) == 1:
+        weights = weights[0]
+    if name is None and not weights:
         raise UsageError("name a model (e.g. tsm_r50), or pass --run-dir DIR of a training run or --weights FILE "
                          "of a zoo checkpoint")
-    info = model_info(opts["model"])  # an unknown name raises KeyError with close matches
-    if opts["pretrained"]:
-        take_release(opts, info)
-    return opts
+    spec = resolve(name, weights=weights, pretrained=pretrained, frames=frames, size=size, views=views,
+                   num_classes=num_classes, **{**given, **(model_args or {})})
+    if not quiet:
+        for note in spec.notes:
+            print(note)
+    extra["classes"] = extra["classes"] or list(spec.categories) or None
+    return spec, extra
 
 
-def _take_identity(opts: Dict[str, Any]) -> None:
-    """Fill model, options, clip length, size and class names from a zoo checkpoint's identity
-    (explicit flags win)."""
-    from ..models import model_info, peek_identity
+def _run_config(run_dir: str) -> Dict[str, Any]:
+    cfg_path = os.path.join(run_dir, "config.yaml")
+    if not os.path.isfile(cfg_path):
+        raise InputNotFound(f"--run-dir {run_dir!r}: no config.yaml there (is it a `zoo train` output directory?)")
+    import yaml
 
-    identity = peek_identity(opts["weights"])
-    if identity is None:
-        return
-    saved = identity.get("model")
-    if opts["model"] and saved and model_info(opts["model"]).name != saved:
-        raise UsageError(f"{opts['weights']} is a {saved} checkpoint, not {opts['model']}: name {saved} (or no model)")
-    opts["model"] = opts["model"] or saved
-    opts["model_args"] = {**(identity.get("model_args") or {}), **opts["model_args"]}
-    protocol = identity.get("input") or {}
-    opts["frames"] = opts["frames"] or protocol.get("num_frames")
-    opts["size"] = opts["size"] or protocol.get("crop_size")
-    opts["protocol"] = {k: tuple(v) if isinstance(v, list) else v for k, v in protocol.items()
-                        if k in ("mean", "std", "sampling", "sampling_rate")}
-    opts["classes"] = opts["classes"] or (list(identity.get("categories") or []) or None)
+    try:
+        with open(cfg_path) as f:
+            cfg = yaml.safe_load(f) or {}
+    except yaml.YAMLError as e:  # invalid, or unsafe (a python/object tag): never constructed
+        raise UsageError(f"--run-dir {run_dir!r}: {cfg_path} is not valid safe YAML "
+                         f"({str(e).splitlines()[0]}); fix it, or pass MODEL and --weights instead") from None
+    if not isinstance(cfg, dict):
+        raise UsageError(f"--run-dir {run_dir!r}: {cfg_path} must hold a mapping of key: value")
+    return cfg
 
 
-def take_release(opts: Dict[str, Any], info) -> None:
-    """Options, protocol and class names of the released weights ``--pretrained`` names."""
-    from ..models import weights_info
+def load_model(args, labels: Optional[List[str]] = None):
+    """The model of ``args`` (eval mode, on its device, the CPU fast path unless --no-optimize), its
+    resolved `zoo.Spec` (the input protocol: ``spec.info``), its class names and the device."""
+    from ..engine import distributed as dist_utils
+    from ..engine.prepare import build_checked, check_clips_fit
 
-    tag = opts["pretrained"]
-    record = weights_info(info.name + (f".{tag}" if isinstance(tag, str) else ""))
-    opts["pretrained"] = record.tag
-    opts["model_args"] = {**record.model_args, **opts["model_args"]}
-    opts["protocol"] = dict(record.input_args)
-    opts["eval_args"] = dict(record.eval_args)
-    frames = record.input_args.get("num_frames")
-    if info.frames_arg and info.frames_arg in record.model_args:
-        value = record.model_args[info.frames_arg]
-        frames = value * info.segment_length if info.frames_arg == "num_segments" else value
-    opts["frames"] = opts["frames"] or frames
-    opts["classes"] = opts["classes"] or (list(record.categories) or None)
+    # without a label map the classifier size follows the checkpoint (or the model's default)
+    spec, extra = model_spec(args, num_classes=len(labels) if labels else None)
+    labels = labels or extra["classes"]
+    if labels and spec.num_classes != len(labels):
+        spec = spec.with_classes(len(labels))
+    views = spec.info.test_views
+    if getattr(args, "views", None):  # a video's views run in one forward pass
+        check_clips_fit(spec.info, views[0] * views[1], what=f"--views {views[0]}x{views[1]}")
+    device = dist_utils.default_device(args.device)
+    model = build_checked(spec, strict_classifier=True).to(device).eval()
+    names = list(labels or model.categories or [str(i) for i in range(model.num_classes)])
+    if not args.no_optimize and device.type == "cpu":
+        from ..inference import optimize
+        model = optimize(model, compile=compile_mode(args))
+    return model, spec, names, device
+
+
+def warn_if_untrained(spec) -> None:
+    if not spec.has_weights:
+        print("warning: no --weights or --pretrained: the model is randomly initialised, the prediction is "
+              "meaningless")
 
 
 def data_error_types():

@@ -41,7 +41,7 @@ def register(sub):
                     "results file. Models without results are marked 'not measured yet'.")
     p.add_argument("--results", help="zoo compare results JSON (default: benchmarks/results/compare.json; "
                                      "a missing default file means nothing is measured yet)")
-    p.add_argument("--deploy", help="benchmarks/deploy.py results JSON (default: benchmarks/results/deploy.json, "
+    p.add_argument("--deploy", help="deployment benchmark results JSON (python -m zoo.benchmark.deploy) (default: benchmarks/results/deploy.json, "
                                     "if it exists)")
     p.add_argument("--out", default="model_cards", help="output directory (default: model_cards)")
     p.add_argument("--check", action="store_true",

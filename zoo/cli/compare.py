@@ -1,6 +1,6 @@
-"""``zoo compare``: cost, CPU speed and SynthMotion accuracy of every registered model (issue #8).
+"""``zoo compare``: cost, CPU speed and SynthMotion accuracy of every registered model.
 
-The logic lives in `zoo.benchmark.compare`; ``benchmarks/compare.py`` runs this same command.
+The logic lives in `zoo.benchmark.compare`.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ __all__ = ["register", "cmd_compare"]
 
 
 def _command() -> str:
-    """The command line as typed (``python benchmarks/compare.py ...`` or ``zoo compare ...``)."""
+    """The command line as typed (``python -m zoo compare ...`` or ``zoo compare ...``)."""
     argv0 = os.path.basename(sys.argv[0])
     if argv0 == "__main__.py":
         return shlex.join(["python", "-m", "zoo", *sys.argv[1:]])

@@ -33,18 +33,19 @@ def convert_checkpoint(srcs: List[str], dst: str, *, family: Optional[str] = Non
     (`zoo.models.build_with_checkpoint`: the classifier sized from the checkpoint unless
     ``num_classes`` is given); a file that loads into several models of the family is refused
     (TSN and TSM share their keys). Writes a zoo checkpoint: the state dict with the model's
-    identity, and the class names and protocol of the release when the source is a release
-    file zoo knows by name. Returns (model name, num_classes, LoadReport, release name or None).
+    identity, and the options, class names and protocol of the release when the source is a
+    release file zoo knows (by its name or sha256, `zoo.resolve`). Returns (model name,
+    num_classes, LoadReport, release name or None).
     """
     from ..engine.checkpoint import atomic_save
-    from ..models import build_with_checkpoint, read_weights, zoo_checkpoint
+    from ..models import build_with_checkpoint, instantiate, read_weights, resolve, zoo_checkpoint
 
     raw = read_weights(srcs if len(srcs) > 1 else srcs[0])
     failures, loaded = [], []
     for name in _candidates(family, model):
         try:
             m = build_with_checkpoint(name, raw, num_classes=num_classes)
-        except (RuntimeError, ValueError, KeyError, TypeError) as e:
+        except (BadCheckpoint, UsageError) as e:  # the file is not this model's: try the next candidate
             failures.append(f"{name}: {e}")
             continue
         loaded.append((name, m, m.load_report))
@@ -57,21 +58,11 @@ def convert_checkpoint(srcs: List[str], dst: str, *, family: Optional[str] = Non
     if report.reinitialised:
         raise BadCheckpoint(f"{name}: classifier {', '.join(report.reinitialised)} has the wrong size; pass "
                          f"--num-classes to match the checkpoint")
-    release = _release_of(name, srcs)
-    if release is not None and release.num_classes == m.num_classes:
-        m.categories = release.categories
-        if release.input_args:
-            m.info = m.info.replace(**release.input_args)
+    spec = resolve(name, weights=list(srcs) if len(srcs) > 1 else srcs[0], num_classes=num_classes)
+    if spec.record is not None:  # a known release: built with its options, protocol and class names
+        m = instantiate(spec, checkpoint=raw)
     atomic_save(zoo_checkpoint(m), dst)
-    return name, m.num_classes, report, release.name if release else None
-
-
-def _release_of(name: str, srcs: List[str]):
-    """The weights record whose files are ``srcs`` (by file name), or None."""
-    from ..models import model_weights
-
-    names = tuple(os.path.basename(s.split("?")[0]) for s in srcs)
-    return next((w for w in model_weights(name) if w.file_names == names), None)
+    return name, m.num_classes, report, spec.weights_tag
 
 
 def cmd_convert(args) -> int:

@@ -47,7 +47,7 @@ def run_demo(args) -> dict:
 
     import torch
 
-    from .. import is_model, model_info
+    from .. import is_model
     from ..engine import TrainConfig, evaluate, format_table, train
     from ..engine.harness import save_eval
     from ..engine.metrics import twin_metrics
@@ -73,14 +73,12 @@ def run_demo(args) -> dict:
     results, extra = {}, {}
     for name in models:
         t0 = time.perf_counter()
-        frames = args.segments * model_info(name).segment_length  # PAN Lite: 4 frames per segment
-        cfg = TrainConfig(model=name, data=data, out=os.path.join(args.out, name), frames=frames,
+        cfg = TrainConfig(model=name, data=data, out=os.path.join(args.out, name),  # segments fix the clip
                           size=args.size, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                           optimizer=args.optimizer, weight_decay=args.weight_decay, warmup_epochs=args.warmup,
-                          model_args={"backbone": args.backbone}, seed=args.seed, progress=not args.no_progress,
+                          model_args={"backbone": args.backbone, "num_segments": args.segments}, seed=args.seed, progress=not args.no_progress,
                           eval_every=0)
-        print(f"\n== {name}: {args.backbone} backbone, {args.segments} segments ({frames} frames) at {args.size} px, "
-              f"{args.epochs} epochs")
+        print(f"\n== {name}: {args.backbone} backbone, {args.segments} segments at {args.size} px, {args.epochs} epochs")
         run = train(cfg)
         model, info = run["model"], run["info"]
         results[name] = run["eval"]

@@ -5,7 +5,7 @@ import json
 
 from .._files import prepare_output_dir
 from . import UsageError
-from ._options import add_model_options, compile_mode, data_error_types, resolve_model_options
+from ._options import add_model_options, compile_mode, data_error_types, model_spec
 
 __all__ = ["register"]
 
@@ -27,46 +27,43 @@ def cmd_eval(args) -> int:
 
     from ..data import build_dataset
     from ..data.splits import split_and_fold
-    from ..engine.config import parse_views
     from ..engine.harness import evaluate
-    from ..engine.prepare import adjust_info, build_model, check_clips_fit
+    from ..engine.prepare import build_checked, check_clips_fit
 
-    opts = resolve_model_options(args)
     if args.out:
         prepare_output_dir(args.out)  # before the evaluation, whose results would be lost
-    if args.published and not opts["pretrained"]:
+    if args.published and not args.pretrained:
         raise UsageError("--published reproduces a release's number: it goes with --pretrained [TAG]")
-    data = args.data or opts["data"]
+    spec, extra = model_spec(args)
+    if args.published:  # the release's own test head (e.g. PySlowFast's per-window softmax)
+        spec, extra = model_spec(args, model_args=dict(spec.record.eval_args), quiet=True)
+    data = args.data or extra["data"]
     if not data:
         raise UsageError("--data SPEC is required (a CSV/JSON/list file, a class-folder tree or a SynthMotion "
                          "directory)")
-    views = parse_views(args.views) if args.views else None
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
     compile = compile_mode(args)
-    release_test = opts.get("eval_args", {}) if args.published else {}  # e.g. PySlowFast's per-window softmax
-    info, model_args = adjust_info(opts["model"], frames=opts["frames"], size=opts["size"], views=views,
-                                   model_args={**release_test, **opts["model_args"]}, protocol=opts["protocol"])
+    info = spec.info
     views_per_video = info.test_views[0] * info.test_views[1]
     check_clips_fit(info, args.batch_size * views_per_video,
                     what=f"--views {info.test_views[0]}x{info.test_views[1]} with --batch-size {args.batch_size}")
     dist_utils.init_distributed()
     device = dist_utils.default_device(args.device)
-    split, fold = split_and_fold(args.split, opts["fold"])
+    split, fold = split_and_fold(args.split, extra["fold"])
     dataset = build_dataset(data, info, split, train=False, views=info.test_views, on_error=args.on_error,
-                            root=args.root or opts["data_root"], fold=fold)
-    names = list(dataset.class_names)
-    if opts["classes"] and names == [str(i) for i in range(len(names))] and len(names) <= len(opts["classes"]):
-        dataset.class_names = list(opts["classes"])  # integer labels: the weights' classes name them
-    elif opts["classes"] and list(opts["classes"]) != names:
+                            root=args.root or extra["data_root"], fold=fold)
+    names, classes = list(dataset.class_names), extra["classes"]
+    if classes and names == [str(i) for i in range(len(names))] and len(names) <= len(classes):
+        dataset.class_names = list(classes)  # integer labels: the weights' classes name them
+    elif classes and list(classes) != names:
         where = f"{args.run_dir}/classes.txt" if args.run_dir else "the weights' class names"
         raise UsageError(f"the data's label map ({len(names)} classes) differs from the one the weights were "
-                         f"trained with ({len(opts['classes'])} classes, {where})")
+                         f"trained with ({len(classes)} classes, {where})")
     num_classes = args.num_classes or len(dataset.class_names)
-    if not opts["weights"] and not opts["pretrained"] and dist_utils.is_main_process():
+    if not spec.has_weights and dist_utils.is_main_process():
         print("warning: no --weights or --pretrained: evaluating a randomly initialised model")
-    model = build_model(opts["model"], info, num_classes=num_classes, weights=opts["weights"],
-                        model_args=model_args, strict_classifier=True, pretrained=opts["pretrained"]).to(device)
+    model = build_checked(spec.with_classes(num_classes), strict_classifier=True).to(device)
     try:
         result = evaluate(model, dataset, batch_size=args.batch_size, num_workers=args.workers, agg=args.agg,
                           temporal_order=args.temporal_order, seed=args.seed, device=device,
@@ -74,14 +71,14 @@ def cmd_eval(args) -> int:
                           compile=compile)
     except data_error_types() as e:
         raise UsageError(str(e).replace("on_error='skip'", "--on-error skip")) from None
-    weights = f"{opts['model']}.{opts['pretrained']}" if opts["pretrained"] else opts["weights"]
-    result.meta.update(model=opts["model"], weights=weights, data=data, split=args.split,
+    weights = spec.weights_label() if spec.has_weights else None
+    result.meta.update(model=spec.name, weights=weights, data=data, split=args.split,
                        views=list(info.test_views), frames=info.num_frames, crop_size=info.crop_size)
     result.metrics.update({k: result.meta[k] for k in ("model", "weights", "data", "split", "views", "frames",
                                                           "crop_size")})
     if dist_utils.is_main_process():
         m = result.metrics
-        print(format_table({opts["model"]: result}))
+        print(format_table({spec.name: result}))
         print(f"{m['num_videos']} of {len(dataset)} videos evaluated, {m['num_views']} views each "
               f"({info.test_views[0]} clips x {info.test_views[1]} crops), {m['num_skipped']} skipped; "
               f"{result.meta['clips_per_second']:.1f} clips/s on {result.meta['world_size']} process(es)")

@@ -6,7 +6,7 @@ import os
 
 from .._files import prepare_output_file, temp_path
 from . import UsageError
-from ._options import check_positive, parse_kv, take_release
+from ._options import check_positive, parse_kv
 
 __all__ = ["register", "export"]
 
@@ -23,25 +23,17 @@ def export(name: str, out: str, *, fmt: str, weights=None, frames=None, size=Non
     an unreadable video stops the export (``"error"``) or is skipped and reported (``"skip"``)."""
     import torch
 
-    from ..engine.prepare import adjust_info, build_model
     from ..inference.export import export_model
-    from ..models import get_entry
+    from ..models import build, resolve
 
-    entry = get_entry(name)
-    opts = {"model_args": dict(model_args or {}), "frames": frames, "classes": None, "protocol": {},
-            "pretrained": None}
-    if isinstance(weights, str) and weights in {w.tag for w in entry.weights}:
-        opts["pretrained"] = weights
-        take_release(opts, entry.info)  # the release's options, protocol, clip length, class names
-    info, args = adjust_info(name, frames=opts["frames"], size=size, model_args=opts["model_args"],
-                             protocol=opts["protocol"])
-    model = build_model(name, info, weights=weights, model_args=args)
-    tag = f"{entry.info.name}.{opts['pretrained']}" if opts["pretrained"] else None
-    if opts["classes"]:
-        model.categories = tuple(opts["classes"])
+    spec = resolve(name, weights=weights, frames=frames, size=size, **dict(model_args or {}))
+    for note in spec.notes:
+        print(note)
+    model = build(spec)
     dynamic = batch == "dynamic"
-    example = torch.randn(2 if dynamic else int(batch), *info.input_shape, generator=torch.Generator().manual_seed(0))
-    weights_name = tag or (None if weights is None else str(weights))
+    example = torch.randn(2 if dynamic else int(batch), *spec.info.input_shape,
+                          generator=torch.Generator().manual_seed(0))
+    weights_name = spec.weights_label() if spec.has_weights else None
     if int8_data is None:
         return export_model(model, out, fmt=fmt, example=example, dynamic_batch=dynamic, weights=weights_name,
                             verify=verify)

@@ -74,17 +74,16 @@ def cmd_info(args):
 
 
 def cmd_flops(args):
-    from ..engine.prepare import adjust_info, build_model
     from ..flops import FLOP_CONVENTION, count_flops, count_params
-    from ..models import model_info
+    from ..models import build, model_info, resolve
     from ._options import check_positive
 
     check_positive(args, ("frames", "size", "depth"))
     info = model_info(args.name)
     # --frames reaches the constructor argument it fixes (segments, a head's pooling window)
-    adjusted, overrides = adjust_info(args.name, frames=args.frames)
-    model = build_model(args.name, adjusted, model_args=overrides)
-    c, t, h, w = adjusted.input_shape
+    spec = resolve(args.name, frames=args.frames)
+    model = build(spec)
+    c, t, h, w = spec.info.input_shape
     h = w = args.size or h
     shape = (1, c, t, h, w)
     report = count_flops(model, shape, table_depth=args.depth)

@@ -7,35 +7,9 @@ from typing import List, Optional
 from .._errors import InputNotFound
 from .._files import display_name
 from . import UsageError
-from ._options import add_model_options, compile_mode, resolve_model_options, weights_label
+from ._options import add_model_options, load_model, warn_if_untrained
 
-__all__ = ["register", "load_model", "load_videos_model"]
-
-
-def load_model(args, labels: Optional[List[str]] = None):
-    """The model of ``args`` (eval mode, on its device, the CPU fast path unless --no-optimize),
-    its input protocol, its class names, the resolved options and the device."""
-    from ..engine import distributed as dist_utils
-    from ..engine.config import parse_views
-    from ..engine.prepare import adjust_info, build_model, check_clips_fit
-
-    opts = resolve_model_options(args)
-    labels = labels or opts["classes"]
-    views = parse_views(args.views) if getattr(args, "views", None) else None
-    info, model_args = adjust_info(opts["model"], frames=opts["frames"], size=opts["size"], views=views,
-                                   model_args=opts["model_args"], protocol=opts["protocol"])
-    if views is not None:  # a video's views run in one forward pass
-        check_clips_fit(info, views[0] * views[1], what=f"--views {views[0]}x{views[1]}")
-    device = dist_utils.default_device(args.device)
-    # without a label map the classifier size follows the checkpoint (or the model's default)
-    model = build_model(opts["model"], info, num_classes=len(labels) if labels else None, weights=opts["weights"],
-                        model_args=model_args, strict_classifier=True, pretrained=opts["pretrained"]
-                        ).to(device).eval()
-    names = list(labels or getattr(model, "categories", None) or [str(i) for i in range(model.num_classes)])
-    if not args.no_optimize and device.type == "cpu":
-        from ..inference import optimize
-        model = optimize(model, compile=compile_mode(args))
-    return model, info, names, opts, device
+__all__ = ["register", "load_videos_model", "check_videos"]
 
 
 def check_videos(videos: List[str], on_error: str = "error") -> List[tuple]:
@@ -67,9 +41,10 @@ def load_videos_model(args, videos: List[str], labels: Optional[List[str]] = Non
     from ..data import Record, VideoDataset
 
     check_videos(videos, on_error)
-    model, info, names, opts, device = load_model(args, labels)
-    dataset = VideoDataset([Record(path=v, label=None) for v in videos], names, info, train=False, on_error=on_error)
-    return model, dataset, opts, device
+    model, spec, names, device = load_model(args, labels)
+    dataset = VideoDataset([Record(path=v, label=None) for v in videos], names, spec.info, train=False,
+                           on_error=on_error)
+    return model, dataset, spec, device
 
 
 def _load(dataset, i):
@@ -79,12 +54,6 @@ def _load(dataset, i):
         return dataset[i]["video"]
     except DataError as e:
         raise UsageError(display_name(str(e).split(". Fix or remove")[0])) from None
-
-
-def warn_if_untrained(opts) -> None:
-    if not opts["weights"] and not opts["pretrained"]:
-        print("warning: no --weights or --pretrained: the model is randomly initialised, the prediction is "
-              "meaningless")
 
 
 def cmd_predict(args) -> int:
@@ -99,8 +68,8 @@ def cmd_predict(args) -> int:
     if args.timeline:
         from .timeline import cmd_timeline
         return cmd_timeline(args, labels)
-    model, dataset, opts, device = load_videos_model(args, [args.video], labels)
-    warn_if_untrained(opts)
+    model, dataset, spec, device = load_videos_model(args, [args.video], labels)
+    warn_if_untrained(spec)
     video = _load(dataset, 0)
     with torch.inference_mode():
         logits = model(video.to(device)).float().cpu()
@@ -109,7 +78,7 @@ def cmd_predict(args) -> int:
         probs = probs.softmax(-1)
     k = min(args.topk, probs.numel())
     top = probs.topk(k)
-    weights = weights_label(opts)
+    weights = spec.weights_label()
     print(f"{args.video}  ({weights}, {logits.shape[0]} views, {args.agg})")
     for rank, (p, c) in enumerate(zip(top.values.tolist(), top.indices.tolist()), 1):
         print(f"  {rank}. {dataset.class_names[c]:<40s} {p:.4f}")
@@ -125,8 +94,8 @@ def cmd_features(args) -> int:
     if not args.out.endswith((".pt", ".npz")):
         raise UsageError(f"--out must end with .pt or .npz, got {args.out!r}")
     prepare_output_file(args.out)
-    model, dataset, opts, device = load_videos_model(args, args.videos, on_error=args.on_error)
-    warn_if_untrained(opts)
+    model, dataset, spec, device = load_videos_model(args, args.videos, on_error=args.on_error)
+    warn_if_untrained(spec)
     feats, paths, skipped = [], [], []
     with torch.inference_mode():
         for i in range(len(dataset)):
@@ -142,8 +111,8 @@ def cmd_features(args) -> int:
         raise UsageError(f"no video could be read ({len(skipped)} skipped): nothing to write")
     view_features = torch.stack(feats)  # [N, V, D]
     features = view_features.mean(1)
-    weights = weights_label(opts)
-    meta = {"model": opts["model"], "weights": weights, "views": list(dataset.views), "skipped": skipped,
+    weights = spec.weights_label()
+    meta = {"model": spec.name, "weights": weights, "views": list(dataset.views), "skipped": skipped,
             "categories": list(dataset.class_names),  # the classifier's classes (names with released weights)
             "frames": dataset.info.num_frames, "crop_size": dataset.info.crop_size}
     if args.out.endswith(".npz"):

@@ -84,7 +84,7 @@ def cmd_stream(args) -> int:
     from ..data.stream import FrameStream
     from ..inference.live import LiveRunner, is_online
     from ..inference.timeline import plan_windows
-    from .predict import load_model, warn_if_untrained
+    from ._options import load_model, warn_if_untrained
     from .timeline import top_classes
 
     if args.topk < 1:
@@ -103,8 +103,9 @@ def cmd_stream(args) -> int:
     with source:  # closed only after the reader thread has ended (LiveRunner.run joins it)
         if not source.live and source.num_frames and too_short(source.num_frames):
             raise UsageError(f"{display_name(args.source)}: {too_short(source.num_frames)}")
-        model, info, names, opts, device = load_model(args, None)
-        warn_if_untrained(opts)
+        model, spec, names, device = load_model(args, None)
+        info = spec.info
+        warn_if_untrained(spec)
         try:
             plan = None if is_online(model) else plan_windows(info, source.fps, args.window_sec, args.stride_sec)
         except ValueError as e:
@@ -120,7 +121,7 @@ def cmd_stream(args) -> int:
                 outputs.append(_Overlay(args.render))
             if args.show:
                 outputs.append(_Window())
-            print(f"{display_name(args.source)}: {source.width}x{source.height} at {source.fps:g} fps; {opts['model']} "
+            print(f"{display_name(args.source)}: {source.width}x{source.height} at {source.fps:g} fps; {spec.name} "
                   f"{runner.mode}: {runner.cost()}")
             start = time.perf_counter()
             for p in predictions:

@@ -10,7 +10,6 @@ from typing import List, Optional
 
 from .._files import display_name, prepare_output_dir, temp_path
 from . import UsageError
-from ._options import weights_label
 
 __all__ = ["add_timeline_options", "cmd_timeline", "write_timeline", "timeline_figure", "render_video", "draw_labels"]
 
@@ -189,7 +188,7 @@ def cmd_timeline(args, labels: Optional[List[str]]) -> int:
     from ..data import DecodeError, too_short
     from ..data.stream import FrameStream
     from ..inference.timeline import SEGMENT_FILTER, plan_windows, segments, sliding_windows
-    from .predict import load_model, warn_if_untrained
+    from ._options import load_model, warn_if_untrained
 
     if not args.out:
         raise UsageError("--timeline writes its files to a directory: add --out DIR")
@@ -204,8 +203,9 @@ def cmd_timeline(args, labels: Optional[List[str]]) -> int:
     with stream:
         if not stream.live and stream.num_frames and too_short(stream.num_frames):
             raise UsageError(f"{video}: {too_short(stream.num_frames)}")
-        model, info, names, opts, device = load_model(args, labels)
-        warn_if_untrained(opts)
+        model, spec, names, device = load_model(args, labels)
+        info = spec.info
+        warn_if_untrained(spec)
         try:
             plan = plan_windows(info, stream.fps, args.window_sec, args.stride_sec)
             smooth = plan.overlap if args.smooth is None else args.smooth
@@ -214,7 +214,7 @@ def cmd_timeline(args, labels: Optional[List[str]]) -> int:
         except ValueError as e:
             raise UsageError(str(e)) from None
         os.makedirs(args.out, exist_ok=True)
-        weights = weights_label(opts)
+        weights = spec.weights_label()
         print(f"{video}: {stream.width}x{stream.height}, {stream.fps:g} fps"
               f"{f', about {stream.num_frames} frames' if stream.num_frames else ''}; {display_name(weights)}")
         print(f"  {plan.describe()}, batches of {args.batch}")
@@ -250,7 +250,7 @@ def cmd_timeline(args, labels: Optional[List[str]]) -> int:
         s["class_index"] = s.pop("label")
         s["label"] = names[s["class_index"]]
     duration = windows[-1].end
-    doc = {"source": args.video, "model": opts["model"], "weights": weights, "fps": stream.fps,
+    doc = {"source": args.video, "model": spec.name, "weights": weights, "fps": stream.fps,
            "complete": failure is None, **({"stopped": display_name(failure.reason)} if failure else {}),
            "window_sec": round(plan.window_sec, 4), "stride_sec": round(plan.stride_sec, 4),
            "window_frames": plan.window, "stride_frames": plan.stride, "clip_frames": len(plan.clip),

@@ -16,8 +16,7 @@ def resolve_config(args):
     ``--config`` < flags < ``--set``; validated, model and weights tag checked before any data is read."""
     from ..engine.config import TrainConfig, apply_overrides, load_config
     from ..engine.recipes import recipe_values
-    from ..engine.training import pretrained_record
-    from ..models import model_info
+    from ..engine.training import training_spec
 
     given = load_config(args.config, TrainConfig())
     recipe, model = args.recipe or given.recipe, args.model or given.model
@@ -41,8 +40,7 @@ def resolve_config(args):
         cfg.progress = False
     apply_overrides(cfg, args.set or [])
     cfg.validate()
-    model_info(cfg.model)  # unknown name: KeyError with close matches
-    pretrained_record(cfg)  # unknown tag: KeyError with close matches
+    training_spec(cfg)  # an unknown model, tag or weights file: one line, before any data is read
     return cfg
 
 

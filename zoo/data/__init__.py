@@ -30,7 +30,8 @@ from .._lazy import lazy_exports
 
 _EXPORTS = {
     **dict.fromkeys(("DataError", "VideoDataset", "build_dataset", "collate", "MIN_FRAMES", "too_short"), ".datasets"),
-    **dict.fromkeys(("Record", "resolve_spec"), ".lists"),
+    "Record": ".records",
+    "resolve_spec": ".lists",
     **dict.fromkeys(("DecodeError", "FrameFolderDecoder", "PyAVDecoder", "VideoMeta", "open_decoder"), ".decoders"),
     **dict.fromkeys(("label_map_hash", "load_label_map", "save_label_map"), ".labels"),
     **dict.fromkeys(("DenseSampler", "SegmentSampler", "build_sampler"), ".samplers"),

@@ -27,28 +27,18 @@ from __future__ import annotations
 import csv
 import json
 import os
-from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
 from .._errors import BadData, InputNotFound, UsageError
 from .._files import display_name, read_text
 from .labels import load_label_map
+from .records import Record
+from .splits import read_split, split_format
 
 __all__ = ["Record", "resolve_spec", "read_csv", "read_tsn_list", "read_ssv2", "read_class_folders",
            "VIDEO_EXTENSIONS"]
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg")
-
-
-@dataclass
-class Record:
-    path: str  # video file or frame folder (absolute, or relative to the working directory)
-    label: Optional[int]  # None when the label could not be resolved (see `problem`)
-    start: Optional[float] = None  # seconds
-    end: Optional[float] = None
-    num_frames: Optional[int] = None  # declared by a TSN list file
-    source: str = ""  # "list-file:line" for messages
-    problem: Optional[str] = None  # a problem found while parsing (unknown label, bad line)
 
 
 # -- label resolution ----------------------------------------------------------------------
@@ -234,8 +224,6 @@ def resolve_spec(spec, split: str = "val", *, root: Optional[str] = None, label_
                  frame_folders: bool = False, fold: Optional[int] = None):
     """Parse ``spec`` into ``(records, class_names, extras)``; extras holds flip_map / frames_template.
     ``fold``: the official split (1-3) of a UCF101 / HMDB51 root (`zoo.data.splits`; default 1)."""
-    from .splits import read_split, split_format
-
     if isinstance(spec, (tuple, list)) and len(spec) == 2:  # (SSv2 annotations, labels JSON)
         spec, label_map = spec
     spec = os.fspath(spec)

@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Tuple
 
 from .._errors import BadData, InputNotFound, UsageError
 from .._files import read_text
-from .lists import Record
+from .records import Record
 
 __all__ = ["UCF101_LISTS", "HMDB51_SPLITS", "split_format", "read_ucf101", "read_hmdb51", "read_split",
            "split_and_fold"]

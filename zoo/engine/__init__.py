@@ -10,7 +10,7 @@ _EXPORTS = {
                      "TEMPORAL_ORDERS"), ".config"),
     **dict.fromkeys(("EvalResult", "evaluate", "format_table", "load_eval", "reaggregate", "save_eval"), ".harness"),
     **dict.fromkeys(("aggregate_views", "compute_metrics"), ".metrics"),
-    **dict.fromkeys(("adjust_info", "build_model"), ".prepare"),
+    **dict.fromkeys(("build_checked", "check_clips_fit"), ".prepare"),
     "train": ".training",
 }
 __all__ = list(_EXPORTS)

@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 
 from .._errors import UsageError
+from ..models import VideoModel
 from .config import FREEZE_MODES
 
 __all__ = ["FREEZE_MODES", "freeze", "set_train_mode", "classifier_parameters", "param_groups", "VideoMixup"]
@@ -25,7 +26,7 @@ _NORMS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)
 
 def classifier_parameters(model: nn.Module) -> List[nn.Parameter]:
     """The parameters of ``model.get_classifier()`` (a module, or one per network of an ensemble)."""
-    if not hasattr(model, "get_classifier"):
+    if not isinstance(model, VideoModel):  # a plain module has no classifier of its own
         return []
     heads = model.get_classifier()
     heads = heads if isinstance(heads, (list, tuple)) else [heads]
@@ -33,8 +34,9 @@ def classifier_parameters(model: nn.Module) -> List[nn.Parameter]:
 
 
 def _networks(model: nn.Module) -> List[nn.Module]:
-    nets = getattr(model, "nets", None)  # an ensemble of separately trained networks (PAN Full / En)
-    return list(nets.values()) if isinstance(nets, (dict, nn.ModuleDict)) else [model]
+    """The separately trained networks of ``model`` (PAN Full / En), or the model itself."""
+    nets = list(model.networks().values()) if isinstance(model, VideoModel) else []
+    return nets or [model]
 
 
 def freeze(model: nn.Module, mode: str) -> List[nn.Module]:

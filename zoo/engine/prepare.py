@@ -1,87 +1,30 @@
-"""Build a model and its input protocol from a name plus run-time overrides (frames, size, views)."""
+"""Building a resolved model (`zoo.resolve`'s `Spec`) for the engine, and whether its clips fit in memory."""
 from __future__ import annotations
 
 import math
 import os
 import warnings
-from typing import Any, Dict, Optional, Sequence, Tuple, Union
+from typing import Optional
 
 import torch.nn as nn
 
 from .._errors import BadCheckpoint, UsageError
-from ..models import ModelInfo, build, model_info
+from ..models import ModelInfo, Spec, build
 
-__all__ = ["adjust_info", "build_model", "available_memory", "check_clips_fit"]
-
-
-def adjust_info(name: str, *, frames: Optional[int] = None, size: Optional[int] = None,
-                views: Optional[Tuple[int, int]] = None, model_args: Optional[Dict[str, Any]] = None,
-                protocol: Optional[Dict[str, Any]] = None) -> Tuple[ModelInfo, Dict[str, Any]]:
-    """The model's `ModelInfo` with ``frames``/``size``/``views`` changed, and the model overrides
-    that go with it: the constructor argument the clip length fixes (``info.frames_arg``:
-    ``num_segments`` of segment models, ``num_frames`` of SlowFast's and I3D-R50's head pooling).
-
-    ``frames`` is the clip length T; for segment sampling it must be a multiple of the model's
-    frames per segment. ``size`` is the crop; resize and jitter sizes scale with it. An explicit
-    ``model_args`` value of ``info.frames_arg`` that disagrees with ``frames`` is an error.
-    ``protocol``: `ModelInfo` fields of released weights (or a zoo checkpoint) applied first.
-    """
-    info = model_info(name)
-    if protocol:
-        info = info.replace(**protocol)
-    args = dict(model_args or {})
-    if "centre_frame" in args and info.sampling == "segment":  # a constructor option that is also protocol
-        centre = bool(args["centre_frame"])
-        info = info.replace(centre_frame=centre, num_frames=info.num_segments * (info.frames_per_segment + centre))
-    changes: Dict[str, Any] = {}
-    if frames is not None:
-        frames = int(frames)
-        if frames < 1:
-            raise UsageError(f"frames must be >= 1, got {frames}")
-        if info.sampling == "segment":
-            if frames % info.segment_length:
-                raise UsageError(f"{name} samples {info.segment_length} frames per segment: "
-                                 f"frames must be a multiple of it, got {frames}")
-            changes.update(num_frames=frames, num_segments=frames // info.segment_length)
-        else:
-            changes.update(num_frames=frames)
-        if info.frames_arg:
-            value = frames // info.segment_length if info.frames_arg == "num_segments" else frames
-            if args.get(info.frames_arg, value) != value:
-                raise UsageError(f"{name}: model argument {info.frames_arg}={args[info.frames_arg]} disagrees with "
-                                 f"{frames} frames ({info.frames_arg}={value}); drop one of them")
-            args[info.frames_arg] = value
-    if size is not None:
-        size = int(size)
-        if size < info.min_size:
-            raise UsageError(f"{name} needs a crop of at least {info.min_size} px, got {size}")
-        scale = size / info.crop_size
-        changes.update(crop_size=size, resize_size=max(size, round(info.resize_size * scale)),
-                       train_jitter=tuple(max(size, round(j * scale)) for j in info.train_jitter))
-    if views is not None:
-        changes.update(test_views=(int(views[0]), int(views[1])))
-    return (info.replace(**changes) if changes else info), args
+__all__ = ["build_checked", "available_memory", "check_clips_fit"]
 
 
-def build_model(name: str, info: ModelInfo, *, num_classes: Optional[int] = None,
-                weights: Union[None, str, Sequence[str]] = None, model_args: Optional[Dict[str, Any]] = None,
-                strict_classifier: bool = False, pretrained: Union[bool, str] = False) -> nn.Module:
-    """`zoo.build` with architecture overrides; attaches the adjusted ``info``.
-
-    ``num_classes`` None: the checkpoint's classifier size with ``weights``, else the info's.
-    ``strict_classifier``: for evaluation, a checkpoint whose classifier size differs from
-    ``num_classes`` is an error instead of a re-initialised head.
-    """
+def build_checked(spec: Spec, *, strict_classifier: bool = False, progress: bool = True) -> nn.Module:
+    """`zoo.build` of ``spec``. ``strict_classifier`` (evaluation, prediction): a checkpoint whose
+    classifier size differs from ``spec.num_classes`` is an error instead of a re-initialised head."""
     with warnings.catch_warnings():
         if strict_classifier:  # a re-initialised classifier is an error below, not a warning
             warnings.simplefilter("ignore")
-        model = build(name, num_classes=num_classes, weights=weights, pretrained=pretrained or False,
-                      **(model_args or {}))
-    report = getattr(model, "load_report", None)
+        model = build(spec, progress=progress)
+    report = model.load_report
     if strict_classifier and report is not None and report.reinitialised:
-        raise BadCheckpoint(f"the checkpoint's classifier does not have {num_classes} outputs (the data's "
-                         f"number of classes): {', '.join(report.reinitialised)} would be random")
-    model.info = info.replace(num_classes=model.num_classes)
+        raise BadCheckpoint(f"the checkpoint's classifier does not have {spec.num_classes} outputs (the data's "
+                            f"number of classes): {', '.join(report.reinitialised)} would be random")
     return model
 
 

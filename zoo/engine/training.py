@@ -31,10 +31,9 @@ from .config import TrainConfig, dump_config, parse_views
 from .curves import TensorBoardLog, plot_curves
 from .finetune import VideoMixup, freeze, param_groups, set_train_mode
 from .harness import EvalResult, evaluate, save_eval
-from ..models import zoo_checkpoint
-from .prepare import adjust_info, build_model
+from ..models import Spec, build, resolve, zoo_checkpoint
 
-__all__ = ["train", "build_optimizer", "lr_factor", "seed_everything", "pretrained_record", "run_conditions", "LAST",
+__all__ = ["train", "build_optimizer", "lr_factor", "seed_everything", "training_spec", "run_conditions", "LAST",
            "FINAL_WEIGHTS", "CURVES", "SKIPPED"]
 
 LAST = "last.pt"  # full training state, rewritten atomically after every epoch
@@ -132,12 +131,8 @@ def _train(cfg: TrainConfig, resume) -> Dict[str, Any]:
             _log(f"removed {len(removed)} temporary file(s) a killed run left in {out}: {', '.join(removed)}")
     seed_everything(cfg.seed + rank)
 
-    views = parse_views(cfg.eval_views) if cfg.eval_views else None
-    record = pretrained_record(cfg)
-    info, model_args = adjust_info(cfg.model, frames=cfg.frames, size=cfg.size, views=views,
-                                   model_args=cfg.model_args, protocol=dict(record.input_args) if record else None)
-    if cfg.dropout is not None:
-        model_args["dropout"] = cfg.dropout
+    spec = training_spec(cfg)
+    info = spec.info
     train_set = build_dataset(cfg.data, info, "train", train=True, on_error=cfg.on_error, root=cfg.data_root,
                               fold=cfg.split)
     val_set = build_dataset(cfg.val_data or cfg.data, info, "val", train=False, on_error=cfg.on_error,
@@ -153,10 +148,9 @@ def _train(cfg: TrainConfig, resume) -> Dict[str, Any]:
     if len(train_set) == 0:
         raise BadData(f"no training videos in {cfg.data!r}")
 
-    model = build_model(cfg.model, info, num_classes=len(class_names), weights=cfg.weights,
-                        model_args=model_args, pretrained=record.tag if record else False).to(device)
-    if cfg.weights or record:
-        _log(f"fine-tuning from {cfg.weights or record.name}: {model.load_report}")
+    model = build(spec.with_classes(len(class_names))).to(device)
+    if spec.has_weights:
+        _log(f"fine-tuning from {spec.weights_label()}: {model.load_report}")
     frozen = freeze(model, cfg.freeze)
     if cfg.freeze != "none":
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -260,8 +254,7 @@ def _train(cfg: TrainConfig, resume) -> Dict[str, Any]:
                              agg=cfg.agg, seed=cfg.seed, device=device, progress=cfg.progress)
     last_eval.meta["model"] = cfg.model
     if dist_utils.is_main_process():
-        core.categories = tuple(class_names)
-        atomic_save(zoo_checkpoint(core), os.path.join(out, FINAL_WEIGHTS))
+        atomic_save(zoo_checkpoint(core, categories=class_names), os.path.join(out, FINAL_WEIGHTS))
         save_eval(last_eval, os.path.join(out, "eval"))
         atomic_write_text(os.path.join(out, "metrics.json"),
                           json.dumps({"model": cfg.model, "epochs": cfg.epochs, "conditions": conditions,
@@ -364,10 +357,12 @@ def run_conditions(world: int, device: torch.device) -> Dict[str, Any]:
     return conditions
 
 
-def pretrained_record(cfg: TrainConfig):
-    """The `Weights` record ``cfg.pretrained`` names (a tag, or true: the model's default), or None."""
-    from ..models import weights_info
-
-    if cfg.pretrained is None or cfg.pretrained is False:
-        return None
-    return weights_info(cfg.model if cfg.pretrained is True else f"{cfg.model}.{cfg.pretrained}")
+def training_spec(cfg: TrainConfig) -> Spec:
+    """The model of a training run, resolved (`zoo.resolve`): its options, the released weights or
+    checkpoint it starts from (with their options and input protocol), the clip length and crop."""
+    views = parse_views(cfg.eval_views) if cfg.eval_views else None
+    args = dict(cfg.model_args)
+    if cfg.dropout is not None:
+        args["dropout"] = cfg.dropout
+    return resolve(cfg.model, weights=cfg.weights, pretrained=cfg.pretrained or None, frames=cfg.frames,
+                   size=cfg.size, views=views, **args)

@@ -55,8 +55,10 @@ def _inner(model):
 
 def is_online(model) -> bool:
     """Does ``model`` (or the model the fast path wraps) stream one frame per prediction?"""
+    from ..models import VideoModel
+
     inner, _ = _inner(model)
-    return bool(getattr(inner, "online", False)) and hasattr(inner, "stream")
+    return isinstance(inner, VideoModel) and inner.online
 
 
 class _Reader(threading.Thread):

@@ -2,15 +2,14 @@
 
 glibc hands freed memory at the top of its heap back to the OS and serves large blocks with
 ``mmap``, so a network whose activations take tens of MB can fault them in page by page on every
-call: compiled R(2+1)D-18 at 16x112² saw 22k-37k minor page faults per clip, and a process whose
-heap happened to stay resident ran it 1.77x faster than its peer instead of about 1.5x. Inside
+call, and two runs of one model differ by whether their heap happened to stay resident. Inside
 ``cache.scope()``, CPU tensor allocations of 16 KiB and more made on the calling thread come from a
 free list of blocks (static shapes are served from it from the second call on), the way
 PyTorch's CUDA caching allocator and ONNX Runtime's CPU arena work. Allocations on other threads,
 or outside any scope, go to PyTorch's allocator unchanged.
 
 The allocator is a few lines of C++ against c10 (``zoo/inference/csrc/memory_cache.cpp``), compiled with
-the system C++ compiler on first use (about a second) into ``$ZOO_CACHE_DIR`` (default
+the system C++ compiler on first use into ``$ZOO_CACHE_DIR`` (default
 ``~/.cache/zoo``), keyed by the source, the torch version and the compiler. Without a compiler,
 `cache_unavailable_reason` says why and `OptimizedModel` runs without a cache.
 """
@@ -67,8 +66,7 @@ class MemoryCache:
     Blocks come in size classes 1/8 of a power of two apart, and a request takes the smallest
     free block that fits (if under 4x its size), so activations of similar sizes share blocks.
     Free blocks are kept up to 3x the peak of live bytes, so changing shapes cannot grow it
-    without bound; at a static shape it settles lower (I3D-Inception eager fast fp32: 488 MB free
-    for a 344 MB peak, the process's peak RSS 1395 MB instead of 1318; R(2+1)D-18: 105 MB for 82).
+    without bound; at a static shape it settles lower (the README gives measured figures).
     `trim` frees what it holds, and so does dropping the cache (tensors still in use stay valid
     and are freed normally)."""
 

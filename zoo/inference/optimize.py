@@ -15,7 +15,7 @@ What it does, in order, on a copy of an eval-mode model:
    (``layout="auto"`` times both layouts and keeps the faster). In fp32, not compiled, Conv3ds
    whose kernel spans one frame or one pixel (spatial, temporal and 1x1x1 convs of R(2+1)D, P3D,
    SlowFast, I3D-R50) run as Conv2ds on views of that memory (`Conv3dAs2d`), which oneDNN runs
-   faster (SlowFast 8x8 R50: 904 -> 719 ms per clip). In fp32 with channels-last, compiled or
+   faster (``benchmarks/speed.py`` times the fast path per model). In fp32 with channels-last, compiled or
    not, 3x3 stride-1 convs (2D, or 3D with a one-frame kernel) of 32 channels or more run as
    Winograd F(4x4, 3x3) (`zoo.inference.winograd.WinogradConv`: a quarter of the multiplies; outputs within
    about 1e-5 of their scale, the direct conv's rounding being about 2e-6).
@@ -43,14 +43,14 @@ import torch.nn as nn
 
 from .._errors import UsageError
 from .memory import MemoryCache, cache_unavailable_reason
-from .timing import time_interleaved
+from .compiling import compiled_calls
+from .timing import canonical_clip, time_interleaved
 from .winograd import WinogradConv, frames_into_batch, frames_out_of_batch, winograd_unavailable_reason
 
 __all__ = ["optimize", "fold_batchnorms", "OptimizedModel", "Conv3dAs2d"]
 
 _CONVS = (nn.Conv2d, nn.Conv3d)
 _BNS = (nn.BatchNorm2d, nn.BatchNorm3d)
-RECOMPILE_LIMIT = 256  # compiled graphs per model class in one process (see OptimizedModel._run)
 
 
 def _fold_pair(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
@@ -164,8 +164,7 @@ class Conv3dAs2d(nn.Module):
     frames folded into the batch (``[N*T, C, H, W]``) or pixels into the width (``[N, C, T, H*W]``).
 
     The same weights and sums, no copies (both views are plain reshapes of ``[N, T, H, W, C]``
-    memory), and oneDNN's 2D kernels run these shapes faster: up to 1.3x for R(2+1)D's res4
-    spatial convs and 2.2x for its res5 temporal ones, 8% over one conv of each kind per stage.
+    memory), and oneDNN's 2D kernels run these shapes faster than its 3D ones.
     """
 
     def __init__(self, conv: nn.Conv3d):
@@ -290,20 +289,14 @@ class OptimizedModel(nn.Module):
     def _run(self, x: torch.Tensor) -> torch.Tensor:
         if self._compiled is None:
             return self.model(x)
-        # inductor's weight freezing (constant-folded, pre-packed weights) applies at compile time,
-        # i.e. the first call of each input shape. Dynamo keeps its compiled graphs per code object:
-        # every compiled model of one class (and each dtype and shape) adds one to `TSM.forward`'s,
-        # and past dynamo's default of 8 it silently runs the rest eagerly.
-        import torch._dynamo.config as dynamo_config
-        import torch._inductor.config as inductor_config
-        with inductor_config.patch(freezing=True), dynamo_config.patch(recompile_limit=RECOMPILE_LIMIT):
+        with compiled_calls():  # weight freezing, and a recompile limit that keeps every model compiled
             return self._compiled(x)
 
     def compiled_twin(self) -> "OptimizedModel":
         """This model under ``torch.compile``: same (shared) weights, layout and dtype, so a timing
         of the two compares compiling and nothing else; but with any `Conv3dAs2d` back as the
-        equal Conv3d (on a copy), which inductor runs faster (R(2+1)D-18 fp32: 285 ms vs 316, bf16
-        59 vs 90; SlowFast 8x8 R50 fp32: 607 vs 634, each measured interleaved)."""
+        equal Conv3d (on a copy), which inductor runs faster (its conv epilogue fusions do not cross
+        the views)."""
         model = self.model
         if self.convs_as_2d:
             model = copy.deepcopy(model)
@@ -350,7 +343,7 @@ def optimize(model: nn.Module, dtype: torch.dtype = torch.float32, *, example: O
             for most models on oneDNN, not for all: P3D's mixed 2D/3D convs run faster in the
             default layout). ``benchmarks/speed.py`` uses ``"auto"``.
         memory_cache: allocate the model's activations from its own `zoo.inference.memory.MemoryCache`,
-            kept between calls (no page faults on repeated calls; about 1.3-1.4x the peak of
+            kept between calls (no page faults on repeated calls; somewhat more than the peak of
             live activations stays reserved until ``model.memory_cache.trim()`` or the model is
             dropped).
         winograd: in float32 with a channels-last layout, run 3x3 stride-1 convs with at least 32
@@ -401,8 +394,8 @@ def optimize(model: nn.Module, dtype: torch.dtype = torch.float32, *, example: O
 
     if layout == "contiguous":
         return _tag(wrap(fast, compile, channels_last=False), fp32_convs)
-    # Conv3dAs2d only for the uncompiled fp32 model: measured slower under bf16 (R(2+1)D-18: 127 -> 140 ms)
-    # and under inductor, whose conv epilogue fusions the views split (see `OptimizedModel.compiled_twin`)
+    # Conv3dAs2d only for the uncompiled fp32 model: it is slower under bf16, and under inductor,
+    # whose conv epilogue fusions the views split (see `OptimizedModel.compiled_twin`)
     as_2d_convs = dtype == torch.float32 and compile is False
     winograd = winograd and dtype == torch.float32 and winograd_unavailable_reason() is None
     if layout == "channels_last":
@@ -413,25 +406,17 @@ def optimize(model: nn.Module, dtype: torch.dtype = torch.float32, *, example: O
     _to_channels_last(cl, as_2d_convs, winograd)
     candidates = {"contiguous": wrap(fast, False, channels_last=False),
                   "channels_last": wrap(cl, False, channels_last=True)}
-    # interleaved rounds: one slow spell of the machine must not pick the layout (timed one after
-    # the other, TSM-R101 was once left contiguous at 675 ms per clip instead of 545)
-    secs = time_interleaved(candidates, _canonical_clip(model), warmup=1, reps=3, settle=0)
+    # interleaved rounds: one slow spell of the machine must not pick the layout
+    secs = time_interleaved(candidates, canonical_clip(model), warmup=1, reps=3, settle=0)
     best = wrap(cl, compile, channels_last=True) if secs["channels_last"] <= secs["contiguous"] else \
         wrap(fast, compile, channels_last=False)
     best.layout_ms = {k: round(1e3 * v, 1) for k, v in secs.items()}
     return _tag(best, fp32_convs)
 
 
-def _canonical_clip(model: nn.Module) -> torch.Tensor:
-    info = getattr(model, "info", None)
-    if info is None:
-        raise UsageError("timing at info.input_shape (layout='auto', compile='auto') needs a model with .info")
-    return torch.randn(1, *info.input_shape, generator=torch.Generator().manual_seed(0))
-
-
 def _faster_compiled(eager: OptimizedModel) -> OptimizedModel:
     """``eager`` or its compiled twin (same weights), whichever runs the canonical clip faster."""
-    clip = _canonical_clip(eager)
+    clip = canonical_clip(eager)
     compiled = eager.compiled_twin()
     compiled(clip)  # compiles
     secs = time_interleaved({"compiled": compiled, "eager": eager}, clip, warmup=1, reps=2, settle=0)

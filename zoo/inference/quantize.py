@@ -2,7 +2,7 @@
 calibration=clips)`` (`quantize`), and of an exported ONNX file (`quantize_onnx`, ``zoo export --int8``).
 
 Two backends; neither is faster on every model, so ``backend="auto"`` builds both and keeps the
-one faster on the model's canonical clip (``benchmarks/deploy.py`` has the figures per model):
+one faster on the model's canonical clip (``python -m zoo.benchmark.deploy`` has the figures per model):
 
 - ``"onnxruntime"``: the model exported to ONNX (`zoo.inference.export`), quantized by onnxruntime's
   static quantizer and run by its CPU provider. Fast where its int8 kernels cover the convolutions.
@@ -26,7 +26,8 @@ import torch.nn as nn
 from .._errors import UsageError
 from .._files import temp_path
 from .export import OnnxRuntimeModel, export_program, onnxruntime_module, save_model_file
-from .timing import time_interleaved
+from .compiling import compiled_calls
+from .timing import canonical_clip, time_interleaved
 
 __all__ = ["quantize", "quantize_onnx", "calibration_clips", "export_for_int8", "onnxruntime_int8", "describe_int8", "error_line", "BACKENDS", "METHODS", "Pt2eInt8Model"]
 
@@ -182,11 +183,7 @@ class Pt2eInt8Model(nn.Module):
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        import torch._inductor.config as inductor_config
-
-        from .optimize import RECOMPILE_LIMIT
-        with torch.no_grad(), inductor_config.patch(freezing=True), \
-                torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT):
+        with torch.no_grad(), compiled_calls():
             return self._compiled(x).float()
 
 
@@ -206,8 +203,6 @@ def quantize(model: nn.Module, calibration, *, backend: str = "auto", threads=No
         raise UsageError("int8 quantization takes an eval-mode model: call model.eval() first")
     clips = calibration_clips(calibration)
     if backend == "auto":
-        from .optimize import _canonical_clip
-
         built, errors = {}, {}
         for name in METHODS:
             try:
@@ -218,7 +213,7 @@ def quantize(model: nn.Module, calibration, *, backend: str = "auto", threads=No
             raise RuntimeError("no int8 backend could quantize this model: " + "; ".join(f"{k}: {v}" for k, v in errors.items()))
         most = max(q.convs_int8[0] for q in built.values())
         candidates = {name: q for name, q in built.items() if q.convs_int8[0] == most}
-        secs = time_interleaved(built, _canonical_clip(model), warmup=1, reps=3, settle=0)
+        secs = time_interleaved(built, canonical_clip(model), warmup=1, reps=3, settle=0)
         best = candidates[min(candidates, key=secs.get)]
         best.int8_errors = errors
         best.int8_ms = {k: round(1e3 * v, 1) for k, v in secs.items()}

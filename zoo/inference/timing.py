@@ -10,7 +10,9 @@ from typing import Callable, Dict
 
 import torch
 
-__all__ = ["time_interleaved"]
+from .._errors import UsageError
+
+__all__ = ["time_interleaved", "canonical_clip"]
 
 
 def time_interleaved(fns: Dict[str, Callable], x, warmup: int = 2, reps: int = 5, settle: int = 1
@@ -37,3 +39,11 @@ def time_interleaved(fns: Dict[str, Callable], x, warmup: int = 2, reps: int = 5
                 fns[name](x)
                 times[name].append(time.perf_counter() - start)
     return {n: statistics.median(t) for n, t in times.items()}
+
+
+def canonical_clip(model) -> torch.Tensor:
+    """The fixed clip a model is timed on: one view of its ``info.input_shape`` (seeded)."""
+    info = getattr(model, "info", None)
+    if info is None:
+        raise UsageError("timing at info.input_shape (layout='auto', compile='auto') needs a model with .info")
+    return torch.randn(1, *info.input_shape, generator=torch.Generator().manual_seed(0))

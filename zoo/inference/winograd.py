@@ -8,10 +8,9 @@ It runs as an input transform of 6x6 tiles (``zoo/inference/csrc/winograd.cpp``)
 arithmetic; in fp32 each conv's outputs move by about 1e-5 of their largest value (the direct
 conv's rounding is about 2e-6), which `WinogradConv` states as its tolerance.
 
-Measured per conv (``benchmarks/winograd.py``, 2-core Xeon, fp32 channels-last, frames as batch):
-1.9-2.0x faster than oneDNN's direct conv at ResNet's res3/res4 shapes over 8 frames, 1.2x at
-res2, 1.8x at res5 (7x7). With few output tiles the direct conv wins, so below `MIN_TILES` the
-module runs it instead.
+It is faster than oneDNN's direct conv at ResNet's shapes over 8 frames (``python
+benchmarks/winograd.py`` times each, ``benchmarks/results/winograd.json``). With few output tiles
+the direct conv wins, so below `MIN_TILES` the module runs it instead.
 """
 from __future__ import annotations
 
@@ -35,8 +34,7 @@ POINTS = (0, 1, -1, 2, -2)  # Lavin & Gray's interpolation points, plus the poin
 MIN_CHANNELS = 32  # thinner convs are too cheap for the transforms to pay off
 # Fewer output tiles than this (e.g. R(2+1)D-18's res5 at 2 frames of 7x7: 8 tiles) run as the
 # direct conv: the 36 GEMMs then have too few rows to amortize reading weights 4x the size of the
-# direct conv's (measured with benchmarks/winograd.py's timing, Winograd forced: 512->1152 at 7x7
-# ran 0.72x the direct conv's speed at 4 tiles, 0.78x at 8, 1.05x at 16, 1.53x at 32).
+# direct conv's (the crossing point, found with benchmarks/winograd.py's timing, Winograd forced).
 MIN_TILES = 16
 _SOURCE = Path(__file__).parent / "csrc" / "winograd.cpp"
 
@@ -148,7 +146,7 @@ class WinogradConv(nn.Module):
     The weights are transformed once, in float64: ``u = G w G^T``, kept as ``[36, C_in, C_out]``.
     """
 
-    rtol = 5e-5  # largest |output error| / largest |output| measured on random convs: 1.3e-5
+    rtol = 5e-5  # bound on largest |output error| / largest |output| (tests/test_winograd.py checks it)
 
     def __init__(self, conv: nn.Module):
         super().__init__()
@@ -168,7 +166,7 @@ class WinogradConv(nn.Module):
 
     @staticmethod
     def applies_to(conv: nn.Module) -> bool:
-        if type(conv) is nn.Conv2d:  # exactly: subclasses (e.g. TSM's ShiftConv2d) change forward
+        if type(conv) is nn.Conv2d:  # exactly: a subclass may change forward
             kernel, stride, padding, dilation = conv.kernel_size, conv.stride, conv.padding, conv.dilation
         elif type(conv) is nn.Conv3d and conv.kernel_size[0] == 1 and conv.stride[0] == 1 and conv.padding[0] == 0:
             kernel, stride, padding, dilation = (v[1:] for v in (conv.kernel_size, conv.stride, conv.padding,

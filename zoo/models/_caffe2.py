@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .._errors import BadCheckpoint
-from ._builder import register_checkpoint_reader
+from ._checkpoint_io import register_checkpoint_reader
 
 __all__ = ["read_caffe2_pkl", "caffe2_blobs", "blobs_to_tensors"]
 

@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._builder import unwrap_state_dict
+from ._loading import unwrap_state_dict
 from ._caffe2 import blobs_to_tensors, caffe2_blobs
 
 __all__ = ["STAGE_DEPTHS", "SLOW_TEMPORAL_KERNELS", "FAST_TEMPORAL_KERNELS", "STAGE_NAMES", "bn3d",

@@ -24,7 +24,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .._errors import UsageError
-from ._builder import check_input
+from ._checks import check_input
+from ._contract import VideoModel
 
 __all__ = ["MID_CHANNEL_RULES", "midplanes_2plus1d", "Conv2Plus1D", "BasicBlock",
            "R2Plus1dStem", "VideoClassifier", "VideoResNet", "check_video_input",
@@ -137,7 +138,7 @@ def init_video_weights(model: nn.Module, zero_init_residual: bool = False) -> No
                 nn.init.zeros_(m.conv2[1].weight)
 
 
-class VideoClassifier(nn.Module):
+class VideoClassifier(VideoModel):
     """Head and interface shared by the video CNNs: ``forward_features`` gives the last feature
     map ``[B, C, T', H', W']``; the head averages it over time and space, then dropout -> ``fc``."""
 

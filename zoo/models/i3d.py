@@ -31,7 +31,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .._errors import BadCheckpoint, UnknownOption, UsageError
-from ._builder import check_input, unwrap_state_dict
+from ._checks import check_input
+from ._contract import VideoModel
+from ._loading import unwrap_state_dict
 from ._imagenet import googlenet_3d, imagenet_weights, is_torchvision
 from ._inflate import inflate_2d
 from ._info import INCEPTION_MEAN, INCEPTION_STD, BenchPreset, ModelInfo, Result, Weights
@@ -156,7 +158,7 @@ class InceptionBlock(nn.Module):
         return torch.cat([self.b0(x), self.b1b(self.b1a(x)), self.b2b(self.b2a(x)), self.b3b(self.b3a(x))], 1)
 
 
-class I3D(nn.Module):
+class I3D(VideoModel):
     """Inflated Inception-v1 (I3D) for RGB clips in [-1, 1].
 
     Args:

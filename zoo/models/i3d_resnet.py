@@ -29,7 +29,8 @@ import torch
 import torch.nn as nn
 
 from .._errors import BadCheckpoint, UsageError
-from ._builder import check_input, unwrap_state_dict
+from ._checks import check_input
+from ._loading import unwrap_state_dict
 from ._imagenet import imagenet_weights, is_torchvision, resnet_3d
 from ._info import IMAGENET_MEAN, IMAGENET_STD, KINETICS_MEAN, KINETICS_STD, BenchPreset, ModelInfo, Result, Weights
 from ._registry import create_model, register_model

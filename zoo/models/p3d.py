@@ -35,7 +35,7 @@ import torch
 import torch.nn as nn
 
 from .._errors import UsageError
-from ._builder import unwrap_state_dict
+from ._loading import unwrap_state_dict
 from ._info import IMAGENET_MEAN, IMAGENET_STD, BenchPreset, ModelInfo, Result, Weights
 from ._registry import create_model, register_model
 from ._video_resnet import VideoClassifier, check_video_input, init_video_weights

@@ -32,7 +32,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .._errors import BadCheckpoint, UsageError
-from ._builder import check_input, rename_keys, unwrap_state_dict
+from ._checks import check_input
+from ._contract import VideoModel
+from ._loading import rename_keys, unwrap_state_dict
 from ._imagenet import imagenet_weights, is_torchvision, resnet_2d
 from ._info import IMAGENET_MEAN, IMAGENET_STD, BenchPreset, ModelInfo, Result, Weights
 from ._registry import create_model, register_model
@@ -226,7 +228,7 @@ class PANNet(TSM):
         return self.fc(features, pre_logits=pre_logits)
 
 
-class PANEnsemble(nn.Module):
+class PANEnsemble(VideoModel):
     """Separately trained PAN networks whose logits are averaged (the official ``test_models.py``
     fusion with the default coefficients): PAN Full = ``('rgb', 'pa')``, PAN En =
     ``('lite', 'rgb', 'pa')``. Each network is an attribute ``<modality>_net``;
@@ -263,6 +265,10 @@ class PANEnsemble(nn.Module):
     @property
     def nets(self) -> Dict[str, PANNet]:
         return {s: getattr(self, f"{s}_net") for s in self.streams}
+
+    def networks(self) -> Dict[str, PANNet]:
+        """The separately trained networks, by stream (``rgb``, ``pa``; PAN En: also ``diff``)."""
+        return self.nets
 
     def get_classifier(self) -> List[nn.Module]:
         return [n.get_classifier() for n in self.nets.values()]

@@ -32,7 +32,7 @@ import torch
 import torch.nn as nn
 
 from .._errors import BadCheckpoint, UsageError
-from ._builder import rename_keys, unwrap_state_dict
+from ._loading import rename_keys, unwrap_state_dict
 from ._caffe2 import blobs_to_tensors, caffe2_blobs
 from ._info import IMAGENET_MEAN, IMAGENET_STD, BenchPreset, ModelInfo, Result, Weights
 from ._registry import create_model, register_model

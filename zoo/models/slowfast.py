@@ -37,7 +37,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .._errors import BadCheckpoint, UsageError
-from ._builder import check_input, unwrap_state_dict
+from ._checks import check_input
+from ._loading import unwrap_state_dict
 from ._caffe2 import read_caffe2_pkl
 from ._info import IMAGENET_MEAN, IMAGENET_STD, KINETICS_MEAN, KINETICS_STD, BenchPreset, ModelInfo, Result, Weights
 from ._registry import create_model, register_model

@@ -12,13 +12,17 @@
   so a stream is run frame by frame, each shift caching the channels it hands to the next frame
   (`TSMStream`): one frame's cost per prediction.
 
-The 2D backbone is timm's ResNet; its state-dict keys equal torchvision's, so official TSM
-checkpoints map onto ``backbone.*`` with a few renames (`checkpoint_filter_fn`).
+The 2D backbone is the shared trunk (`zoo.models._trunk2d.Trunk2D`: timm's ResNet, its state-dict
+keys torchvision's), the shift a `TemporalShift` plugged at each block's ``pre_residual`` point
+(``pre_block`` for the ``block`` placement) and the temporal pool a `TemporalPool` after
+``layer1``, so official TSM checkpoints map onto ``backbone.*`` with a few renames
+(`checkpoint_filter_fn`).
 
-    [B, 3, T, H, W] -> [B*T, 3, H, W] -> ResNet (+ shifts) -> GAP -> dropout -> fc -> mean over T
+    [B, 3, T, H, W] -> [B*T, 3, H, W] -> trunk (+ shifts) -> GAP -> dropout -> fc -> mean over T
 """
 from __future__ import annotations
 
+import math
 import re
 from typing import Dict, Optional
 
@@ -27,13 +31,17 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .._errors import UsageError
-from ._builder import check_input, rename_keys, unwrap_state_dict
+from ._checks import check_input
+from ._contract import VideoModel
+from ._loading import rename_keys, unwrap_state_dict
 from ._export import register_export_form
 from ._imagenet import imagenet_weights, is_torchvision, resnet_2d
 from ._info import IMAGENET_MEAN, IMAGENET_STD, BenchPreset, ModelInfo, Result, Weights
 from ._registry import create_model, register_model
+from ._trunk2d import HookedBlock, Trunk2D
 
-__all__ = ["temporal_shift", "ShiftConv2d", "ShiftBlock", "TSM", "TSMStream", "checkpoint_filter_fn", "SHIFT_PLACES"]
+__all__ = ["temporal_shift", "TemporalShift", "TemporalPool", "shifted_blocks", "TSM", "TSMStream",
+           "checkpoint_filter_fn", "SHIFT_PLACES"]
 
 SHIFT_PLACES = ("blockres", "block")
 
@@ -120,15 +128,17 @@ def _shift_export_form(x: torch.Tensor, num_segments: int, fold_div: int, online
 register_export_form(torch.ops.zoo.temporal_shift.default, _shift_export_form)
 
 
-class _Shift:
-    """What the two shift placements share: the offline shift, or, while a `TSMStream` runs,
-    the streaming one (one frame per call, the channels from the previous frame cached)."""
-    num_segments: int
-    fold_div: int
-    online: bool = False
-    stream_cache = None  # None: offline; `_START`, then the cached channels, while streaming
+class TemporalShift(nn.Module):
+    """TSM's shift as a module of the 2D trunk (`zoo.models._trunk2d`): `temporal_shift` of its
+    input over ``num_segments`` frames, or, while a `TSMStream` runs, the streaming shift (one
+    frame per call, the channels from the previous frame cached). No parameters."""
 
-    def _shift(self, x: torch.Tensor) -> torch.Tensor:
+    def __init__(self, num_segments: int, fold_div: int = 8, online: bool = False):
+        super().__init__()
+        self.num_segments, self.fold_div, self.online = num_segments, fold_div, online
+        self.stream_cache = None  # None: offline; `_START`, then the cached channels, while streaming
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.stream_cache is None:
             return temporal_shift(x, self.num_segments, self.fold_div, self.online)
         fold = x.shape[1] // self.fold_div
@@ -141,51 +151,27 @@ class _Shift:
         out[:, :fold] = previous
         return out
 
+    def extra_repr(self) -> str:
+        way = "from the past (online)" if self.online else "each way"
+        return f"T={self.num_segments}, 1/{self.fold_div} of the channels {way}"
+
 
 _START = object()  # a stream's cache before its first frame (the past is zeros, as offline)
 
 
-class ShiftConv2d(_Shift, nn.Conv2d):
-    """A conv that temporally shifts its input first (TSM ``blockres`` placement).
+class TemporalPool(nn.Module):
+    """TSM's temporal pool (official ``tpool``) between the trunk's first two stages: max over
+    time, kernel 3, stride 2, so the later stages see half the frames."""
 
-    Subclassing keeps the plain ``conv1.weight`` key, so shifted and unshifted networks share
-    one state-dict layout.
-    """
-
-    def __init__(self, *args, num_segments: int = 8, fold_div: int = 8, online: bool = False, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.num_segments = num_segments
-        self.fold_div = fold_div
-        self.online = online
-
-    @classmethod
-    def from_conv(cls, conv: nn.Conv2d, num_segments: int, fold_div: int, online: bool = False) -> "ShiftConv2d":
-        new = cls(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                  conv.dilation, conv.groups, conv.bias is not None, conv.padding_mode,
-                  num_segments=num_segments, fold_div=fold_div, online=online)
-        new.load_state_dict(conv.state_dict())
-        return new
-
-    def forward(self, x):
-        return super().forward(self._shift(x))
-
-    def extra_repr(self):
-        way = "from the past (online)" if self.online else "each way"
-        return super().extra_repr() + f", shift(T={self.num_segments}, 1/{self.fold_div} {way})"
-
-
-class ShiftBlock(_Shift, nn.Module):
-    """A residual block whose whole input is shifted (TSM ``block`` placement)."""
-
-    def __init__(self, block: nn.Module, num_segments: int, fold_div: int, online: bool = False):
+    def __init__(self, num_segments: int):
         super().__init__()
-        self.block = block
         self.num_segments = num_segments
-        self.fold_div = fold_div
-        self.online = online
 
-    def forward(self, x):
-        return self.block(self._shift(x))
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        nt, c, h, w = x.shape
+        x = x.view(nt // self.num_segments, self.num_segments, c, h, w).transpose(1, 2)
+        x = F.max_pool3d(x, kernel_size=(3, 1, 1), stride=(2, 1, 1), padding=(1, 0, 0))
+        return x.transpose(1, 2).reshape(-1, c, h, w)
 
 
 def _shift_every(stage_depths) -> int:
@@ -194,17 +180,31 @@ def _shift_every(stage_depths) -> int:
     return 2 if stage_depths[2] >= 23 else 1
 
 
-class TSM(nn.Module):
-    """TSN/TSM over a timm ResNet. ``shift=False`` gives the TSN baseline.
+def shifted_blocks(model: nn.Module):
+    """``(block name, placement)`` of every block of ``model`` with a temporal shift: ``blockres``
+    (its residual branch, before ``conv1``) or ``block`` (its whole input)."""
+    out = []
+    for name, m in model.named_modules():
+        if isinstance(m, HookedBlock):
+            if isinstance(m.pre_residual, TemporalShift):
+                out.append((name, "blockres"))
+            elif isinstance(m.pre_block, TemporalShift):
+                out.append((name, "block"))
+    return out
+
+
+class TSM(VideoModel):
+    """TSN/TSM on the 2D trunk (`zoo.models._trunk2d.Trunk2D`, timm's ResNet). ``shift=False``
+    gives the TSN baseline.
 
     Args:
         num_classes: classifier outputs.
         num_segments: frames (segments) per clip, T.
         backbone: timm ResNet name (resnet18/34/50/101/152).
-        shift: insert temporal shifts (TSM) or not (TSN).
+        shift: plug temporal shifts (TSM) into the trunk, or not (TSN).
         shift_div: 1/shift_div of the channels move each way.
         shift_place: ``'blockres'`` (residual branch, official default) or ``'block'``.
-        temporal_pool: max-pool time by 2 before ``layer2`` (official ``tpool``).
+        temporal_pool: max-pool time by 2 after ``layer1`` (official ``tpool``).
         dropout: dropout before the classifier.
         in_chans: input channels of ``conv1`` (PAN Lite feeds 6).
         online: the online TSM: 1/shift_div of the channels shifted from the previous frame only
@@ -219,22 +219,18 @@ class TSM(nn.Module):
             raise UsageError("online=True is a TSM with shifts and without temporal_pool (it pools over time)")
         if shift_place not in SHIFT_PLACES:
             raise UsageError(f"shift_place must be one of {SHIFT_PLACES}, got {shift_place!r}")
-        if not backbone.startswith("resnet"):
-            raise UsageError(f"backbone must be a timm ResNet (resnet18/34/50/101/152), got {backbone!r}")
         if temporal_pool and num_segments % 2:
             raise UsageError(f"temporal_pool halves time: num_segments must be even, got {num_segments}")
         self.num_classes = num_classes
         self.num_segments = num_segments
         self.temporal_pool = temporal_pool
         self.online = online
-        import timm  # here, not at import: `zoo list` and `zoo info` need no timm
-
-        # zero_init_last=False: torchvision's (and so the official code's) initialisation
-        self.backbone = timm.create_model(backbone, pretrained=False, num_classes=0, in_chans=in_chans,
-                                          zero_init_last=False)
+        self.backbone = Trunk2D(backbone, in_chans)
         self.num_features = self.backbone.num_features
         if shift:
-            self._insert_shifts(shift_div, shift_place)
+            self._plug_shifts(shift_div, shift_place)
+        if temporal_pool:
+            self.backbone.plug_between(1, TemporalPool(num_segments))
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(self.num_features, num_classes)
         self._init_fc(self.fc)
@@ -244,18 +240,21 @@ class TSM(nn.Module):
         nn.init.normal_(fc.weight, 0, 0.001)
         nn.init.zeros_(fc.bias)
 
-    def _insert_shifts(self, fold_div: int, place: str):
-        stages = [self.backbone.layer1, self.backbone.layer2, self.backbone.layer3, self.backbone.layer4]
-        every = _shift_every([len(s) for s in stages])
-        for i, stage in enumerate(stages):
-            segments = self.num_segments // 2 if (self.temporal_pool and i > 0) else self.num_segments
-            for j, block in enumerate(stage):
-                if j % every:
-                    continue
-                if place == "blockres":
-                    block.conv1 = ShiftConv2d.from_conv(block.conv1, segments, fold_div, self.online)
-                else:
-                    stage[j] = ShiftBlock(block, segments, fold_div, self.online)
+    def _plug_shifts(self, fold_div: int, place: str):
+        every = _shift_every([len(s) for s in self.backbone.stages])
+
+        def shift(stage: int, index: int, block) -> Optional[TemporalShift]:
+            if index % every:
+                return None
+            if place == "blockres":
+                # the shift used to wrap conv1 in a new conv, whose initialisation drew from the
+                # generator: the same draw keeps a seeded build's weights (and every seeded
+                # training run) what they were
+                nn.init.kaiming_uniform_(torch.empty_like(block.conv1.weight), a=math.sqrt(5))
+            segments = self.num_segments // 2 if (self.temporal_pool and stage > 0) else self.num_segments
+            return TemporalShift(segments, fold_div, self.online)
+
+        self.backbone.plug("pre_residual" if place == "blockres" else "pre_block", shift)
 
     @property
     def num_frames(self) -> int:
@@ -277,25 +276,12 @@ class TSM(nn.Module):
         return x.transpose(1, 2).reshape(b * t, c, h, w)
 
     def forward_frames(self, x: torch.Tensor, segments: Optional[int] = None) -> torch.Tensor:
-        """Backbone over ``[B*T, C, H, W]`` frames -> pooled features ``[B, T', D]`` (T: ``segments``,
-        default ``num_segments``; a `TSMStream` passes one frame per clip)."""
-        bb = self.backbone
-        x = bb.maxpool(bb.act1(bb.bn1(bb.conv1(x))))
-        x = bb.layer1(x)
+        """The trunk over ``[B*T, C, H, W]`` frames -> pooled features ``[B, T', D]`` (T: ``segments``,
+        default ``num_segments``; a `TSMStream` passes one frame per clip; T' = T / 2 with the
+        temporal pool)."""
         segments = segments or self.num_segments
-        if self.temporal_pool:
-            x = self._pool_time(x, segments)
-            segments //= 2
-        x = bb.layer4(bb.layer3(bb.layer2(x)))
-        x = x.mean((2, 3))
-        return x.view(-1, segments, x.shape[1])
-
-    @staticmethod
-    def _pool_time(x: torch.Tensor, segments: int) -> torch.Tensor:
-        nt, c, h, w = x.shape
-        x = x.view(nt // segments, segments, c, h, w).transpose(1, 2)
-        x = F.max_pool3d(x, kernel_size=(3, 1, 1), stride=(2, 1, 1), padding=(1, 0, 0))
-        return x.transpose(1, 2).reshape(-1, c, h, w)
+        x = self.backbone(x).mean((2, 3))
+        return x.view(-1, segments // 2 if self.temporal_pool else segments, x.shape[1])
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, 3, T, H, W]`` -> per-frame pooled features ``[B, T', D]``."""
@@ -337,7 +323,7 @@ class TSMStream:
         if model.training:
             raise UsageError("TSMStream runs an eval-mode model: call model.eval() first")
         self.model = model
-        self.shifts = [m for m in model.modules() if isinstance(m, _Shift)]
+        self.shifts = [m for m in model.modules() if isinstance(m, TemporalShift)]
         self.reset()
 
     def reset(self) -> None:
@@ -390,23 +376,17 @@ _MMA_RENAMES = (
 
 
 def map_shift_keys(state_dict: Dict[str, torch.Tensor], model_keys) -> Dict[str, torch.Tensor]:
-    """Resolve official ``.net`` wrapper keys against the model's own keys.
-
-    Official TSM wraps shifted modules as ``.net``: ``conv1.net.weight`` (blockres),
-    ``layerX.N.net.*`` (block placement) and ``layer2.net.N.*`` (temporal pool). Each key is
-    tried with ``.net`` removed and with ``.net`` as our ``.block`` wrapper; the form the
-    model has wins.
-    """
+    """Drop the shift wrappers of official keys (and of earlier zoo checkpoints) where the model
+    has the plain key: official TSM wraps shifted modules as ``.net`` (``conv1.net.weight``,
+    blockres; ``layerX.N.net.*``, block placement; ``layer2.net.N.*``, temporal pool), and zoo
+    wrapped a ``block``-placement block as ``.block``. The trunk's shifts are parameter-free
+    modules beside the convs, so every wrapped key has a plain one."""
     model_keys = set(model_keys)
     out = {}
     for k, v in state_dict.items():
-        if ".net." in k:
-            candidates = [k.replace(".net.", "."), k.replace(".net.", ".block.")]
-            k = next((c for c in candidates if c in model_keys), candidates[0])
-        elif k not in model_keys:
-            # a shift-free checkpoint loaded into a `block`-placement model
-            wrapped = re.sub(r"^(.*layer\d\.\d+)\.", r"\1.block.", k)
-            k = wrapped if wrapped in model_keys else k
+        if k not in model_keys:
+            plain = k.replace(".net.", ".").replace(".block.", ".")
+            k = plain if plain in model_keys else k
         out[k] = v
     return out
 

@@ -1,0 +1,69 @@
+"""`VideoModel`: what every model zoo builds carries, and the hooks the rest of zoo calls.
+
+Set by the builder (`zoo.build`), once, and only there; read by the data pipeline, the harness,
+the exporters and the command line:
+
+- ``info``: the `ModelInfo` of the input protocol the model was built for (the release's, the
+  clip length and crop it was asked for, its number of classes);
+- ``categories``: the class names of its classifier (empty when the weights do not name them);
+- ``weights_record``: the released weights loaded (a `Weights` record) or None, and
+  ``weights_tag``, their ``model.tag``;
+- ``build_args``: the constructor options it was built with (a zoo checkpoint records them);
+- ``load_report``: the `LoadReport` of the checkpoint loaded, or None.
+
+Each family implements ``num_classes``, ``get_classifier``, ``reset_classifier``,
+``forward_features`` and ``forward_head``. Hooks with defaults: ``networks()`` (the separately
+trained networks of an ensemble, such as PAN Full's RGB and PA networks; none for one network),
+``online`` and ``stream()`` (a model that predicts frame by frame, such as online TSM).
+"""
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+
+import torch
+import torch.nn as nn
+
+from .._errors import UsageError
+
+__all__ = ["VideoModel"]
+
+
+class VideoModel(nn.Module):
+    """The contract of a built model (see the module docstring)."""
+
+    num_classes: int
+    categories: Tuple[str, ...] = ()
+    weights_record = None  # a `Weights` record, or None
+    load_report = None  # a `LoadReport`, or None
+    build_args: Mapping[str, Any] = MappingProxyType({})  # set by the builder
+    online: bool = False  # predicts frame by frame through `stream()`
+
+    @property
+    def weights_tag(self) -> Optional[str]:
+        """``model.tag`` of the released weights loaded, or None."""
+        return self.weights_record.name if self.weights_record is not None else None
+
+    def get_classifier(self) -> Union[nn.Module, List[nn.Module]]:
+        raise NotImplementedError
+
+    def reset_classifier(self, num_classes: int) -> None:
+        raise NotImplementedError
+
+    def forward_features(self, x: torch.Tensor):
+        raise NotImplementedError
+
+    def forward_head(self, features, pre_logits: bool = False) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def networks(self) -> Dict[str, nn.Module]:
+        """The separately trained networks of an ensemble, by name (PAN Full: ``rgb``, ``pa``); empty
+        for a single network. Fine-tuning freezes and partial-BN applies per network."""
+        return {}
+
+    def stream(self):
+        """A per-frame predictor of an online model (see ``online``)."""
+        raise UsageError(f"{type(self).__name__} has no online form: it classifies whole clips")

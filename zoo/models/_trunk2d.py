@@ -1,0 +1,151 @@
+"""One 2D ResNet trunk for the frame-level families (TSN, TSM, PAN and the systems built on them):
+timm's ResNet, run block by block here so that a temporal module is one class plugged in at a named
+point, the way PyTorchVideo composes networks from stem, block and head builders.
+
+    frames [N*T, C, H, W] -> stem -> layer1 -> [after_layer1] -> layer2 -> [after_layer2] -> layer3
+                          -> [after_layer3] -> layer4 -> feature map [N*T', D, h, w] -> (the family's head)
+
+Hook points (`BLOCK_POINTS`), in each residual block, in the order the input meets them:
+
+- ``pre_block``: the whole block input, shortcut included (TSM's ``block`` placement);
+- ``pre_residual``: the residual branch before ``conv1`` (TSM's shift, ``blockres``; BQN, STSM);
+- ``post_conv1``: after ``conv1 -> bn1 -> act1`` (TEA's motion excitation, EAN);
+- ``conv2``: the 3x3 conv itself, replaced (TAda2D, STM, TEA's multi-timescale aggregation);
+- ``post_bn3``: after the branch's last BN (``bn3``; ``bn2`` in a basic block), before the
+  shortcut is added (ECA).
+
+Between stages (`STAGE_POINTS`): ``after_layer1`` .. ``after_layer3`` (TSM's temporal pool, EAN). The
+head is the family's own (TSN's average consensus, PAN's VAP, TCP's covariance pooling).
+
+The modules keep timm's names (``conv1``, ``bn1``, ``layer1.0.conv2``, ``layer1.0.downsample.0``, ...),
+so state dicts, torchvision's ImageNet weights and the official checkpoints map as before; a hook's
+own parameters live under its point's name (``layer1.0.post_conv1.*``). A plugged module maps
+``[N*T, C, H, W]`` to the same shape (``conv2``: as the conv it replaces) and is told the clip length
+it sees when it is made (`Trunk2D.plug`).
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterator, Optional, Tuple
+
+import torch
+import torch.nn as nn
+
+from .._errors import UsageError
+
+__all__ = ["Trunk2D", "HookedBlock", "BLOCK_POINTS", "STAGE_POINTS"]
+
+BLOCK_POINTS = ("pre_block", "pre_residual", "post_conv1", "conv2", "post_bn3")
+STAGE_POINTS = ("after_layer1", "after_layer2", "after_layer3")
+
+
+class HookedBlock(nn.Module):
+    """A timm ResNet block (basic or bottleneck: the same modules, under the same names) with the
+    hook points of the module docstring; with none set it computes what timm's block computes."""
+
+    def __init__(self, block: nn.Module):
+        super().__init__()
+        for name, module in block._modules.items():  # timm's order: the state dict keeps its key order
+            self.add_module(name, module)
+        for name in ("se", "drop_path", "downsample"):  # None in timm's block: a plain attribute there
+            if name not in self._modules:
+                setattr(self, name, getattr(block, name, None))
+        self.bottleneck = "conv3" in self._modules
+        for point in BLOCK_POINTS:
+            if point != "conv2":
+                setattr(self, point, None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pre_block is not None:
+            x = self.pre_block(x)
+        shortcut = x
+        if self.pre_residual is not None:
+            x = self.pre_residual(x)
+        x = self.conv1(x)
+        x = self.bn1(x)
+        if self.bottleneck:
+            x = self.act1(x)
+            if self.post_conv1 is not None:
+                x = self.post_conv1(x)
+            x = self.conv2(x)
+            x = self.bn2(x)
+            x = self.drop_block(x)
+            x = self.act2(x)
+            x = self.aa(x)
+            x = self.conv3(x)
+            x = self.bn3(x)
+        else:
+            x = self.drop_block(x)
+            x = self.act1(x)
+            x = self.aa(x)
+            if self.post_conv1 is not None:
+                x = self.post_conv1(x)
+            x = self.conv2(x)
+            x = self.bn2(x)
+        if self.post_bn3 is not None:
+            x = self.post_bn3(x)
+        if self.se is not None:
+            x = self.se(x)
+        if self.drop_path is not None:
+            x = self.drop_path(x)
+        if self.downsample is not None:
+            shortcut = self.downsample(shortcut)
+        x += shortcut
+        return self.act3(x) if self.bottleneck else self.act2(x)
+
+
+class Trunk2D(nn.Module):
+    """timm's ResNet ``arch`` (resnet18/34/50/101/152) without its classifier, its blocks made
+    `HookedBlock` s, and a slot between stages (see the module docstring). ``forward`` maps frames
+    ``[N*T, C, H, W]`` to the last feature map."""
+
+    def __init__(self, arch: str = "resnet50", in_chans: int = 3):
+        super().__init__()
+        if not arch.startswith("resnet"):
+            raise UsageError(f"backbone must be a timm ResNet (resnet18/34/50/101/152), got {arch!r}")
+        import timm  # here, not at import: `zoo list` and `zoo info` need no timm
+
+        # zero_init_last=False: torchvision's (and so the official TSM / PAN code's) initialisation
+        resnet = timm.create_model(arch, pretrained=False, num_classes=0, in_chans=in_chans, zero_init_last=False)
+        self.num_features = resnet.num_features
+        for name in ("conv1", "bn1", "act1", "maxpool"):
+            self.add_module(name, getattr(resnet, name))
+        for i in range(1, 5):
+            self.add_module(f"layer{i}", nn.Sequential(*(HookedBlock(b) for b in getattr(resnet, f"layer{i}"))))
+            if i < 4:
+                setattr(self, f"after_layer{i}", None)
+
+    @property
+    def stages(self) -> Tuple[nn.Sequential, ...]:
+        return (self.layer1, self.layer2, self.layer3, self.layer4)
+
+    def blocks(self) -> Iterator[Tuple[int, int, HookedBlock]]:
+        """``(stage, index in the stage, block)`` of every residual block (stages counted from 0)."""
+        for s, stage in enumerate(self.stages):
+            for j, block in enumerate(stage):
+                yield s, j, block
+
+    def plug(self, point: str, make: Callable[[int, int, HookedBlock], Optional[nn.Module]]) -> None:
+        """Put ``make(stage, index, block)`` at ``point`` (`BLOCK_POINTS`) of every block, where it
+        returns a module (None leaves the block as it is). ``conv2`` receives the block to read its
+        conv from (``block.conv2``) and replaces that conv."""
+        if point not in BLOCK_POINTS:
+            raise UsageError(f"hook point must be one of {BLOCK_POINTS}, got {point!r}")
+        for s, j, block in self.blocks():
+            module = make(s, j, block)
+            if module is not None:
+                setattr(block, point, module)
+
+    def plug_between(self, stage: int, module: nn.Module) -> None:
+        """Put ``module`` after stage ``stage`` (1-3: ``after_layer1`` .. ``after_layer3``)."""
+        if stage not in (1, 2, 3):
+            raise UsageError(f"a module between stages goes after stage 1, 2 or 3, got {stage}")
+        setattr(self, f"after_layer{stage}", module)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.act1(self.bn1(self.conv1(x))))
+        for i, stage in enumerate(self.stages, 1):
+            x = stage(x)
+            after = getattr(self, f"after_layer{i}", None)
+            if after is not None:
+                x = after(x)
+        return x
