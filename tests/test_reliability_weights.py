@@ -4,11 +4,9 @@ bounded number of times, and cached files (releases and the mapped state dicts) 
 while their content is the one recorded. Loopback servers (127.0.0.1) and local files only."""
 import dataclasses
 import hashlib
-import http.server
 import json
 import os
 import socket
-import threading
 import time
 
 import pytest
@@ -30,47 +28,6 @@ def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("ZOO_NET_TIMEOUT", "0.5")
     monkeypatch.setenv("ZOO_NET_RETRIES", "1")
     return tmp_path / "cache" / "weights"
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    """``/ok/NAME`` serves a file; ``/stall/NAME`` announces it, sends half and goes quiet;
-    ``/busy/NAME`` answers 503 to the first request of each name, then serves it."""
-
-    def do_GET(self):
-        self.server.requests.append(self.path)
-        mode, _, name = self.path.lstrip("/").partition("/")
-        with open(os.path.join(self.server.root, name), "rb") as f:
-            data = f.read()
-        if mode == "busy" and self.server.requests.count(self.path) == 1:
-            self.send_error(503)
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if mode == "stall":
-            self.wfile.write(data[: len(data) // 2])
-            self.wfile.flush()
-            self.server.release.wait(30)
-            return
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def server(tmp_path):
-    root = tmp_path / "served"
-    root.mkdir()
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.daemon_threads = True
-    httpd.root, httpd.requests, httpd.release = str(root), [], threading.Event()
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    yield httpd
-    httpd.release.set()
-    httpd.shutdown()
-    httpd.server_close()
 
 
 @pytest.fixture(scope="module")

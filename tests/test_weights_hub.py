@@ -3,13 +3,11 @@ mirror directory, hash checks, the trust-on-first-use pin, atomicity, the offlin
 mapped-state-dict cache. Files are fabricated in each release's layout; nothing leaves the machine."""
 import dataclasses
 import hashlib
-import http.server
 import json
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
@@ -30,50 +28,6 @@ def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("ZOO_WEIGHTS_MIRROR", raising=False)
     return tmp_path / "cache" / "weights"
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    """``/ok/NAME`` serves a file of the root; ``/truncated/NAME`` announces its full length and
-    sends half; ``/slow/NAME`` sends it in small chunks (a download to kill)."""
-
-    def do_GET(self):
-        self.server.requests.append(self.path)
-        mode, _, name = self.path.lstrip("/").partition("/")
-        path = os.path.join(self.server.root, name)
-        if not os.path.isfile(path):
-            self.send_error(404)
-            return
-        with open(path, "rb") as f:
-            data = f.read()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if mode == "truncated":
-            self.wfile.write(data[: len(data) // 2])
-        elif mode == "slow":
-            for i in range(0, len(data), 1 << 14):
-                self.wfile.write(data[i:i + (1 << 14)])
-                self.wfile.flush()
-                time.sleep(0.05)
-        else:
-            self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def server(tmp_path):
-    root = tmp_path / "served"
-    root.mkdir()
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.root, httpd.requests = str(root), []
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
 
 
 def _sha(path) -> str:

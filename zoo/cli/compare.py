@@ -53,9 +53,9 @@ def register(sub):
                     "evaluated in "
                     "normal, reversed and shuffled frame order, with the fast path's numerics checked on it (bf16 "
                     "top-1 agreement over the val split and a held-out set). Models with identical bench networks "
-                    "share one training run. The full run takes about 1.6 h on a 2-core Xeon (29 min cost and "
-                    "latency, compiling included; 68 min training and evaluation); --quick 7.5 min there. Results are "
-                    "written after every model; re-running with the same settings reuses them.")
+                    "share one training run. The full run takes hours on 2 cores (the README gives the measured "
+                    "figure), --quick minutes. Results are written after every model; re-running with the same "
+                    "settings reuses them.")
     p.add_argument("--quick", action="store_true",
                    help="demo budget: 4 classes x 16 clips, 2 epochs (accuracies stay near chance), timing "
                         "warmup 1 / reps 1 in channels-last, not compiled (full: 8 classes x 48 clips, 12 epochs, "

@@ -28,13 +28,12 @@ def cmd_synth(args):
 
 
 def cmd_check(args):
-    from .. import model_info
     from ..data import MIN_FRAMES, build_dataset
     from ..data.check import check_dataset
     from ..data.splits import split_and_fold
-    from ..models import ModelInfo
+    from ..models import ModelInfo, resolve
     if args.model:
-        info = model_info(args.model)
+        info = resolve(args.model).info
     else:  # no model: only the list, the files and a minimum length are checked
         info = ModelInfo(name="check-data", family="-", paper="-", num_frames=1, num_segments=1,
                          crop_size=32, resize_size=32)

@@ -11,21 +11,18 @@ has exactly the same distribution in both classes of a pair, so any frame-order-
 (e.g. TSN with average consensus) is at chance between twins by construction, while a model that
 sees temporal order can separate them.
 
-Measured (14 classes, 120 clips per class -> 1344 train / 336 val, 48 px, 16 frames, 8 sampled;
-generation 26 s; two tiny 4-layer CNNs trained from scratch for 20 epochs on 2 CPU threads with
-flips + label swap): a 3D CNN reaches 64.9 % val top-1 (92 % correct within twin pairs) in
-~14 min; the same network with 1-frame kernels and average consensus (TSN-style, frame-order
-invariant) stays at 8.9 % (chance 7.1 %; 43 % within twin pairs, chance 50 %).
+A small 3D CNN trained from scratch learns the standard set, and separates twins; the same network
+with 1-frame kernels and average consensus (TSN-style, frame-order invariant) stays near chance
+(``zoo compare`` measures every registered model's bench network on it:
+``benchmarks/results/compare.json``).
 
 ``difficulty="easy"`` keeps the classes and the twin construction (the class is decided only by
 motion, appearance is random and independent of the class) but removes what makes the standard
 set hard to learn from scratch: no distractors, no camera jitter, almost no pixel noise, a flat
 background, a larger solid object whose colour is far from the background's, larger motion.
-Measured (two twin pairs moving_right/left + moving_down/up, 40 clips per class -> 120 train / 40
-val, 8 frames, 32 px; ResNet-18 TSM from scratch, 4 segments, AdamW 1e-3, 4 epochs, about 20 s on
-one CPU thread): 90-100 % val top-1 over seeds 0-5 (chance 25 %), 0 % with the frames reversed.
-With 64 clips per class and 6 epochs (``zoo demo``) TSM and PAN Lite reach 98-100 %, while TSN
-(frame-order invariant) gets 41-47 %: it tells the motion axis apart but is at chance between twins.
+A small ResNet-18 TSM trained from scratch for a few epochs learns it, and a frame-order-invariant
+TSN tells the motion axes apart but stays at chance between twins (``zoo demo`` measures both; the
+README gives its figures).
 
 Output of :func:`generate` (paths relative to ``out``)::
 
