@@ -190,3 +190,12 @@ def test_deploy_section_shows_every_path_and_the_int8_verdict():
     assert "onnxruntime fp32 is slower than the fp32 fast path (`compiled_fp32`): 0.64× its speed." in card
     assert "| 500 / 160 (onnxruntime) / 1.25× / 99.3 % |" in render_index(None, deploy=deploy)
     assert "Not measured yet — run `python -m zoo.benchmark.deploy`." in render_card("tsn_r50", None, None, deploy=deploy)
+
+
+def test_index_notes_are_appended(tmp_path):
+    (tmp_path / "README.md").write_text("**Not built: X.** Because.\n")
+    from zoo.benchmark.cards import render_index
+
+    index = render_index(None, notes_dir=str(tmp_path))
+    assert index.rstrip().endswith("## Notes\n\n**Not built: X.** Because.")
+    assert "## Notes" not in render_index(None)

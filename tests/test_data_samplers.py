@@ -135,3 +135,23 @@ def test_centre_frame_is_the_one_frame_samplers_pick():
     assert [c.shape for c in two] == [(40,), (40,)] and (two[1].reshape(8, 5)[:, 4] == [int(12.5 * k) for k in range(8)]).all()
     train = SegmentSampler(8, 4, train=True, centre_frame=True)(100, np.random.default_rng(0))[0].reshape(8, 5)
     assert ((train[:, 4] >= np.arange(8) * 12) & (train[:, 4] < np.arange(1, 9) * 12 + 1)).all()
+
+
+def test_shifted_clips_are_tcp_ten_clips_sample():
+    """TCPNet's ten_clips_sample (its K400 test protocol): a 100-frame video, 8 segments (tick 12.5),
+    10 clips whose segments start tick/10 * k later for k = 1..9, then the segment starts (k = 0)."""
+    clips = SegmentSampler(8, num_clips=10, clips="shifted")(100)
+    assert len(clips) == 10
+    assert clips[0].tolist() == [1, 13, 26, 38, 51, 63, 76, 88]   # int(1.25 + 12.5 j)
+    assert clips[4].tolist() == [6, 18, 31, 43, 56, 68, 81, 93]   # int(6.25 + 12.5 j)
+    assert clips[8].tolist() == [11, 23, 36, 48, 61, 73, 86, 98]  # int(11.25 + 12.5 j)
+    assert clips[9].tolist() == [0, 12, 25, 37, 50, 62, 75, 87]   # int(12.5 j)
+    info = _info(test_views=(10, 3), segment_clips="shifted")
+    assert [c.tolist() for c in build_sampler(info)(100)] == [c.tolist() for c in clips]
+    assert len(build_sampler(info, train=True)(100, np.random.default_rng(0))) == 1  # training: one random clip
+    (single,) = SegmentSampler(8, clips="shifted")(40)  # one clip: the segment centres, as every model
+    assert (single + 1).tolist() == [3, 8, 13, 18, 23, 28, 33, 38]
+    with pytest.raises(ValueError, match="segment clips"):
+        SegmentSampler(8, clips="wide")
+    with pytest.raises(ValueError, match="segment_clips"):
+        _info(segment_clips="wide")

@@ -151,3 +151,13 @@ def test_synth_generate_or_reuse(tmp_path):
     assert generate_or_reuse(str(tmp_path / "d"), "moving_right,moving_left", **kw)
     assert not generate_or_reuse(str(tmp_path / "d"), ["moving_right", "moving_left"], **kw)
     assert generate_or_reuse(str(tmp_path / "d"), "moving_right,moving_left", **{**kw, "seed": 1})
+
+
+
+def test_models_declare_the_aggregations_the_harness_knows():
+    import zoo
+    from zoo.engine.config import AGGREGATIONS
+    from zoo.models._info import VIEW_AGGREGATIONS
+
+    assert AGGREGATIONS == VIEW_AGGREGATIONS
+    assert {zoo.model_info(n).view_aggregation for n in zoo.list_models()} == {"prob-mean", "max"}  # max: TCPNet

@@ -16,6 +16,8 @@ from zoo.engine.recipes import RECIPES, recipe_values
 from zoo.models import build_with_checkpoint, list_weights, weights_info
 
 IMAGENET = [w for w in list_weights() if w.endswith(".imagenet")]
+# torchvision's files (TCPNet's `imagenet` is its covariance-pooling ResNet: tests/test_tcp.py maps its layout)
+TORCHVISION = [w for w in IMAGENET if weights_info(w).source == "pytorch/vision"]
 
 
 def _randomised(module):
@@ -47,7 +49,7 @@ def test_imagenet_records_are_torchvisions_files():
     assert weights_info("tsm_r50").tag == "sthv2"  # ImageNet is never a model's default
 
 
-@pytest.mark.parametrize("name", IMAGENET)
+@pytest.mark.parametrize("name", TORCHVISION)
 def test_every_imagenet_record_maps_torchvisions_layout(name):
     """Registry-driven: torchvision's state dict of the record's architecture loads into the model
     (every tensor mapped; the ImageNet classifier kept at 1000 classes, replaced for fine-tuning)."""

@@ -178,4 +178,4 @@ def test_package_attributes_load_on_first_use():
     code = ("import sys, zoo; assert 'torch' not in sys.modules; "
             "print(len(zoo.models.model_weights('tsm_r50')), zoo.inference.optimize is zoo.optimize)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.stdout.split() == ["10", "True"], out.stderr
+    assert out.stdout.split() == ["11", "True"], out.stderr

@@ -23,7 +23,7 @@ TRAIN = dict(batch_size=8, optimizer="adamw", lr=1e-3, weight_decay=1e-4, warmup
              amp="none")
 # info fields the samplers, transforms and harness read: equal fingerprints need equal protocols
 _PROTOCOL = ("num_frames", "num_segments", "frames_per_segment", "centre_frame", "sampling", "sampling_rate", "crop_size",
-             "resize_size", "train_scales", "train_jitter", "mean", "std", "test_views")
+             "resize_size", "train_scales", "train_jitter", "mean", "std", "test_views", "segment_clips", "view_aggregation")
 
 
 def bench_model(name: str, num_classes: int):

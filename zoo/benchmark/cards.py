@@ -28,7 +28,7 @@ from ..engine.checkpoint import atomic_write, atomic_write_text
 from ..flops import FLOP_CONVENTION
 from ..models import bench_preset, categories_source, get_entry, list_models, model_info, model_weights
 from .deploy import INT8_PATHS
-from .results import fast_path_ms, load_results
+from .results import fast_path_ms, latency_machine, load_results, same_machine
 
 __all__ = ["render_card", "render_index", "plot", "write_cards", "stale_cards", "render_all", "load_results",
            "PLOT_NAME"]
@@ -132,7 +132,11 @@ def _protocol_section(name, info, results, notes_dir) -> List[str]:
             ("spatial", f"short side {info.resize_size}, centre crop {info.crop_size} × {info.crop_size}"),
             ("mean / std", f"{', '.join(f'{m:g}' for m in info.mean)} / {', '.join(f'{v:g}' for v in info.std)} "
                            f"(frames in [0, 1] → {info.value_range[0]:g} … {info.value_range[1]:g})"),
-            ("test views", f"{c} × {s} (clips × crops) = {info.num_views} view(s)"),
+            ("test views", f"{c} × {s} (clips × crops) = {info.num_views} view(s)"
+                           + (f"; clip k's segments shifted by k/{c} of a segment" if info.sampling == "segment"
+                              and info.segment_clips == "shifted" and c > 1 else "")
+                           + {"prob-mean": "", "logit-mean": "; logits averaged over the views",
+                              "max": "; the views' maximum softmax per class"}[info.view_aggregation]),
             ("input", f"[B, {', '.join(map(str, info.input_shape))}] (B, C, T, H, W)"),
             ("classes", f"{info.num_classes} ({info.dataset})")]
     return _table(("", "protocol"), rows)
@@ -243,9 +247,16 @@ def _latency_section(name, info, results, notes_dir) -> List[str]:
                  f"{_f(lat.get('peak_rss_mib'), '.0f')} MiB. {_agreement(b, _numerics(results))} Optimized fp32 "
                  f"vs eager on the val split: max |Δlogit| / max |logit| = {_f(b.get('fp32_max_rel_dlogit'), '.1e')}.")
     by = lat.get("measured_by")
-    if by and by.get("date") != results.get("date"):  # kept from an earlier run with the same latency settings
+    machine = latency_machine(results, e)
+    elsewhere = not same_machine(machine, results.get("machine") or {})
+    if by and (by.get("date") != results.get("date") or elsewhere):  # kept from an earlier run, or another machine
+        on = f" on {machine.get('cpu', DASH)} ({machine.get('threads', DASH)} threads; {_flags(machine)})" \
+            if elsewhere else ""
         lines.append(f"Timings measured by `{by.get('command')}` on {by.get('date')} (zoo commit "
-                     f"{by.get('zoo_commit')}); the training and numerics by the run below.")
+                     f"{by.get('zoo_commit')}){on}; the training and numerics by the run below.")
+        if elsewhere:
+            lines.append("That is not the machine of the other models' latency rows: compare its timings with "
+                         "theirs only as ratios (speed-ups).")
     return lines
 
 
@@ -460,7 +471,8 @@ def _index_row(name: str, results: Optional[dict], deploy: Optional[dict] = None
     lat = (e or {}).get("latency")
     if lat:
         ms = {tag: fast_path_ms(lat, tag) for tag in ("fp32", "bf16")}
-        row += [" / ".join(_f(ms[t][0]) + (" c" if ms[t][1] else "") for t in ms),
+        other = "" if same_machine(latency_machine(results, e), results.get("machine") or {}) else " †"
+        row += [" / ".join(_f(ms[t][0]) + (" c" if ms[t][1] else "") for t in ms) + other,
                 f"{_f(lat.get('speedup_fp32'), '.2f')}× / {_f(lat.get('speedup_bf16'), '.2f')}×",
                 _f(lat.get("peak_rss_mib"), ".0f")]
     else:
@@ -508,8 +520,10 @@ def _order_table(results: dict) -> List[str]:
             "", note, ""]
 
 
-def render_index(results: Optional[dict], *, source: str = SOURCE, deploy: Optional[dict] = None) -> str:
-    """``model_cards/README.md``: every registered model side by side, the plot, how it was measured."""
+def render_index(results: Optional[dict], *, source: str = SOURCE, deploy: Optional[dict] = None,
+                 notes_dir: Optional[str] = None) -> str:
+    """``model_cards/README.md``: every registered model side by side, the plot, how it was measured;
+    a hand-written ``notes_dir/README.md`` (options and systems not built as models) under "Notes"."""
     lines = [GENERATED.format(results=source), "", "# Model cards", "",
              "Every registered model side by side. Params and GFLOPs are `model_info`'s reference values per view "
              "at the canonical input (× the test views); the published top-1 is the model's first published "
@@ -519,6 +533,10 @@ def render_index(results: Optional[dict], *, source: str = SOURCE, deploy: Optio
              *_table(INDEX_HEADER, [_index_row(n, results, deploy) for n in list_models()]), ""]
     if not results:
         lines += ["SynthMotion and latency: " + NOT_MEASURED.lower(), ""]
+    elif any(not same_machine(latency_machine(results, e), results.get("machine") or {})
+             for e in results.get("models", {}).values() if e.get("latency")):
+        lines += ["† latency measured on another machine than the other rows (its card names it): compare it with "
+                  "them only through its speed-ups.", ""]
     lines += _order_table(results) if results else []
     lines += ["## Accuracy vs GFLOPs", "", f"![accuracy vs GFLOPs]({PLOT_NAME})", "",
               "(a) published top-1 (each model's first result per dataset, one colour per dataset; test views and "
@@ -529,7 +547,11 @@ def render_index(results: Optional[dict], *, source: str = SOURCE, deploy: Optio
               "zoo cards          # rewrites model_cards/ from it",
               "zoo cards --check  # exit 1 if a card is stale",
               "```", "", "Hand-written explanations (no numbers) go in `model_cards/notes/<name>.md`; they are "
-              "appended to the card under \"Notes\"."]
+              "appended to the card under \"Notes\"; `model_cards/notes/README.md` to this page."]
+    path = os.path.join(notes_dir, "README.md") if notes_dir else None
+    if path and os.path.isfile(path):
+        with open(path, encoding="utf-8") as f:
+            lines += ["", "## Notes", "", f.read().strip()]
     return "\n".join(lines) + "\n"
 
 
@@ -620,7 +642,7 @@ def render_all(results: Optional[dict], out_dir: str, source: str = SOURCE, depl
     notes = os.path.join(out_dir, "notes")
     files = {os.path.join(out_dir, f"{n}.md"): render_card(n, results, notes, source=source, deploy=deploy)
              for n in list_models()}
-    files[os.path.join(out_dir, "README.md")] = render_index(results, source=source, deploy=deploy)
+    files[os.path.join(out_dir, "README.md")] = render_index(results, source=source, deploy=deploy, notes_dir=notes)
     return files
 
 

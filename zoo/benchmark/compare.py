@@ -119,8 +119,8 @@ def run_compare(out_dir: str, results: str, *, models: Optional[Sequence[str]] =
                 cost = measure_in_child(name, threads=threads, warmup=budget["warmup"], reps=budget["reps"],
                                       layout=budget["layout"], compile=budget["compile"])
             entry.update(cost)
-            if "latency" in entry:
-                entry["latency"]["measured_by"] = provenance(doc)
+            if "latency" in entry:  # rows may come from several runs, on several machines
+                entry["latency"]["measured_by"] = {**provenance(doc), "machine": doc["machine"]}
             print(f"{name}: measured in {time.perf_counter() - t0:.0f}s", flush=True)
         if skip_latency:
             entry.pop("latency", None)

@@ -71,10 +71,25 @@ def previous_entries(results: str, settings: Dict[str, Any], quick: bool) -> Dic
     if any(was.get(k) != v for k, v in new.items() if k not in ("latency", "numerics")):
         drop.add("bench")
     models = {n: {k: v for k, v in e.items() if k not in drop} for n, e in old.get("models", {}).items()}
-    for e in models.values():  # kept latency names the run that measured it
-        if "latency" in e and "measured_by" not in e["latency"]:
-            e["latency"] = {**e["latency"], "measured_by": provenance(old)}
+    for e in models.values():  # kept latency names the run (and the machine) that measured it
+        if "latency" in e:
+            by = dict(e["latency"].get("measured_by") or provenance(old))
+            if by.get("machine") is None and old.get("machine") is not None:
+                by["machine"] = old["machine"]
+            e["latency"] = {**e["latency"], "measured_by": by}
     return models
+
+
+def latency_machine(results: Dict[str, Any], entry: Dict[str, Any]) -> Dict[str, Any]:
+    """The machine a results entry's latency was measured on (the file's, for rows that do not say)."""
+    by = (entry.get("latency") or {}).get("measured_by") or {}
+    return by.get("machine") or results.get("machine") or {}
+
+
+def same_machine(a: Dict[str, Any], b: Dict[str, Any]) -> bool:
+    """Whether two machine descriptions are the same machine for timing (CPU, its bf16/int8 kernels, threads)."""
+    keys = ("cpu", "logical_cpus", "amx_bf16", "avx512_bf16", "avx512_vnni", "threads")
+    return all(a.get(k) == b.get(k) for k in keys)
 
 
 def provenance(doc: Dict[str, Any]) -> Dict[str, Any]:

@@ -19,8 +19,9 @@ def cmd_eval(args) -> int:
             raise UsageError("--from re-aggregates saved logits: it takes no MODEL or --data")
         out = args.out or args.from_dir
         prepare_output_dir(out)
-        result = reaggregate(args.from_dir, args.agg)
-        files = save_eval(result, out, metrics_name=f"metrics_{args.agg}.json")
+        agg = args.agg or "prob-mean"
+        result = reaggregate(args.from_dir, agg)
+        files = save_eval(result, out, metrics_name=f"metrics_{agg}.json")
         print(format_table({result.meta.get("model", "saved"): result}))
         print(f"metrics: {files['metrics']}")
         return 0
@@ -65,7 +66,8 @@ def cmd_eval(args) -> int:
         print("warning: no --weights or --pretrained: evaluating a randomly initialised model")
     model = build_checked(spec.with_classes(num_classes), strict_classifier=True).to(device)
     try:
-        result = evaluate(model, dataset, batch_size=args.batch_size, num_workers=args.workers, agg=args.agg,
+        result = evaluate(model, dataset, batch_size=args.batch_size, num_workers=args.workers,
+                          agg=args.agg or info.view_aggregation,
                           temporal_order=args.temporal_order, seed=args.seed, device=device,
                           amp=args.amp, progress=not args.no_progress, optimize=not args.no_optimize,
                           compile=compile)
@@ -116,7 +118,8 @@ def register(sub):
                    help="with --pretrained: the release's own test head where it differs from zoo's logits "
                         "(SlowFast / I3D-R50: PySlowFast's softmax per pooling window at 256 px crops), to "
                         "reproduce its published number")
-    p.add_argument("--agg", default="prob-mean", choices=AGGREGATIONS, help="view aggregation (default prob-mean)")
+    p.add_argument("--agg", choices=AGGREGATIONS,
+                   help="view aggregation (default: the model's official test's, most often prob-mean; with --from, prob-mean)")
     p.add_argument("--temporal-order", default="normal", choices=TEMPORAL_ORDERS,
                    help="diagnostic: feed the frames of every view reversed or shuffled (seeded)")
     p.add_argument("--seed", type=int, default=0, help="seed of --temporal-order shuffled (default 0)")

@@ -73,13 +73,14 @@ def cmd_predict(args) -> int:
     video = _load(dataset, 0)
     with torch.inference_mode():
         logits = model(video.to(device)).float().cpu()
-    probs = aggregate_views(logits[None], args.agg)[0]
-    if args.agg == "logit-mean":
+    agg = args.agg or model.info.view_aggregation
+    probs = aggregate_views(logits[None], agg)[0]
+    if agg == "logit-mean":
         probs = probs.softmax(-1)
     k = min(args.topk, probs.numel())
     top = probs.topk(k)
     weights = spec.weights_label()
-    print(f"{args.video}  ({weights}, {logits.shape[0]} views, {args.agg})")
+    print(f"{args.video}  ({weights}, {logits.shape[0]} views, {agg})")
     for rank, (p, c) in enumerate(zip(top.values.tolist(), top.indices.tolist()), 1):
         print(f"  {rank}. {dataset.class_names[c]:<40s} {p:.4f}")
     return 0
@@ -143,7 +144,7 @@ def register(sub):
                                     "or the run's classes.txt with --run-dir")
     add_model_options(p)
     p.add_argument("--topk", type=int, default=5, help="how many labels to print (default 5)")
-    p.add_argument("--agg", default="prob-mean", choices=AGGREGATIONS, help="view aggregation (default prob-mean)")
+    p.add_argument("--agg", choices=AGGREGATIONS, help="view aggregation (default: the model's official test's, most often prob-mean)")
     from .timeline import add_timeline_options
     add_timeline_options(p)
     p.set_defaults(func=cmd_predict)

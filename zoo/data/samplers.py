@@ -12,7 +12,10 @@ consecutive frames:
   ``tick = (n - L + 1) / T``, without the reference's ``n > T + L - 1`` guard (which would map
   every frame of a short video to frame 0); 2 clips add the segment starts ``int(tick*k)``
   (``twice_sample``); more than 2 clips use TSM's ``dense_sample`` windows: ``T`` frames
-  ``64 // T`` apart, starts ``linspace(0, max(0, n - 64), clips)``, indices taken modulo ``n``.
+  ``64 // T`` apart, starts ``linspace(0, max(0, n - 64), clips)``, indices taken modulo ``n``;
+  or, with ``info.segment_clips == "shifted"`` (TCPNet's ``ten_clips_sample``), ``N`` clips of
+  segments whose offsets are ``int(tick / N * k + tick * j)`` for ``k = 1 .. N - 1`` and then
+  ``k = 0`` (2 clips: the same two as ``twice_sample``).
 - each offset is followed by ``L - 1`` consecutive frames, clamped to the last frame.
 - ``centre_frame`` (PAN Full/En): each segment's ``L`` frames are followed by the frame the same
   rule picks with ``L = 1`` (test: ``int(tick1/2 + tick1*k)``, ``tick1 = n / T``, the official
@@ -38,7 +41,9 @@ import numpy as np
 
 from .._errors import BadData, UsageError
 
-__all__ = ["segment_offsets", "SegmentSampler", "DenseSampler", "build_sampler", "dense_clip_starts"]
+__all__ = ["segment_offsets", "SegmentSampler", "DenseSampler", "build_sampler", "dense_clip_starts", "SEGMENT_CLIPS"]
+
+SEGMENT_CLIPS = ("dense", "shifted")  # how more than one test clip is placed under segment sampling
 
 
 def _rng(rng: Optional[np.random.Generator]) -> np.random.Generator:
@@ -78,13 +83,19 @@ class SegmentSampler:
     """TSN segments of ``frames_per_segment`` consecutive frames; see the module docstring."""
 
     def __init__(self, num_segments: int, frames_per_segment: int = 1, *, train: bool = False,
-                 num_clips: int = 1, dense_window: int = 64, centre_frame: bool = False):
+                 num_clips: int = 1, dense_window: int = 64, centre_frame: bool = False, clips: str = "dense"):
         if train and num_clips != 1:
             raise UsageError("training samples one clip per video")
+        if clips not in SEGMENT_CLIPS:
+            raise UsageError(f"segment clips must be one of {', '.join(SEGMENT_CLIPS)}, got {clips!r}")
         self.T, self.L, self.train, self.num_clips = num_segments, frames_per_segment, train, num_clips
-        self.dense_window, self.centre_frame = dense_window, centre_frame
+        self.dense_window, self.centre_frame, self.clips = dense_window, centre_frame, clips
 
     def _offsets(self, n: int, length: int, rng) -> List[np.ndarray]:
+        if self.clips == "shifted" and self.num_clips > 1 and not self.train:
+            tick, clips = (n - length + 1) / self.T, self.num_clips
+            return [np.clip(np.array([int(tick / clips * k + tick * j) for j in range(self.T)], dtype=np.int64), 0, n - 1)
+                    for k in (*range(1, clips), 0)]
         if self.num_clips <= 2:
             return segment_offsets(n, self.T, length, train=self.train, twice=self.num_clips == 2, rng=rng)
         stride = max(1, self.dense_window // self.T)  # TSM dense_sample: windows wrapped modulo n
@@ -101,7 +112,7 @@ class SegmentSampler:
         return [c.reshape(-1) for c in clips]
 
     def __repr__(self):
-        extra = ", centre_frame" if self.centre_frame else ""
+        extra = (", centre_frame" if self.centre_frame else "") + (", shifted clips" if self.clips == "shifted" else "")
         return f"SegmentSampler(T={self.T}, L={self.L}, train={self.train}, clips={self.num_clips}{extra})"
 
 
@@ -154,5 +165,5 @@ def build_sampler(info, *, train: bool = False, num_clips: Optional[int] = None,
     clips = 1 if train else (info.test_views[0] if num_clips is None else num_clips)
     if info.sampling == "segment":
         return SegmentSampler(info.num_segments, info.frames_per_segment, train=train, num_clips=clips,
-                              centre_frame=info.centre_frame)
+                              centre_frame=info.centre_frame, clips=info.segment_clips)
     return DenseSampler(info.num_frames, info.sampling_rate, train=train, num_clips=clips, short=short, starts=starts)

@@ -18,7 +18,9 @@ from .._errors import InputNotFound, UsageError
 __all__ = ["TrainConfig", "load_config", "apply_overrides", "parse_views", "dump_config", "AGGREGATIONS",
            "TEMPORAL_ORDERS"]
 
-AGGREGATIONS = ("prob-mean", "logit-mean", "max")  # how a video's view scores combine (see metrics.aggregate_views)
+# how a video's view scores combine (see metrics.aggregate_views); the same as zoo.models.ModelInfo's
+# VIEW_AGGREGATIONS (a test checks), written here so that `zoo --help` imports no torch
+AGGREGATIONS = ("prob-mean", "logit-mean", "max")
 TEMPORAL_ORDERS = ("normal", "reversed", "shuffled", "single")  # frame orders the harness can feed (diagnostics)
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "step", "constant")
@@ -48,6 +50,7 @@ class TrainConfig:
     optimizer: str = "sgd"
     lr: float = 0.01  # per batch of `batch_size` x processes
     momentum: float = 0.9
+    nesterov: bool = False  # SGD with Nesterov momentum (PySlowFast / TAda2D recipes)
     weight_decay: float = 5e-4
     no_decay_bias_norm: bool = True  # TSM recipe: no weight decay on biases and norm layers
     schedule: str = "cosine"

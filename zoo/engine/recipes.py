@@ -53,6 +53,25 @@ RECIPES: Dict[str, Recipe] = {
         dict(pretrained=None, epochs=196, batch_size=64, optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4,
              schedule="cosine", warmup_epochs=34.0, clip_grad=None, dropout=0.5, head_lr_mult=1.0, bias_lr_mult=1.0,
              freeze="none")),
+    "tada2d": Recipe(
+        "TAda2D on Kinetics from ImageNet: SGD (Nesterov) 0.24 per 128 clips, 8 warmup epochs then cosine to "
+        "epoch 100, wd 1e-4 (none on norm layers), dropout 0.5, no grad clip (the official warmup starts at 0.01, "
+        "zoo's at 0)",
+        "alibaba-mmai-research/TAdaConv configs/projects/tada/tada2d_k400.yaml and its _BASE_RUN "
+        "(configs/pool/run/training/from_scratch_large.yaml)",
+        dict(pretrained="imagenet", epochs=100, batch_size=128, optimizer="sgd", lr=0.24, momentum=0.9,
+             nesterov=True, weight_decay=1e-4, schedule="cosine", warmup_epochs=8.0, clip_grad=None, dropout=0.5,
+             head_lr_mult=1.0, bias_lr_mult=1.0, freeze="none")),
+    "tcp": Recipe(
+        "TCPNet on Kinetics from the ImageNet GCP ResNet-50: SGD 0.015 per 96 clips, 50 epochs, steps at 20/40, "
+        "wd 1e-4, grad clip 20, dropout 0.5, classifier lr x5, biases lr x2, every BN trained (--npb); the "
+        "official code also trains the temporal attention at lr x5 (lr_x_factor), which zoo does not apply "
+        "(its multipliers are the classifier's and the biases')",
+        "ZilinGao/Temporal-attentive-Covariance-Pooling-Networks-for-Video-Recognition "
+        "script/K400/train_K400_TCP_TSN_8f_R50.sh and ops/models.py get_optim_policies",
+        dict(pretrained="imagenet", epochs=50, batch_size=96, optimizer="sgd", lr=0.015, momentum=0.9,
+             weight_decay=1e-4, schedule="step", lr_steps=[20, 40], lr_gamma=0.1, warmup_epochs=0.0, clip_grad=20.0,
+             dropout=0.5, head_lr_mult=5.0, bias_lr_mult=2.0, freeze="none")),
     "linear-probe": Recipe(
         "a linear classifier on frozen released features: the model's default weights, backbone and its BN "
         "statistics frozen, SGD 0.01, cosine, 10 epochs, no weight decay",

@@ -62,7 +62,7 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
     groups = param_groups(model, cfg.lr, cfg.weight_decay, no_decay_bias_norm=cfg.no_decay_bias_norm,
                           head_lr_mult=cfg.head_lr_mult, bias_lr_mult=cfg.bias_lr_mult)
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
     return torch.optim.AdamW(groups, lr=cfg.lr)
 
 

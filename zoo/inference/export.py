@@ -31,6 +31,8 @@ __all__ = ["FORMATS", "RUNTIMES", "VERIFY_TARGET", "export_model", "save_model_f
            "onnxruntime_module", "export_program"]
 
 FORMATS = ("onnx", "pt2")
+_AGGREGATION_TEXT = {"prob-mean": "mean of the per-view softmax", "logit-mean": "mean of the per-view logits",
+                     "max": "per-class maximum of the per-view softmax"}  # ModelInfo.view_aggregation
 
 
 def sidecar(model: nn.Module, input_shape: Sequence[int], *, fmt: str, dynamic_batch: bool,
@@ -47,9 +49,9 @@ def sidecar(model: nn.Module, input_shape: Sequence[int], *, fmt: str, dynamic_b
                        f"{info.crop_size}; subtract mean, divide by std"),
         "sampling": {"kind": info.sampling, "num_frames": info.num_frames, "num_segments": info.num_segments,
                      "frames_per_segment": info.frames_per_segment, "centre_frame": info.centre_frame,
-                     "sampling_rate": info.sampling_rate},
+                     "sampling_rate": info.sampling_rate, "segment_clips": info.segment_clips},
         "views": {"clips": info.test_views[0], "crops": info.test_views[1],
-                  "aggregation": "mean of the per-view softmax"},
+                  "aggregation": _AGGREGATION_TEXT[info.view_aggregation]},
         "categories": list(getattr(model, "categories", ()) or ()),
         "versions": {"torch": torch.__version__},
     }

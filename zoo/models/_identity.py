@@ -14,7 +14,7 @@ __all__ = ["IDENTITY_KEY", "PROTOCOL_FIELDS", "checkpoint_identity", "peek_ident
 
 IDENTITY_KEY = "zoo"  # the identity zoo stores beside the state dict of the checkpoints it writes
 PROTOCOL_FIELDS = ("num_frames", "num_segments", "frames_per_segment", "centre_frame", "sampling", "sampling_rate",
-                   "crop_size", "resize_size", "mean", "std", "test_views")
+                   "crop_size", "resize_size", "mean", "std", "test_views", "segment_clips", "view_aggregation")
 
 
 def checkpoint_identity(checkpoint: Any) -> Optional[Dict[str, Any]]:

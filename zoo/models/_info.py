@@ -21,6 +21,9 @@ INCEPTION_STD = (0.5, 0.5, 0.5)
 
 SAMPLINGS = ("segment", "dense")
 FRAMES_ARGS = (None, "num_segments", "num_frames")
+# how a video's view scores combine: the mean of the softmax, the mean of the logits, or the per-class
+# maximum of the softmax (zoo.engine.metrics.aggregate_views)
+VIEW_AGGREGATIONS = ("prob-mean", "logit-mean", "max")
 
 
 @dataclass(frozen=True)
@@ -158,11 +161,21 @@ class ModelInfo:
     # models) or "num_frames" (T, e.g. a head pooling window); None: the model takes any T
     frames_arg: Optional[str] = None
     centre_frame: bool = False  # segment models: each segment also carries its 1-frame-sampler frame
+    # segment models, more than one test clip: "dense" (TSM's dense windows beyond 2 clips) or "shifted"
+    # (every clip's segments shifted by a fraction of a segment: TCPNet's ten_clips_sample); zoo.data.samplers
+    segment_clips: str = "dense"
+    # how the official test combines the views (`VIEW_AGGREGATIONS`): `zoo eval` and `zoo predict` default to it
+    view_aggregation: str = "prob-mean"
     notes: str = ""
 
     def __post_init__(self):
         if self.sampling not in SAMPLINGS:
             raise ValueError(f"sampling must be one of {SAMPLINGS}, got {self.sampling!r}")
+        if self.segment_clips not in ("dense", "shifted"):
+            raise ValueError(f"{self.name}: segment_clips must be 'dense' or 'shifted', got {self.segment_clips!r}")
+        if self.view_aggregation not in VIEW_AGGREGATIONS:
+            raise ValueError(f"{self.name}: view_aggregation must be one of {VIEW_AGGREGATIONS}, "
+                             f"got {self.view_aggregation!r}")
         if self.frames_arg not in FRAMES_ARGS:
             raise ValueError(f"{self.name}: frames_arg must be one of {FRAMES_ARGS}, got {self.frames_arg!r}")
         if self.num_segments * self.segment_length != self.num_frames and self.sampling == "segment":

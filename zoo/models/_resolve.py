@@ -236,6 +236,8 @@ def _frames_of(info: ModelInfo, value: int) -> Dict[str, Any]:
     """The `ModelInfo` fields of a clip length fixed by ``info.frames_arg = value``."""
     if info.frames_arg == "num_segments":
         return {"num_segments": int(value), "num_frames": int(value) * info.segment_length}
+    if info.sampling == "segment":  # a clip length under segment sampling: its segments follow
+        return {"num_frames": int(value), "num_segments": int(value) // info.segment_length}
     return {"num_frames": int(value)}
 
 

@@ -11,6 +11,7 @@ Hook points (`BLOCK_POINTS`), in each residual block, in the order the input mee
 - ``pre_residual``: the residual branch before ``conv1`` (TSM's shift, ``blockres``; BQN, STSM);
 - ``post_conv1``: after ``conv1 -> bn1 -> act1`` (TEA's motion excitation, EAN);
 - ``conv2``: the 3x3 conv itself, replaced (TAda2D, STM, TEA's multi-timescale aggregation);
+- ``bn2``: the BN after it, replaced (TAda2D adds its temporally pooled branch there);
 - ``post_bn3``: after the branch's last BN (``bn3``; ``bn2`` in a basic block), before the
   shortcut is added (ECA).
 
@@ -20,22 +21,53 @@ head is the family's own (TSN's average consensus, PAN's VAP, TCP's covariance p
 The modules keep timm's names (``conv1``, ``bn1``, ``layer1.0.conv2``, ``layer1.0.downsample.0``, ...),
 so state dicts, torchvision's ImageNet weights and the official checkpoints map as before; a hook's
 own parameters live under its point's name (``layer1.0.post_conv1.*``). A plugged module maps
-``[N*T, C, H, W]`` to the same shape (``conv2``: as the conv it replaces) and is told the clip length
-it sees when it is made (`Trunk2D.plug`).
+``[N*T, C, H, W]`` to the same shape (``conv2``, ``bn2``: as the module it replaces) and is told the
+clip length it sees when it is made (`Trunk2D.plug`).
+
+``attention="eca"`` puts ECA channel attention (Wang et al., "ECA-Net: Efficient Channel Attention for
+Deep Convolutional Neural Networks", CVPR 2020; official BangguWu/ECANet) at every block's ``post_bn3``,
+its 1D kernel size per stage (`ECA_KERNELS`: ECA-ResNet-50's "k3557"), as the official ``ECABottleneck``
+and ``ECABasicBlock`` place it: after the branch's last BN, before the shortcut is added.
+
+``stem_pool=False`` builds the stem of the 3D-style ResNets that TAda2D's code uses: no max pool after
+``conv1``; the first block of ``layer1`` strides 2 instead (its strided 3x3 conv and its shortcut conv), so
+every stage sees the map size it has in the standard ResNet. ``last_stride=1`` keeps ``layer4`` at
+``layer3``'s resolution (stride 16: TCPNet's backbone).
 """
 from __future__ import annotations
 
-from typing import Callable, Iterator, Optional, Tuple
+from typing import Callable, Iterator, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 
 from .._errors import UsageError
 
-__all__ = ["Trunk2D", "HookedBlock", "BLOCK_POINTS", "STAGE_POINTS"]
+__all__ = ["Trunk2D", "HookedBlock", "ECA", "ATTENTIONS", "ECA_KERNELS", "BLOCK_POINTS", "REPLACED_POINTS",
+           "STAGE_POINTS"]
 
-BLOCK_POINTS = ("pre_block", "pre_residual", "post_conv1", "conv2", "post_bn3")
+BLOCK_POINTS = ("pre_block", "pre_residual", "post_conv1", "conv2", "bn2", "post_bn3")
+REPLACED_POINTS = ("conv2", "bn2")  # points that are modules of the block, replaced (the others start empty)
 STAGE_POINTS = ("after_layer1", "after_layer2", "after_layer3")
+
+
+ATTENTIONS = (None, "eca")
+ECA_KERNELS = (3, 5, 5, 7)  # ECA-ResNet-50's per-stage kernel sizes (the released eca_resnet50_k3557)
+
+
+class ECA(nn.Module):
+    """Efficient channel attention: each channel scaled by the sigmoid of a 1D conv (``kernel`` taps,
+    zero padded, no bias) across the channels' global average pools (official ``eca_layer``)."""
+
+    def __init__(self, kernel: int = 3):
+        super().__init__()
+        if kernel < 1 or kernel % 2 == 0:
+            raise UsageError(f"an ECA kernel size is odd and positive, got {kernel}")
+        self.conv = nn.Conv1d(1, 1, kernel, padding=(kernel - 1) // 2, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x.mean((2, 3)).unsqueeze(1))  # [N, 1, C]
+        return x * torch.sigmoid(y).view(x.shape[0], x.shape[1], 1, 1)
 
 
 class HookedBlock(nn.Module):
@@ -51,7 +83,7 @@ class HookedBlock(nn.Module):
                 setattr(self, name, getattr(block, name, None))
         self.bottleneck = "conv3" in self._modules
         for point in BLOCK_POINTS:
-            if point != "conv2":
+            if point not in REPLACED_POINTS:
                 setattr(self, point, None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -96,12 +128,21 @@ class HookedBlock(nn.Module):
 class Trunk2D(nn.Module):
     """timm's ResNet ``arch`` (resnet18/34/50/101/152) without its classifier, its blocks made
     `HookedBlock` s, and a slot between stages (see the module docstring). ``forward`` maps frames
-    ``[N*T, C, H, W]`` to the last feature map."""
+    ``[N*T, C, H, W]`` to the last feature map. ``stem_pool=False``: no max pool, ``layer1`` strides
+    2 instead; ``attention="eca"``: `ECA` at every ``post_bn3``, ``attention_kernels`` one per stage
+    (default `ECA_KERNELS`); ``last_stride=1``: ``layer4`` does not downsample (the module docstring)."""
 
-    def __init__(self, arch: str = "resnet50", in_chans: int = 3):
+    def __init__(self, arch: str = "resnet50", in_chans: int = 3, stem_pool: bool = True,
+                 attention: Optional[str] = None, attention_kernels: Optional[Sequence[int]] = None,
+                 last_stride: int = 2):
         super().__init__()
         if not arch.startswith("resnet"):
             raise UsageError(f"backbone must be a timm ResNet (resnet18/34/50/101/152), got {arch!r}")
+        if attention not in ATTENTIONS:
+            raise UsageError(f"attention must be one of {', '.join(map(str, ATTENTIONS))}, got {attention!r}")
+        kernels = tuple(attention_kernels or ECA_KERNELS)
+        if len(kernels) != 4:
+            raise UsageError(f"attention_kernels are 4 kernel sizes, one per stage, got {kernels}")
         import timm  # here, not at import: `zoo list` and `zoo info` need no timm
 
         # zero_init_last=False: torchvision's (and so the official TSM / PAN code's) initialisation
@@ -113,6 +154,25 @@ class Trunk2D(nn.Module):
             self.add_module(f"layer{i}", nn.Sequential(*(HookedBlock(b) for b in getattr(resnet, f"layer{i}"))))
             if i < 4:
                 setattr(self, f"after_layer{i}", None)
+        if not stem_pool:
+            self.maxpool = nn.Identity()
+            first = self.layer1[0]
+            (first.conv2 if first.bottleneck else first.conv1).stride = (2, 2)  # where the block's stride sits
+            if first.downsample is None:  # a basic block keeps its width: it needs a strided shortcut now
+                width = first.conv1.in_channels
+                first.downsample = nn.Sequential(nn.Conv2d(width, width, 1, stride=2, bias=False),
+                                                 nn.BatchNorm2d(width))
+                nn.init.kaiming_normal_(first.downsample[0].weight, mode="fan_out", nonlinearity="relu")
+            else:
+                first.downsample[0].stride = (2, 2)
+        if last_stride not in (1, 2):
+            raise UsageError(f"last_stride must be 1 or 2, got {last_stride}")
+        if last_stride == 1:
+            first = self.layer4[0]
+            (first.conv2 if first.bottleneck else first.conv1).stride = (1, 1)
+            first.downsample[0].stride = (1, 1)
+        if attention == "eca":
+            self.plug("post_bn3", lambda stage, index, block: ECA(kernels[stage]))
 
     @property
     def stages(self) -> Tuple[nn.Sequential, ...]:
@@ -126,8 +186,8 @@ class Trunk2D(nn.Module):
 
     def plug(self, point: str, make: Callable[[int, int, HookedBlock], Optional[nn.Module]]) -> None:
         """Put ``make(stage, index, block)`` at ``point`` (`BLOCK_POINTS`) of every block, where it
-        returns a module (None leaves the block as it is). ``conv2`` receives the block to read its
-        conv from (``block.conv2``) and replaces that conv."""
+        returns a module (None leaves the block as it is). ``conv2`` and ``bn2`` receive the block to
+        read the module they replace from (``block.conv2``, ``block.bn2``)."""
         if point not in BLOCK_POINTS:
             raise UsageError(f"hook point must be one of {BLOCK_POINTS}, got {point!r}")
         for s, j, block in self.blocks():

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -209,11 +209,15 @@ class TSM(VideoModel):
         in_chans: input channels of ``conv1`` (PAN Lite feeds 6).
         online: the online TSM: 1/shift_div of the channels shifted from the previous frame only
             (no frame sees the future), so it runs frame by frame on a stream (`TSMStream`).
+        attention: ``"eca"``: ECA channel attention in every block (`zoo.models._trunk2d.ECA`; the
+            ``imagenet_eca`` weights are ECA-ResNet-50's); None: none.
+        attention_kernels: ECA's kernel size per stage (default ECA-ResNet-50's 3, 5, 5, 7).
     """
 
     def __init__(self, num_classes: int = 174, num_segments: int = 8, backbone: str = "resnet50",
                  shift: bool = True, shift_div: int = 8, shift_place: str = "blockres",
-                 temporal_pool: bool = False, dropout: float = 0.5, in_chans: int = 3, online: bool = False):
+                 temporal_pool: bool = False, dropout: float = 0.5, in_chans: int = 3, online: bool = False,
+                 attention: Optional[str] = None, attention_kernels: Optional[Sequence[int]] = None):
         super().__init__()
         if online and (temporal_pool or not shift):
             raise UsageError("online=True is a TSM with shifts and without temporal_pool (it pools over time)")
@@ -225,7 +229,7 @@ class TSM(VideoModel):
         self.num_segments = num_segments
         self.temporal_pool = temporal_pool
         self.online = online
-        self.backbone = Trunk2D(backbone, in_chans)
+        self.backbone = Trunk2D(backbone, in_chans, attention=attention, attention_kernels=attention_kernels)
         self.num_features = self.backbone.num_features
         if shift:
             self._plug_shifts(shift_div, shift_place)
@@ -400,8 +404,9 @@ def checkpoint_filter_fn(checkpoint, model: TSM) -> Dict[str, torch.Tensor]:
     own = model.state_dict()
     if set(state_dict) <= set(own):
         return state_dict  # already zoo layout
-    if is_torchvision(state_dict):
-        return resnet_2d(state_dict, own, "backbone.", "fc.")
+    image = {k.removeprefix("module."): v for k, v in state_dict.items()}  # ECANet saves its DataParallel model
+    if is_torchvision(image):  # torchvision's ResNet, or ECA-ResNet (its ``eca`` modules sit at post_bn3)
+        return resnet_2d({k.replace(".eca.", ".post_bn3."): v for k, v in image.items()}, own, "backbone.", "fc.")
     if "cls_head.fc_cls.weight" in state_dict:
         return map_shift_keys(rename_keys(state_dict, _MMA_RENAMES), own)
     return map_shift_keys(rename_keys(state_dict, _TSM_RENAMES), own)
@@ -430,6 +435,17 @@ def _mmaction2(family: str, config: str, stamp: str, result: Result, tag: str = 
                    f"config {config}")
 
 
+# ECA-ResNet-50 on ImageNet (Wang et al., CVPR 2020): Google Drive or Baidu only
+_ECA_IMAGENET = Weights(
+    "imagenet_eca", 1000, "imagenet", ("eca_resnet50_k3557.pth.tar",), (), "BangguWu/ECANet",
+    "ImageNet initialisation with ECA channel attention in every block (attention='eca', kernels 3, 5, 5, 7): "
+    "ECA-Net50, 77.42 / 93.62 top-1 / top-5 on ImageNet, 24.37 M parameters, 3.86 GFLOPs (BangguWu/ECANet README); "
+    "ImageNet class names in torchvision's order (the ILSVRC synset order both use)",
+    page="https://drive.google.com/open?id=1670rce333c_lyMWFzBlNZoVUvtxbCF_U (or https://pan.baidu.com/s/"
+         "18LXDcxy8qG66h-7FlWW4SA, code no6u)",
+    model_args={"attention": "eca"})
+
+
 def _info(name: str, paper: str, **kw) -> ModelInfo:
     defaults = dict(name=name, family="tsm", paper=paper, num_frames=8, num_segments=8, sampling="segment",
                     crop_size=224, resize_size=256, mean=IMAGENET_MEAN, std=IMAGENET_STD, test_views=(1, 1),
@@ -452,7 +468,7 @@ def _create_tsm(variant_args, kwargs) -> TSM:
                      _TSM_REPO, "trained with 5 segments, tested with 8"),
              _mmaction2("tsn", "tsn_imagenet-pretrained-r50_8xb32-1x1x8-100e_kinetics400-rgb", "20220906-2692d16c",
                         Result(_K400, 74.12, 91.34, "25 frames x 10 crops (224), scores averaged", _MMA_ZOO + "tsn")),
-             imagenet_weights("resnet50", _IMAGENET_NOTE)),
+             imagenet_weights("resnet50", _IMAGENET_NOTE), _ECA_IMAGENET),
     bench=_BENCH, filter_fn=checkpoint_filter_fn)
 def tsn_r50(**kwargs) -> TSM:
     """TSN baseline: ResNet-50 per frame, average consensus, no temporal modelling."""
@@ -495,7 +511,7 @@ def tsn_r50(**kwargs) -> TSM:
              _mmaction2("tsm", "tsm_imagenet-pretrained-r50_8xb16-1x1x8-50e_sthv2-rgb", "20230317-be0fc26e",
                         Result(_SSV2, 62.72, 87.70, "8 segments x 2 clips x 3 crops, 256", _MMA_ZOO + "tsm"),
                         tag="sthv2_mmaction2"),
-             imagenet_weights("resnet50", _IMAGENET_NOTE)),
+             imagenet_weights("resnet50", _IMAGENET_NOTE), _ECA_IMAGENET),
     bench=_BENCH, filter_fn=checkpoint_filter_fn)
 def tsm_r50(**kwargs) -> TSM:
     """TSM ResNet-50, residual shift of 1/8 channels each way in every block."""
