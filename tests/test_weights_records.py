@@ -17,8 +17,13 @@ def test_records_are_consistent_with_the_model(name):
     assert all(isinstance(w, Weights) and w.tag and w.num_classes > 0 for w in weights)
     assert len({w.tag for w in weights}) == len(weights)
     assert all(r.dataset == w.dataset for w in weights for r in w.results)
-    if weights:  # the default classifier is the first record's
-        assert (info.num_classes, info.dataset) == (weights[0].num_classes, weights[0].dataset)
+    releases = [w for w in weights if w.dataset != "imagenet"]  # ImageNet records only initialise
+    if releases:  # the default classifier is the first release's
+        assert (info.num_classes, info.dataset) == (releases[0].num_classes, releases[0].dataset)
+        assert zoo.weights_info(name) is releases[0]
+    elif weights:  # an initialisation only (TEA): no default release
+        with pytest.raises(zoo.ZooError, match="no released video weights"):
+            zoo.weights_info(name)
     assert not hasattr(info, "results") and not hasattr(info, "checkpoints") and not hasattr(info, "bench")
 
 

@@ -72,6 +72,14 @@ RECIPES: Dict[str, Recipe] = {
         dict(pretrained="imagenet", epochs=50, batch_size=96, optimizer="sgd", lr=0.015, momentum=0.9,
              weight_decay=1e-4, schedule="step", lr_steps=[20, 40], lr_gamma=0.1, warmup_epochs=0.0, clip_grad=20.0,
              dropout=0.5, head_lr_mult=5.0, bias_lr_mult=2.0, freeze="none")),
+    "tea": Recipe(
+        "TEA on Something-Something v1 from ImageNet (Res2Net-50): SGD 0.02 per 64 clips, 50 epochs, steps at "
+        "30/40/45, wd 5e-4, grad clip 20, dropout 0.5, classifier lr x5, biases lr x2, every BN trained (--npb)",
+        "Phoenix1327/tea-action-recognition scripts/train_tea_something_rgb_8f.sh and its opts.py defaults "
+        "(weight decay 5e-4, as TSM's)",
+        dict(pretrained="imagenet", epochs=50, batch_size=64, optimizer="sgd", lr=0.02, momentum=0.9,
+             weight_decay=5e-4, schedule="step", lr_steps=[30, 40, 45], lr_gamma=0.1, warmup_epochs=0.0,
+             clip_grad=20.0, dropout=0.5, head_lr_mult=5.0, bias_lr_mult=2.0, freeze="none")),
     "linear-probe": Recipe(
         "a linear classifier on frozen released features: the model's default weights, backbone and its BN "
         "statistics frozen, SGD 0.01, cosine, 10 epochs, no weight decay",

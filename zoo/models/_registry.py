@@ -102,8 +102,13 @@ def weights_info(name: str) -> Weights:
     entry = get_entry(model)
     if not entry.weights:
         raise UnknownName(f"{model} has no released weights")
-    if not tag:
-        return entry.weights[0]
+    if not tag:  # the default: the first release that classifies videos (an ImageNet record only initialises)
+        releases = [w for w in entry.weights if w.dataset != "imagenet"]
+        if not releases:
+            raise UnknownName(f"{model} has no released video weights; its "
+                              f"{', '.join(w.tag for w in entry.weights)} weights are an initialisation: name the tag "
+                              f"(e.g. {model}.{entry.weights[0].tag})")
+        return releases[0]
     for w in entry.weights:
         if w.tag == tag:
             return w

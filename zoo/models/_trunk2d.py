@@ -33,6 +33,10 @@ and ``ECABasicBlock`` place it: after the branch's last BN, before the shortcut 
 ``conv1``; the first block of ``layer1`` strides 2 instead (its strided 3x3 conv and its shortcut conv), so
 every stage sees the map size it has in the standard ResNet. ``last_stride=1`` keeps ``layer4`` at
 ``layer3``'s resolution (stride 16: TCPNet's backbone).
+
+A timm Res2Net (``res2net50_26w_4s``: TEA's backbone) runs as `HookedRes2Block` s: the same points except
+``conv2`` and ``bn2`` (it has a 3x3 conv per split), and ``splits``, one module per split before its conv
+(TEA's multiple temporal aggregation).
 """
 from __future__ import annotations
 
@@ -43,11 +47,13 @@ import torch.nn as nn
 
 from .._errors import UsageError
 
-__all__ = ["Trunk2D", "HookedBlock", "ECA", "ATTENTIONS", "ECA_KERNELS", "BLOCK_POINTS", "REPLACED_POINTS",
-           "STAGE_POINTS"]
+__all__ = ["Trunk2D", "HookedBlock", "HookedRes2Block", "ECA", "ATTENTIONS", "ECA_KERNELS", "BLOCK_POINTS",
+           "RES2_POINTS", "REPLACED_POINTS", "STAGE_POINTS"]
 
 BLOCK_POINTS = ("pre_block", "pre_residual", "post_conv1", "conv2", "bn2", "post_bn3")
 REPLACED_POINTS = ("conv2", "bn2")  # points that are modules of the block, replaced (the others start empty)
+# a Res2Net block has no single 3x3 conv: its points are these (``splits``: a module per scale, see HookedRes2Block)
+RES2_POINTS = ("pre_block", "pre_residual", "post_conv1", "splits", "post_bn3")
 STAGE_POINTS = ("after_layer1", "after_layer2", "after_layer3")
 
 
@@ -125,6 +131,59 @@ class HookedBlock(nn.Module):
         return self.act3(x) if self.bottleneck else self.act2(x)
 
 
+class HookedRes2Block(nn.Module):
+    """A timm Res2Net block (``Bottle2neck``: ``conv1`` to ``scale`` splits of ``width`` channels; split i
+    > 0 of the first ``scale - 1`` added to the previous split's output (not in a stage's first block), then
+    ``convs[i]``, ``bns[i]``, ReLU; the last split passed on, average-pooled in a stage's first block; concat,
+    ``conv3``, ``bn3``) with the points `RES2_POINTS`: those of `HookedBlock` plus ``splits``, a
+    ``ModuleList`` of ``scale`` modules, one on each split's input before its conv and the last on the split
+    passed on (before its pool): TEA's multiple temporal aggregation. With none set it computes what timm's
+    block computes."""
+
+    def __init__(self, block: nn.Module):
+        super().__init__()
+        for name, module in block._modules.items():  # timm's order and names (the official Res2Net's keys)
+            self.add_module(name, module)
+        for name in ("se", "drop_path", "downsample", "pool"):
+            if name not in self._modules:
+                setattr(self, name, getattr(block, name, None))
+        self.width, self.scale, self.is_first = block.width, block.scale, block.is_first
+        self.bottleneck = True
+        for point in RES2_POINTS:
+            setattr(self, point, None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pre_block is not None:
+            x = self.pre_block(x)
+        shortcut = x
+        if self.pre_residual is not None:
+            x = self.pre_residual(x)
+        x = self.relu(self.bn1(self.conv1(x)))
+        if self.post_conv1 is not None:
+            x = self.post_conv1(x)
+        splits = torch.split(x, self.width, 1)
+        outs = []
+        for i, (conv, bn) in enumerate(zip(self.convs, self.bns)):
+            sp = splits[i] if i == 0 or self.is_first else sp + splits[i]
+            if self.splits is not None:
+                sp = self.splits[i](sp)
+            sp = self.relu(bn(conv(sp)))
+            outs.append(sp)
+        if self.scale > 1:
+            last = splits[-1] if self.splits is None else self.splits[-1](splits[-1])
+            outs.append(last if self.pool is None else self.pool(last))
+        x = self.bn3(self.conv3(torch.cat(outs, 1)))
+        if self.post_bn3 is not None:
+            x = self.post_bn3(x)
+        if self.se is not None:
+            x = self.se(x)
+        if self.drop_path is not None:
+            x = self.drop_path(x)
+        if self.downsample is not None:
+            shortcut = self.downsample(shortcut)
+        return self.relu(x + shortcut)
+
+
 class Trunk2D(nn.Module):
     """timm's ResNet ``arch`` (resnet18/34/50/101/152) without its classifier, its blocks made
     `HookedBlock` s, and a slot between stages (see the module docstring). ``forward`` maps frames
@@ -136,8 +195,9 @@ class Trunk2D(nn.Module):
                  attention: Optional[str] = None, attention_kernels: Optional[Sequence[int]] = None,
                  last_stride: int = 2):
         super().__init__()
-        if not arch.startswith("resnet"):
-            raise UsageError(f"backbone must be a timm ResNet (resnet18/34/50/101/152), got {arch!r}")
+        if not arch.startswith(("resnet", "res2net")):
+            raise UsageError(f"backbone must be a timm ResNet (resnet18/34/50/101/152) or Res2Net "
+                             f"(res2net50_26w_4s, ...), got {arch!r}")
         if attention not in ATTENTIONS:
             raise UsageError(f"attention must be one of {', '.join(map(str, ATTENTIONS))}, got {attention!r}")
         kernels = tuple(attention_kernels or ECA_KERNELS)
@@ -151,9 +211,13 @@ class Trunk2D(nn.Module):
         for name in ("conv1", "bn1", "act1", "maxpool"):
             self.add_module(name, getattr(resnet, name))
         for i in range(1, 5):
-            self.add_module(f"layer{i}", nn.Sequential(*(HookedBlock(b) for b in getattr(resnet, f"layer{i}"))))
+            hooked = HookedRes2Block if arch.startswith("res2net") else HookedBlock
+            self.add_module(f"layer{i}", nn.Sequential(*(hooked(b) for b in getattr(resnet, f"layer{i}"))))
             if i < 4:
                 setattr(self, f"after_layer{i}", None)
+        res2 = arch.startswith("res2net")
+        if res2 and not stem_pool:
+            raise UsageError("stem_pool=False is built for ResNets, not Res2Nets")
         if not stem_pool:
             self.maxpool = nn.Identity()
             first = self.layer1[0]
@@ -167,7 +231,15 @@ class Trunk2D(nn.Module):
                 first.downsample[0].stride = (2, 2)
         if last_stride not in (1, 2):
             raise UsageError(f"last_stride must be 1 or 2, got {last_stride}")
-        if last_stride == 1:
+        if last_stride == 1 and res2:
+            first = self.layer4[0]
+            for conv in first.convs:
+                conv.stride = (1, 1)
+            # the last split passes unpooled, as TCPNet's TEA backbone has it (its blocks skip the pool of
+            # the 208-channel splits, layer4's): no 3x3 average at stride 1
+            first.pool = None
+            first.downsample[0].stride = (1, 1)
+        elif last_stride == 1:
             first = self.layer4[0]
             (first.conv2 if first.bottleneck else first.conv1).stride = (1, 1)
             first.downsample[0].stride = (1, 1)
@@ -185,11 +257,12 @@ class Trunk2D(nn.Module):
                 yield s, j, block
 
     def plug(self, point: str, make: Callable[[int, int, HookedBlock], Optional[nn.Module]]) -> None:
-        """Put ``make(stage, index, block)`` at ``point`` (`BLOCK_POINTS`) of every block, where it
+        """Put ``make(stage, index, block)`` at ``point`` (`BLOCK_POINTS`; a Res2Net's `RES2_POINTS`) of every block, where it
         returns a module (None leaves the block as it is). ``conv2`` and ``bn2`` receive the block to
         read the module they replace from (``block.conv2``, ``block.bn2``)."""
-        if point not in BLOCK_POINTS:
-            raise UsageError(f"hook point must be one of {BLOCK_POINTS}, got {point!r}")
+        points = RES2_POINTS if isinstance(self.layer1[0], HookedRes2Block) else BLOCK_POINTS
+        if point not in points:
+            raise UsageError(f"hook point must be one of {points}, got {point!r}")
         for s, j, block in self.blocks():
             module = make(s, j, block)
             if module is not None:

@@ -43,6 +43,7 @@ from ._info import IMAGENET_MEAN, IMAGENET_STD, BenchPreset, ModelInfo, Result, 
 from ._loading import rename_keys, unwrap_state_dict
 from ._registry import create_model, register_model
 from ._trunk2d import Trunk2D
+from .tea import TEA_RENAMES, plug_tea
 
 __all__ = ["TSA", "TCA", "TCPAttention", "TCPHead", "TCPNet", "covariance", "sqrtm_newton_schulz",
            "upper_triangle", "checkpoint_filter_fn"]
@@ -227,7 +228,9 @@ class TCPNet(VideoModel):
     Args:
         num_classes: classifier outputs.
         num_segments: frames (segments) per clip, T (the attention and the temporal conv run over them).
-        backbone: timm ResNet name (resnet50 as released; resnet18/34 end in 512 channels).
+        backbone: timm ResNet name (resnet50 as released; resnet18/34 end in 512 channels), or a timm
+            Res2Net (res2net50_26w_4s), which becomes TEA's backbone (`zoo.models.tea`: motion
+            excitation and multiple temporal aggregation in every block), as TCPNet's TEA releases.
         dim: channels of the covariance (the official ``TCP_dim``).
         attention: the temporal attention module (False: plain covariance pooling, the paper's ablation).
         dropout: dropout before the classifier.
@@ -242,6 +245,8 @@ class TCPNet(VideoModel):
                              f"least 3, got {num_segments}")
         self.num_classes, self.num_segments = num_classes, num_segments
         self.backbone = Trunk2D(backbone, in_chans, last_stride=1)
+        if backbone.startswith("res2net"):
+            plug_tea(self.backbone, num_segments)
         self.head = TCPHead(num_segments, self.backbone.num_features, dim, attention=attention)
         self.num_features = self.head.num_features
         self.dropout = nn.Dropout(dropout)
@@ -290,19 +295,24 @@ _RENAMES = (
     (re.compile(r"^head\.att_module\.sp_att\.conv_g\."), "head.TCP_att.TSA.conv_phi0."),
     (re.compile(r"^head\.att_module\.sp_att\."), "head.TCP_att.TSA."),
     (re.compile(r"^head\.att_module\."), "head.TCP_att."),
+    # the TEA releases' older head: each reduction a Sequential (conv, BN)
+    (re.compile(r"^head\.layer_reduce(\d)\.0\."), r"head.layer_reduce\1."),
+    (re.compile(r"^head\.layer_reduce(\d)\.1\."), r"head.layer_reduce_bn\1."),
     (re.compile(r"^base_model\."), "backbone."),
     (re.compile(r"^new_fc\."), "fc."),
+    *TEA_RENAMES,
 )
 
 
 def _imagenet_gcp(state_dict: Dict[str, torch.Tensor], own) -> Dict[str, torch.Tensor]:
-    """An ImageNet covariance-pooling ResNet (``module.conv1.weight``, ``module.layer_reduce1.weight``,
-    ``module.fc.*``): each key goes where the official ``keys_mapping_resnet`` puts it, under the
+    """An ImageNet covariance-pooling ResNet or Res2Net (``module.conv1.weight``, ``module.layer_reduce1.weight``
+    or ``module.iSQRT.layer_reduce1.0.weight``, ``module.fc.*``): each key goes where the official ``keys_mapping_resnet`` puts it, under the
     backbone if it names a backbone tensor, else under the head (the classifier stays the classifier:
     fine-tuning re-initialises it); what the file lacks (the temporal attention) keeps ``own``'s values."""
     out = {}
     for k, v in state_dict.items():
-        k = k.removeprefix("module.")
+        k = re.sub(r"^layer_reduce(\d)\.1\.", r"layer_reduce_bn\1.", k.removeprefix("module.").removeprefix("iSQRT."))
+        k = re.sub(r"^layer_reduce(\d)\.0\.", r"layer_reduce\1.", k)  # the Res2Net GCP's Sequential (conv, BN)
         for prefix in ("backbone.", "head.", ""):
             if prefix + k in own:
                 out[prefix + k] = v
@@ -337,9 +347,9 @@ _LABELS = ("the release's class indices follow its own annotation lists (TSM's K
            "the classes sorted by name, the standard order)")
 
 
-def _release(tag: str, frames: int, top1: float, top5: float, one_crop, page: str, notes: str,
+def _release(model: str, tag: str, frames: int, top1: float, top5: float, one_crop, page: str, notes: str,
              model_args=None, input_args=None) -> Weights:
-    file = f"tcp_tsn_r50_{tag}.pth.tar"  # the page names no file: zoo caches it under this name
+    file = f"{model}_{tag}.pth.tar"  # the page names no file: zoo caches it under this name
     return Weights(tag, 400, _K400, (file,),
                    (Result(_K400, top1, top5, f"{frames} segments x 10 shifted clips x 3 crops, {_TEST}", _README),
                     Result(_K400, one_crop[0], one_crop[1], f"{frames} segments x 1 clip, 1 centre crop", _README)),
@@ -347,25 +357,33 @@ def _release(tag: str, frames: int, top1: float, top5: float, one_crop, page: st
                    model_args=model_args or {}, input_args=input_args or {})
 
 
-@register_model(ModelInfo(
-    name="tcp_tsn_r50", family="tcp", paper=_PAPER, num_frames=8, num_segments=8, sampling="segment",
-    crop_size=256, resize_size=256, mean=IMAGENET_MEAN, std=IMAGENET_STD, test_views=(10, 3),
-    segment_clips="shifted", view_aggregation="max", num_classes=400, dataset=_K400, frames_arg="num_segments",
+def _info(name: str, **kw) -> ModelInfo:
+    return ModelInfo(name=name, family="tcp", paper=_PAPER, num_frames=8, num_segments=8, sampling="segment",
+                     crop_size=256, resize_size=256, mean=IMAGENET_MEAN, std=IMAGENET_STD, test_views=(10, 3),
+                     segment_clips="shifted", view_aggregation="max", num_classes=400, dataset=_K400,
+                     frames_arg="num_segments", **kw)
+
+
+_NOTES = ("The official test: 10 clips whose segments are shifted by tenths of a segment (ten_clips_sample), "
+          "3 crops of 256 at scale 256, and the maximum of the 30 views' softmax (test_models.py); training "
+          "crops are 224. The last stage keeps stride 16.")
+_16F = dict(model_args={"num_segments": 16}, input_args={"num_segments": 16, "num_frames": 16})
+
+
+@register_model(_info(
+    "tcp_tsn_r50",
     # the official code's model (TSN with TCP=True, 400 classes) counted by fvcore at [1, 24, 256, 256]: 66.67
     # GFLOPs (51.02 at 224, 102.24 at 16 x 224); fvcore sees no FLOPs in its custom covariance and square-root
     # functions (0.05 GFLOPs here, counted as matmuls)
     ref_gflops=66.67, ref_params_m=27.63,
-    notes="The official test: 10 clips whose segments are shifted by tenths of a segment (ten_clips_sample), "
-          "3 crops of 256 at scale 256, and the maximum of the 30 views' softmax (test_models.py); training "
-          "crops are 224. The last stage keeps stride 16."),
+    notes=_NOTES),
     weights=(
-        _release("kinetics400", 8, 75.3, 91.8, (72.4, 90.4), _DRIVE.format("1p05CaIv50Y2hzELFD4tXYYCZXizjkKAr") +
+        _release("tcp_tsn_r50", "kinetics400", 8, 75.3, 91.8, (72.4, 90.4), _DRIVE.format("1p05CaIv50Y2hzELFD4tXYYCZXizjkKAr") +
                  " (or https://pan.baidu.com/s/1mXx3c0PWMB0rRerDK9wkBg)",
                  "script/K400/train_K400_TCP_TSN_8f_R50.sh, from the ImageNet GCP ResNet-50"),
-        _release("kinetics400_16f", 16, 75.8, 92.1, (73.9, 91.2), _DRIVE.format("1tCg-1JiM8l0_lC_YCyBqeVY_BohiQ3PS") +
+        _release("tcp_tsn_r50", "kinetics400_16f", 16, 75.8, 92.1, (73.9, 91.2), _DRIVE.format("1tCg-1JiM8l0_lC_YCyBqeVY_BohiQ3PS") +
                  " (or https://pan.baidu.com/s/1ocj0-3V0HWbKwZm0nCHonQ)",
-                 "script/K400/train_K400_TCP_TSN_16f_R50.sh, from the ImageNet GCP ResNet-50",
-                 model_args={"num_segments": 16}, input_args={"num_segments": 16, "num_frames": 16}),
+                 "script/K400/train_K400_TCP_TSN_16f_R50.sh, from the ImageNet GCP ResNet-50", **_16F),
         Weights("imagenet", 1000, "imagenet", ("ImgeNet1K_GCP_R50.pth.tar",), (), _REPO,
                 "ImageNet initialisation: the covariance-pooling ResNet-50 (last stride 1, the two reductions, "
                 "iSQRT-COV) the TCPNet recipes train from (--load_GCP_from); its classifier is not loaded; the "
@@ -375,3 +393,26 @@ def _release(tag: str, frames: int, top1: float, top5: float, one_crop, page: st
 def tcp_tsn_r50(**kwargs) -> TCPNet:
     """TCPNet on TSN ResNet-50: temporal-attentive covariance pooling instead of the average pool."""
     return create_model(TCPNet, {}, kwargs)
+
+
+@register_model(_info(
+    "tcp_tea_r50",
+    # the official code's model (TSN with base_model tea50, TCP=True) counted by fvcore at [1, 24, 256, 256]
+    ref_gflops=68.80, ref_params_m=28.22,
+    notes=_NOTES + " The backbone is TEA's (Res2Net-50 26w x 4s with motion excitation and multiple temporal "
+                   "aggregation), its last split in layer4's first block unpooled, as the official code has it."),
+    weights=(
+        _release("tcp_tea_r50", "kinetics400", 8, 76.8, 92.9, (73.9, 91.6),
+                 _DRIVE.format("1YnYE9Jcrv7MXE-Uom0XqML-drSJ3kn1y") + " (or https://pan.baidu.com/s/1grKR6UWLVpQBrNHoaFNlJQ)",
+                 "script/K400/train_K400_TCP_TEA_8f_R50.sh, from the ImageNet GCP Res2Net-50"),
+        _release("tcp_tea_r50", "kinetics400_16f", 16, 77.2, 93.1, (75.3, 92.2),
+                 _DRIVE.format("1_NNRE1DEeghX9MvRi0-w3abmEE2dmxny") + " (or https://pan.baidu.com/s/1YfjpwcWWzxFYLS22f2OZ5Q)",
+                 "script/K400/train_K400_TCP_TEA_16f_R50.sh, from the ImageNet GCP Res2Net-50", **_16F),
+        Weights("imagenet", 1000, "imagenet", ("ImageNet1K_Res2Net50_GCP_R50.pth.tar",), (), _REPO,
+                "ImageNet initialisation: the covariance-pooling Res2Net-50 the TCPNet TEA recipes train from "
+                "(--load_GCP_from); TEA's modules and the attention start at their own initialisation; "
+                "ImageNet class names in torchvision's order", page=_DRIVE.format("1SLNz3dmWVBVsdp9CIaWFZXcAgtG5DvTH"))),
+    bench=BenchPreset(frames=8, model_args={"dim": 32}), filter_fn=checkpoint_filter_fn)
+def tcp_tea_r50(**kwargs) -> TCPNet:
+    """TCPNet on TEA's Res2Net-50: temporal-attentive covariance pooling on the TEA backbone."""
+    return create_model(TCPNet, {"backbone": "res2net50_26w_4s"}, kwargs)
