@@ -162,7 +162,7 @@ class HookedRes2Block(nn.Module):
         if self.post_conv1 is not None:
             x = self.post_conv1(x)
         splits = torch.split(x, self.width, 1)
-        outs = []
+        outs, sp = [], splits[0]
         for i, (conv, bn) in enumerate(zip(self.convs, self.bns)):
             sp = splits[i] if i == 0 or self.is_first else sp + splits[i]
             if self.splits is not None:

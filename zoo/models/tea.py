@@ -26,7 +26,7 @@ its ``splits`` point; official keys ``*.me.*`` and ``*.shifts.*`` map to those (
 from __future__ import annotations
 
 import re
-from typing import Dict, Optional
+from typing import Dict
 
 import torch
 import torch.nn as nn
