@@ -11,8 +11,8 @@ the exporters and the command line:
 - ``build_args``: the constructor options it was built with (a zoo checkpoint records them);
 - ``load_report``: the `LoadReport` of the checkpoint loaded, or None.
 
-Each family implements ``num_classes``, ``get_classifier``, ``reset_classifier``,
-``forward_features`` and ``forward_head``. Hooks with defaults: ``networks()`` (the separately
+Each family implements ``num_classes``, ``get_classifier``, ``reset_classifier`` (or sets ``fc_std``
+for a single linear ``fc``: see `VideoModel.linear_classifier`), ``forward_features`` and ``forward_head``. Hooks with defaults: ``networks()`` (the separately
 trained networks of an ensemble, such as PAN Full's RGB and PA networks; none for one network),
 ``online`` and ``stream()`` (a model that predicts frame by frame, such as online TSM).
 """
@@ -44,11 +44,27 @@ class VideoModel(nn.Module):
         """``model.tag`` of the released weights loaded, or None."""
         return self.weights_record.name if self.weights_record is not None else None
 
+    # a family whose classifier is one ``fc = nn.Linear(num_features, num_classes)`` sets its initialisation's
+    # std here and builds it with `linear_classifier`; the two methods below then serve it
+    fc_std: Optional[float] = None
+
+    def linear_classifier(self, num_classes: int) -> nn.Linear:
+        """A new ``nn.Linear(self.num_features, num_classes)``, weights N(0, ``fc_std``), bias 0."""
+        fc = nn.Linear(self.num_features, num_classes)
+        nn.init.normal_(fc.weight, 0, self.fc_std)
+        nn.init.zeros_(fc.bias)
+        return fc
+
     def get_classifier(self) -> Union[nn.Module, List[nn.Module]]:
-        raise NotImplementedError
+        if self.fc_std is None:
+            raise NotImplementedError
+        return self.fc
 
     def reset_classifier(self, num_classes: int) -> None:
-        raise NotImplementedError
+        if self.fc_std is None:
+            raise NotImplementedError
+        self.num_classes = num_classes
+        self.fc = self.linear_classifier(num_classes)
 
     def forward_features(self, x: torch.Tensor):
         raise NotImplementedError

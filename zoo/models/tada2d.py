@@ -139,6 +139,8 @@ class TAda2D(VideoModel):
         in_chans: input channels.
     """
 
+    fc_std = 0.01  # the official ResNet initialisation's classifier
+
     def __init__(self, num_classes: int = 400, num_frames: int = 8, backbone: str = "resnet50",
                  route_reduction: int = 4, route_kernels: Sequence[int] = (3, 3), pool_kernel: int = 3,
                  dropout: float = 0.5, in_chans: int = 3):
@@ -153,21 +155,8 @@ class TAda2D(VideoModel):
         if pool_kernel:
             self.backbone.plug("bn2", lambda s, j, block: PooledBN(block.bn2, num_frames, pool_kernel))
         self.dropout = nn.Dropout(dropout)
-        self.fc = nn.Linear(self.num_features, num_classes)
-        self._init_fc(self.fc)
+        self.fc = self.linear_classifier(num_classes)
 
-    @staticmethod
-    def _init_fc(fc: nn.Linear):
-        nn.init.normal_(fc.weight, 0, 0.01)  # the official ResNet initialisation's classifier
-        nn.init.zeros_(fc.bias)
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int):
-        self.num_classes = num_classes
-        self.fc = nn.Linear(self.num_features, num_classes)
-        self._init_fc(self.fc)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, 3, T, H, W]`` -> per-frame pooled features ``[B, T, D]``."""

@@ -237,6 +237,8 @@ class TCPNet(VideoModel):
         in_chans: input channels.
     """
 
+    fc_std = 0.001  # the official TSN's new_fc
+
     def __init__(self, num_classes: int = 400, num_segments: int = 8, backbone: str = "resnet50", dim: int = 128,
                  attention: bool = True, dropout: float = 0.5, in_chans: int = 3):
         super().__init__()
@@ -250,25 +252,12 @@ class TCPNet(VideoModel):
         self.head = TCPHead(num_segments, self.backbone.num_features, dim, attention=attention)
         self.num_features = self.head.num_features
         self.dropout = nn.Dropout(dropout)
-        self.fc = nn.Linear(self.num_features, num_classes)
-        self._init_fc(self.fc)
-
-    @staticmethod
-    def _init_fc(fc: nn.Linear):
-        nn.init.normal_(fc.weight, 0, 0.001)  # the official TSN's new_fc
-        nn.init.zeros_(fc.bias)
+        self.fc = self.linear_classifier(num_classes)
 
     @property
     def num_frames(self) -> int:
         return self.num_segments
 
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int):
-        self.num_classes = num_classes
-        self.fc = nn.Linear(self.num_features, num_classes)
-        self._init_fc(self.fc)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, 3, T, H, W]`` -> the trunk's feature maps of every frame ``[B*T, D, h, w]``."""

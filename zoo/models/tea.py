@@ -131,6 +131,8 @@ class TEA(VideoModel):
         in_chans: input channels.
     """
 
+    fc_std = 0.001  # the official TSN's new_fc
+
     def __init__(self, num_classes: int = 400, num_segments: int = 8, backbone: str = "res2net50_26w_4s",
                  dropout: float = 0.5, in_chans: int = 3):
         super().__init__()
@@ -141,25 +143,12 @@ class TEA(VideoModel):
         plug_tea(self.backbone, num_segments)
         self.num_features = self.backbone.num_features
         self.dropout = nn.Dropout(dropout)
-        self.fc = nn.Linear(self.num_features, num_classes)
-        self._init_fc(self.fc)
-
-    @staticmethod
-    def _init_fc(fc: nn.Linear):
-        nn.init.normal_(fc.weight, 0, 0.001)  # the official TSN's new_fc
-        nn.init.zeros_(fc.bias)
+        self.fc = self.linear_classifier(num_classes)
 
     @property
     def num_frames(self) -> int:
         return self.num_segments
 
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int):
-        self.num_classes = num_classes
-        self.fc = nn.Linear(self.num_features, num_classes)
-        self._init_fc(self.fc)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, 3, T, H, W]`` -> per-frame pooled features ``[B, T, D]``."""

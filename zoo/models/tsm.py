@@ -214,6 +214,8 @@ class TSM(VideoModel):
         attention_kernels: ECA's kernel size per stage (default ECA-ResNet-50's 3, 5, 5, 7).
     """
 
+    fc_std = 0.001  # the official TSN's new_fc
+
     def __init__(self, num_classes: int = 174, num_segments: int = 8, backbone: str = "resnet50",
                  shift: bool = True, shift_div: int = 8, shift_place: str = "blockres",
                  temporal_pool: bool = False, dropout: float = 0.5, in_chans: int = 3, online: bool = False,
@@ -236,13 +238,7 @@ class TSM(VideoModel):
         if temporal_pool:
             self.backbone.plug_between(1, TemporalPool(num_segments))
         self.dropout = nn.Dropout(dropout)
-        self.fc = nn.Linear(self.num_features, num_classes)
-        self._init_fc(self.fc)
-
-    @staticmethod
-    def _init_fc(fc: nn.Linear):
-        nn.init.normal_(fc.weight, 0, 0.001)
-        nn.init.zeros_(fc.bias)
+        self.fc = self.linear_classifier(num_classes)
 
     def _plug_shifts(self, fold_div: int, place: str):
         every = _shift_every([len(s) for s in self.backbone.stages])
@@ -264,15 +260,6 @@ class TSM(VideoModel):
     def num_frames(self) -> int:
         """Input frames the model is built for (one per segment)."""
         return self.num_segments
-
-    # -- timm-style interface -------------------------------------------------------------
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int):
-        self.num_classes = num_classes
-        self.fc = nn.Linear(self.num_features, num_classes)
-        self._init_fc(self.fc)
 
     def frames_to_batch(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, C, T, H, W]`` -> ``[B*T, C, H, W]`` (frame-major within each clip)."""
