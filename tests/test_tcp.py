@@ -179,3 +179,25 @@ def test_release_protocols(tag, segments):
     assert spec.record.page.startswith("https://drive.google.com/") and not spec.record.urls
     clips = zoo.data.build_sampler(info)(160)
     assert len(clips) == 10 and clips[9][1] == 160 // segments  # the last clip: the segment starts
+
+
+def test_r152_is_a_pre_activation_resnet_fed_pixels():
+    """TCPNet-R152: the official pre-activation ResNet-152 (BN on the 0-255 input, shortcut convs of the
+    activated input without BN, a final BN-ReLU); its info maps frames in [0, 1] to 0-255."""
+    from zoo.models.tcp import PreactBottleneck
+
+    spec = zoo.resolve("tcp_tsn_r152", pretrained="kinetics400")
+    assert spec.info.value_range == (0.0, 255.0) and spec.model_args.get("num_segments", 8) == 8
+    model = zoo.build("tcp_tsn_r152", num_classes=5)
+    trunk = model.backbone
+    assert [len(trunk.layer1), len(trunk.layer2), len(trunk.layer3), len(trunk.layer4)] == [3, 8, 36, 3]
+    assert list(trunk.layer1[0].downsample) and not any(isinstance(m, torch.nn.BatchNorm2d)
+                                                         for m in trunk.layer1[0].downsample)
+    assert trunk.bn_data.eps == 2e-5 and trunk.layer4[0].conv2.stride == (1, 1)
+    block = PreactBottleneck(8, 2).eval()
+    x = torch.randn(2, 8, 5, 5)
+    with torch.no_grad():  # no shortcut conv where the shape is kept: the input itself is added
+        block.conv3.weight.zero_()
+        assert torch.equal(block(x), x)
+    with torch.no_grad():
+        assert model.forward_features(torch.randn(1, 3, 8, 64, 64)).shape == (8, 2048, 4, 4)

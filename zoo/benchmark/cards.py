@@ -412,12 +412,17 @@ def _measurement_lines(results: Optional[dict]) -> List[str]:
             f"{len(twins)} time-reversed twin pairs ({'; '.join('/'.join(map(str, t)) for t in twins) or DASH}).",
             f"- Training budget: {_kv(s.get('train'))}; seed {s.get('seed')}.",
             f"- FLOP convention — {FLOP_CONVENTION}.",
-            f"- Produced by `{results.get('command', DASH)}` on {results.get('date', DASH)}"
+            f"- Results file last written by `{results.get('command', DASH)}` on {results.get('date', DASH)}"
             + (" (quick run: a reduced budget)." if results.get("quick") else ".")]
 
 
 def _measurement_section(name, info, results, notes_dir) -> List[str]:
-    return _measurement_lines(results)
+    lines = _measurement_lines(results)
+    by = ((_entry(results, name) or {}).get("latency") or {}).get("measured_by")
+    if by and (by.get("command"), by.get("date")) != (results.get("command"), results.get("date")):
+        lines.append(f"- This model's latency and memory: measured by `{by.get('command')}` on {by.get('date')} "
+                     f"(zoo commit {by.get('zoo_commit')}); rows measured by other runs keep their own record.")
+    return lines
 
 
 CARD_SECTIONS: Sequence[tuple] = (

@@ -222,6 +222,65 @@ class TCPHead(nn.Module):
         return f"T={self.num_frames}, {self.dim} channels, {self.iterations} Newton-Schulz iterations"
 
 
+class PreactBottleneck(nn.Module):
+    """A pre-activation bottleneck (official ``Bottleneck_preact``): ``bn1``-ReLU, then the shortcut (a 1x1
+    conv of the activated input, no BN, where the shape changes) and ``conv1``, ``bn2``-ReLU-``conv2`` (3x3,
+    the stride), ``bn3``-ReLU-``conv3``, added; BN eps 2e-5 (the MXNet model it was converted from)."""
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(inplanes, eps=2e-5)
+        self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes, eps=2e-5)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes, eps=2e-5)
+        self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
+        self.downsample = (nn.Sequential(nn.Conv2d(inplanes, planes * 4, 1, stride, bias=False))
+                           if stride != 1 or inplanes != planes * 4 else None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(x))
+        shortcut = x if self.downsample is None else self.downsample(out)
+        out = self.conv1(out)
+        out = self.conv2(F.relu(self.bn2(out)))
+        out = self.conv3(F.relu(self.bn3(out)))
+        return out + shortcut
+
+
+class PreactResNet(nn.Module):
+    """TCPNet's pre-activation ResNet (official ``ops/torchvision/preact_resnet.py``, the ImageNet-11K/1K
+    ResNet-152 converted from MXNet): a BN on the input (``bn_data``: the model takes 0-255 pixels), the
+    7x7 stem with BN-ReLU and max pool, pre-activation stages (``layer4`` at ``last_stride``), a final
+    BN-ReLU (``bn2``). ``forward``: frames ``[N, 3, H, W]`` -> the last feature map."""
+
+    def __init__(self, layers=(3, 8, 36, 3), last_stride: int = 1):
+        super().__init__()
+        self.bn_data = nn.BatchNorm2d(3, eps=2e-5)
+        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64, eps=2e-5)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        inplanes = 64
+        for i, (planes, depth) in enumerate(zip((64, 128, 256, 512), layers), 1):
+            stride = 1 if i == 1 else (last_stride if i == 4 else 2)
+            blocks = [PreactBottleneck(inplanes, planes, stride)]
+            blocks += [PreactBottleneck(planes * 4, planes) for _ in range(depth - 1)]
+            self.add_module(f"layer{i}", nn.Sequential(*blocks))
+            inplanes = planes * 4
+        self.bn2 = nn.BatchNorm2d(inplanes, eps=2e-5)
+        self.num_features = inplanes
+        for m in self.modules():  # the official initialisation
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(F.relu(self.bn1(self.conv1(self.bn_data(x)))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return F.relu(self.bn2(x))
+
+
+PREACT = {"preact_resnet152": (3, 8, 36, 3), "preact_resnet26": (2, 2, 2, 2)}  # 26: the bench's small one
+
+
 class TCPNet(VideoModel):
     """TCPNet on a TSN backbone (see the module docstring).
 
@@ -230,7 +289,8 @@ class TCPNet(VideoModel):
         num_segments: frames (segments) per clip, T (the attention and the temporal conv run over them).
         backbone: timm ResNet name (resnet50 as released; resnet18/34 end in 512 channels), or a timm
             Res2Net (res2net50_26w_4s), which becomes TEA's backbone (`zoo.models.tea`: motion
-            excitation and multiple temporal aggregation in every block), as TCPNet's TEA releases.
+            excitation and multiple temporal aggregation in every block), as TCPNet's TEA releases, or
+            ``preact_resnet152``, the pre-activation ResNet-152 of its R152 releases (`PreactResNet`).
         dim: channels of the covariance (the official ``TCP_dim``).
         attention: the temporal attention module (False: plain covariance pooling, the paper's ablation).
         dropout: dropout before the classifier.
@@ -246,7 +306,12 @@ class TCPNet(VideoModel):
             raise UsageError(f"TCP attends over the frames one and two steps back: num_segments must be at "
                              f"least 3, got {num_segments}")
         self.num_classes, self.num_segments = num_classes, num_segments
-        self.backbone = Trunk2D(backbone, in_chans, last_stride=1)
+        if backbone in PREACT:
+            if in_chans != 3:
+                raise UsageError("the pre-activation ResNet takes 3 input channels")
+            self.backbone = PreactResNet(PREACT[backbone], last_stride=1)
+        else:
+            self.backbone = Trunk2D(backbone, in_chans, last_stride=1)
         if backbone.startswith("res2net"):
             plug_tea(self.backbone, num_segments)
         self.head = TCPHead(num_segments, self.backbone.num_features, dim, attention=attention)
@@ -347,10 +412,11 @@ def _release(model: str, tag: str, frames: int, top1: float, top5: float, one_cr
 
 
 def _info(name: str, **kw) -> ModelInfo:
-    return ModelInfo(name=name, family="tcp", paper=_PAPER, num_frames=8, num_segments=8, sampling="segment",
-                     crop_size=256, resize_size=256, mean=IMAGENET_MEAN, std=IMAGENET_STD, test_views=(10, 3),
-                     segment_clips="shifted", view_aggregation="max", num_classes=400, dataset=_K400,
-                     frames_arg="num_segments", **kw)
+    defaults = dict(name=name, family="tcp", paper=_PAPER, num_frames=8, num_segments=8, sampling="segment",
+                    crop_size=256, resize_size=256, mean=IMAGENET_MEAN, std=IMAGENET_STD, test_views=(10, 3),
+                    segment_clips="shifted", view_aggregation="max", num_classes=400, dataset=_K400,
+                    frames_arg="num_segments")
+    return ModelInfo(**{**defaults, **kw})
 
 
 _NOTES = ("The official test: 10 clips whose segments are shifted by tenths of a segment (ten_clips_sample), "
@@ -405,3 +471,28 @@ def tcp_tsn_r50(**kwargs) -> TCPNet:
 def tcp_tea_r50(**kwargs) -> TCPNet:
     """TCPNet on TEA's Res2Net-50: temporal-attentive covariance pooling on the TEA backbone."""
     return create_model(TCPNet, {"backbone": "res2net50_26w_4s"}, kwargs)
+
+
+@register_model(_info(
+    "tcp_tsn_r152", mean=(0.0, 0.0, 0.0), std=(1 / 255, 1 / 255, 1 / 255),
+    # the official code's model (TSN with base_model resnet152, TCP=True) counted by fvcore at [1, 24, 256, 256]
+    ref_gflops=144.46, ref_params_m=62.26,
+    notes=_NOTES + " The backbone is the pre-activation ResNet-152 (ImageNet-11K then 1K, converted from MXNet), "
+                   "fed 0-255 pixels without mean or std (its first layer is a BN), as the official test does."),
+    weights=(
+        _release("tcp_tsn_r152", "kinetics400", 8, 78.3, 93.7, (75.7, 92.2),
+                 _DRIVE.format("108pRkpSOZ8uyaej_PYlkn2lfuOMWSl39") + " (or https://pan.baidu.com/s/10Or9C6R1GM6maRe6YL618w)",
+                 "script/K400/train_K400_TCP_TSN_8f_R152.sh, from the ImageNet-11K/1K GCP pre-activation ResNet-152"),
+        _release("tcp_tsn_r152", "kinetics400_16f", 16, 79.3, 94.0, (77.2, 93.1),
+                 _DRIVE.format("15A1OhUXE_5YRH_TS5H914_BHfsZgrMNd") + " (or https://pan.baidu.com/s/1sNdlxl9WBQN0jdpOHsOjWA)",
+                 "script/K400/train_K400_TCP_TSN_16f_R152.sh, from the ImageNet-11K/1K GCP pre-activation "
+                 "ResNet-152; the README's test log for it is marked TODO", **_16F),
+        Weights("imagenet", 1000, "imagenet", ("ImgeNet11K_1K_preact_R152_GCP.pth.tar",), (), _REPO,
+                "ImageNet initialisation: the covariance-pooling pre-activation ResNet-152 (ImageNet-11K then 1K) "
+                "the TCPNet R152 recipes train from (--load_GCP_from); the attention starts at its own "
+                "initialisation; ImageNet class names in torchvision's order",
+                page=_DRIVE.format("1FCx48L7KA9N4sh5ouH6Xp3GAQgEXE4so"))),
+    bench=BenchPreset(frames=8, model_args={"backbone": "preact_resnet26", "dim": 32}), filter_fn=checkpoint_filter_fn)
+def tcp_tsn_r152(**kwargs) -> TCPNet:
+    """TCPNet on the pre-activation ResNet-152 (0-255 input)."""
+    return create_model(TCPNet, {"backbone": "preact_resnet152"}, kwargs)
