@@ -16,7 +16,9 @@ pooling (`TCPHead`), a second-order video representation:
 5. the upper triangle, row by row (128 * 129 / 2 = 8256 values), dropout 0.5 and the classifier.
 
 The backbone is the shared trunk (`zoo.models._trunk2d.Trunk2D`) with ``last_stride=1``: ``layer4`` keeps
-``layer3``'s resolution (14 x 14 at 224), as the official code's ResNet-50 (``ops/torchvision/resnet.py``).
+``layer3``'s resolution (14 x 14 at 224), as the official code's ResNet-50 (``ops/torchvision/resnet.py``);
+``tcp_tea_r50`` puts TEA's Res2Net trunk there (`zoo.models.tea`), ``tcp_tsn_r152`` the official
+pre-activation ResNet-152 (`PreactResNet`, fed 0-255 pixels).
 Layout as the official ZilinGao/Temporal-attentive-Covariance-Pooling-Networks-for-Video-Recognition code
 (``ops/TCP/*.py``, ``ops/MPNCOV/MPNCOV.py``): the head's modules keep the official names (``layer_reduce1``,
 ``TCP_att.TSA.conv_phi_1``, ...), so official checkpoints, in the current and the older ``iSQRT`` layout
