@@ -325,7 +325,6 @@ class TCPNet(VideoModel):
     def num_frames(self) -> int:
         return self.num_segments
 
-
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, 3, T, H, W]`` -> the trunk's feature maps of every frame ``[B*T, D, h, w]``."""
         check_input(x, num_frames=self.num_segments, model=type(self).__name__)

@@ -149,7 +149,6 @@ class TEA(VideoModel):
     def num_frames(self) -> int:
         return self.num_segments
 
-
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, 3, T, H, W]`` -> per-frame pooled features ``[B, T, D]``."""
         check_input(x, num_frames=self.num_segments, model=type(self).__name__)
