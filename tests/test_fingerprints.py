@@ -13,8 +13,9 @@ state dict is filled from a generator seeded by its key (fan-in scaled normal we
 statistics randomised), so only the keys, the shapes and the forward
 computation decide the logits. The input is a fixed clip at the model's smallest size; the logits
 are kept as 8 fixed random projections (float64). They must be equal bit for bit on the machine
-that recorded them (one thread) and within 1e-5 of their largest elsewhere (other CPU kernels round
-differently). An entry added with ``--missing`` on another machine than the file's names its own.
+that recorded them (the same CPU part and caches, one thread) and within 1e-5 of their largest
+elsewhere (other CPU kernels round differently). An entry added with ``--missing`` on another
+machine than the file's names its own.
 """
 import hashlib
 import json
@@ -96,10 +97,13 @@ def fingerprint(model_name, args, num_classes):
 
 
 def _machine():
-    from zoo.benchmark.machine import cpu_flags, cpu_name
+    """The identity under which logits must repeat bit for bit: the CPU part (not only its name: a VM's
+    generic "Intel(R) Xeon(R) Processor" names several parts that round differently), its caches, the
+    kernels it offers and torch. A record without all of these is checked by tolerance."""
+    from zoo.benchmark.machine import cpu_flags, cpu_identity, cpu_name
 
     kernels = sorted(f for f in cpu_flags() if f.startswith(("avx", "amx", "fma")))
-    return {"cpu": cpu_name(), "kernels": kernels, "torch": torch.__version__}
+    return {"cpu": cpu_name(), **cpu_identity(), "kernels": kernels, "torch": torch.__version__}
 
 
 def _recorded():

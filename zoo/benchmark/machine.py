@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Dict, Optional
 
-__all__ = ["cpu_name", "cpu_flags", "machine_description", "code_revision", "versions", "peak_rss_mib",
+__all__ = ["cpu_name", "cpu_flags", "cpu_identity", "machine_description", "code_revision", "versions", "peak_rss_mib",
            "peak_rss_since_exec_mib"]
 
 
@@ -29,6 +29,32 @@ def cpu_name() -> str:
 
 def cpu_flags() -> set:
     return set(_cpuinfo_line("flags").split())
+
+
+def cpu_identity() -> Dict[str, object]:
+    """What picks the CPU kernels' blocking (and so their rounding) beyond the name and the flags: the
+    vendor's family / model / stepping and the cache sizes. Two hosts with one marketing name (a VM's
+    generic "Intel(R) Xeon(R) Processor") can be different parts that round differently."""
+    fields = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if not key.strip():
+                    break  # the first processor's block only
+                fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    caches = []
+    base = Path("/sys/devices/system/cpu/cpu0/cache")
+    for index in sorted(base.glob("index*")) if base.is_dir() else []:
+        try:
+            caches.append("L{}{}:{}".format((index / "level").read_text().strip(),
+                                            (index / "type").read_text().strip()[0].lower(),
+                                            (index / "size").read_text().strip()))
+        except OSError:
+            continue
+    return {"model": "/".join(fields.get(k, "?") for k in ("cpu family", "model", "stepping")), "caches": caches}
 
 
 def machine_description() -> Dict[str, object]:
