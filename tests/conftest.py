@@ -79,3 +79,22 @@ def server(tmp_path):
     httpd.release.set()
     httpd.shutdown()
     httpd.server_close()
+
+
+@pytest.fixture
+def fetched_by_hand(tmp_path, monkeypatch):
+    """``fetched_by_hand("model.tag", checkpoint, file_name)``: a release that is fetched by hand
+    (Google Drive, Baidu), saved under ``file_name``, imported as ``zoo weights fetch model.tag --from
+    FILE`` does (into this test's own cache) and built by its tag, in eval mode."""
+    import zoo
+
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "cache"))
+
+    def fetch(ref: str, checkpoint, file_name: str):
+        path = tmp_path / file_name
+        torch.save(checkpoint, path)
+        zoo.models.import_files(zoo.weights_info(ref), [str(path)])
+        name, _, tag = ref.partition(".")
+        return zoo.build(name, pretrained=tag).eval()
+
+    return fetch

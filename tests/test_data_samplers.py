@@ -155,3 +155,24 @@ def test_shifted_clips_are_tcp_ten_clips_sample():
         SegmentSampler(8, clips="wide")
     with pytest.raises(ValueError, match="segment_clips"):
         _info(segment_clips="wide")
+
+
+def test_dense_sample_windows_in_training_too():
+    """TSM's --dense_sample (BQN's Kinetics recipe): 16 segments of 3 frames, starts 64 // 16 = 4 apart;
+    training draws the window's start as TSM (randint(0, n - 64)), test spreads N windows, one is centred;
+    a video shorter than the window wraps around."""
+    info = _info(num_frames=48, num_segments=16, frames_per_segment=3, test_views=(10, 3), segment_clips="dense_sample")
+    starts = set()
+    for seed in range(40):
+        (clip,) = build_sampler(info, train=True)(100, np.random.default_rng(seed))
+        segs = clip.reshape(16, 3)
+        assert (np.diff(segs[:, 0]) == 4).all() and (segs - segs[:, :1] == [0, 1, 2]).all()
+        starts.add(int(segs[0, 0]))
+    assert starts <= set(range(36)) and len(starts) > 10  # randint(0, 36): 0 .. 35
+    tests = build_sampler(info)(100)
+    assert [int(c[0]) for c in tests] == np.linspace(0, 36, 10).astype(int).tolist()
+    (one,) = build_sampler(info, num_clips=1)(100)
+    assert one.reshape(16, 3)[:, 0].tolist() == [18 + 4 * k for k in range(16)]
+    (short,) = build_sampler(info, train=True)(50, np.random.default_rng(0))
+    assert short.reshape(16, 3)[:, 0].tolist() == [(4 * k) % 50 for k in range(16)]
+    assert "dense windows" in repr(build_sampler(info))

@@ -154,7 +154,8 @@ def test_stream_errors_are_one_line(tmp_path, capsys, video):
 @pytest.mark.slow
 def test_stream_benchmark_rows_resume_and_memory(tmp_path, monkeypatch, capsys):
     """the streaming benchmark end to end on a 2 s video: a sliding row per model, online rows (fp32,
-    bf16) for a model with an online form, a 1080p memory row; a second run measures nothing."""
+    bf16) for a model with an online form, a 1080p memory row; a second run measures nothing, a run of
+    another model keeps the first one's rows."""
     from zoo.benchmark import stream as bench
 
     monkeypatch.setattr(bench, "VIDEO", {"seconds": 2, "fps": 15, "width": 64, "height": 48})
@@ -171,3 +172,7 @@ def test_stream_benchmark_rows_resume_and_memory(tmp_path, monkeypatch, capsys):
     capsys.readouterr()
     again = bench.run_stream(results, out_dir=str(tmp_path / "videos"), models=["tsm_r50"], threads=1)
     assert "0 of 3 row(s) to measure" in capsys.readouterr().out and again["rows"] == doc["rows"]
+    # a run of another model adds its row and keeps the others
+    more = bench.run_stream(results, out_dir=str(tmp_path / "videos"), models=["tsn_r50"], threads=1)
+    assert "1 of 1 row(s) to measure" in capsys.readouterr().out
+    assert more["rows"][:3] == doc["rows"] and [r["model"] for r in more["rows"][3:]] == ["tsn_r50"]

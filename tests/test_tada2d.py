@@ -142,19 +142,15 @@ def _official_layout(state_dict):
     return out
 
 
-def test_official_checkpoint_fetched_by_hand_loads_exactly(tmp_path, monkeypatch):
+def test_official_checkpoint_fetched_by_hand_loads_exactly(fetched_by_hand):
     """The release's layout, imported as `zoo weights fetch tada2d_r50.kinetics400 --from FILE` does
     (any file name), then built by tag: the same logits, the release's class names."""
-    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "cache"))
     model = _calibrated(randomize_bn_stats(zoo.build("tada2d_r50"))).eval()
     official = _official_layout(model.state_dict())
     assert len(official) == 560
     for k, shape in OFFICIAL_KEYS.items():
         assert tuple(official[k].shape) == shape, k
-    path = tmp_path / "downloaded.pyth"
-    torch.save({"model_state": official, "epoch": 100}, path)
-    zoo.models.import_files(zoo.weights_info("tada2d_r50.kinetics400"), [str(path)])
-    loaded = zoo.build("tada2d_r50", pretrained="kinetics400").eval()
+    loaded = fetched_by_hand("tada2d_r50.kinetics400", {"model_state": official, "epoch": 100}, "downloaded.pyth")
     assert loaded.weights_tag == "tada2d_r50.kinetics400" and len(loaded.categories) == 400
     x = torch.randn(1, 3, 8, 64, 64)
     with torch.no_grad():

@@ -133,18 +133,15 @@ def _random_model():
 
 
 @pytest.mark.parametrize("old", [False, True], ids=["current", "iSQRT"])
-def test_official_checkpoint_fetched_by_hand_loads_exactly(tmp_path, monkeypatch, old):
-    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "cache"))
+def test_official_checkpoint_fetched_by_hand_loads_exactly(fetched_by_hand, old):
     model = _random_model()
     official = _official_layout(model.state_dict(), old)
     assert len(official) == 349
     if not old:
         for k, shape in OFFICIAL_KEYS.items():
             assert tuple(official[k].shape) == shape, k
-    path = tmp_path / "model_best.pth.tar"
-    torch.save({"state_dict": official, "epoch": 50, "best_prec1": 75.0}, path)
-    zoo.models.import_files(zoo.weights_info("tcp_tsn_r50.kinetics400"), [str(path)])
-    loaded = zoo.build("tcp_tsn_r50", pretrained="kinetics400").eval()
+    loaded = fetched_by_hand("tcp_tsn_r50.kinetics400", {"state_dict": official, "epoch": 50, "best_prec1": 75.0},
+                             "model_best.pth.tar")
     assert loaded.weights_tag == "tcp_tsn_r50.kinetics400" and len(loaded.categories) == 400
     x = torch.randn(1, 3, 8, 64, 64)
     with torch.no_grad():

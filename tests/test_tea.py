@@ -100,10 +100,9 @@ def test_imagenet_res2net_initialises_the_trunk():
     assert record.urls[0].endswith("res2net50_26w_4s-06e79181.pth") and record.sha256 is None  # pinned on first use
 
 
-def test_tcp_tea_backbone_and_the_older_checkpoint_layout(tmp_path, monkeypatch):
+def test_tcp_tea_backbone_and_the_older_checkpoint_layout(fetched_by_hand):
     """TCPNet's TEA releases: layer4 at stride 16 with its last split unpooled; the older layout (head at
     base_model.iSQRT, each reduction a Sequential, att_module names) loads by tag."""
-    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "cache"))
     torch.manual_seed(0)
     model = randomize_bn_stats(zoo.build("tcp_tea_r50")).eval()
     with torch.no_grad():
@@ -128,10 +127,7 @@ def test_tcp_tea_backbone_and_the_older_checkpoint_layout(tmp_path, monkeypatch)
             k = "base_model." + k[len("backbone."):].replace(".post_conv1.", ".me.").replace(".splits.", ".shifts.")
         old["module." + k] = v.clone()
     assert "module.base_model.iSQRT.layer_reduce1.1.running_var" in old
-    path = tmp_path / "model_best.pth.tar"
-    torch.save({"state_dict": old}, path)
-    zoo.models.import_files(zoo.weights_info("tcp_tea_r50.kinetics400"), [str(path)])
-    loaded = zoo.build("tcp_tea_r50", pretrained="kinetics400").eval()
+    loaded = fetched_by_hand("tcp_tea_r50.kinetics400", {"state_dict": old}, "model_best.pth.tar")
     x = torch.randn(1, 3, 8, 64, 64)
     with torch.no_grad():
         assert torch.equal(loaded(x), model(x))

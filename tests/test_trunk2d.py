@@ -40,7 +40,7 @@ class _Recorder(nn.Module):
 
     def forward(self, x):
         self.log.append((self.point, tuple(x.shape)))
-        return x
+        return x.new_zeros(()) if self.point == "beside_conv2" else x  # a branch adds: zero changes nothing
 
 
 @pytest.mark.parametrize("arch", ["resnet18", "resnet50"])
@@ -55,13 +55,14 @@ def test_every_point_is_met_in_order_and_changes_nothing_as_identity(arch):
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         assert torch.equal(trunk(x), ref.forward_features(x))
-    assert [p for p, _ in log] == ["pre_block", "pre_residual", "post_conv1", "post_bn3", "after_layer2"]
+    assert [p for p, _ in log] == ["pre_block", "pre_residual", "post_conv1", "beside_conv2", "post_bn3",
+                                   "after_layer2"]
     def width(block):
         return (block.conv3 if block.bottleneck else block.conv2).out_channels
 
     block, shapes = trunk.layer2[0], dict(log)
     assert shapes["pre_block"] == shapes["pre_residual"] == (2, width(trunk.layer1[-1]), 16, 16)  # layer1's output
-    assert shapes["post_conv1"][1] == block.conv1.out_channels
+    assert shapes["post_conv1"][1] == block.conv1.out_channels and shapes["beside_conv2"] == shapes["post_conv1"]
     assert shapes["post_bn3"] == shapes["after_layer2"] == (2, width(block), 8, 8)
 
 

@@ -123,7 +123,9 @@ def _protocol_section(name, info, results, notes_dir) -> List[str]:
     if info.sampling == "segment":
         clip = (f"{info.num_segments} segments × {info.frames_per_segment} consecutive frame(s)"
                 + (" + the segment's centre frame (the RGB stream's)" if info.centre_frame else "")
-                + f" = {info.num_frames} frames (segment sampling)")
+                + f" = {info.num_frames} frames (segment sampling"
+                + (f"; dense windows: segments {64 // info.num_segments} frames apart, training included"
+                   if info.segment_clips == "dense_sample" else "") + ")")
     else:
         clip = (f"{info.num_frames} frames at stride {info.sampling_rate}, spanning "
                 f"{info.num_frames * info.sampling_rate} source frames (dense sampling)")

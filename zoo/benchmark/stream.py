@@ -127,8 +127,9 @@ def _memory_row(video: str, seconds: int, threads: int) -> Dict[str, Any]:
 
 def run_stream(results: str, *, out_dir: str, models: Optional[Sequence[str]] = None, threads: Optional[int] = None,
                memory: bool = True, remeasure: bool = False, command: Optional[str] = None) -> Dict[str, Any]:
-    """Measure every (model, mode, dtype) row, writing ``results`` after each (rows of an earlier file
-    with the same settings are kept unless ``remeasure``)."""
+    """Measure every (model, mode, dtype) row of ``models``, writing ``results`` after each. Rows of an
+    earlier file with the same settings are kept: those of other models always, those of ``models``
+    unless ``remeasure``."""
     from ..models import list_models, model_info
 
     names = list(models) if models else list_models()
@@ -142,13 +143,18 @@ def run_stream(results: str, *, out_dir: str, models: Optional[Sequence[str]] = 
                 "stride_sec": 1.0, "weights": "random, non-trivial BN statistics", "decode": "included (PyAV, one pass)",
                 "targets": TARGETS}
     previous = load_results(results) or {}
-    same = previous.get("settings") == settings and not remeasure
+    same = previous.get("settings") == settings
     done = {(r["model"], r["mode"], r["dtype"]): r for r in previous.get("rows", [])} if same else {}
     doc = {"command": command or shlex.join(sys.argv), "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
            "versions": versions(), "machine": {**machine_description(), "threads": threads}, "settings": settings,
-           "memory": previous.get("memory", []) if same else []}
+           # the memory rows (TSN-R50 on 1080p) belong to no one model: measured again only with every row
+           "memory": previous.get("memory", []) if same and not (remeasure and not models) else []}
     todo = [(n, "sliding", "fp32") for n in names] + [(n, "online", d) for n in names if _has_online(n)
                                                       for d in ONLINE_DTYPES]
+    # rows of models not asked for this time stay (a run of a few models adds to the file)
+    keep = [k for k in done if k not in todo]
+    if remeasure:
+        done = {k: done[k] for k in keep}
     print(f"stream benchmark: {sum(k not in done for k in todo)} of {len(todo)} row(s) to measure on {video} "
           f"({VIDEO['seconds']} s, {VIDEO['fps']} fps, {VIDEO['width']}x{VIDEO['height']}); {threads} thread(s); "
           f"results -> {results}", flush=True)
@@ -160,7 +166,7 @@ def run_stream(results: str, *, out_dir: str, models: Optional[Sequence[str]] = 
             row["measured_by"] = {**provenance(doc), "machine": doc["machine"]}
             done[key] = row
             print(format_rows([row], header=len(done) == 1), flush=True)
-        doc["rows"] = [done[k] for k in todo if k in done]
+        doc["rows"] = [done[k] for k in keep + todo if k in done]
         write_results(results, doc)
     if memory and not doc["memory"]:
         for label, seconds in MEMORY_VIDEOS.items():

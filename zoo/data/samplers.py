@@ -16,6 +16,10 @@ consecutive frames:
   or, with ``info.segment_clips == "shifted"`` (TCPNet's ``ten_clips_sample``), ``N`` clips of
   segments whose offsets are ``int(tick / N * k + tick * j)`` for ``k = 1 .. N - 1`` and then
   ``k = 0`` (2 clips: the same two as ``twice_sample``).
+- ``info.segment_clips == "dense_sample"`` (TSM's ``--dense_sample`` in training too: BQN's Kinetics
+  recipe): every clip is a dense window; in training its start is drawn as TSM's
+  (``randint(0, n - 64)`` when the video is longer than 64 frames, else 0), at test ``N`` windows start
+  at ``linspace(0, max(0, n - 64), N)``, one window at ``max(0, n - 64) // 2``.
 - each offset is followed by ``L - 1`` consecutive frames, clamped to the last frame.
 - ``centre_frame`` (PAN Full/En): each segment's ``L`` frames are followed by the frame the same
   rule picks with ``L = 1`` (test: ``int(tick1/2 + tick1*k)``, ``tick1 = n / T``, the official
@@ -43,7 +47,9 @@ from .._errors import BadData, UsageError
 
 __all__ = ["segment_offsets", "SegmentSampler", "DenseSampler", "build_sampler", "dense_clip_starts", "SEGMENT_CLIPS"]
 
-SEGMENT_CLIPS = ("dense", "shifted")  # how more than one test clip is placed under segment sampling
+# how clips are placed under segment sampling (see the module docstring): "dense" (TSN segments, TSM's dense
+# windows beyond 2 test clips), "shifted" (TCPNet's shifted test clips), "dense_sample" (dense windows always)
+SEGMENT_CLIPS = ("dense", "shifted", "dense_sample")
 
 
 def _rng(rng: Optional[np.random.Generator]) -> np.random.Generator:
@@ -96,11 +102,17 @@ class SegmentSampler:
             tick, clips = (n - length + 1) / self.T, self.num_clips
             return [np.clip(np.array([int(tick / clips * k + tick * j) for j in range(self.T)], dtype=np.int64), 0, n - 1)
                     for k in (*range(1, clips), 0)]
-        if self.num_clips <= 2:
+        windows = self.clips == "dense_sample"
+        if self.num_clips <= 2 and not windows:
             return segment_offsets(n, self.T, length, train=self.train, twice=self.num_clips == 2, rng=rng)
         stride = max(1, self.dense_window // self.T)  # TSM dense_sample: windows wrapped modulo n
         last = max(0, n - self.dense_window)
-        starts = np.linspace(0, last, self.num_clips).astype(np.int64)
+        if self.train:  # TSM's draw: randint(0, sample_pos - 1) with sample_pos = max(1, 1 + n - 64)
+            starts = [_rng(rng).integers(0, last) if last > 0 else 0]
+        elif self.num_clips == 1 and windows:
+            starts = [last // 2]
+        else:
+            starts = np.linspace(0, last, self.num_clips).astype(np.int64)
         return [(s + np.arange(self.T) * stride) % n for s in starts]
 
     def __call__(self, num_frames: int, rng: Optional[np.random.Generator] = None) -> List[np.ndarray]:
@@ -112,7 +124,8 @@ class SegmentSampler:
         return [c.reshape(-1) for c in clips]
 
     def __repr__(self):
-        extra = (", centre_frame" if self.centre_frame else "") + (", shifted clips" if self.clips == "shifted" else "")
+        extra = (", centre_frame" if self.centre_frame else "") + {"dense": "", "shifted": ", shifted clips",
+                                                                   "dense_sample": ", dense windows"}[self.clips]
         return f"SegmentSampler(T={self.T}, L={self.L}, train={self.train}, clips={self.num_clips}{extra})"
 
 

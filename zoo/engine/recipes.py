@@ -80,6 +80,15 @@ RECIPES: Dict[str, Recipe] = {
         dict(pretrained="imagenet", epochs=50, batch_size=64, optimizer="sgd", lr=0.02, momentum=0.9,
              weight_decay=5e-4, schedule="step", lr_steps=[30, 40, 45], lr_gamma=0.1, warmup_epochs=0.0,
              clip_grad=20.0, dropout=0.5, head_lr_mult=5.0, bias_lr_mult=2.0, freeze="none")),
+    "stm": Recipe(
+        "STM on Something-Something v1 or Kinetics from ImageNet: SGD 0.01 per 64 clips (8 GPUs x 8 clips of 8 "
+        "frames), 50 epochs, steps at 30/40/45; the paper states no momentum, weight decay, dropout or grad clip: "
+        "these are TSM's opts.py defaults (0.9, 5e-4, 0.5, 20)",
+        "Jiang et al., STM, ICCV 2019: the paper's implementation details (no official code); the rest "
+        "mit-han-lab/temporal-shift-module opts.py defaults",
+        dict(pretrained="imagenet", epochs=50, batch_size=64, optimizer="sgd", lr=0.01, momentum=0.9,
+             weight_decay=5e-4, schedule="step", lr_steps=[30, 40, 45], lr_gamma=0.1, warmup_epochs=0.0,
+             clip_grad=20.0, dropout=0.5, head_lr_mult=1.0, bias_lr_mult=1.0, freeze="none")),
     "linear-probe": Recipe(
         "a linear classifier on frozen released features: the model's default weights, backbone and its BN "
         "statistics frozen, SGD 0.01, cosine, 10 epochs, no weight decay",

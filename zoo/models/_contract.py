@@ -25,6 +25,7 @@ import torch
 import torch.nn as nn
 
 from .._errors import UsageError
+from ._checks import check_input
 
 __all__ = ["VideoModel"]
 
@@ -65,6 +66,18 @@ class VideoModel(nn.Module):
             raise NotImplementedError
         self.num_classes = num_classes
         self.fc = self.linear_classifier(num_classes)
+
+    # the frame-level families (TSN/TSM, TAda2D, TEA, STM, TCPNet) run their 2D trunk over every frame
+    @staticmethod
+    def frames_to_batch(x: torch.Tensor) -> torch.Tensor:
+        """``[B, C, T, H, W]`` -> ``[B*T, C, H, W]`` (frame-major within each clip)."""
+        b, c, t, h, w = x.shape
+        return x.transpose(1, 2).reshape(b * t, c, h, w)
+
+    def clip_frames(self, x: torch.Tensor) -> torch.Tensor:
+        """`frames_to_batch` of a clip checked first (`check_input`: ``[B, C, num_frames, H, W]``)."""
+        check_input(x, num_frames=self.num_frames, model=type(self).__name__)
+        return self.frames_to_batch(x)
 
     def forward_features(self, x: torch.Tensor):
         raise NotImplementedError

@@ -161,8 +161,9 @@ class ModelInfo:
     # models) or "num_frames" (T, e.g. a head pooling window); None: the model takes any T
     frames_arg: Optional[str] = None
     centre_frame: bool = False  # segment models: each segment also carries its 1-frame-sampler frame
-    # segment models, more than one test clip: "dense" (TSM's dense windows beyond 2 clips) or "shifted"
-    # (every clip's segments shifted by a fraction of a segment: TCPNet's ten_clips_sample); zoo.data.samplers
+    # segment models, how clips are placed (zoo.data.samplers): "dense" (TSN segments; TSM's dense windows
+    # beyond 2 test clips), "shifted" (every test clip's segments shifted by a fraction of a segment:
+    # TCPNet's ten_clips_sample) or "dense_sample" (TSM's dense windows for every clip, training included)
     segment_clips: str = "dense"
     # how the official test combines the views (`VIEW_AGGREGATIONS`): `zoo eval` and `zoo predict` default to it
     view_aggregation: str = "prob-mean"
@@ -171,8 +172,9 @@ class ModelInfo:
     def __post_init__(self):
         if self.sampling not in SAMPLINGS:
             raise ValueError(f"sampling must be one of {SAMPLINGS}, got {self.sampling!r}")
-        if self.segment_clips not in ("dense", "shifted"):
-            raise ValueError(f"{self.name}: segment_clips must be 'dense' or 'shifted', got {self.segment_clips!r}")
+        if self.segment_clips not in ("dense", "shifted", "dense_sample"):
+            raise ValueError(f"{self.name}: segment_clips must be 'dense', 'shifted' or 'dense_sample', "
+                             f"got {self.segment_clips!r}")
         if self.view_aggregation not in VIEW_AGGREGATIONS:
             raise ValueError(f"{self.name}: view_aggregation must be one of {VIEW_AGGREGATIONS}, "
                              f"got {self.view_aggregation!r}")

@@ -10,7 +10,10 @@ Hook points (`BLOCK_POINTS`), in each residual block, in the order the input mee
 - ``pre_block``: the whole block input, shortcut included (TSM's ``block`` placement);
 - ``pre_residual``: the residual branch before ``conv1`` (TSM's shift, ``blockres``; BQN, STSM);
 - ``post_conv1``: after ``conv1 -> bn1 -> act1`` (TEA's motion excitation, EAN);
-- ``conv2``: the 3x3 conv itself, replaced (TAda2D, STM, TEA's multi-timescale aggregation);
+- ``conv2``: the 3x3 conv itself, replaced (TAda2D, STM's channel-wise spatiotemporal module);
+- ``beside_conv2``: a second branch from ``conv2``'s input, its output added to ``conv2``'s once that
+  is normalised (and, in a bottleneck, activated): STM's channel-wise motion module. It returns
+  ``conv2``'s output shape, stride included;
 - ``bn2``: the BN after it, replaced (TAda2D adds its temporally pooled branch there);
 - ``post_bn3``: after the branch's last BN (``bn3``; ``bn2`` in a basic block), before the
   shortcut is added (ECA).
@@ -50,7 +53,7 @@ from .._errors import UsageError
 __all__ = ["Trunk2D", "HookedBlock", "HookedRes2Block", "ECA", "ATTENTIONS", "ECA_KERNELS", "BLOCK_POINTS",
            "RES2_POINTS", "REPLACED_POINTS", "STAGE_POINTS"]
 
-BLOCK_POINTS = ("pre_block", "pre_residual", "post_conv1", "conv2", "bn2", "post_bn3")
+BLOCK_POINTS = ("pre_block", "pre_residual", "post_conv1", "conv2", "beside_conv2", "bn2", "post_bn3")
 REPLACED_POINTS = ("conv2", "bn2")  # points that are modules of the block, replaced (the others start empty)
 # a Res2Net block has no single 3x3 conv: its points are these (``splits``: a module per scale, see HookedRes2Block)
 RES2_POINTS = ("pre_block", "pre_residual", "post_conv1", "splits", "post_bn3")
@@ -76,49 +79,32 @@ class ECA(nn.Module):
         return x * torch.sigmoid(y).view(x.shape[0], x.shape[1], 1, 1)
 
 
-class HookedBlock(nn.Module):
-    """A timm ResNet block (basic or bottleneck: the same modules, under the same names) with the
-    hook points of the module docstring; with none set it computes what timm's block computes."""
+class _Hooked(nn.Module):
+    """What both hooked blocks share: adopting a timm block's modules under their names (the state dict
+    keeps timm's key order), the points that start empty, and the block's entry and exit (``pre_block``,
+    ``pre_residual``; ``post_bn3``, attention, drop path, the shortcut, the final activation)."""
 
-    def __init__(self, block: nn.Module):
+    def __init__(self, block: nn.Module, attributes: Sequence[str], empty_points: Sequence[str]):
         super().__init__()
-        for name, module in block._modules.items():  # timm's order: the state dict keeps its key order
+        for name, module in block._modules.items():
             self.add_module(name, module)
-        for name in ("se", "drop_path", "downsample"):  # None in timm's block: a plain attribute there
+        for name in attributes:  # None in timm's block: a plain attribute there
             if name not in self._modules:
                 setattr(self, name, getattr(block, name, None))
-        self.bottleneck = "conv3" in self._modules
-        for point in BLOCK_POINTS:
-            if point not in REPLACED_POINTS:
-                setattr(self, point, None)
+        for point in empty_points:
+            setattr(self, point, None)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _enter(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The block input -> (the residual branch's input, the shortcut's)."""
         if self.pre_block is not None:
             x = self.pre_block(x)
         shortcut = x
         if self.pre_residual is not None:
             x = self.pre_residual(x)
-        x = self.conv1(x)
-        x = self.bn1(x)
-        if self.bottleneck:
-            x = self.act1(x)
-            if self.post_conv1 is not None:
-                x = self.post_conv1(x)
-            x = self.conv2(x)
-            x = self.bn2(x)
-            x = self.drop_block(x)
-            x = self.act2(x)
-            x = self.aa(x)
-            x = self.conv3(x)
-            x = self.bn3(x)
-        else:
-            x = self.drop_block(x)
-            x = self.act1(x)
-            x = self.aa(x)
-            if self.post_conv1 is not None:
-                x = self.post_conv1(x)
-            x = self.conv2(x)
-            x = self.bn2(x)
+        return x, shortcut
+
+    def _exit(self, x: torch.Tensor, shortcut: torch.Tensor, act: nn.Module) -> torch.Tensor:
+        """The residual branch after its last BN -> the block output."""
         if self.post_bn3 is not None:
             x = self.post_bn3(x)
         if self.se is not None:
@@ -128,10 +114,51 @@ class HookedBlock(nn.Module):
         if self.downsample is not None:
             shortcut = self.downsample(shortcut)
         x += shortcut
-        return self.act3(x) if self.bottleneck else self.act2(x)
+        return act(x)
 
 
-class HookedRes2Block(nn.Module):
+class HookedBlock(_Hooked):
+    """A timm ResNet block (basic or bottleneck: the same modules, under the same names) with the
+    hook points of the module docstring; with none set it computes what timm's block computes."""
+
+    def __init__(self, block: nn.Module):
+        super().__init__(block, ("se", "drop_path", "downsample"),
+                         [p for p in BLOCK_POINTS if p not in REPLACED_POINTS])
+        self.bottleneck = "conv3" in self._modules
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x, shortcut = self._enter(x)
+        x = self.conv1(x)
+        x = self.bn1(x)
+        if self.bottleneck:
+            x = self.act1(x)
+            if self.post_conv1 is not None:
+                x = self.post_conv1(x)
+            beside = self.beside_conv2(x) if self.beside_conv2 is not None else None
+            x = self.conv2(x)
+            x = self.bn2(x)
+            x = self.drop_block(x)
+            x = self.act2(x)
+            if beside is not None:
+                x = x + beside
+            x = self.aa(x)
+            x = self.conv3(x)
+            x = self.bn3(x)
+        else:
+            x = self.drop_block(x)
+            x = self.act1(x)
+            x = self.aa(x)
+            if self.post_conv1 is not None:
+                x = self.post_conv1(x)
+            beside = self.beside_conv2(x) if self.beside_conv2 is not None else None
+            x = self.conv2(x)
+            x = self.bn2(x)
+            if beside is not None:
+                x = x + beside
+        return self._exit(x, shortcut, self.act3 if self.bottleneck else self.act2)
+
+
+class HookedRes2Block(_Hooked):
     """A timm Res2Net block (``Bottle2neck``: ``conv1`` to ``scale`` splits of ``width`` channels; split i
     > 0 of the first ``scale - 1`` added to the previous split's output (not in a stage's first block), then
     ``convs[i]``, ``bns[i]``, ReLU; the last split passed on, average-pooled in a stage's first block; concat,
@@ -141,23 +168,12 @@ class HookedRes2Block(nn.Module):
     block computes."""
 
     def __init__(self, block: nn.Module):
-        super().__init__()
-        for name, module in block._modules.items():  # timm's order and names (the official Res2Net's keys)
-            self.add_module(name, module)
-        for name in ("se", "drop_path", "downsample", "pool"):
-            if name not in self._modules:
-                setattr(self, name, getattr(block, name, None))
+        super().__init__(block, ("se", "drop_path", "downsample", "pool"), RES2_POINTS)
         self.width, self.scale, self.is_first = block.width, block.scale, block.is_first
         self.bottleneck = True
-        for point in RES2_POINTS:
-            setattr(self, point, None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.pre_block is not None:
-            x = self.pre_block(x)
-        shortcut = x
-        if self.pre_residual is not None:
-            x = self.pre_residual(x)
+        x, shortcut = self._enter(x)
         x = self.relu(self.bn1(self.conv1(x)))
         if self.post_conv1 is not None:
             x = self.post_conv1(x)
@@ -173,15 +189,7 @@ class HookedRes2Block(nn.Module):
             last = splits[-1] if self.splits is None else self.splits[-1](splits[-1])
             outs.append(last if self.pool is None else self.pool(last))
         x = self.bn3(self.conv3(torch.cat(outs, 1)))
-        if self.post_bn3 is not None:
-            x = self.post_bn3(x)
-        if self.se is not None:
-            x = self.se(x)
-        if self.drop_path is not None:
-            x = self.drop_path(x)
-        if self.downsample is not None:
-            shortcut = self.downsample(shortcut)
-        return self.relu(x + shortcut)
+        return self._exit(x, shortcut, self.relu)
 
 
 class Trunk2D(nn.Module):
@@ -274,8 +282,12 @@ class Trunk2D(nn.Module):
             raise UsageError(f"a module between stages goes after stage 1, 2 or 3, got {stage}")
         setattr(self, f"after_layer{stage}", module)
 
+    def stem(self, x: torch.Tensor) -> torch.Tensor:
+        """Frames -> the input of ``layer1`` (a family that runs the blocks itself starts here)."""
+        return self.maxpool(self.act1(self.bn1(self.conv1(x))))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.maxpool(self.act1(self.bn1(self.conv1(x))))
+        x = self.stem(x)
         for i, stage in enumerate(self.stages, 1):
             x = stage(x)
             after = getattr(self, f"after_layer{i}", None)

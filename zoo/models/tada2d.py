@@ -33,7 +33,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .._errors import UsageError
-from ._checks import check_input
 from ._contract import VideoModel
 from ._imagenet import imagenet_weights, is_torchvision, resnet_2d
 from ._info import KINETICS_MEAN, KINETICS_STD, BenchPreset, ModelInfo, Result, Weights
@@ -157,13 +156,10 @@ class TAda2D(VideoModel):
         self.dropout = nn.Dropout(dropout)
         self.fc = self.linear_classifier(num_classes)
 
-
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, 3, T, H, W]`` -> per-frame pooled features ``[B, T, D]``."""
-        check_input(x, num_frames=self.num_frames, model=type(self).__name__)
-        b, c, t, h, w = x.shape
-        x = self.backbone(x.transpose(1, 2).reshape(b * t, c, h, w)).mean((2, 3))
-        return x.view(b, t, x.shape[1])
+        x = self.backbone(self.clip_frames(x)).mean((2, 3))
+        return x.view(-1, self.num_frames, x.shape[1])
 
     def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """Per-frame features ``[B, T, D]`` -> clip logits ``[B, K]`` (the clip's average, then fc)."""

@@ -39,7 +39,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .._errors import BadCheckpoint, UsageError
-from ._checks import check_input
 from ._contract import VideoModel
 from ._info import IMAGENET_MEAN, IMAGENET_STD, BenchPreset, ModelInfo, Result, Weights
 from ._loading import rename_keys, unwrap_state_dict
@@ -327,9 +326,7 @@ class TCPNet(VideoModel):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, 3, T, H, W]`` -> the trunk's feature maps of every frame ``[B*T, D, h, w]``."""
-        check_input(x, num_frames=self.num_segments, model=type(self).__name__)
-        b, c, t, h, w = x.shape
-        return self.backbone(x.transpose(1, 2).reshape(b * t, c, h, w))
+        return self.backbone(self.clip_frames(x))
 
     def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """Feature maps ``[B*T, D, h, w]`` -> the TCP representation ``[B, 8256]`` -> logits ``[B, K]``."""
@@ -412,6 +409,12 @@ def _release(model: str, tag: str, frames: int, top1: float, top5: float, one_cr
                    model_args=model_args or {}, input_args=input_args or {})
 
 
+def _gcp_imagenet(file: str, notes: str, page_id: str) -> Weights:
+    """The ImageNet covariance-pooling backbone a TCPNet recipe starts from (``--load_GCP_from``)."""
+    return Weights("imagenet", 1000, "imagenet", (file,), (), _REPO,
+                   f"{notes}; ImageNet class names in torchvision's order", page=_DRIVE.format(page_id))
+
+
 def _info(name: str, **kw) -> ModelInfo:
     defaults = dict(name=name, family="tcp", paper=_PAPER, num_frames=8, num_segments=8, sampling="segment",
                     crop_size=256, resize_size=256, mean=IMAGENET_MEAN, std=IMAGENET_STD, test_views=(10, 3),
@@ -440,11 +443,10 @@ _16F = dict(model_args={"num_segments": 16}, input_args={"num_segments": 16, "nu
         _release("tcp_tsn_r50", "kinetics400_16f", 16, 75.8, 92.1, (73.9, 91.2), _DRIVE.format("1tCg-1JiM8l0_lC_YCyBqeVY_BohiQ3PS") +
                  " (or https://pan.baidu.com/s/1ocj0-3V0HWbKwZm0nCHonQ)",
                  "script/K400/train_K400_TCP_TSN_16f_R50.sh, from the ImageNet GCP ResNet-50", **_16F),
-        Weights("imagenet", 1000, "imagenet", ("ImgeNet1K_GCP_R50.pth.tar",), (), _REPO,
-                "ImageNet initialisation: the covariance-pooling ResNet-50 (last stride 1, the two reductions, "
-                "iSQRT-COV) the TCPNet recipes train from (--load_GCP_from); its classifier is not loaded; the "
-                "attention starts at its own initialisation; ImageNet class names in torchvision's order",
-                page=_DRIVE.format("119Mu7xDm8mpBZhKje6hIV_ER6YXED5hv"))),
+        _gcp_imagenet("ImgeNet1K_GCP_R50.pth.tar",
+                      "ImageNet initialisation: the covariance-pooling ResNet-50 (last stride 1, the two reductions, "
+                      "iSQRT-COV) the TCPNet recipes train from (--load_GCP_from); its classifier is not loaded; the "
+                      "attention starts at its own initialisation", "119Mu7xDm8mpBZhKje6hIV_ER6YXED5hv")),
     bench=BenchPreset(frames=8, model_args={"backbone": "resnet18", "dim": 32}), filter_fn=checkpoint_filter_fn)
 def tcp_tsn_r50(**kwargs) -> TCPNet:
     """TCPNet on TSN ResNet-50: temporal-attentive covariance pooling instead of the average pool."""
@@ -464,10 +466,10 @@ def tcp_tsn_r50(**kwargs) -> TCPNet:
         _release("tcp_tea_r50", "kinetics400_16f", 16, 77.2, 93.1, (75.3, 92.2),
                  _DRIVE.format("1_NNRE1DEeghX9MvRi0-w3abmEE2dmxny") + " (or https://pan.baidu.com/s/1YfjpwcWWzxFYLS22f2OZ5Q)",
                  "script/K400/train_K400_TCP_TEA_16f_R50.sh, from the ImageNet GCP Res2Net-50", **_16F),
-        Weights("imagenet", 1000, "imagenet", ("ImageNet1K_Res2Net50_GCP_R50.pth.tar",), (), _REPO,
-                "ImageNet initialisation: the covariance-pooling Res2Net-50 the TCPNet TEA recipes train from "
-                "(--load_GCP_from); TEA's modules and the attention start at their own initialisation; "
-                "ImageNet class names in torchvision's order", page=_DRIVE.format("1SLNz3dmWVBVsdp9CIaWFZXcAgtG5DvTH"))),
+        _gcp_imagenet("ImageNet1K_Res2Net50_GCP_R50.pth.tar",
+                      "ImageNet initialisation: the covariance-pooling Res2Net-50 the TCPNet TEA recipes train from "
+                      "(--load_GCP_from); TEA's modules and the attention start at their own initialisation",
+                      "1SLNz3dmWVBVsdp9CIaWFZXcAgtG5DvTH")),
     bench=BenchPreset(frames=8, model_args={"dim": 32}), filter_fn=checkpoint_filter_fn)
 def tcp_tea_r50(**kwargs) -> TCPNet:
     """TCPNet on TEA's Res2Net-50: temporal-attentive covariance pooling on the TEA backbone."""
@@ -488,11 +490,10 @@ def tcp_tea_r50(**kwargs) -> TCPNet:
                  _DRIVE.format("15A1OhUXE_5YRH_TS5H914_BHfsZgrMNd") + " (or https://pan.baidu.com/s/1sNdlxl9WBQN0jdpOHsOjWA)",
                  "script/K400/train_K400_TCP_TSN_16f_R152.sh, from the ImageNet-11K/1K GCP pre-activation "
                  "ResNet-152; the README's test log for it is marked TODO", **_16F),
-        Weights("imagenet", 1000, "imagenet", ("ImgeNet11K_1K_preact_R152_GCP.pth.tar",), (), _REPO,
-                "ImageNet initialisation: the covariance-pooling pre-activation ResNet-152 (ImageNet-11K then 1K) "
-                "the TCPNet R152 recipes train from (--load_GCP_from); the attention starts at its own "
-                "initialisation; ImageNet class names in torchvision's order",
-                page=_DRIVE.format("1FCx48L7KA9N4sh5ouH6Xp3GAQgEXE4so"))),
+        _gcp_imagenet("ImgeNet11K_1K_preact_R152_GCP.pth.tar",
+                      "ImageNet initialisation: the covariance-pooling pre-activation ResNet-152 (ImageNet-11K then "
+                      "1K) the TCPNet R152 recipes train from (--load_GCP_from); the attention starts at its own "
+                      "initialisation", "1FCx48L7KA9N4sh5ouH6Xp3GAQgEXE4so")),
     bench=BenchPreset(frames=8, model_args={"backbone": "preact_resnet26", "dim": 32}), filter_fn=checkpoint_filter_fn)
 def tcp_tsn_r152(**kwargs) -> TCPNet:
     """TCPNet on the pre-activation ResNet-152 (0-255 input)."""

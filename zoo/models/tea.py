@@ -33,18 +33,25 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .._errors import UsageError
-from ._checks import check_input
-from ._contract import VideoModel
 from ._info import IMAGENET_MEAN, IMAGENET_STD, BenchPreset, ModelInfo, Weights
 from ._loading import rename_keys, unwrap_state_dict
 from ._registry import create_model, register_model
+from ._segment import SegmentConsensus
 from ._trunk2d import Trunk2D
 
-__all__ = ["MotionExcitation", "TemporalAggregation", "plug_tea", "TEA", "TEA_RENAMES", "checkpoint_filter_fn"]
+__all__ = ["MotionExcitation", "TemporalAggregation", "next_frame_difference", "plug_tea", "TEA", "TEA_RENAMES",
+           "checkpoint_filter_fn"]
 
 
 def _clips(x: torch.Tensor, frames: int) -> torch.Tensor:
     return x.reshape(x.shape[0] // frames, frames, *x.shape[1:])
+
+
+def next_frame_difference(now: torch.Tensor, moved: torch.Tensor, frames: int) -> torch.Tensor:
+    """Feature-level motion of TEA's excitation and STM's motion module: for frames ``[N*T, C, H, W]``,
+    ``moved`` at t + 1 minus ``now`` at t, zero for each clip's last frame (the same shape)."""
+    now, moved = _clips(now, frames), _clips(moved, frames)
+    return F.pad(moved[:, 1:] - now[:, :-1], (0, 0, 0, 0, 0, 0, 0, 1)).flatten(0, 1)
 
 
 class MotionExcitation(nn.Module):
@@ -65,25 +72,24 @@ class MotionExcitation(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         squeezed = self.bn1(self.conv1(x))
-        now = _clips(squeezed, self.num_segments)
-        nxt = _clips(self.conv2(squeezed), self.num_segments)
-        diff = F.pad(nxt[:, 1:] - now[:, :-1], (0, 0, 0, 0, 0, 0, 0, 1))  # the last frame: zero
-        y = self.bn3(self.conv3(diff.flatten(0, 1).mean((2, 3), keepdim=True)))
+        diff = next_frame_difference(squeezed, self.conv2(squeezed), self.num_segments)
+        y = self.bn3(self.conv3(diff.mean((2, 3), keepdim=True)))
         return x + x * (torch.sigmoid(y) - 0.5)
 
     def extra_repr(self) -> str:
         return f"T={self.num_segments}"
 
 
-AGGREGATION_INITS = ("identity", "shift")
+AGGREGATION_INITS = ("identity", "shift", "quarter_shift")
 
 
 class TemporalAggregation(nn.Module):
     """A depthwise temporal conv (official ``ShiftModule``; kernel 3, zero padded, no bias) over the frames
     of each clip: ``[N*T, C, H, W]`` -> the same. ``init="identity"`` starts as the identity (the official
     ``fixed`` mode: centre tap 1), ``"shift"`` as a shift (the official ``shift`` mode: the first half of
-    the channels take the next frame, the second half the previous one). The weight keeps the official
-    Conv1d's shape ``[C, 1, 3]`` (key ``conv.weight``)."""
+    the channels take the next frame, the second half the previous one), ``"quarter_shift"`` as STM's
+    (the first quarter takes the previous frame, the last quarter the next, the rest stay). The weight
+    keeps the official Conv1d's shape ``[C, 1, 3]`` (key ``conv.weight``)."""
 
     def __init__(self, channels: int, num_segments: int, init: str = "identity"):
         super().__init__()
@@ -97,10 +103,15 @@ class TemporalAggregation(nn.Module):
             self.conv.weight.zero_()
             if init == "identity":
                 self.conv.weight[:, 0, 1] = 1
-            else:
+            elif init == "shift":
                 half = channels // 2
                 self.conv.weight[:half, 0, 2] = 1  # t <- t + 1
                 self.conv.weight[half:, 0, 0] = 1  # t <- t - 1
+            else:
+                quarter = channels // 4
+                self.conv.weight[:quarter, 0, 0] = 1  # t <- t - 1
+                self.conv.weight[quarter:channels - quarter, 0, 1] = 1
+                self.conv.weight[channels - quarter:, 0, 2] = 1  # t <- t + 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         nt, c, h, w = x.shape
@@ -120,7 +131,7 @@ def plug_tea(trunk: Trunk2D, num_segments: int) -> None:
         + [TemporalAggregation(block.width, num_segments, "shift")]))
 
 
-class TEA(VideoModel):
+class TEA(SegmentConsensus):
     """TEA (see the module docstring): TSN over a Res2Net trunk with motion excitation and aggregation.
 
     Args:
@@ -144,23 +155,6 @@ class TEA(VideoModel):
         self.num_features = self.backbone.num_features
         self.dropout = nn.Dropout(dropout)
         self.fc = self.linear_classifier(num_classes)
-
-    @property
-    def num_frames(self) -> int:
-        return self.num_segments
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """``[B, 3, T, H, W]`` -> per-frame pooled features ``[B, T, D]``."""
-        check_input(x, num_frames=self.num_segments, model=type(self).__name__)
-        b, c, t, h, w = x.shape
-        x = self.backbone(x.transpose(1, 2).reshape(b * t, c, h, w)).mean((2, 3))
-        return x.view(b, t, x.shape[1])
-
-    def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """Per-frame features ``[B, T, D]`` -> clip logits ``[B, K]`` (average consensus)."""
-        if pre_logits:
-            return features.mean(1)
-        return self.fc(self.dropout(features)).mean(1)
 
 
 # -- official checkpoints ------------------------------------------------------------------

@@ -31,8 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .._errors import UsageError
-from ._checks import check_input
-from ._contract import VideoModel
+from ._segment import SegmentConsensus
 from ._loading import rename_keys, unwrap_state_dict
 from ._export import register_export_form
 from ._imagenet import imagenet_weights, is_torchvision, resnet_2d
@@ -193,7 +192,7 @@ def shifted_blocks(model: nn.Module):
     return out
 
 
-class TSM(VideoModel):
+class TSM(SegmentConsensus):
     """TSN/TSM on the 2D trunk (`zoo.models._trunk2d.Trunk2D`, timm's ResNet). ``shift=False``
     gives the TSN baseline.
 
@@ -256,16 +255,6 @@ class TSM(VideoModel):
 
         self.backbone.plug("pre_residual" if place == "blockres" else "pre_block", shift)
 
-    @property
-    def num_frames(self) -> int:
-        """Input frames the model is built for (one per segment)."""
-        return self.num_segments
-
-    def frames_to_batch(self, x: torch.Tensor) -> torch.Tensor:
-        """``[B, C, T, H, W]`` -> ``[B*T, C, H, W]`` (frame-major within each clip)."""
-        b, c, t, h, w = x.shape
-        return x.transpose(1, 2).reshape(b * t, c, h, w)
-
     def forward_frames(self, x: torch.Tensor, segments: Optional[int] = None) -> torch.Tensor:
         """The trunk over ``[B*T, C, H, W]`` frames -> pooled features ``[B, T', D]`` (T: ``segments``,
         default ``num_segments``; a `TSMStream` passes one frame per clip; T' = T / 2 with the
@@ -276,17 +265,7 @@ class TSM(VideoModel):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, 3, T, H, W]`` -> per-frame pooled features ``[B, T', D]``."""
-        check_input(x, num_frames=self.num_segments, model=type(self).__name__)
-        return self.forward_frames(self.frames_to_batch(x))
-
-    def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """Per-frame features ``[B, T', D]`` -> clip logits ``[B, K]`` (average consensus)."""
-        if pre_logits:
-            return features.mean(1)
-        return self.fc(self.dropout(features)).mean(1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+        return self.forward_frames(self.clip_frames(x))
 
     def stream(self) -> "TSMStream":
         """This online model run frame by frame (`TSMStream`)."""
