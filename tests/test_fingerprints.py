@@ -14,8 +14,9 @@ statistics randomised), so only the keys, the shapes and the forward
 computation decide the logits. The input is a fixed clip at the model's smallest size; the logits
 are kept as 8 fixed random projections (float64). They must be equal bit for bit on the machine
 that recorded them (the same CPU part and caches, one thread) and within 1e-5 of their largest
-elsewhere (other CPU kernels round differently). An entry added with ``--missing`` on another
-machine than the file's names its own.
+elsewhere (other CPU kernels round differently), and in CI (``CI`` set), whose hosts are not ours to
+know: one showed the same CPU name and flags as the recording machine and rounded TCPNet's and TEA's
+logits differently. An entry added with ``--missing`` on another machine than the file's names its own.
 """
 import hashlib
 import json
@@ -118,7 +119,7 @@ def test_fingerprint_unchanged(entry, model_name, args, num_classes):
     want, got = doc["models"][entry], fingerprint(model_name, args, num_classes)
     assert got["keys"] == want["keys"] and got["keys_sha256"] == want["keys_sha256"], "state-dict keys changed"
     assert got["input"] == want["input"] and got["logits_finite"]
-    if _machine() == want.get("machine", doc["machine"]):
+    if _machine() == want.get("machine", doc["machine"]) and not os.environ.get("CI"):
         assert got["logits_projected"] == want["logits_projected"]
     else:
         # relative to the projections' scale: a projection near zero is a difference of large terms
