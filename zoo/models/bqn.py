@@ -23,8 +23,8 @@ The official code runs from 64 px up (its reflect padding needs maps larger than
 The pathways are two shared trunks (`zoo.models._trunk2d.Trunk2D` with `zoo.models.tsm.TemporalShift`
 plugged ``pre_residual``), run block by block here so the lateral links sit between their blocks. The
 official layout (``base_model.path_c`` / ``path_f`` inside ``DuoPath`` blocks) maps by renaming
-(`checkpoint_filter_fn`). The paper's quiet pathway is narrower; the official code builds both at full
-width, as here.
+(`checkpoint_filter_fn`). The paper's quiet pathway is lower-resolution; the official code builds both
+at full resolution and width, as here.
 
     [B, 3, T*3, H, W] -> quiet: first frames [B*T, 3, H, W]; busy: band-passed [B*T, 3, H, W]
                       -> stems -> blocks with lateral links -> GAP, dropout, fc each -> mean of the two
