@@ -24,6 +24,7 @@ import re
 import sys
 from typing import Dict, List, Optional, Sequence
 
+from ..data.samplers import DENSE_WINDOW
 from ..engine.checkpoint import atomic_write, atomic_write_text
 from ..flops import FLOP_CONVENTION
 from ..models import bench_preset, categories_source, get_entry, list_models, model_info, model_weights
@@ -124,7 +125,7 @@ def _protocol_section(name, info, results, notes_dir) -> List[str]:
         clip = (f"{info.num_segments} segments × {info.frames_per_segment} consecutive frame(s)"
                 + (" + the segment's centre frame (the RGB stream's)" if info.centre_frame else "")
                 + f" = {info.num_frames} frames (segment sampling"
-                + (f"; dense windows: segments {64 // info.num_segments} frames apart, training included"
+                + (f"; dense windows: segments {max(1, DENSE_WINDOW // info.num_segments)} frames apart, training included"
                    if info.segment_clips == "dense_sample" else "") + ")")
     else:
         clip = (f"{info.num_frames} frames at stride {info.sampling_rate}, spanning "

@@ -45,11 +45,13 @@ import numpy as np
 
 from .._errors import BadData, UsageError
 
-__all__ = ["segment_offsets", "SegmentSampler", "DenseSampler", "build_sampler", "dense_clip_starts", "SEGMENT_CLIPS"]
+__all__ = ["segment_offsets", "SegmentSampler", "DenseSampler", "build_sampler", "dense_clip_starts", "SEGMENT_CLIPS",
+           "DENSE_WINDOW"]
 
 # how clips are placed under segment sampling (see the module docstring): "dense" (TSN segments, TSM's dense
 # windows beyond 2 test clips), "shifted" (TCPNet's shifted test clips), "dense_sample" (dense windows always)
 SEGMENT_CLIPS = ("dense", "shifted", "dense_sample")
+DENSE_WINDOW = 64  # frames a TSM dense_sample window spans (its segment starts are DENSE_WINDOW // T apart)
 
 
 def _rng(rng: Optional[np.random.Generator]) -> np.random.Generator:
@@ -89,7 +91,7 @@ class SegmentSampler:
     """TSN segments of ``frames_per_segment`` consecutive frames; see the module docstring."""
 
     def __init__(self, num_segments: int, frames_per_segment: int = 1, *, train: bool = False,
-                 num_clips: int = 1, dense_window: int = 64, centre_frame: bool = False, clips: str = "dense"):
+                 num_clips: int = 1, dense_window: int = DENSE_WINDOW, centre_frame: bool = False, clips: str = "dense"):
         if train and num_clips != 1:
             raise UsageError("training samples one clip per video")
         if clips not in SEGMENT_CLIPS:

@@ -4,8 +4,8 @@ then dropout, a linear classifier and the average of the frames' logits (TSN's a
 
     [B, 3, T, H, W] -> [B*T, 3, H, W] -> backbone -> GAP -> [B, T, D] -> dropout -> fc -> mean over T
 
-A family sets ``backbone``, ``num_segments``, ``dropout`` and ``fc`` (`VideoModel.linear_classifier`)
-and plugs its temporal modules into the trunk.
+A family sets ``backbone``, ``num_segments``, ``dropout`` and ``fc`` (`VideoModel.linear_classifier`,
+TSN's initialisation) and plugs its temporal modules into the trunk.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ class SegmentConsensus(VideoModel):
     """See the module docstring."""
 
     num_segments: int
+    fc_std = 0.001  # the official TSN's new_fc
 
     @property
     def num_frames(self) -> int:

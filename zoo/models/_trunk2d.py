@@ -94,6 +94,11 @@ class _Hooked(nn.Module):
         for point in empty_points:
             setattr(self, point, None)
 
+    @property
+    def out_channels(self) -> int:
+        """The block's output channels (its last conv's)."""
+        return (self.conv3 if self.bottleneck else self.conv2).out_channels
+
     def _enter(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """The block input -> (the residual branch's input, the shortcut's)."""
         if self.pre_block is not None:

@@ -181,9 +181,8 @@ class BQN(VideoModel):
         self.quiet, self.busy = Trunk2D(backbone), Trunk2D(backbone)
         for trunk in (self.quiet, self.busy):
             trunk.plug("pre_residual", lambda s, j, block: TemporalShift(num_segments, shift_div))
-        width = lambda block: (block.conv3 if block.bottleneck else block.conv2).out_channels  # noqa: E731
         self.laterals = nn.ModuleList(
-            nn.ModuleList(LateralLinks(width(block), num_segments, 0.9, lateral_kernels[s]) for block in stage)
+            nn.ModuleList(LateralLinks(block.out_channels, num_segments, 0.9, lateral_kernels[s]) for block in stage)
             for s, stage in enumerate(self.quiet.stages))
         self.num_features = self.quiet.num_features
         self.dropout = nn.Dropout(dropout)

@@ -104,8 +104,6 @@ class STM(SegmentConsensus):
         in_chans: input channels.
     """
 
-    fc_std = 0.001  # TSN's classifier initialisation
-
     def __init__(self, num_classes: int = 174, num_segments: int = 8, backbone: str = "resnet50",
                  dropout: float = 0.5, in_chans: int = 3):
         super().__init__()

@@ -142,8 +142,6 @@ class TEA(SegmentConsensus):
         in_chans: input channels.
     """
 
-    fc_std = 0.001  # the official TSN's new_fc
-
     def __init__(self, num_classes: int = 400, num_segments: int = 8, backbone: str = "res2net50_26w_4s",
                  dropout: float = 0.5, in_chans: int = 3):
         super().__init__()

@@ -213,8 +213,6 @@ class TSM(SegmentConsensus):
         attention_kernels: ECA's kernel size per stage (default ECA-ResNet-50's 3, 5, 5, 7).
     """
 
-    fc_std = 0.001  # the official TSN's new_fc
-
     def __init__(self, num_classes: int = 174, num_segments: int = 8, backbone: str = "resnet50",
                  shift: bool = True, shift_div: int = 8, shift_place: str = "blockres",
                  temporal_pool: bool = False, dropout: float = 0.5, in_chans: int = 3, online: bool = False,
