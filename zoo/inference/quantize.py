@@ -67,10 +67,7 @@ def quantize_onnx(fp32: str, out: str, calibration: Sequence[torch.Tensor]) -> N
 
     pre, tmp = temp_path(out, "pre", ".onnx"), temp_path(out, "int8", ".onnx")
     try:
-        try:
-            quant_pre_process(fp32, pre)
-        except TypeError:  # onnxruntime's symbolic shape inference fails on PAN's dynamic-batch graph
-            quant_pre_process(fp32, pre, skip_symbolic_shape=True)
+        _pre_process(quant_pre_process, os.path.abspath(fp32), os.path.abspath(pre))
         quantize_static(pre, tmp, Clips(), quant_format=QuantFormat.QDQ, per_channel=True,
                         weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8,
                         nodes_to_exclude=_infinite_pads(pre))
@@ -79,6 +76,25 @@ def quantize_onnx(fp32: str, out: str, calibration: Sequence[torch.Tensor]) -> N
         for path in (pre, tmp):
             if os.path.exists(path):
                 os.unlink(path)
+
+
+_SHAPES_INCOMPLETE = "Incomplete symbolic shape inference"  # onnxruntime's message (a plain Exception)
+
+
+def _pre_process(quant_pre_process, fp32: str, pre: str) -> None:
+    """onnxruntime's quantization pre-processing, with its symbolic shape inference where that completes.
+    It runs in a directory of its own: where the inference is incomplete, onnxruntime saves the partial
+    model (``sym_shape_infer_temp.onnx`` and a weights file of the model's size) into the working
+    directory before it raises; that directory goes with everything in it."""
+    with tempfile.TemporaryDirectory(prefix="zoo-int8-shapes-") as scratch, contextlib.chdir(scratch):
+        try:
+            quant_pre_process(fp32, pre)
+        except TypeError:  # its Concat rule fails on PAN's dynamic-batch graph
+            quant_pre_process(fp32, pre, skip_symbolic_shape=True)
+        except Exception as e:  # the one plain Exception it raises by design: some shapes not inferred
+            if str(e) != _SHAPES_INCOMPLETE:
+                raise
+            quant_pre_process(fp32, pre, skip_symbolic_shape=True)
 
 
 def _infinite_pads(path: str) -> List[str]:
