@@ -160,4 +160,5 @@ def test_models_declare_the_aggregations_the_harness_knows():
     from zoo.models._info import VIEW_AGGREGATIONS
 
     assert AGGREGATIONS == VIEW_AGGREGATIONS
-    assert {zoo.model_info(n).view_aggregation for n in zoo.list_models()} == {"prob-mean", "max"}  # max: TCPNet
+    # max: TCPNet; logit-mean: EAN
+    assert {zoo.model_info(n).view_aggregation for n in zoo.list_models()} == {"prob-mean", "max", "logit-mean"}

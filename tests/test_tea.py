@@ -28,12 +28,15 @@ def test_motion_excitation_reads_the_next_frame():
         assert torch.equal(me(x), x)  # sigmoid(0) - 0.5 = 0: no excitation
 
 
-def test_aggregation_starts_as_identity_or_as_a_half_shift():
+def test_aggregation_starts_as_identity_or_as_a_shift():
     x = torch.randn(16, 26, 3, 3)
     assert torch.equal(TemporalAggregation(26, 8)(x), x)
     shifted = TemporalAggregation(26, 8, "shift")(x)
     torch.testing.assert_close(shifted, temporal_shift(x, 8, fold_div=2), rtol=0, atol=0)  # TSM's shift, C/2 each way
-    with pytest.raises(zoo.ZooError, match="odd"):
+    x = torch.randn(16, 32, 3, 3)
+    eighth = TemporalAggregation(32, 8, "shift", fold_div=8)(x)  # EAN's: C/8 each way, the rest stay
+    torch.testing.assert_close(eighth, temporal_shift(x, 8, fold_div=8), rtol=0, atol=0)
+    with pytest.raises(zoo.ZooError, match="does not divide"):
         TemporalAggregation(25, 8)
 
 

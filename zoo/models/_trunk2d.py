@@ -291,11 +291,14 @@ class Trunk2D(nn.Module):
         """Frames -> the input of ``layer1`` (a family that runs the blocks itself starts here)."""
         return self.maxpool(self.act1(self.bn1(self.conv1(x))))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(x)
+    def body(self, x: torch.Tensor) -> torch.Tensor:
+        """The input of ``layer1`` -> the last feature map: the stages and the modules between them."""
         for i, stage in enumerate(self.stages, 1):
             x = stage(x)
             after = getattr(self, f"after_layer{i}", None)
             if after is not None:
                 x = after(x)
         return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(self.stem(x))

@@ -86,17 +86,18 @@ AGGREGATION_INITS = ("identity", "shift", "quarter_shift")
 class TemporalAggregation(nn.Module):
     """A depthwise temporal conv (official ``ShiftModule``; kernel 3, zero padded, no bias) over the frames
     of each clip: ``[N*T, C, H, W]`` -> the same. ``init="identity"`` starts as the identity (the official
-    ``fixed`` mode: centre tap 1), ``"shift"`` as a shift (the official ``shift`` mode: the first half of
-    the channels take the next frame, the second half the previous one), ``"quarter_shift"`` as STM's
-    (the first quarter takes the previous frame, the last quarter the next, the rest stay). The weight
-    keeps the official Conv1d's shape ``[C, 1, 3]`` (key ``conv.weight``)."""
+    ``fixed`` mode: centre tap 1), ``"shift"`` as a shift (the official ``shift`` mode: the first
+    ``C / fold_div`` channels take the next frame, the next ``C / fold_div`` the previous one, the rest
+    stay; TEA's ``fold_div`` is 2, EAN's 8), ``"quarter_shift"`` as STM's (the first quarter takes the
+    previous frame, the last quarter the next, the rest stay). The weight keeps the official Conv1d's shape
+    ``[C, 1, 3]`` (key ``conv.weight``)."""
 
-    def __init__(self, channels: int, num_segments: int, init: str = "identity"):
+    def __init__(self, channels: int, num_segments: int, init: str = "identity", fold_div: int = 2):
         super().__init__()
         if init not in AGGREGATION_INITS:
             raise UsageError(f"init must be one of {AGGREGATION_INITS}, got {init!r}")
-        if channels % 2:
-            raise UsageError(f"the aggregation splits channels in halves: {channels} is odd")
+        if channels % fold_div:
+            raise UsageError(f"the aggregation splits channels in {fold_div} folds: {channels} does not divide")
         self.num_segments = num_segments
         self.conv = nn.Conv1d(channels, channels, 3, padding=1, groups=channels, bias=False)
         with torch.no_grad():
@@ -104,9 +105,10 @@ class TemporalAggregation(nn.Module):
             if init == "identity":
                 self.conv.weight[:, 0, 1] = 1
             elif init == "shift":
-                half = channels // 2
-                self.conv.weight[:half, 0, 2] = 1  # t <- t + 1
-                self.conv.weight[half:, 0, 0] = 1  # t <- t - 1
+                fold = channels // fold_div
+                self.conv.weight[:fold, 0, 2] = 1  # t <- t + 1
+                self.conv.weight[fold:2 * fold, 0, 0] = 1  # t <- t - 1
+                self.conv.weight[2 * fold:, 0, 1] = 1
             else:
                 quarter = channels // 4
                 self.conv.weight[:quarter, 0, 0] = 1  # t <- t - 1
