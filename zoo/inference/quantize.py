@@ -85,7 +85,8 @@ def _pre_process(quant_pre_process, fp32: str, pre: str) -> None:
     """onnxruntime's quantization pre-processing, with its symbolic shape inference where that completes.
     It runs in a directory of its own: where the inference is incomplete, onnxruntime saves the partial
     model (``sym_shape_infer_temp.onnx`` and a weights file of the model's size) into the working
-    directory before it raises; that directory goes with everything in it."""
+    directory before it raises; that directory goes with everything in it. The process's working
+    directory is that one for the duration of the call (paths are made absolute first)."""
     with tempfile.TemporaryDirectory(prefix="zoo-int8-shapes-") as scratch, contextlib.chdir(scratch):
         try:
             quant_pre_process(fp32, pre)
