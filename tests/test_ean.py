@@ -39,8 +39,8 @@ def test_trunk_sees_the_middle_frames_and_the_code_their_differences():
     skipped = x.clone()
     skipped[:, :, [5, 6, 8, 9], 1::2, :] += 1.0  # odd rows of segment 1's non-middle frames
     torch.testing.assert_close(_features(model, skipped), base, rtol=0, atol=0)
-    code = model.lmc(model.frames_to_batch(x).view(-1, 5, 3, 64, 64).transpose(1, 2))[0]
-    moved = model.lmc(model.frames_to_batch(brighter).view(-1, 5, 3, 64, 64).transpose(1, 2))[0]
+    code = model.lmc.codes(model.frames_to_batch(x).view(-1, 5, 3, 64, 64).transpose(1, 2))[0]
+    moved = model.lmc.codes(model.frames_to_batch(brighter).view(-1, 5, 3, 64, 64).transpose(1, 2))[0]
     torch.testing.assert_close(code, moved, rtol=0, atol=1e-5)
 
 

@@ -55,7 +55,6 @@ def quantize_onnx(fp32: str, out: str, calibration: Sequence[torch.Tensor]) -> N
     here), calibrated on ``calibration`` clips. Atomic: ``out`` appears complete or not at all."""
     onnxruntime_module()
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     class Clips(CalibrationDataReader):
         def __init__(self):
@@ -67,7 +66,7 @@ def quantize_onnx(fp32: str, out: str, calibration: Sequence[torch.Tensor]) -> N
 
     pre, tmp = temp_path(out, "pre", ".onnx"), temp_path(out, "int8", ".onnx")
     try:
-        _pre_process(quant_pre_process, os.path.abspath(fp32), os.path.abspath(pre))
+        _pre_process(os.path.abspath(fp32), os.path.abspath(pre))
         quantize_static(pre, tmp, Clips(), quant_format=QuantFormat.QDQ, per_channel=True,
                         weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8,
                         nodes_to_exclude=_infinite_pads(pre))
@@ -81,12 +80,14 @@ def quantize_onnx(fp32: str, out: str, calibration: Sequence[torch.Tensor]) -> N
 _SHAPES_INCOMPLETE = "Incomplete symbolic shape inference"  # onnxruntime's message (a plain Exception)
 
 
-def _pre_process(quant_pre_process, fp32: str, pre: str) -> None:
+def _pre_process(fp32: str, pre: str) -> None:
     """onnxruntime's quantization pre-processing, with its symbolic shape inference where that completes.
     It runs in a directory of its own: where the inference is incomplete, onnxruntime saves the partial
     model (``sym_shape_infer_temp.onnx`` and a weights file of the model's size) into the working
     directory before it raises; that directory goes with everything in it. The process's working
     directory is that one for the duration of the call (paths are made absolute first)."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
     with tempfile.TemporaryDirectory(prefix="zoo-int8-shapes-") as scratch, contextlib.chdir(scratch):
         try:
             quant_pre_process(fp32, pre)

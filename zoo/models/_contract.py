@@ -74,6 +74,12 @@ class VideoModel(nn.Module):
         b, c, t, h, w = x.shape
         return x.transpose(1, 2).reshape(b * t, c, h, w)
 
+    @staticmethod
+    def batch_to_clips(x: torch.Tensor, frames: int) -> torch.Tensor:
+        """``[B*T, ...]`` -> ``[B, T, ...]``: a batch of frames (as `frames_to_batch` makes it) regrouped
+        by clip, for the temporal modules plugged into a frame-level trunk."""
+        return x.reshape(x.shape[0] // frames, frames, *x.shape[1:])
+
     def clip_frames(self, x: torch.Tensor) -> torch.Tensor:
         """`frames_to_batch` of a clip checked first (`check_input`: ``[B, C, num_frames, H, W]``)."""
         check_input(x, num_frames=self.num_frames, model=type(self).__name__)

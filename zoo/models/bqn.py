@@ -114,14 +114,13 @@ class MotionBandPass(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv_s(x)
-        nt, c, h, w = x.shape
         frames = self.num_segments * (FRAMES_PER_SEGMENT if self.per_segment else 1)
-        clips = x.view(nt // frames, frames, c, h, w).transpose(1, 2)  # [N, C, L, H, W]
+        clips = VideoModel.batch_to_clips(x, frames).transpose(1, 2)  # [N, C, L, H, W]
         if self.per_segment:
             out = self.conv_t(clips, FRAMES_PER_SEGMENT)
         else:
             out = self.conv_t(torch.cat([clips[:, :, :1], clips, clips[:, :, -1:]], 2), 1)
-        return out.transpose(1, 2).reshape(-1, c, h, w)
+        return VideoModel.frames_to_batch(out)
 
     def extra_repr(self) -> str:
         return f"T={self.num_segments}, per_segment={self.per_segment}"

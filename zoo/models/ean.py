@@ -62,6 +62,8 @@ __all__ = ["LatentMotionCode", "DynamicScaleBlock", "SparseTransformerHead", "EA
 
 FRAMES_PER_SEGMENT = 5  # each segment's frames at the input; the middle one is the RGB frame
 LMC_DESIGNS = ("patch", "patch_stack")  # the 8-frame release's motion code; the 16-frame release's
+# the stem's, the motion code's and the stacked code's weights in their sum, per design
+_FUSION = {"patch": (1.0, 1.0), "patch_stack": (0.6, 0.2, 0.2)}
 PATCH = 16  # the motion code's patch side at half resolution (the official 112 // 7)
 SIZE_MULTIPLE = 2 * PATCH
 
@@ -77,20 +79,23 @@ def _kaiming(module: nn.Module) -> None:
 
 
 def _clips(x: torch.Tensor, frames: int) -> torch.Tensor:
-    """``[N*T, C, H, W]`` -> ``[N, C, T, H, W]``."""
-    return x.view(-1, frames, *x.shape[1:]).transpose(1, 2)
+    """``[N*T, C, H, W]`` -> ``[N, C, T, H, W]`` (`VideoModel.frames_to_batch` undoes it)."""
+    return VideoModel.batch_to_clips(x, frames).transpose(1, 2)
 
 
-def _frames(x: torch.Tensor) -> torch.Tensor:
-    """``[N, C, T, H, W]`` -> ``[N*T, C, H, W]``."""
-    return x.transpose(1, 2).flatten(0, 1)
+def _resized(pos: torch.Tensor, size: Tuple[int, int, int]) -> torch.Tensor:
+    """A position embedding ``[dim, t, h, w]`` at ``size``: as it is where it fits, else trilinear."""
+    if tuple(pos.shape[1:]) == tuple(size):
+        return pos
+    return F.interpolate(pos[None], size=size, mode="trilinear", align_corners=False)[0]
 
 
 class LatentMotionCode(nn.Module):
-    """The Latent Motion Code (see the module docstring): snippets ``[N, 3, 5, H, W]`` -> the code of
-    each segment ``[N, 64, H/4, W/4]``, and with ``design="patch_stack"`` the stacked-difference code.
-    Official names: ``stm_proj1``, ``stm_st_model1``, ``stm_st_model2``, ``proj_back``,
-    ``stack_diff_motion``."""
+    """The Latent Motion Code (see the module docstring): snippets ``[N, 3, 5, H, W]`` and the stem's
+    output on their middle frames ``[N, 64, H/4, W/4]`` -> the two summed, with the code of each
+    segment (`codes`: with ``design="patch_stack"`` also the stacked-difference code), weighted as the
+    design's release weights them (``_FUSION``). Official names: ``stm_proj1``, ``stm_st_model1``,
+    ``stm_st_model2``, ``proj_back``, ``stack_diff_motion``."""
 
     out_channels = 64  # 16 channels per frame difference, 4 differences
     patch_dim = 256
@@ -124,7 +129,15 @@ class LatentMotionCode(nn.Module):
                     m.reset_parameters()
             self.proj_back[0].weight.mul_(0.01)
 
-    def forward(self, snippets: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+    def forward(self, snippets: torch.Tensor, stem: torch.Tensor) -> torch.Tensor:
+        weights = _FUSION[self.design]
+        y = weights[0] * stem
+        for weight, code in zip(weights[1:], self.codes(snippets)):
+            y = y + weight * code
+        return y
+
+    def codes(self, snippets: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """Snippets ``[N, 3, 5, H, W]`` -> the code ``[N, 64, H/4, W/4]`` (and the stacked code)."""
         n, c, length, h, w = snippets.shape
         half = snippets[..., ::2, ::2]  # every other pixel: the official nearest F.upsample at scale 0.5
         diff = half[:, :, 1:] - half[:, :, :-1]  # [N, 3, 4, H/2, W/2]
@@ -195,7 +208,7 @@ class DynamicScaleBlock(nn.Module):
         mixed = self.non_linear(self._parts(st, self.t_part2_conv, self.t_part3_conv))
         mixed = torch.bmm(kernel, mixed.flatten(2)).view(n, c, t, h, w)
         out = self.expand_c1(self._parts(mixed, self.s_part2_conv, self.s_part3_conv) + pooled)
-        return _frames(out + clips)
+        return VideoModel.frames_to_batch(out + clips)
 
     def extra_repr(self) -> str:
         return f"T={self.num_segments}"
@@ -252,10 +265,7 @@ class SparseTransformerHead(nn.Module):
     def position(self, t: int, h: int, w: int) -> torch.Tensor:
         """The position embedding ``[dim, t, h, w]``: as stored at ``num_segments x grid x grid``, resized
         (trilinear) elsewhere."""
-        pos = self.pos_embedding.view(-1, self.num_segments, self.grid, self.grid)
-        if (t, h, w) == tuple(pos.shape[1:]):
-            return pos
-        return F.interpolate(pos[None], size=(t, h, w), mode="trilinear", align_corners=False)[0]
+        return _resized(self.pos_embedding.view(-1, self.num_segments, self.grid, self.grid), (t, h, w))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pooled = x.mean((2, 3, 4))
@@ -282,10 +292,6 @@ class EANMotion(nn.Module):
         return self.t_conv(self.me(x))
 
 
-# the stem's, the motion code's and the stacked code's weights in the sum before relation1, per design
-_FUSION = {"patch": (1.0, 1.0), "patch_stack": (0.6, 0.2, 0.2)}
-
-
 class EAN(VideoModel):
     """EAN (see the module docstring): input ``[B, 3, T*5, H, W]``, each segment's 5 consecutive frames.
 
@@ -307,7 +313,6 @@ class EAN(VideoModel):
             raise UsageError(f"EAN compares segments: num_segments must be at least 2, got {num_segments}")
         self.num_classes, self.num_segments = num_classes, num_segments
         self.lmc = LatentMotionCode(lmc)
-        self.fusion = _FUSION[lmc]
         self.backbone = Trunk2D(backbone)
         self.backbone.plug("post_conv1", lambda s, j, block: EANMotion(block.conv1.out_channels, num_segments))
         self.relation1 = DynamicScaleBlock(self.backbone.conv1.out_channels, num_segments)
@@ -331,11 +336,7 @@ class EAN(VideoModel):
                              f"multiples of {SIZE_MULTIPLE}, got {h}x{w} (crop or resize to e.g. 224)")
         frames = self.clip_frames(x)  # [B*T*5, 3, H, W]
         snippets = frames.view(-1, FRAMES_PER_SEGMENT, *frames.shape[1:]).transpose(1, 2)  # [B*T, 3, 5, H, W]
-        codes = self.lmc(snippets)
-        y = self.backbone.stem(snippets[:, :, FRAMES_PER_SEGMENT // 2])
-        y = self.fusion[0] * y
-        for weight, code in zip(self.fusion[1:], codes):
-            y = y + weight * code
+        y = self.lmc(snippets, self.backbone.stem(snippets[:, :, FRAMES_PER_SEGMENT // 2]))
         return _clips(self.backbone.body(self.relation1(y)), self.num_segments)
 
     def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
@@ -366,13 +367,6 @@ _RENAMES = (
 _UNUSED = re.compile(r"^(module\.)?base_model\.(bn2|stm_proj2|relation\d\.bn2)\.")
 
 
-def _resize_position(pos: torch.Tensor, own: torch.Tensor, grid: int) -> torch.Tensor:
-    """A checkpoint's position embedding ``[dim, T' * grid * grid]`` resized over time to ``own``'s T."""
-    dim, frames = own.shape[0], own.shape[1] // (grid * grid)
-    pos = pos.view(1, dim, -1, grid, grid)
-    return F.interpolate(pos, size=(frames, grid, grid), mode="trilinear", align_corners=False).reshape(own.shape)
-
-
 def checkpoint_filter_fn(checkpoint, model: EAN) -> Dict[str, torch.Tensor]:
     """Map an official EAN checkpoint (``EAN_8f`` / ``EAN_16f`` in the TSN wrapper, DataParallel:
     ``module.base_model.*``, ``module.new_fc.*``), torchvision's ImageNet ResNet (the EAN modules keep
@@ -386,7 +380,9 @@ def checkpoint_filter_fn(checkpoint, model: EAN) -> Dict[str, torch.Tensor]:
         state_dict = rename_keys({k: v for k, v in state_dict.items() if not _UNUSED.match(k)}, _RENAMES)
     key = "head.pos_embedding"
     if key in state_dict and key in own and state_dict[key].shape != own[key].shape:
-        state_dict = {**state_dict, key: _resize_position(state_dict[key], own[key], model.head.grid)}
+        g = model.head.grid  # the checkpoint's segment count resized to the model's
+        pos = _resized(state_dict[key].view(own[key].shape[0], -1, g, g), (model.num_segments, g, g))
+        state_dict = {**state_dict, key: pos.reshape(own[key].shape)}
     return state_dict
 
 

@@ -50,10 +50,6 @@ __all__ = ["TSA", "TCA", "TCPAttention", "TCPHead", "TCPNet", "covariance", "sqr
            "upper_triangle", "checkpoint_filter_fn"]
 
 
-def _clips(x: torch.Tensor, frames: int) -> torch.Tensor:
-    """``[N*T, ...]`` -> ``[N, T, ...]``."""
-    return x.reshape(x.shape[0] // frames, frames, *x.shape[1:])
-
 
 def _silent(module: nn.Module) -> None:
     """Zero a branch's last layer (it starts silent) and mark its tensors for tests that fill weights at random."""
@@ -83,7 +79,7 @@ class TSA(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         nt, c, h, w = x.shape
-        clips = _clips(x, self.num_frames)
+        clips = VideoModel.batch_to_clips(x, self.num_frames)
         back1 = torch.cat((clips[:, :1], clips[:, :-1]), 1)  # frame max(t-1, 0)
         back2 = torch.cat((back1[:, :1], back1[:, :-1]), 1)  # frame max(t-2, 0)
         key = self.conv_phi_1(back1.reshape(nt, c, h, w)).flatten(2)
@@ -114,7 +110,7 @@ class TCA(nn.Module):
 
     def forward(self, x: torch.Tensor, attended: torch.Tensor) -> torch.Tensor:
         pooled = x.mean((2, 3), keepdim=True)
-        clips = _clips(pooled, self.num_frames)
+        clips = VideoModel.batch_to_clips(pooled, self.num_frames)
         diff1 = (clips - clips.roll(1, dims=1)).reshape(pooled.shape)
         diff2 = ((clips - clips.roll(2, dims=1)) * 0.5).reshape(pooled.shape)
         return attended * (self._gate(diff1) + self._gate(diff2)) * 0.5
@@ -157,9 +153,8 @@ class TCPAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         attended = self.TCA(x, self.TSA(x))
-        nt, c, h, w = attended.shape
-        clips = _clips(attended, self.num_frames).transpose(1, 2)  # [N, C, T, H, W]
-        out = self.conv_1d(self.circular_pad(clips)).transpose(1, 2).reshape(nt, c, h, w)
+        clips = VideoModel.batch_to_clips(attended, self.num_frames).transpose(1, 2)  # [N, C, T, H, W]
+        out = VideoModel.frames_to_batch(self.conv_1d(self.circular_pad(clips)))
         return F.relu(out + x)
 
     def extra_repr(self) -> str:
@@ -215,7 +210,7 @@ class TCPHead(nn.Module):
         x = F.relu(self.layer_reduce_bn1(self.layer_reduce1(x)))
         x = F.relu(self.layer_reduce_bn2(self.layer_reduce2(x)))
         x = self.TCP_att(x)
-        clips = _clips(x, self.num_frames)  # [N, T, C, h, w]: every position of every frame
+        clips = VideoModel.batch_to_clips(x, self.num_frames)  # [N, T, C, h, w]: every position of every frame
         positions = clips.transpose(1, 2).flatten(2)  # [N, C, T*h*w]
         return upper_triangle(sqrtm_newton_schulz(covariance(positions), self.iterations))
 

@@ -33,6 +33,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .._errors import UsageError
+from ._contract import VideoModel
 from ._info import IMAGENET_MEAN, IMAGENET_STD, BenchPreset, ModelInfo, Weights
 from ._loading import rename_keys, unwrap_state_dict
 from ._registry import create_model, register_model
@@ -43,14 +44,10 @@ __all__ = ["MotionExcitation", "TemporalAggregation", "next_frame_difference", "
            "checkpoint_filter_fn"]
 
 
-def _clips(x: torch.Tensor, frames: int) -> torch.Tensor:
-    return x.reshape(x.shape[0] // frames, frames, *x.shape[1:])
-
-
 def next_frame_difference(now: torch.Tensor, moved: torch.Tensor, frames: int) -> torch.Tensor:
     """Feature-level motion of TEA's excitation and STM's motion module: for frames ``[N*T, C, H, W]``,
     ``moved`` at t + 1 minus ``now`` at t, zero for each clip's last frame (the same shape)."""
-    now, moved = _clips(now, frames), _clips(moved, frames)
+    now, moved = VideoModel.batch_to_clips(now, frames), VideoModel.batch_to_clips(moved, frames)
     return F.pad(moved[:, 1:] - now[:, :-1], (0, 0, 0, 0, 0, 0, 0, 1)).flatten(0, 1)
 
 
@@ -116,10 +113,9 @@ class TemporalAggregation(nn.Module):
                 self.conv.weight[channels - quarter:, 0, 2] = 1  # t <- t + 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        nt, c, h, w = x.shape
-        clips = _clips(x, self.num_segments).transpose(1, 2)  # [N, C, T, H, W]
-        out = F.conv3d(clips, self.conv.weight[..., None, None], padding=(1, 0, 0), groups=c)
-        return out.transpose(1, 2).reshape(nt, c, h, w)
+        clips = VideoModel.batch_to_clips(x, self.num_segments).transpose(1, 2)  # [N, C, T, H, W]
+        out = F.conv3d(clips, self.conv.weight[..., None, None], padding=(1, 0, 0), groups=x.shape[1])
+        return VideoModel.frames_to_batch(out)
 
     def extra_repr(self) -> str:
         return f"T={self.num_segments}"
