@@ -144,6 +144,9 @@ def test_notes_are_appended(tmp_path):
     card = render_card("tsm_r50", None, notes_dir=str(tmp_path))
     assert "## Notes\n\nThe shift reads the direction of motion.\n" in card
     assert "## Notes" not in render_card("tsm_r50", None, notes_dir=None)
+    (tmp_path / "family_tsm.md").write_text("Every TSM shifts.\n")  # a family's notes come first, on each card
+    assert "## Notes\n\nEvery TSM shifts.\n\nThe shift reads" in render_card("tsm_r50", None, notes_dir=str(tmp_path))
+    assert "Every TSM shifts." in render_card("tsm_r101", None, notes_dir=str(tmp_path))
 
 
 def test_plot_writes_png(tmp_path):

@@ -174,3 +174,15 @@ def test_time_interleaved_times_every_function_in_rotated_rounds():
     order.clear()
     time_interleaved(fns, None, warmup=0, reps=2)  # settle=1: an untimed call before each timed one
     assert order == list("aabbcc") + list("bbccaa")
+
+
+def test_a_changed_bench_preset_is_not_reused():
+    """A results entry records its bench network's fingerprint; `zoo compare` trains again when the
+    model's preset has changed since (other frames or architecture options)."""
+    from zoo.benchmark.bench_training import fingerprint, is_current
+
+    entry = {"run": "tsn_r50", "fingerprint": fingerprint("tsn_r50")}
+    assert is_current(entry)
+    assert not is_current({**entry, "fingerprint": fingerprint("tsm_r50")})
+    assert is_current({"run": "tsn_r50"})  # entries from before fingerprints: reused as they were
+    assert not is_current({"run": "no_such_model", "fingerprint": "0"})

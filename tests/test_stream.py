@@ -122,7 +122,7 @@ def test_stream_cli_on_a_loopback_http_source(http_video, tmp_path, capsys):
     assert main(["stream", "tsm_r50", http_video, "--model-arg", "online=true", "--model-arg", "backbone=resnet18",
                  "--frames", "4", "--size", "32", "--out", out, "--render", render, "--topk", "2"]) == 0
     printed = capsys.readouterr().out
-    assert "tsm_r50 online: one frame through the 2D backbone per prediction" in printed
+    assert "tsm_r50 online: one frame per prediction, the past carried in the model's stream state" in printed
     lines = [json.loads(line) for line in open(out)]
     assert lines and len(lines[0]["top"]) == 2 and [x["frame"] for x in lines] == sorted({x["frame"] for x in lines})
     assert f"{len(lines)} predictions in" in printed and f"{lines[-1]['dropped']} frames dropped to keep up" in printed

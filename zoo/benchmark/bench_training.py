@@ -16,7 +16,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from .numerics import fast_path_numerics, heldout_sets
 
-__all__ = ["DATA", "TRAIN", "bench_model", "fingerprint", "group_runs", "train_bench", "trained_bench", "recheck_numerics"]
+__all__ = ["DATA", "TRAIN", "bench_model", "fingerprint", "group_runs", "train_bench", "trained_bench", "recheck_numerics",
+           "is_current"]
 
 DATA = dict(name="SynthMotion", difficulty="easy", frames=32, size=32)
 TRAIN = dict(batch_size=8, optimizer="adamw", lr=1e-3, weight_decay=1e-4, warmup_epochs=1, schedule="cosine",
@@ -98,12 +99,23 @@ def train_bench(run: str, data: str, out: str, *, epochs: int, seed: int, twins,
         "top5": {o: _r2(e.metrics["video_top5"]) for o, e in evals.items()},
         "twin_acc": _r2(twin), "pair_acc": _r2(pair),
         **fast_path_numerics(model, val, evals["normal"].view_logits, heldout_sets(heldout, info)),
-        "train_seconds": round(seconds, 1), "out": cfg.out,
+        "train_seconds": round(seconds, 1), "out": cfg.out, "fingerprint": fingerprint(run),
     }
 
 
 def _r2(v):
     return None if v is None else round(float(v), 2)
+
+
+def is_current(bench: Dict[str, Any]) -> bool:
+    """Is this bench entry (from a results file) a run of its model's present bench network? Entries
+    record the network's `fingerprint`; a preset changed since (other frames or architecture options)
+    needs a new training run. Entries from before fingerprints were recorded count as current."""
+    from ..models import is_model
+
+    if not is_model(bench.get("run", "")):
+        return False
+    return "fingerprint" not in bench or bench["fingerprint"] == fingerprint(bench["run"])
 
 
 def recheck_numerics(bench: Dict[str, Any], data: str, heldout: Optional[str] = None) -> Dict[str, Any]:

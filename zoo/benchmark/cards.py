@@ -8,7 +8,8 @@ missing from the results (or a missing file) gets a card that says "not measured
 Statements about the measurements (order sensitivity, chance levels) are derived from the same
 numbers; the model paragraph is the family module's docstring (summary and citation).
 
-Hand-written explanations go in ``model_cards/notes/<name>.md`` and are appended under "Notes".
+Hand-written explanations go in ``model_cards/notes/<name>.md`` (and, shared by a family's cards,
+``family_<family>.md``) and are appended under "Notes".
 They must hold no numbers (a number there would not follow the results when they change):
 describe the mechanism and point at the table rows instead.
 
@@ -392,11 +393,14 @@ def _weights_section(name, info, results, notes_dir) -> List[str]:
 
 
 def _notes_section(name, info, results, notes_dir) -> List[str]:
-    path = os.path.join(notes_dir, f"{name}.md") if notes_dir else None
-    if not path or not os.path.isfile(path):
-        return []
-    with open(path) as f:
-        return [f.read().strip()]
+    """The family's notes (``family_<family>.md``: what every card of the family shares), then the model's own."""
+    paths = [os.path.join(notes_dir, f) for f in (f"family_{info.family}.md", f"{name}.md")] if notes_dir else []
+    texts = []
+    for path in paths:
+        if os.path.isfile(path):
+            with open(path) as f:
+                texts.append(f.read().strip())
+    return ["\n\n".join(texts)] if texts else []
 
 
 def _measurement_lines(results: Optional[dict]) -> List[str]:

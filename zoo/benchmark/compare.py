@@ -35,7 +35,7 @@ from typing import Any, Dict, Optional, Sequence
 
 import torch
 
-from .bench_training import DATA, TRAIN, group_runs, train_bench
+from .bench_training import DATA, TRAIN, group_runs, is_current, train_bench
 from .latency import measure, measure_in_child
 from .machine import machine_description, versions
 from .bench_training import recheck_numerics
@@ -107,7 +107,8 @@ def run_compare(out_dir: str, results: str, *, models: Optional[Sequence[str]] =
     for m, run in groups.items():
         members.setdefault(run, []).append(m)
     done: Dict[str, Dict[str, Any]] = {}  # this call's entries; other models' previous entries are kept
-    runs_done = {e["bench"]["run"]: e["bench"] for e in previous.values() if "bench" in e}
+    # runs of an earlier call, unless their model's bench preset has changed since (then trained again)
+    runs_done = {e["bench"]["run"]: e["bench"] for e in previous.values() if "bench" in e and is_current(e["bench"])}
     fresh = set()  # runs trained or re-checked by this call
     for name in names:
         entry = dict(previous.get(name, {}))

@@ -7,7 +7,8 @@ statistics, the fp32 fast path (`zoo.optimize`), its canonical crop:
 
 - ``sliding``: `zoo.inference.timeline.sliding_windows` over the whole file (what ``zoo predict
   --timeline`` runs): windows of the model's default length, 1 s stride, batches of 4.
-- ``online`` (every model that builds with ``online=True``: the TSMs): every frame through
+- ``online`` (every model with an online form: the TSMs built with ``online=True``, MoViNet's stream
+  models as registered): every frame through
   `zoo.inference.live.LiveRunner` with nothing dropped (``pace=False, drop=False``), fp32 and bf16.
 
 ``frames_per_s``: source frames handled per wall-clock second; ``realtime_factor``: video seconds
@@ -78,7 +79,7 @@ def measure_stream(name: str, video: str, *, mode: str, dtype: str, threads: int
     from ..models import build
 
     torch.set_num_threads(threads)
-    model = randomize_bn_stats(build(name, **({"online": True} if mode == "online" else {}))).eval()
+    model = randomize_bn_stats(build(name, **(_online_args(name) if mode == "online" else {}))).eval()
     info = model.info
     fast = optimize(model, torch.bfloat16 if dtype == "bf16" else torch.float32)
     with FrameStream(video) as stream:
@@ -102,14 +103,18 @@ def measure_stream(name: str, video: str, *, mode: str, dtype: str, threads: int
     return row
 
 
-def _has_online(name: str) -> bool:
+def _online_args(name: str) -> Optional[Dict[str, Any]]:
+    """The build options of ``name``'s online form: none where the model is online as registered
+    (MoViNet's stream form), ``online=True`` where that makes it so (TSM); None: no online form."""
     from ..inference.live import is_online
     from ..models import build
 
+    if is_online(build(name)):
+        return {}
     try:
-        return is_online(build(name, online=True))
-    except (TypeError, ValueError):  # the family has no online form
-        return False
+        return {"online": True} if is_online(build(name, online=True)) else None
+    except (TypeError, ValueError):  # the family has no online option
+        return None
 
 
 def _memory_row(video: str, seconds: int, threads: int) -> Dict[str, Any]:
@@ -149,7 +154,7 @@ def run_stream(results: str, *, out_dir: str, models: Optional[Sequence[str]] = 
            "versions": versions(), "machine": {**machine_description(), "threads": threads}, "settings": settings,
            # the memory rows (TSN-R50 on 1080p) belong to no one model: measured again only with every row
            "memory": previous.get("memory", []) if same and not (remeasure and not models) else []}
-    todo = [(n, "sliding", "fp32") for n in names] + [(n, "online", d) for n in names if _has_online(n)
+    todo = [(n, "sliding", "fp32") for n in names] + [(n, "online", d) for n in names if _online_args(n) is not None
                                                       for d in ONLINE_DTYPES]
     # rows of models not asked for this time stay (a run of a few models adds to the file)
     keep = [k for k in done if k not in todo]

@@ -89,6 +89,22 @@ RECIPES: Dict[str, Recipe] = {
         dict(pretrained="imagenet", epochs=50, batch_size=64, optimizer="sgd", lr=0.01, momentum=0.9,
              weight_decay=5e-4, schedule="step", lr_steps=[30, 40, 45], lr_gamma=0.1, warmup_epochs=0.0,
              clip_grad=20.0, dropout=0.5, head_lr_mult=1.0, bias_lr_mult=1.0, freeze="none")),
+    "x3d": Recipe(
+        "X3D-XS/S/M on Kinetics from scratch: SGD (Nesterov) 0.1 per 128 clips, 35 warmup epochs then cosine to "
+        "epoch 300, wd 5e-5 (none on BN), dropout 0.5, no grad clip (PySlowFast warms up from 0.01, zoo from 0); "
+        "X3D-L: the x3d-l recipe",
+        "facebookresearch/SlowFast configs/Kinetics/X3D_XS.yaml, X3D_S.yaml, X3D_M.yaml (SOLVER, TRAIN.BATCH_SIZE, "
+        "MODEL.DROPOUT_RATE) and slowfast/config/defaults.py (SOLVER.NESTEROV, BN.WEIGHT_DECAY)",
+        dict(pretrained=None, epochs=300, batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9, nesterov=True,
+             weight_decay=5e-5, schedule="cosine", warmup_epochs=35.0, clip_grad=None, dropout=0.5, head_lr_mult=1.0,
+             bias_lr_mult=1.0, freeze="none")),
+    "x3d-l": Recipe(
+        "X3D-L on Kinetics from scratch: SGD (Nesterov) 0.05 per 64 clips, 35 warmup epochs then cosine to epoch 256, "
+        "wd 5e-5 (none on BN), dropout 0.5, no grad clip",
+        "facebookresearch/SlowFast configs/Kinetics/X3D_L.yaml and slowfast/config/defaults.py",
+        dict(pretrained=None, epochs=256, batch_size=64, optimizer="sgd", lr=0.05, momentum=0.9, nesterov=True,
+             weight_decay=5e-5, schedule="cosine", warmup_epochs=35.0, clip_grad=None, dropout=0.5, head_lr_mult=1.0,
+             bias_lr_mult=1.0, freeze="none")),
     "linear-probe": Recipe(
         "a linear classifier on frozen released features: the model's default weights, backbone and its BN "
         "statistics frozen, SGD 0.01, cosine, 10 epochs, no weight decay",

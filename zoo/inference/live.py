@@ -8,7 +8,8 @@ frames. The model runs on the newest data whenever it is free, so it never lags 
 it cannot keep up with is dropped and counted.
 
 - ``online`` (a model built with ``online=True``, e.g. online TSM): one prediction per processed
-  frame, at one frame's cost (the model's ``stream()``, e.g. `zoo.models.tsm.TSMStream`); the
+  frame, at one frame's cost (the model's ``stream()``: `zoo.models.tsm.TSMStream`,
+  `zoo.models.movinet.MoViNetStream`); the
   probabilities are the softmax of the per-frame logits averaged over the last ``num_segments``
   processed frames (the offline model's consensus). Frames that arrive while the model is busy
   are dropped.
@@ -133,7 +134,7 @@ class LiveRunner:
     def cost(self) -> str:
         """What one prediction costs, in words."""
         if self.online:
-            return "one frame through the 2D backbone per prediction (online shift cache)"
+            return "one frame per prediction, the past carried in the model's stream state"
         return (f"one {len(self.plan.clip)}-frame clip per prediction, one every {self.plan.stride} frames "
                 f"({self.plan.stride_sec:.2f} s), over the last {self.plan.window} frames ({self.plan.window_sec:.2f} s)")
 
