@@ -162,3 +162,22 @@ def test_models_declare_the_aggregations_the_harness_knows():
     assert AGGREGATIONS == VIEW_AGGREGATIONS
     # max: TCPNet; logit-mean: EAN
     assert {zoo.model_info(n).view_aggregation for n in zoo.list_models()} == {"prob-mean", "max", "logit-mean"}
+
+
+def test_rmsprop_is_tensorflows():
+    """``optimizer: rmsprop`` (MoViNet's recipe) is RMSprop in TensorFlow's form: epsilon inside the
+    square root, the L2 weight decay on the gradient; one step from a zero momentum as computed by hand."""
+    from zoo.engine.training import build_optimizer
+
+    w = torch.nn.Parameter(torch.tensor([2.0, -1.0]))
+    model = torch.nn.Module()
+    model.w = w
+    cfg = TrainConfig(optimizer="rmsprop", lr=0.5, momentum=0.9, rmsprop_decay=0.9, rmsprop_eps=1.0,
+                      weight_decay=0.1, no_decay_bias_norm=False)
+    opt = build_optimizer(model, cfg)
+    w.grad = torch.tensor([0.4, 0.2])
+    g = w.grad + 0.1 * w.detach()  # L2 on the gradient
+    square = 0.9 * torch.ones(2) + 0.1 * g ** 2  # TensorFlow v1 / timm: the average starts at ones
+    expected = w.detach() - 0.5 * g / torch.sqrt(square + 1.0)
+    opt.step()
+    torch.testing.assert_close(w.detach(), expected)

@@ -237,3 +237,33 @@ def test_release_archive_needs_tensorflow_only_to_convert(tmp_path, monkeypatch)
                                                             "movinet_a0_stream/checkpoint": b"z"})
     with pytest.raises(BadCheckpoint, match="pip install tensorflow-cpu.*zoo convert"):
         read_checkpoint(path)
+
+
+# -- export --------------------------------------------------------------------------------
+def test_stream_export_carries_its_state_through_onnxruntime(tmp_path, capsys):
+    """The stream form's per-frame step exported to ONNX with its state as explicit inputs and
+    outputs: run in onnxruntime frame by frame, outputs fed back, it gives the model's logits on the
+    clip of frames 1..t; the sidecar says how to loop; `zoo export --stream` prints the check."""
+    pytest.importorskip("onnxruntime")
+    from zoo.cli import main
+    from zoo.inference.export import OnnxRuntimeModel, export_stream, read_export
+
+    model = _randomised("movinet_a0_stream", num_classes=7)
+    path = str(tmp_path / "step.onnx")
+    meta = export_stream(model, path, fmt="onnx", height=40, width=40, verify=True)
+    assert meta["verification"]["passed"] and read_export(path)["stream"] == meta["stream"]
+    state = {s["name"]: torch.zeros(s["shape"]) for s in meta["stream"]["state"]}
+    assert meta["stream"]["inputs"] == ["frame", *(f"state.{n}" for n in state)]
+    session = OnnxRuntimeModel(path).session
+    x = torch.rand(1, 3, 5, 40, 40)
+    current = [v.numpy() for v in state.values()]
+    for t in range(5):
+        logits, *current = session.run(None, dict(zip(meta["stream"]["inputs"], [x[:, :, t].numpy(), *current])))
+        with torch.no_grad():
+            want = model(x[:, :, :t + 1])
+        torch.testing.assert_close(torch.from_numpy(logits), want, rtol=1e-4, atol=1e-4 * want.abs().max().item())
+    with pytest.raises(UsageError, match="base form"):
+        export_stream(zoo.build("movinet_a0"), str(tmp_path / "base.onnx"), fmt="onnx", height=40, width=40)
+    assert main(["export", "movinet_a0_stream", "--format", "pt2", "--out", str(tmp_path / "step.pt2"), "--stream",
+                 "--size", "40"]) == 0
+    assert "frame by frame over 8 frames, state fed back" in capsys.readouterr().out

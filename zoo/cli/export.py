@@ -12,7 +12,8 @@ __all__ = ["register", "export"]
 
 
 def export(name: str, out: str, *, fmt: str, weights=None, frames=None, size=None, batch="1", model_args=None,
-           verify: bool = True, int8_data=None, calib_videos: int = 16, split: str = "val", on_error: str = "error"):
+           verify: bool = True, int8_data=None, calib_videos: int = 16, split: str = "val", on_error: str = "error",
+           stream: bool = False):
     """Build ``name`` (with ``weights``: a tag, a path or URL) and export it to ``out`` with its
     sidecar as one unit; with ``verify``, the file is run in its runtime on a fixed clip before it is
     put in place, and the sidecar's ``verification`` says so. Returns the sidecar.
@@ -20,10 +21,13 @@ def export(name: str, out: str, *, fmt: str, weights=None, frames=None, size=Non
     ``int8_data`` (ONNX only): a dataset spec; its first ``calib_videos`` readable videos calibrate
     an onnxruntime static int8 quantization, the next ones (up to as many) measure its top-1
     agreement with eager fp32, recorded in the sidecar (``int8``, ``verification``). ``on_error``:
-    an unreadable video stops the export (``"error"``) or is skipped and reported (``"skip"``)."""
+    an unreadable video stops the export (``"error"``) or is skipped and reported (``"skip"``).
+
+    ``stream``: the per-frame step of an online model, its state as explicit inputs and outputs
+    (`zoo.inference.export.export_stream`), verified frame by frame."""
     import torch
 
-    from ..inference.export import export_model
+    from ..inference.export import export_model, export_stream
     from ..models import build, resolve
 
     spec = resolve(name, weights=weights, frames=frames, size=size, **dict(model_args or {}))
@@ -31,6 +35,10 @@ def export(name: str, out: str, *, fmt: str, weights=None, frames=None, size=Non
         print(note)
     model = build(spec)
     dynamic = batch == "dynamic"
+    if stream:
+        size = spec.info.crop_size
+        return export_stream(model, out, fmt=fmt, height=size, width=size, batch=int(batch),
+                             weights=spec.weights_label() if spec.has_weights else None, verify=verify)
     example = torch.randn(2 if dynamic else int(batch), *spec.info.input_shape,
                           generator=torch.Generator().manual_seed(0))
     weights_name = spec.weights_label() if spec.has_weights else None
@@ -112,10 +120,12 @@ def cmd_export(args) -> int:
                          "calibrate on)")
     if args.calibrate and not args.int8:
         raise UsageError("--calibrate goes with --int8")
+    if args.stream and (args.int8 or args.batch == "dynamic"):
+        raise UsageError("--stream exports one frame's step at a fixed batch: drop --int8 / --batch dynamic")
     meta = export(args.model, args.out, fmt=args.format, weights=weights, frames=args.frames,
                   size=args.size, batch=args.batch, model_args=parse_kv(args.model_arg),
                   verify=not args.no_verify, int8_data=args.calibrate if args.int8 else None,
-                  calib_videos=args.calib_videos, split=args.split, on_error=args.on_error)
+                  calib_videos=args.calib_videos, split=args.split, on_error=args.on_error, stream=args.stream)
     size = os.path.getsize(args.out) / 2**20
     print(f"{args.model} -> {args.out} ({args.format}, {size:.1f} MB, sha256 {meta['file']['sha256'][:16]}...); "
           f"input {meta['input_shape']} {meta['layout']}; sidecar {args.out}.json")
@@ -129,7 +139,11 @@ def cmd_export(args) -> int:
     elif check["ran"]:
         error = check["max_rel_dlogit"]
         verdict = "ok" if check["passed"] else f"ABOVE the {check['target']:g} target"
-        print(f"verified in {check['runtime']}: max |dlogit| / max |logit| = {error:.2e} against eager ({verdict})")
+        how = f"frame by frame over {check['frames']} frames, state fed back, " if "stream" in meta else ""
+        print(f"verified in {check['runtime']}: {how}max |dlogit| / max |logit| = {error:.2e} against eager ({verdict})")
+        if "stream" in meta:
+            print(f"stream step: inputs {', '.join(meta['stream']['inputs'][:3])}, ... "
+                  f"({len(meta['stream']['state'])} state tensors, zeros to start; see the sidecar)")
         if not check["passed"]:
             return 1
     return 0
@@ -161,5 +175,8 @@ def register(sub):
     p.add_argument("--split", default="val", help="split of a SynthMotion --calibrate directory (default val)")
     p.add_argument("--on-error", default="error", choices=("error", "skip"),
                    help="with --calibrate: an unreadable video stops the export (default) or is skipped and listed")
+    p.add_argument("--stream", action="store_true",
+                   help="an online model's per-frame step, its state as explicit inputs and outputs (MoViNet "
+                        "stream models), verified frame by frame")
     p.add_argument("--force", action="store_true", help="replace an existing --out (and its sidecar)")
     p.set_defaults(func=cmd_export)

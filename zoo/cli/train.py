@@ -112,7 +112,7 @@ def register(sub):
     p.add_argument("--batch-size", type=int, help="clips per process and step")
     p.add_argument("--frames", type=int, help="frames per clip (segments for TSN/TSM/PAN)")
     p.add_argument("--size", type=int, help="crop size in pixels")
-    p.add_argument("--optimizer", choices=("sgd", "adamw"))
+    p.add_argument("--optimizer", choices=("sgd", "adamw", "rmsprop"))  # zoo.engine.config.OPTIMIZERS
     p.add_argument("--schedule", choices=("cosine", "step", "constant"))
     p.add_argument("--amp", choices=("none", "bf16", "fp16"), help="autocast (bf16 works on CPU)")
     p.add_argument("--on-error", choices=("error", "skip"), help="unreadable videos: stop or skip and count them")

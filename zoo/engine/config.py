@@ -22,7 +22,7 @@ __all__ = ["TrainConfig", "load_config", "apply_overrides", "parse_views", "dump
 # VIEW_AGGREGATIONS (a test checks), written here so that `zoo --help` imports no torch
 AGGREGATIONS = ("prob-mean", "logit-mean", "max")
 TEMPORAL_ORDERS = ("normal", "reversed", "shuffled", "single")  # frame orders the harness can feed (diagnostics)
-OPTIMIZERS = ("sgd", "adamw")
+OPTIMIZERS = ("sgd", "adamw", "rmsprop")
 SCHEDULES = ("cosine", "step", "constant")
 AMP_MODES = ("none", "bf16", "fp16")
 FREEZE_MODES = ("none", "backbone", "bn")  # zoo.engine.finetune
@@ -51,6 +51,10 @@ class TrainConfig:
     lr: float = 0.01  # per batch of `batch_size` x processes
     momentum: float = 0.9
     nesterov: bool = False  # SGD with Nesterov momentum (PySlowFast / TAda2D recipes)
+    # RMSprop, TensorFlow's form (timm RMSpropTF: epsilon inside the square root): decay of the squared-gradient
+    # average and epsilon (TensorFlow Model Garden's MoViNet recipe: 0.9 and 1.0)
+    rmsprop_decay: float = 0.9
+    rmsprop_eps: float = 1.0
     weight_decay: float = 5e-4
     no_decay_bias_norm: bool = True  # TSM recipe: no weight decay on biases and norm layers
     schedule: str = "cosine"

@@ -105,6 +105,17 @@ RECIPES: Dict[str, Recipe] = {
         dict(pretrained=None, epochs=256, batch_size=64, optimizer="sgd", lr=0.05, momentum=0.9, nesterov=True,
              weight_decay=5e-5, schedule="cosine", warmup_epochs=35.0, clip_grad=None, dropout=0.5, head_lr_mult=1.0,
              bias_lr_mult=1.0, freeze="none")),
+    "movinet": Recipe(
+        "MoViNet on Kinetics-600 from scratch: RMSprop (decay 0.9, momentum 0.9, epsilon 1.0) 1.8 per 1024 clips, "
+        "5.6 warmup epochs then cosine to epoch 224 (2145 and 85785 steps of 1024 of the 392k clips), L2 3e-5 "
+        "(weight decay 6e-5 on the gradient), label smoothing 0.1, stochastic depth 0.2, gradient norm clipped at "
+        "1 (the official clips each tensor; zoo the global norm), the model's dropout (0.5 base, 0.2 stream)",
+        "tensorflow/models official/projects/movinet/configs/yaml/movinet_a0_k600_8x8.yaml (and its A1-A5 and "
+        "stream siblings: the same trainer)",
+        dict(pretrained=None, epochs=224, batch_size=1024, optimizer="rmsprop", lr=1.8, momentum=0.9,
+             rmsprop_decay=0.9, rmsprop_eps=1.0, weight_decay=6e-5, schedule="cosine", warmup_epochs=5.6,
+             clip_grad=1.0, label_smoothing=0.1, model_args={"drop_path_rate": 0.2}, head_lr_mult=1.0,
+             bias_lr_mult=1.0, freeze="none")),
     "linear-probe": Recipe(
         "a linear classifier on frozen released features: the model's default weights, backbone and its BN "
         "statistics frozen, SGD 0.01, cosine, 10 epochs, no weight decay",

@@ -57,12 +57,17 @@ def _log(msg: str) -> None:
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """SGD (momentum, TSM recipe) or AdamW over the trainable parameters; biases and norm weights get
+    """SGD (momentum, TSM recipe), AdamW or RMSprop (TensorFlow's form, MoViNet's recipe) over the trainable
+    parameters; biases and norm weights get
     no weight decay; classifier and bias learning-rate multipliers (`zoo.engine.finetune.param_groups`)."""
     groups = param_groups(model, cfg.lr, cfg.weight_decay, no_decay_bias_norm=cfg.no_decay_bias_norm,
                           head_lr_mult=cfg.head_lr_mult, bias_lr_mult=cfg.bias_lr_mult)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
+    if cfg.optimizer == "rmsprop":  # weight decay as an L2 term on the gradient, as TensorFlow's regularizers
+        from timm.optim import RMSpropTF
+
+        return RMSpropTF(groups, lr=cfg.lr, alpha=cfg.rmsprop_decay, eps=cfg.rmsprop_eps, momentum=cfg.momentum)
     return torch.optim.AdamW(groups, lr=cfg.lr)
 
 

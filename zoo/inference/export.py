@@ -26,7 +26,8 @@ import torch.nn as nn
 from .._errors import BadData, MissingDependency, UsageError
 from .._files import clean_directory, commit_files, sha256_file, temp_path, write_temp
 
-__all__ = ["FORMATS", "RUNTIMES", "VERIFY_TARGET", "export_model", "save_model_file", "commit_export", "read_export",
+__all__ = ["FORMATS", "RUNTIMES", "VERIFY_TARGET", "export_model", "export_stream", "save_model_file", "commit_export",
+           "read_export",
            "TornExport", "verify_export", "sidecar", "run_exported", "top1_agreement", "OnnxRuntimeModel",
            "onnxruntime_module", "export_program"]
 
@@ -110,6 +111,86 @@ def export_model(model: nn.Module, out: str, *, fmt: str, example: torch.Tensor,
         if os.path.exists(tmp):
             os.unlink(tmp)
     return meta
+
+
+STREAM_VERIFY_FRAMES = 8  # frames a stream export is verified on, one call each
+
+
+def export_stream(model: nn.Module, out: str, *, fmt: str, height: int, width: int, batch: int = 1,
+                  weights: Optional[str] = None, verify: bool = False) -> Dict[str, Any]:
+    """Write the per-frame step of an online model (`zoo.models.VideoModel.stream_step`, e.g. MoViNet's
+    stream form) to ``out`` as ``fmt``, its state as explicit inputs ``state.<name>`` and outputs
+    ``next.<name>`` beside ``frame`` and ``logits``, with a sidecar saying how to loop (the state of a
+    new stream is zeros of the recorded shapes). With ``verify`` the file runs frame by frame in its
+    runtime over `STREAM_VERIFY_FRAMES` frames, its outputs fed back, against the model's own eager
+    stream; the sidecar records the worst max relative |dlogit|. Put in place as one unit."""
+    from ..models import export_forms
+
+    if fmt not in FORMATS:
+        raise UsageError(f"format must be one of {FORMATS}, got {fmt!r}")
+    step, state = model.eval().stream_step(batch, height, width)
+    names = tuple(state)
+    frame = torch.rand(batch, 3, height, width, generator=torch.Generator().manual_seed(0))
+    example = (frame, *state.values())
+    tmp = temp_path(out, "export", f".{fmt}")
+    try:
+        with torch.no_grad():
+            program = torch.export.export(step, example)
+        if fmt == "pt2":
+            torch.export.save(program, tmp)
+        else:
+            program = program.run_decompositions(export_forms())
+            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+                warnings.simplefilter("ignore")
+                onnx = torch.onnx.export(program, example, dynamo=True, optimize=True,
+                                         input_names=["frame", *(f"state.{n}" for n in names)],
+                                         output_names=["logits", *(f"next.{n}" for n in names)])
+            onnx.save(tmp)
+        meta = sidecar(model, (batch, 3, 1, height, width), fmt=fmt, dynamic_batch=False, weights=weights)
+        meta.update(
+            input_shape=[batch, 3, height, width], layout="frame: [batch, channels (RGB), height, width], float32",
+            output=f"[batch, {model.num_classes}] logits of every frame so far",
+            stream={"inputs": ["frame", *(f"state.{n}" for n in names)],
+                    "outputs": ["logits", *(f"next.{n}" for n in names)],
+                    "state": [{"name": n, "shape": list(v.shape), "dtype": str(v.dtype).replace("torch.", ""),
+                               "initial": "zeros"} for n, v in state.items()],
+                    "loop": "one call per frame: feed each next.<name> output back as state.<name>; "
+                            "start a new stream with zeros"})
+        meta["verification"] = {"ran": False}
+        if verify:
+            error = _verify_stream(tmp, fmt, model, state, batch, height, width)
+            meta["verification"] = {"ran": True, "runtime": RUNTIMES[fmt], "max_rel_dlogit": error,
+                                    "frames": STREAM_VERIFY_FRAMES, "target": VERIFY_TARGET,
+                                    "passed": error <= VERIFY_TARGET}
+        commit_export(out, tmp, meta)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return meta
+
+
+def _step_runner(path: str, fmt: str):
+    """The exported step as a function of tensors, returning tensors (its runtime's)."""
+    if fmt == "pt2":
+        module = torch.export.load(path).module()
+        return lambda *xs: list(module(*xs))
+    session = OnnxRuntimeModel(path).session
+    names = [i.name for i in session.get_inputs()]
+    return lambda *xs: [torch.from_numpy(a) for a in session.run(None, {n: x.contiguous().numpy()
+                                                                         for n, x in zip(names, xs)})]
+
+
+def _verify_stream(path: str, fmt: str, model: nn.Module, state: Dict[str, torch.Tensor], batch: int, height: int,
+                   width: int) -> float:
+    run = _step_runner(path, fmt)
+    frames = torch.rand(STREAM_VERIFY_FRAMES, batch, 3, height, width, generator=torch.Generator().manual_seed(1))
+    current, worst = list(state.values()), 0.0
+    with torch.no_grad(), model.stream() as eager:
+        for frame in frames:
+            ref = eager(frame)
+            logits, *current = run(frame, *current)
+            worst = max(worst, float((logits - ref).abs().max() / ref.abs().max().clamp_min(1e-12)))
+    return worst
 
 
 def commit_export(out: str, staged: str, meta: Dict[str, Any]) -> None:

@@ -102,3 +102,9 @@ class VideoModel(nn.Module):
     def stream(self):
         """A per-frame predictor of an online model (see ``online``)."""
         raise UsageError(f"{type(self).__name__} has no online form: it classifies whole clips")
+
+    def stream_step(self, batch: int, height: int, width: int) -> Tuple[nn.Module, Dict[str, torch.Tensor]]:
+        """One frame of an online model with its state as explicit tensors, for export: a module
+        ``step(frame [B, 3, H, W], *state) -> (logits, *next_state)`` and the state of a new stream
+        (name -> tensor, in the step's order)."""
+        raise UsageError(f"{type(self).__name__} has no stream step to export: it classifies whole clips")

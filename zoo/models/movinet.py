@@ -53,7 +53,7 @@ from ._contract import VideoModel
 from ._info import BenchPreset, ModelInfo, Result, Weights
 from ._registry import create_model, register_model
 
-__all__ = ["MoViNet", "MoViNetStream", "MoViNetBlock", "SqueezeExcite", "ARCHS", "checkpoint_filter_fn",
+__all__ = ["MoViNet", "MoViNetStream", "StreamStep", "MoViNetBlock", "SqueezeExcite", "ARCHS", "checkpoint_filter_fn",
            "read_tf_checkpoint", "read_tf_tarball", "to_tf_layout", "tf_same_pads"]
 
 _KERNELS = {"13": (1, 3, 3), "15": (1, 5, 5), "33": (3, 3, 3), "53": (5, 3, 3)}
@@ -439,6 +439,24 @@ class MoViNet(VideoModel):
     def stream(self) -> "MoViNetStream":
         """A per-frame predictor (`MoViNetStream`) of the stream form."""
         return MoViNetStream(self)
+
+    def stream_step(self, batch: int, height: int, width: int) -> Tuple[nn.Module, Dict[str, torch.Tensor]]:
+        """`StreamStep` of this stream model and the state of a new stream (see `VideoModel.stream_step`)."""
+        state = self.initial_state(batch, height, width)
+        return StreamStep(self, tuple(state)), state
+
+
+class StreamStep(nn.Module):
+    """One frame of the stream form with its state as explicit tensors (an exportable graph):
+    ``forward(frame [B, 3, H, W], *state) -> (logits, *next_state)``, the state in ``names`` order."""
+
+    def __init__(self, model: MoViNet, names: Tuple[str, ...]):
+        super().__init__()
+        self.model, self.names = model, names
+
+    def forward(self, frame: torch.Tensor, *state: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        logits, new = self.model.forward_stream(frame[:, :, None], dict(zip(self.names, state)))
+        return (logits, *(new[n] for n in self.names))
 
 
 class MoViNetStream:
