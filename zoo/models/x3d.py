@@ -154,8 +154,6 @@ class X3D(VideoClassifier):
             ``create_x3d_res_block`` (its releases need it).
     """
 
-    fc_std = 0.01  # PySlowFast MODEL.FC_INIT_STD
-
     def __init__(self, num_classes: int = 400, depth_factor: float = 2.2, width_factor: float = 2.0,
                  bottleneck_factor: float = 2.25, head_width: int = 2048, se_ratio: float = 0.0625,
                  num_frames: int = 13, train_crop_size: int = 160, dropout: float = 0.5,
@@ -215,10 +213,6 @@ class X3D(VideoClassifier):
             return window_softmax([windows], [(1, 1, 1)], self.fc)
         x = windows.mean((2, 3, 4))
         return x if pre_logits else self.fc(self.dropout(x))
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.fc = self.linear_classifier(num_classes)
 
 
 def _init_weights(model: X3D) -> None:
