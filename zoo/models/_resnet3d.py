@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from ._loading import unwrap_state_dict
 from ._caffe2 import blobs_to_tensors, caffe2_blobs
 
-__all__ = ["STAGE_DEPTHS", "SLOW_TEMPORAL_KERNELS", "FAST_TEMPORAL_KERNELS", "STAGE_NAMES", "bn3d",
+__all__ = ["STAGE_DEPTHS", "SLOW_TEMPORAL_KERNELS", "FAST_TEMPORAL_KERNELS", "STAGE_NAMES", "bn3d", "projection_shortcut",
            "block_temporal_kernels", "Stem", "Bottleneck", "Pathway", "pool_windows", "window_softmax", "init_classifier",
            "init_weights", "PTVLayout", "PTV_SLOWFAST", "PTV_RESNET_POOL1", "map_checkpoint", "to_pyslowfast_layout",
            "to_pytorchvideo_layout", "to_caffe2_layout", "map_mmaction2", "is_mmaction2"]
@@ -44,6 +44,18 @@ def block_temporal_kernels(kernels: Union[int, Sequence[int]], depth: int) -> Tu
     e.g. ``(1, 3)`` over 3 blocks -> 1, 3, 1."""
     pattern = (kernels,) if isinstance(kernels, int) else tuple(kernels)
     return (pattern * depth)[:depth]
+
+
+def projection_shortcut(in_channels: int, out_channels: int, stride: int, norm: bool = True) -> Optional[nn.Sequential]:
+    """A residual block's shortcut where the shape changes: a 1x1x1 conv (spatial ``stride``) and, with
+    ``norm``, BN (keys ``conv``, ``bn``); None where the block keeps its shape (identity)."""
+    if in_channels == out_channels and stride == 1:
+        return None
+    shortcut = nn.Sequential()
+    shortcut.add_module("conv", nn.Conv3d(in_channels, out_channels, 1, stride=(1, stride, stride), bias=False))
+    if norm:
+        shortcut.add_module("bn", bn3d(out_channels))
+    return shortcut
 
 
 class Stem(nn.Module):
@@ -80,12 +92,7 @@ class Bottleneck(nn.Module):
         self.bn_b = bn3d(inner_channels)
         self.conv_c = nn.Conv3d(inner_channels, out_channels, 1, bias=False)
         self.bn_c = bn3d(out_channels)
-        self.shortcut = None
-        if in_channels != out_channels or stride != 1:
-            self.shortcut = nn.Sequential()
-            self.shortcut.add_module("conv", nn.Conv3d(in_channels, out_channels, 1, stride=(1, stride, stride),
-                                                       bias=False))
-            self.shortcut.add_module("bn", bn3d(out_channels))
+        self.shortcut = projection_shortcut(in_channels, out_channels, stride)
 
     def forward(self, x):
         identity = x if self.shortcut is None else self.shortcut(x)

@@ -44,7 +44,7 @@ from ._checks import check_input
 from ._info import KINETICS_MEAN, KINETICS_STD, BenchPreset, ModelInfo, Result, Weights
 from ._loading import unwrap_state_dict
 from ._registry import create_model, register_model
-from ._resnet3d import bn3d, init_classifier, window_softmax
+from ._resnet3d import bn3d, init_classifier, projection_shortcut, window_softmax
 from ._video_resnet import VideoClassifier
 
 __all__ = ["X3D", "X3DStem", "X3DBlock", "SqueezeExcite3d", "round_width", "stage_depths", "checkpoint_filter_fn",
@@ -113,13 +113,7 @@ class X3DBlock(nn.Module):
         self.se = SqueezeExcite3d(inner_channels, se_ratio) if se_ratio > 0 else None
         self.conv_c = nn.Conv3d(inner_channels, out_channels, 1, bias=False)
         self.bn_c = bn3d(out_channels)
-        self.shortcut = None
-        if in_channels != out_channels or stride != 1:
-            self.shortcut = nn.Sequential()
-            self.shortcut.add_module("conv", nn.Conv3d(in_channels, out_channels, 1, stride=(1, stride, stride),
-                                                       bias=False))
-            if shortcut_bn:
-                self.shortcut.add_module("bn", bn3d(out_channels))
+        self.shortcut = projection_shortcut(in_channels, out_channels, stride, norm=shortcut_bn)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.shortcut is None else self.shortcut(x)
