@@ -149,6 +149,18 @@ def test_measure_in_a_fresh_process():
     assert lat["path_fp32"] == "not compiled" and "compiled_fp32_ms" not in lat
 
 
+def test_a_killed_child_says_how_it_ended():
+    """A measurement child the kernel kills (out of memory) leaves no traceback: the error says so."""
+    import sys
+
+    from zoo.benchmark.latency import json_from_child
+
+    with pytest.raises(RuntimeError, match="failed, killed by SIGKILL .*out-of-memory killer"):
+        json_from_child([sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"])
+    with pytest.raises(RuntimeError, match="failed, exit status 3:\nboom"):
+        json_from_child([sys.executable, "-c", "import sys; sys.stderr.write('boom'); sys.exit(3)"])
+
+
 def test_cli_help(capsys):
     with pytest.raises(SystemExit) as e:
         main(["compare", "--help"])

@@ -155,6 +155,104 @@ def test_official_checkpoint_through_build(tmp_path, name):
     assert "save_counter/.ATTRIBUTES/VARIABLE_VALUE" not in mapped
 
 
+# -- the PyTorch port's files ---------------------------------------------------------------
+def port_layout(model):
+    """Our state dict as the PyTorch port (Atze00/MoViNet-pytorch, `movinets/models.py`) names and
+    shapes it: blocks.b<stage>_l<layer>, each conv a ConvBlock3D of conv_1 (conv3d, or per frame conv2d,
+    and its BN "norm") and the stream form's temporal conv_2 (a conv2d over time x pixels)."""
+    stages = ARCHS[model.arch][1]
+    where = [(i, j) for i, (_, blocks) in enumerate(stages) for j in range(len(blocks))]
+    conv = "conv2d" if model.causal else "conv3d"
+    sub = {"conv": f"conv_1.{conv}", "bn": "conv_1.norm", "conv_temporal": "conv_2.conv2d", "bn_temporal": "conv_2.norm"}
+    out = {}
+    for key, value in model.state_dict().items():
+        parts = key.split(".")
+        if parts[0] == "blocks":
+            n, rest = int(parts[1]), parts[2:]
+            if rest[0] == "se":
+                rest = ["se", {"reduce": "fc1", "expand": "fc2"}[rest[1]], "conv_1", conv, rest[2]]
+            elif rest[0] == "skip":
+                rest = ["res", "1" if model.blocks[n].skip.downsample else "0", *rest[2:]]
+            else:
+                rest = [{"feature": "deep", "scale": "alpha"}.get(rest[0], rest[0]), *rest[1:]]
+            parts = ["blocks", "b%d_l%d" % where[n], *rest]
+        elif parts[0] in ("stem", "head_project"):
+            parts = ["conv1" if parts[0] == "stem" else "conv7", *parts[1:]]
+        else:  # the 2048-wide layer and the classifier: 1x1(x1) convs with biases
+            parts = ["classifier", "0" if parts[0] == "head_hidden" else "3", "conv_1", conv, parts[1]]
+            value = value.reshape(*value.shape, *(1,) * (2 if model.causal else 3)) if value.dim() == 2 else value
+        if len(parts) > 2 and parts[-2] in sub:
+            parts[-2:-1] = sub[parts[-2]].split(".")
+        if model.causal and value.dim() == 5:
+            value = value[..., 0] if parts[-3] == "conv_2" else value[:, :, 0]
+        out[".".join(parts)] = value
+    return out
+
+
+# the port's own state dicts (its code, A0 at random init): key counts, and names and shapes examples
+PORT_KEYS = {"movinet_a0": (385, {"conv1.conv_1.conv3d.weight": (8, 3, 1, 3, 3), "blocks.b0_l0.alpha": (),
+                                  "blocks.b0_l0.se.fc1.conv_1.conv3d.weight": (8, 24, 1, 1, 1),
+                                  "blocks.b1_l0.deep.conv_1.conv3d.weight": (80, 1, 3, 3, 3),
+                                  "blocks.b1_l0.res.1.conv_1.conv3d.weight": (32, 8, 1, 1, 1),
+                                  "blocks.b0_l0.res.1.conv_1.norm.running_mean": (8,),
+                                  "blocks.b4_l3.project.conv_1.norm.running_var": (104,),
+                                  "conv7.conv_1.conv3d.weight": (480, 104, 1, 1, 1),
+                                  "classifier.3.conv_1.conv3d.weight": (600, 2048, 1, 1, 1)}),
+             "movinet_a0_stream": (451, {"conv1.conv_1.conv2d.weight": (8, 3, 3, 3), "blocks.b0_l0.alpha": (),
+                                         "blocks.b0_l0.se.fc1.conv_1.conv2d.weight": (16, 48, 1, 1),
+                                         "blocks.b1_l0.deep.conv_1.conv2d.weight": (80, 1, 3, 3),
+                                         "blocks.b1_l0.deep.conv_2.conv2d.weight": (80, 1, 3, 1),
+                                         "blocks.b1_l0.res.1.conv_1.conv2d.weight": (32, 8, 1, 1),
+                                         "blocks.b4_l3.project.conv_1.norm.running_var": (104,),
+                                         "conv7.conv_1.conv2d.weight": (480, 104, 1, 1),
+                                         "classifier.3.conv_1.conv2d.weight": (600, 2048, 1, 1)})}
+
+
+@pytest.mark.parametrize("name", sorted(PORT_KEYS))
+def test_port_release_loads_by_tag(name, tmp_path, monkeypatch):
+    """The port's file (fabricated in its layout, served by the weights mirror) loads by its tag into
+    the same function, without TensorFlow."""
+    count, examples = PORT_KEYS[name]
+    src = _randomised(name)
+    theirs = port_layout(src)
+    assert len(theirs) == count
+    assert {k: tuple(theirs[k].shape) for k in examples} == examples
+    record = zoo.weights_info(f"{name}.kinetics600_pytorch")
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    torch.save(theirs, mirror / record.file_names[0])
+    monkeypatch.setenv("ZOO_WEIGHTS_MIRROR", str(mirror))
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "cache"))
+    dst = zoo.build(name, pretrained="kinetics600_pytorch").eval()
+    x = torch.rand(1, 3, 3, 40, 40)
+    with torch.no_grad():
+        assert torch.equal(src(x), dst(x))
+
+
+def test_train_pretrained_fine_tunes_from_the_port_release(tmp_path, monkeypatch, capsys):
+    """`zoo train movinet_a0_stream --pretrained kinetics600_pytorch`: the release under every layer
+    but the classifier, which is new for the data's classes."""
+    from zoo.cli import main
+    from zoo.data import synth
+
+    src = _randomised("movinet_a0_stream")
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    torch.save(port_layout(src), mirror / "modelA0_stream_statedict_v3")
+    monkeypatch.setenv("ZOO_WEIGHTS_MIRROR", str(mirror))
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "cache"))
+    synth.generate(str(tmp_path / "data"), ["moving_right", "moving_left"], per_class=2, frames=8, size=32, seed=0)
+    out = tmp_path / "run"
+    assert main(["train", "movinet_a0_stream", "--pretrained", "kinetics600_pytorch", "--data", str(tmp_path / "data"),
+                 "--out", str(out), "--epochs", "1", "--batch-size", "2", "--frames", "4", "--size", "32",
+                 "--lr", "0.01", "--freeze", "backbone", "--no-progress"]) == 0
+    assert "fine-tuning from movinet_a0_stream.kinetics600_pytorch: loaded 449 tensors; re-initialised classifier" \
+        in capsys.readouterr().out
+    weights = torch.load(out / "model.pt", weights_only=True)["state_dict"]
+    assert torch.equal(weights["blocks.10.feature.conv_temporal.weight"], src.blocks[10].feature.conv_temporal.weight)
+    assert weights["fc.weight"].shape == (2, 2048)
+
+
 def test_every_architecture_builds_as_specified():
     for arch, (stem, stages, project) in ARCHS.items():
         model = zoo.build(f"movinet_{arch}")

@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -132,10 +133,15 @@ def measure_in_child(name: str, *, threads: int, warmup: int, reps: int, layout:
 
 def json_from_child(cmd: Sequence[str]) -> Any:
     """Run ``cmd`` (a fresh Python process) and parse the last line it prints as JSON; a failure
-    raises RuntimeError with the command and the end of its stderr."""
+    raises RuntimeError with the command, how it ended and the end of its stderr."""
     proc = subprocess.run(list(cmd), capture_output=True, text=True)
     if proc.returncode:
-        raise RuntimeError(f"{shlex.join(cmd)} failed:\n{proc.stderr[-2000:]}")
+        ended = f"exit status {proc.returncode}"
+        if proc.returncode < 0:  # killed by a signal, which leaves no traceback
+            ended = f"killed by {signal.Signals(-proc.returncode).name}"
+            if proc.returncode == -signal.SIGKILL:
+                ended += " (on Linux, usually the kernel's out-of-memory killer: see `dmesg`)"
+        raise RuntimeError(f"{shlex.join(cmd)} failed, {ended}:\n{proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 

@@ -521,7 +521,8 @@ def read_tf_checkpoint(path: str) -> Dict[str, torch.Tensor]:
         import tensorflow as tf
     except ImportError as e:
         raise UsageError("reading a TensorFlow checkpoint needs TensorFlow, for the conversion only: pip install "
-                         "tensorflow-cpu, then `zoo convert --model MODEL FILE.tar.gz OUT.pt` once and load OUT.pt") from e
+                         "tensorflow-cpu, then `zoo convert --model MODEL FILE.tar.gz OUT.pt` once and load OUT.pt; or take a "
+                         "release already converted to PyTorch where one is listed: zoo weights list 'MODEL.*'") from e
     if os.path.isdir(path):
         path = tf.train.latest_checkpoint(path) or path
     reader = tf.train.load_checkpoint(path)
@@ -658,13 +659,63 @@ def to_tf_layout(state_dict: Dict[str, torch.Tensor], model: MoViNet) -> Dict[st
     return out
 
 
+# the PyTorch port (Atze00/MoViNet-pytorch, its `movinets/models.py`): blocks.b<stage>_l<layer>.<part>, each conv a
+# `ConvBlock3D` holding conv_1 (the conv, "conv3d" or per-frame "conv2d", and its BN "norm") and, in the stream
+# form, conv_2 (the temporal conv over time x pixels and its BN)
+_PORT_BLOCK = re.compile(r"^blocks\.b(\d+)_l(\d+)\.(.+)$")
+_PORT_UNITS = {"conv1.": "stem.", "conv7.": "head_project.", "classifier.0.conv_1.": "head_hidden.",
+               "classifier.3.conv_1.": "fc."}
+_PORT_PARTS = {"deep.": "feature.", "se.fc1.conv_1.": "se.reduce.", "se.fc2.conv_1.": "se.expand.",
+               "res.0.": "skip.proj.", "res.1.": "skip.proj.", "alpha": "scale"}
+_PORT_CONVS = {"conv_1.conv3d.": "conv.", "conv_1.conv2d.": "conv.", "conv_1.norm.": "bn.",
+               "conv_2.conv2d.": "conv_temporal.", "conv_2.norm.": "bn_temporal.", "conv3d.": "", "conv2d.": ""}
+
+
+def _port_key(key: str, block_index: Dict[Tuple[int, int], int]) -> str:
+    """Our key for one key of the PyTorch port's state dict."""
+    for theirs, ours in _PORT_UNITS.items():
+        if key.startswith(theirs):
+            key = ours + key[len(theirs):]
+            break
+    m = _PORT_BLOCK.match(key)
+    if m:
+        rest = m[3]
+        for theirs, ours in _PORT_PARTS.items():
+            if rest.startswith(theirs):
+                rest = ours + rest[len(theirs):]
+                break
+        key = f"blocks.{block_index[int(m[1]), int(m[2])]}.{rest}"
+    for theirs, ours in _PORT_CONVS.items():
+        if theirs in key:
+            return key.replace(theirs, ours, 1)
+    return key
+
+
+def _from_port(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """The port's state dict in our keys and shapes: its per-frame Conv2d kernels ``[out, in, kh, kw]``
+    gain a time axis of 1, its temporal kernels ``[C, 1, kt, 1]`` (over time x pixels) a width of 1."""
+    found = sorted({(int(m[1]), int(m[2])) for m in map(_PORT_BLOCK.match, state_dict) if m})
+    block_index = {stage_layer: i for i, stage_layer in enumerate(found)}
+    out = {}
+    for key, value in state_dict.items():
+        ours = _port_key(key, block_index)
+        if value.dim() == 4:
+            value = value.unsqueeze(-1) if ours.endswith("conv_temporal.weight") else value.unsqueeze(2)
+        if ours in ("head_hidden.weight", "fc.weight"):
+            value = value.reshape(value.shape[0], -1)  # 1x1(x1) conv kernels -> linear weights
+        out[ours] = value
+    return out
+
+
 def checkpoint_filter_fn(checkpoint, model: MoViNet) -> Dict[str, torch.Tensor]:
     """Map an official MoViNet checkpoint, read into ``{TensorFlow variable name: tensor}``
     (`read_tf_checkpoint`; names as ``tf.train.list_variables`` gives them, ``model/`` prefixed,
-    with or without ``/.ATTRIBUTES/VARIABLE_VALUE``), or a zoo state dict, to our keys; the
-    channels-last kernels are transposed. Names of other objects (the optimizer, the save
+    with or without ``/.ATTRIBUTES/VARIABLE_VALUE``), a state dict of the PyTorch port
+    (Atze00/MoViNet-pytorch) or a zoo state dict, to our keys; the channels-last kernels are transposed. Names of other objects (the optimizer, the save
     counter) are dropped; unknown model weights pass through for the loader to report."""
     state_dict = checkpoint if isinstance(checkpoint, dict) else {}
+    if "conv1.conv_1.norm.weight" in state_dict:
+        return _from_port(state_dict)
     if not any(k.startswith(("model/", "layer_with_weights-")) for k in state_dict):
         from ._loading import unwrap_state_dict
 
@@ -689,6 +740,8 @@ _PAPER = "Kondratyuk et al., MoViNets: Mobile Video Networks for Efficient Video
 _URL = "https://storage.googleapis.com/tf_model_garden/vision/movinet/"
 _ZOO = "tensorflow/models official/projects/movinet/README.md (Kinetics 600)"
 _SOURCE = "tensorflow/models (TensorFlow Model Garden)"
+_PORT_URL = "https://github.com/Atze00/MoViNet-pytorch/raw/main/weights/"
+_PORT_SOURCE = "Atze00/MoViNet-pytorch (an unofficial PyTorch port, weights converted from the official release)"
 # arch: (frames, stride, crop, short side, published GFLOPs per video, (base top-1, top-5), (stream top-1, top-5));
 # the clip, stride and sizes of configs/yaml/movinet_<arch>_k600_8x8.yaml's validation data (one clip, one crop)
 # parameters (M) of the official Keras models with 600 classes, base and stream (their trainable variables)
@@ -712,7 +765,18 @@ def _register(arch: str, stream: bool) -> None:
     weights = Weights("kinetics600", 600, "kinetics600", (f"{_URL}movinet_{arch}_{'stream' if stream else 'base'}.tar.gz",),
                       (Result("kinetics600", top1, top5, views, _ZOO),), _SOURCE,
                       notes="a TensorFlow checkpoint: `zoo convert` it once (needs tensorflow-cpu), then load the "
-                            "converted file")
+                            "converted file" + ("; or take the tag kinetics600_pytorch, the same weights converted"
+                                                if not stream or arch in ("a0", "a1", "a2") else ""))
+    records = [weights]
+    if not stream or arch in ("a0", "a1", "a2"):  # the port converted the base forms and the A0-A2 streams
+        records.append(Weights(
+            "kinetics600_pytorch", 600, "kinetics600",
+            (f"{_PORT_URL}model{arch.upper()}{'_stream' if stream else ''}_statedict_v3",),
+            (Result("kinetics600", top1, top5, views, f"{_ZOO}; the same weights, converted"),), _PORT_SOURCE,
+            notes="an unofficial PyTorch port's conversion of the official checkpoint (no TensorFlow needed); "
+                  "zoo runs the official network on it" + (" (the port's own code gates its squeeze-excitations "
+                                                           "with 0.2x + 0.5, the official code with "
+                                                           "relu6(x + 3) * 0.16667)" if stream else "")))
     info = ModelInfo(name=name, family="movinet", paper=_PAPER, num_frames=frames, sampling="dense",
                      sampling_rate=stride, crop_size=crop, resize_size=short, train_jitter=(short, round(short * 1.25)),
                      mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), test_views=(1, 1), num_classes=600,
@@ -732,7 +796,7 @@ def _register(arch: str, stream: bool) -> None:
     # 32 px, as many frames as the stride fits in a 32-frame SynthMotion clip (at most 16)
     code = {"position_code": True} if stream and arch in ("a3", "a4", "a5") else {}
     bench = BenchPreset(frames=min(16, 32 // stride), model_args=dict(arch="a0", **code))
-    register_model(info, weights=(weights,), bench=bench, filter_fn=checkpoint_filter_fn)(builder)
+    register_model(info, weights=tuple(records), bench=bench, filter_fn=checkpoint_filter_fn)(builder)
     globals()[name] = builder
 
 
