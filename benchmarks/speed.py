@@ -21,8 +21,9 @@ Which peer a row ran against is its ``peer_impl``. Reported: median seconds per 
 ``--reps`` interleaved rounds (each round times one call of every row, right after an untimed
 one, so a slow spell of the machine hits all rows alike and each is timed warm) after
 ``--warmup`` calls each, clips/s, the speed-up over the peer, the achieved GMAC/s (fvcore MACs /
-time; with Winograd convs this is an effective rate, which may pass the peak) against this
-machine's measured matmul peak, and numerics: max |Δlogit| relative to the
+time; with Winograd convs this is an effective rate, which may pass the peak) as fractions of
+this machine's matmul and conv peaks of its dtype, measured at the start of the run
+(`zoo.benchmark.peaks`: fp32, bf16 and int8, kept in ``peaks``), and numerics: max |Δlogit| relative to the
 logit scale for fp32 (target ≤1e-4), and top-1 agreement of bf16 with fp32 over
 ``--agree-clips`` random clips (random weights give near-tied logits, so this is a lower bound:
 `zoo compare` measures the agreement of trained models on the SynthMotion validation set).
@@ -47,7 +48,8 @@ import torch
 import torch.nn as nn
 
 import zoo
-from zoo.benchmark.latency import fast_paths, json_from_child, matmul_peak_gmacs, randomize_bn_stats
+from zoo.benchmark.latency import fast_paths, json_from_child, randomize_bn_stats
+from zoo.benchmark.peaks import describe, fractions, measure_peaks
 from zoo.benchmark.machine import machine_description, versions
 from zoo.engine.checkpoint import atomic_write_text
 from zoo.inference.timing import time_interleaved
@@ -140,9 +142,10 @@ def bench_model(name: str, args, peaks: dict) -> dict:
     secs = time_interleaved(fns, x, args.warmup, args.reps)
     for label, fn, dtype in runs:
         sec = secs[label]
+        frac = fractions(macs / sec / 1e9, peaks, "bf16" if dtype == torch.bfloat16 else "fp32")
         row[label] = {"sec_per_call": sec, "clips_per_s": args.batch / sec,
                       "gmacs_per_s": macs / sec / 1e9,
-                      "fraction_of_matmul_peak": macs / sec / 1e9 / peaks[str(dtype)],
+                      "fraction_of_matmul_peak": frac["of_matmul_peak"], "fraction_of_conv_peak": frac["of_conv_peak"],
                       "minor_page_faults_per_call": _minor_faults(fn, x)}
     row["speedup_fp32"] = row["peer"]["sec_per_call"] / row["zoo-fp32"]["sec_per_call"]
     row["speedup_bf16"] = row["peer"]["sec_per_call"] / row["zoo-bf16"]["sec_per_call"]
@@ -231,9 +234,9 @@ def main(argv=None):
     if args.child_row:  # one model, in the fresh process the parent started: its row as one JSON line
         print(json.dumps(bench_model(names[0], args, json.loads(args.child_row))))
         return
-    peaks = {str(dtype): matmul_peak_gmacs(dtype) for dtype in (torch.float32, torch.bfloat16)}
+    peaks = measure_peaks(threads=args.threads)  # this machine's, in this run (zoo.benchmark.peaks)
     header = {"command": " ".join([sys.executable, *sys.argv]), "machine": machine(),
-              "matmul_peak_gmacs": peaks, "batch": args.batch, "threads": args.threads,
+              "peaks": peaks, "batch": args.batch, "threads": args.threads,
               "warmup": args.warmup, "reps": args.reps, "layout": args.layout, "compile": args.compile,
               "processes": "all models in one process" if args.in_process else
               "one fresh process per model" if args.processes == 1 else
@@ -243,8 +246,8 @@ def main(argv=None):
                         "seconds per call",
               "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
     print(f"# {header['machine']['cpu']}, {args.threads} threads, batch {args.batch}, "
-          f"median of {args.reps} interleaved rounds after {args.warmup} warm-up; matmul peak fp32 "
-          f"{peaks[str(torch.float32)]:.0f} / bf16 {peaks[str(torch.bfloat16)]:.0f} GMAC/s")
+          f"median of {args.reps} interleaved rounds after {args.warmup} warm-up\n# " +
+          describe(peaks).replace("\n", "\n# "))
     print(f"{'model':22} {'peer clips/s':>12} {'fp32 clips/s':>12} {'x peer':>7} {'bf16 clips/s':>12} {'x peer':>7} "
           f"{'fp32 %peak':>10} {'max rel dlogit':>14} {'bf16 top1 agr':>13}")
     rows = []

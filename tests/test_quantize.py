@@ -120,6 +120,12 @@ def test_deploy_row_picks_the_fastest_path_per_precision():
     # before the agreement run, the latency run's own conv counts rule out a float "int8"
     counted = {"ms": ms, "convs_int8": {"onnxruntime": [20, 20], "pt2e": [0, 20]}}
     assert _row("slowfast_8x8_r50", counted, None)["best"]["int8"] == "ort_int8"
+    assert pending["peak_use"] == {}  # a row timed before peaks were recorded
+    # each precision's best path against the peaks of the run that timed it
+    peaks = {"matmul": {"fp32": 200.0, "bf16": 1000.0, "int8": 2000.0}, "conv": {"fp32": 100.0, "bf16": 800.0, "int8": 4000.0}}
+    use = _row("tsm_r50", {"ms": ms, "gmacs_per_call": 40.0, "peaks": peaks}, agreement)["peak_use"]
+    assert use["fp32"] == {"gmacs_per_s": 100.0, "of_matmul_peak": 0.5, "of_conv_peak": 1.0}  # 40 GMAC in 400 ms
+    assert use["bf16"]["gmacs_per_s"] == round(40 / 0.24, 1) and use["int8"]["of_conv_peak"] == 0.05  # ort_int8
     table = format_rows([row, pending]).splitlines()
     assert len(table) == 3 and table[1].split()[-2:] == ["1.60x", "98.0%"] and table[2].split()[-1] == "-"
 
@@ -144,6 +150,8 @@ def test_run_deploy_measures_resumes_and_fills_agreement_later(tmp_path, monkeyp
     assert set(row["latency"]["ms"]) == {"eager_fp32", "fast_fp32", "fast_bf16", "ort_fp32", "ort_int8", "pt2e_int8"}
     assert row["latency"]["input_shape"] == [3, 8, 32, 32] and row["latency"]["max_rel_dlogit_vs_eager"]["ort_fp32"] < 1e-4
     assert row["int8_agreement"] is None and row["agreement"] is None
+    assert set(row["latency"]["peaks"]) == {"matmul", "conv"} and row["latency"]["gmacs_per_call"] > 0
+    assert set(row["peak_use"]) == {"fp32", "bf16", "int8"}
 
     # the bench run appears (data, held-out set, weights): the next run measures agreement only
     for sub, seed in (("data", 0), ("heldout", 1)):

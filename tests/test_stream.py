@@ -168,6 +168,17 @@ def test_stream_benchmark_rows_resume_and_memory(tmp_path, monkeypatch, capsys):
     for r in rows.values():
         assert r["realtime_factor"] == pytest.approx(r["frames_per_s"] / 15, rel=0.01, abs=1e-3)  # both rounded
         assert r["measured_by"]["machine"]["threads"] == 1
+    # the run's peaks, and each online row's GMAC/s against those of its dtype
+    peaks = doc["peaks"]
+    assert peaks["threads"] == 1 and all(peaks[k][d] > 0 for k in ("matmul", "conv") for d in ("fp32", "bf16", "int8"))
+    assert peaks["kernels"]["matmul"]["bf16"] == "torch.mm" and "quantized Conv2d" in peaks["kernels"]["conv"]["int8"]
+    for dtype in ("fp32", "bf16"):
+        r = rows[("online", dtype)]
+        assert r["gmacs_per_frame"] == pytest.approx(zoo.model_info("tsm_r50").ref_gflops / 8, rel=0.02)
+        assert r["gmacs_per_s"] == pytest.approx(r["gmacs_per_frame"] * r["frames_per_s"], rel=0.01)
+        assert r["peaks_gmacs"] == {"matmul": peaks["matmul"][dtype], "conv": peaks["conv"][dtype]}
+        assert r["fraction"]["of_conv_peak"] == pytest.approx(r["gmacs_per_s"] / peaks["conv"][dtype], abs=1e-3)
+    assert "gmacs_per_s" not in rows[("sliding", "fp32")]
     assert [m["video"] for m in doc["memory"]] == ["1920x1080, 30 fps, 1 s"] and doc["memory"][0]["peak_rss_mib"] > 100
     capsys.readouterr()
     again = bench.run_stream(results, out_dir=str(tmp_path / "videos"), models=["tsm_r50"], threads=1)

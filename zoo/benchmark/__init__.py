@@ -6,6 +6,7 @@
 - `results`: the results file (settings, reuse of an earlier file, atomic I/O).
 - `compare`: the run itself (`run_compare`); `cards`: rendering the model cards from the results.
 - `machine`: where a measurement ran (machine, versions, zoo commit, peak memory).
+- `peaks`: the machine's matmul and conv peaks (fp32, bf16, int8), measured in the run that uses them.
 
 Nothing here knows the repository's layout: the CLI passes every path.
 """

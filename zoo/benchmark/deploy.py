@@ -14,7 +14,10 @@ videos, then its per-video top-1 against the eager fp32 network's over the val s
 held-out set: the videos over which ``zoo compare`` measures bf16 agreement.
 
 ``int8_vs_bf16`` is the bf16 fast path's time (the faster of not compiled / compiled) over the
-faster int8 backend's; targets (not tests): >= 1.5 at >= 99 % agreement.
+faster int8 backend's; targets (not tests): >= 1.5 at >= 99 % agreement. ``peak_use``: each
+precision's fastest path in GMAC/s (fvcore's multiply-adds per call over its time) and as
+fractions of the matmul and conv peaks of that precision, measured at the start of the run that
+timed the row (`zoo.benchmark.peaks`, in the row's ``latency.peaks``).
 """
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ from ..inference.quantize import error_line
 from ..inference.timing import time_interleaved
 from .latency import fast_paths, json_from_child, randomize_bn_stats
 from .machine import machine_description, versions
+from .peaks import describe, fractions, measure_peaks
 from .results import fixed_width, load_results, provenance, write_results
 
 __all__ = ["measure_paths", "int8_numerics", "run_deploy", "format_rows", "TARGETS", "main"]
@@ -86,7 +90,10 @@ def measure_paths(name: str, *, threads: int, warmup: int, reps: int, compile: b
         dlogit = {k: float((fns[k](x) - ref).abs().max() / ref.abs().max())
                   for k in ("ort_fp32", *INT8_PATHS) if k in fns}
     ms = time_interleaved(fns, x, warmup=warmup, reps=reps)
+    from ..flops import count_flops
+
     return {"family": info.family, "input_shape": list(info.input_shape),
+            "gmacs_per_call": round(count_flops(model, (1, *info.input_shape)).gflops, 3),  # fvcore: FLOP = MAC
             "ms": {k: round(1e3 * v, 2) for k, v in ms.items()}, "setup_s": setup,
             "max_rel_dlogit_vs_eager": {k: float(f"{v:.3g}") for k, v in dlogit.items()}, "int8_errors": errors,
             "convs_int8": convs}
@@ -172,8 +179,14 @@ def _row(name: str, lat: Dict[str, Any], agreement: Optional[Dict[str, Any]]) ->
     int8_path, int8 = best(*int8_paths) if int8_paths else (None, None)
     agree = agreement[INT8_PATHS[int8_path]]["top1_agreement"] if agreement and int8_path else None
     ratio = round(bf16 / int8, 3) if int8 else None
+    peak_use = {}  # each precision's best path in GMAC/s and as fractions of the peaks of its run
+    if "gmacs_per_call" in lat and "peaks" in lat:
+        for dtype, path_ms in (("fp32", fp32), ("bf16", bf16), ("int8", int8)):
+            if path_ms:
+                rate = lat["gmacs_per_call"] / path_ms * 1e3
+                peak_use[dtype] = {"gmacs_per_s": round(rate, 1), **fractions(rate, lat["peaks"], dtype)}
     return {"model": name, "latency": lat, "best": {"fp32": fp32_path, "bf16": bf16_path, "int8": int8_path},
-            "int8_vs_bf16": ratio, "int8_agreement": agree,
+            "int8_vs_bf16": ratio, "int8_agreement": agree, "peak_use": peak_use,
             "ort_fp32_vs_fast_fp32": round(fp32 / ms["ort_fp32"], 3), "agreement": agreement,
             "meets_targets": None if agree is None else
             bool(ratio >= TARGETS["int8_vs_bf16"] and agree >= TARGETS["int8_agreement"])}
@@ -209,6 +222,10 @@ def run_deploy(results: str, *, out_dir: str, models: Optional[Sequence[str]] = 
     todo = [n for n in names if remeasure or reagree or rows.get(n, {}).get("agreement") is None]
     run_of = _bench_runs(todo, out_dir, train) if todo else {}
     agreements: Dict[str, Dict[str, Any]] = {}
+    peaks = None
+    if any(remeasure or name not in rows for name in todo):  # latencies to measure: against this run's peaks
+        peaks = measure_peaks(threads=threads)
+        print(describe(peaks), flush=True)
     print(f"deploy benchmark: {len(todo)} of {len(names)} model(s) to measure; batch 1, {threads} thread(s), "
           f"median of {reps} after {warmup} warmup, interleaved; results -> {results}", flush=True)
     for name in todo:
@@ -219,6 +236,7 @@ def run_deploy(results: str, *, out_dir: str, models: Optional[Sequence[str]] = 
                 ([] if size is None else ["--size", str(size)])
             lat = json_from_child(cmd)
             lat["measured_by"] = {**provenance(doc), "machine": doc["machine"]}  # rows may come from several runs
+            lat["peaks"] = {kind: peaks[kind] for kind in ("matmul", "conv")}
         run = run_of[name]
         if run is not None and run not in agreements:
             agreements[run] = _bench_agreement(run, out_dir)

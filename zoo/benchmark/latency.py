@@ -23,7 +23,7 @@ import torch.nn as nn
 from ..inference.timing import time_interleaved
 from .machine import peak_rss_since_exec_mib
 
-__all__ = ["measure", "measure_in_child", "fast_paths", "json_from_child", "randomize_bn_stats", "matmul_peak_gmacs",
+__all__ = ["measure", "measure_in_child", "fast_paths", "json_from_child", "randomize_bn_stats",
            "MEMORY"]
 
 MEMORY = ("peak RSS of a fresh child process (python -m zoo.benchmark.latency --measure NAME) that builds the model "
@@ -47,18 +47,6 @@ def randomize_bn_stats(model: nn.Module, seed: int = 0, affine: bool = False) ->
                     m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
                     m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.1)
     return model
-
-
-def matmul_peak_gmacs(dtype: torch.dtype, n: int = 2048, reps: int = 5) -> float:
-    """This machine's best square-matmul throughput in GMAC/s at the current thread count."""
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    torch.mm(a, b)
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        torch.mm(a, b)
-        times.append(time.perf_counter() - start)
-    return n ** 3 / min(times) / 1e9
 
 
 def fast_paths(model: nn.Module, x: torch.Tensor, *, layout: str = "auto", compile: bool = False

@@ -12,8 +12,11 @@ statistics, the fp32 fast path (`zoo.optimize`), its canonical crop:
   `zoo.inference.live.LiveRunner` with nothing dropped (``pace=False, drop=False``), fp32 and bf16.
 
 ``frames_per_s``: source frames handled per wall-clock second; ``realtime_factor``: video seconds
-per wall-clock second (>= 1: keeps up with a live source). Targets (not tests): online TSM-R50
->= 30 frames/s on 2 cores, every sliding model >= 1x real time.
+per wall-clock second (>= 1: keeps up with a live source). Online rows also give the model's
+multiply-adds per frame (fvcore: its canonical clip's count over the clip's frames), the GMAC/s that
+rate makes (decoding included in the time) and its fractions of this machine's matmul and conv peaks
+of the row's dtype, measured at the start of the run (`zoo.benchmark.peaks`, kept in ``peaks``).
+Targets (not tests): online TSM-R50 >= 30 frames/s on 2 cores, every sliding model >= 1x real time.
 
 ``memory`` rows: peak RSS of a ``zoo predict --timeline`` process on a short and a 5x longer
 1080p video (memory is bounded by one window, not by the video).
@@ -32,6 +35,7 @@ import torch
 
 from .latency import json_from_child, randomize_bn_stats
 from .machine import machine_description, versions
+from .peaks import describe, fractions, measure_peaks
 from .results import fixed_width, load_results, provenance, write_results
 
 __all__ = ["make_video", "measure_stream", "run_stream", "TARGETS", "main"]
@@ -100,6 +104,11 @@ def measure_stream(name: str, video: str, *, mode: str, dtype: str, threads: int
         row.update(window_sec=round(plan.window_sec, 3), stride_sec=round(plan.stride_sec, 3), window_rule=plan.reason)
     row["meets_target"] = row["frames_per_s"] >= TARGETS["online_frames_per_s"] if mode == "online" else \
         row["realtime_factor"] >= TARGETS["sliding_realtime_factor"]
+    if mode == "online":
+        from ..flops import count_flops
+
+        gmacs = count_flops(model, (1, *info.input_shape)).gflops / info.num_frames  # fvcore: 1 FLOP = 1 multiply-add
+        row.update(gmacs_per_frame=round(gmacs, 3), gmacs_per_s=round(gmacs * row["frames_per_s"], 1))
     return row
 
 
@@ -160,6 +169,9 @@ def run_stream(results: str, *, out_dir: str, models: Optional[Sequence[str]] = 
     keep = [k for k in done if k not in todo]
     if remeasure:
         done = {k: done[k] for k in keep}
+    if any(k not in done and k[1] == "online" for k in todo):  # the peaks the online rows are set against
+        doc["peaks"] = measure_peaks(threads=threads)
+        print(describe(doc["peaks"]), flush=True)
     print(f"stream benchmark: {sum(k not in done for k in todo)} of {len(todo)} row(s) to measure on {video} "
           f"({VIDEO['seconds']} s, {VIDEO['fps']} fps, {VIDEO['width']}x{VIDEO['height']}); {threads} thread(s); "
           f"results -> {results}", flush=True)
@@ -168,6 +180,9 @@ def run_stream(results: str, *, out_dir: str, models: Optional[Sequence[str]] = 
             name, mode, dtype = key
             row = json_from_child([sys.executable, "-m", "zoo.benchmark.stream", "--measure", name, "--mode", mode,
                                    "--dtype", dtype, "--threads", str(threads), "--video", video])
+            if "gmacs_per_s" in row:
+                row["peaks_gmacs"] = {kind: doc["peaks"][kind][dtype] for kind in ("matmul", "conv")}
+                row["fraction"] = fractions(row["gmacs_per_s"], doc["peaks"], dtype)
             row["measured_by"] = {**provenance(doc), "machine": doc["machine"]}
             done[key] = row
             print(format_rows([row], header=len(done) == 1), flush=True)
@@ -184,9 +199,11 @@ def run_stream(results: str, *, out_dir: str, models: Optional[Sequence[str]] = 
 
 def format_rows(rows: List[Dict[str, Any]], header: bool = True) -> str:
     cols = [("model", 19), ("mode", 7), ("dtype", 5), ("frames/s", 8), ("x realtime", 10), ("ms/pred", 8),
-            ("window s", 8), ("target", 6)]
+            ("window s", 8), ("GMAC/s", 7), ("% conv peak", 11), ("target", 6)]
     return fixed_width(cols, [[r["model"], r["mode"], r["dtype"], f"{r['frames_per_s']:.1f}", f"{r['realtime_factor']:.2f}",
                                f"{r['ms_per_prediction']:.0f}", f"{r['window_sec']:.2f}" if "window_sec" in r else "-",
+                               f"{r['gmacs_per_s']:.0f}" if "gmacs_per_s" in r else "-",
+                               f"{100 * r['fraction']['of_conv_peak']:.1f}" if "fraction" in r else "-",
                                "yes" if r["meets_target"] else "no"] for r in rows], header)
 
 
