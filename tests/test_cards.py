@@ -188,7 +188,8 @@ def test_deploy_section_shows_every_path_and_the_int8_verdict():
     assert _row(card, "eager fp32 (as built)") == ["800.0", "1.00×"]
     assert _row(card, 'onnxruntime int8 (`zoo export --int8`; `int8_backend="onnxruntime"`)') == ["160.0", "5.00×"]
     assert "runs 1.25× as fast as bf16 (`compiled_bf16`)" in card and "99.34 % of 608" in card
-    assert "(onnxruntime: of the backends with the most convs in int8, the faster)" in card
+    assert ("(onnxruntime: the fastest of the per-layer backend and the whole-model backends with the most convs "
+            "in int8)") in card
     assert "Targets ≥ 1.5× bf16 at 99 % agreement: not met." in card and "pt2e 99.67 % with 20 of 20 convs in int8" in card
     assert "onnxruntime fp32 is slower than the fp32 fast path (`compiled_fp32`): 0.64× its speed." in card
     assert "| 500 / 160 (onnxruntime) / 1.25× / 99.3 % |" in render_index(None, deploy=deploy)

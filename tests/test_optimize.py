@@ -7,7 +7,8 @@ import torch.nn as nn
 
 import zoo
 from zoo.benchmark.latency import randomize_bn_stats
-from zoo.inference.optimize import fold_batchnorms, optimize
+from zoo.inference import optimize
+from zoo.inference.optimize import fold_batchnorms
 
 ALL = zoo.list_models()
 

@@ -23,10 +23,12 @@ def _clips(n, seed):
     return torch.rand(n, 3, 8, 32, 32, generator=torch.Generator().manual_seed(seed)) * 2 - 1
 
 
-@pytest.mark.parametrize("backend", ["onnxruntime", "pt2e"])
+@pytest.mark.parametrize("backend", ["onnxruntime", "pt2e", "onednn"])
 def test_int8_backends_track_fp32_at_any_batch(net, backend):
     if backend == "pt2e":
         pytest.importorskip("torchao")
+    if backend == "onednn":
+        _int8_available()
     q = zoo.optimize(net, torch.int8, calibration=_clips(6, 0), int8_backend=backend)
     assert (q.dtype, q.backend, q.num_classes, q.info.name) == (torch.int8, backend, 6, "tsm_r50")
     for batch in (1, 3):
@@ -41,8 +43,10 @@ def test_int8_backends_track_fp32_at_any_batch(net, backend):
 def test_int8_auto_keeps_the_faster_backend(net):
     pytest.importorskip("torchao")
     q = zoo.optimize(net, torch.int8, calibration=[_clips(2, 0), _clips(2, 1)])
-    assert set(q.int8_ms) == {"onnxruntime", "pt2e"} and q.convs_int8 == (20, 20)  # ResNet-18: every conv
-    assert q.int8_ms[q.backend] == min(q.int8_ms.values())  # both quantize every conv: the faster
+    assert set(q.int8_ms) == {"onnxruntime", "pt2e", "onednn"}
+    # both whole-model backends quantize every conv of the ResNet-18, so all three compete: the fastest
+    assert q.int8_ms[q.backend] == min(q.int8_ms.values())
+    assert q.convs_int8 == (20, 20) if q.backend != "onednn" else q.convs_int8[1] == 20
 
 
 def test_int8_backends_report_their_int8_convs():
@@ -60,7 +64,7 @@ def test_int8_auto_survives_a_quantizer_that_fails():
     pytest.importorskip("torchao")
     net = bench_model("p3d_63", 4).eval()
     q = zoo.optimize(net, torch.int8, calibration=torch.randn(2, *net.info.input_shape))
-    assert q.backend == "onnxruntime" and set(q.int8_ms) == {"onnxruntime"}
+    assert q.backend in ("onnxruntime", "onednn") and set(q.int8_ms) == {"onnxruntime", "onednn"}
     assert q.int8_errors["pt2e"].startswith("ValueError: ")
 
 
@@ -126,6 +130,10 @@ def test_deploy_row_picks_the_fastest_path_per_precision():
     use = _row("tsm_r50", {"ms": ms, "gmacs_per_call": 40.0, "peaks": peaks}, agreement)["peak_use"]
     assert use["fp32"] == {"gmacs_per_s": 100.0, "of_matmul_peak": 0.5, "of_conv_peak": 1.0}  # 40 GMAC in 400 ms
     assert use["bf16"]["gmacs_per_s"] == round(40 / 0.24, 1) and use["int8"]["of_conv_peak"] == 0.05  # ort_int8
+    # the per-layer backend keeps convs in bf16 by measurement: fewer int8 convs do not rule it out
+    layered = {"ms": {**ms, "onednn_int8": 120.0}, "convs_int8": {"onnxruntime": [20, 20], "pt2e": [20, 20],
+                                                                  "onednn": [12, 20]}}
+    assert _row("tsm_r50", layered, None)["best"]["int8"] == "onednn_int8"
     table = format_rows([row, pending]).splitlines()
     assert len(table) == 3 and table[1].split()[-2:] == ["1.60x", "98.0%"] and table[2].split()[-1] == "-"
 
@@ -147,7 +155,8 @@ def test_run_deploy_measures_resumes_and_fills_agreement_later(tmp_path, monkeyp
     doc = deploy.run_deploy(results, train=False, **smoke)
     assert json.load(open(results)) == json.loads(json.dumps(doc))
     (row,) = doc["rows"]
-    assert set(row["latency"]["ms"]) == {"eager_fp32", "fast_fp32", "fast_bf16", "ort_fp32", "ort_int8", "pt2e_int8"}
+    assert set(row["latency"]["ms"]) == {"eager_fp32", "fast_fp32", "fast_bf16", "ort_fp32", "ort_int8", "pt2e_int8",
+                                         "onednn_int8"}
     assert row["latency"]["input_shape"] == [3, 8, 32, 32] and row["latency"]["max_rel_dlogit_vs_eager"]["ort_fp32"] < 1e-4
     assert row["int8_agreement"] is None and row["agreement"] is None
     assert set(row["latency"]["peaks"]) == {"matmul", "conv"} and row["latency"]["gmacs_per_call"] > 0
@@ -164,7 +173,7 @@ def test_run_deploy_measures_resumes_and_fills_agreement_later(tmp_path, monkeyp
     assert row["latency"] == doc["rows"][0]["latency"]
     # the val split (a quarter of data) and both splits of the held-out set
     assert row["agreement"]["run"] == "tsm_r50" and row["agreement"]["onnxruntime"]["videos"] == 2 + 8
-    assert row["int8_agreement"] == row["agreement"][{"ort_int8": "onnxruntime", "pt2e_int8": "pt2e"}[row["best"]["int8"]]]["top1_agreement"]
+    assert row["int8_agreement"] == row["agreement"][deploy.INT8_PATHS[row["best"]["int8"]]]["top1_agreement"]
 
 
 def test_int8_keeps_infinite_pads_in_float(tmp_path):
@@ -217,3 +226,88 @@ def test_int8_onnxruntime_without_complete_shapes_leaves_the_working_directory_c
         ref, out = net(x), q(x)
     assert q.convs_int8[0] > 0 and float((out - ref).abs().max() / ref.abs().max()) < 0.1
     assert os.listdir(tmp_path) == []
+
+
+# -- zoo's per-layer int8 (zoo.inference.int8) -------------------------------------------------
+def _int8_available():
+    from zoo.inference.int8 import int8_unavailable_reason
+
+    why = int8_unavailable_reason()
+    if why is not None:
+        pytest.skip(why)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+@pytest.mark.parametrize("shape", [(2, 5, 6, 7), (1, 5, 3, 6, 7)])
+def test_activation_quantization_rounds_half_to_even_in_one_pass(dtype, shape):
+    from zoo.inference.int8 import quantize_activation
+
+    _int8_available()
+    fmt = torch.channels_last if len(shape) == 4 else torch.channels_last_3d
+    # quarters: exact in bf16, and x / 0.5 lands on halves, where the rounding rule shows
+    x = (torch.randint(-600, 600, shape) / 4).to(dtype).contiguous(memory_format=fmt)
+    q = quantize_activation(x, 0.5, 7)
+    assert q.dtype == torch.uint8 and q.is_contiguous(memory_format=fmt)
+    expect = torch.clamp(torch.round(x.double() / 0.5) + 7, 0, 255).to(torch.uint8)
+    assert torch.equal(q, expect) and expect.min() == 0 and expect.max() == 255  # both clamps hit
+    assert torch.equal(quantize_activation(x.contiguous(), 0.5, 7), expect)  # any layout in, its own out
+
+
+@pytest.mark.parametrize("conv", [torch.nn.Conv2d(8, 16, 3, stride=2, padding=1),
+                                  torch.nn.Conv3d(8, 16, 3, padding=1),
+                                  torch.nn.Conv3d(8, 8, (3, 1, 1), padding=(1, 0, 0), groups=8)],
+                         ids=["2d-strided", "3d", "3d-depthwise"])
+def test_int8_conv_is_the_float_conv_of_its_quantized_operands(conv):
+    """oneDNN's int8 conv equals, to float rounding, the float conv of the dequantized input and
+    weights (the quantization is then the only error)."""
+    from zoo.inference.int8 import Int8Conv
+
+    _int8_available()
+    torch.manual_seed(0)
+    x = torch.randn(2, 8, *([4] if isinstance(conv, torch.nn.Conv3d) else []), 9, 9).abs()
+    q = Int8Conv(conv.eval(), 0.0, float(x.max()))
+    xq = ((x / q.scale).round() + q.zero_point).clamp(0, 255)
+    shape = (-1,) + (1,) * (conv.weight.dim() - 1)
+    wq = (conv.weight.detach() / q.w_scales.view(shape)).round().clamp(-127, 127)
+    f = torch.nn.functional.conv3d if isinstance(conv, torch.nn.Conv3d) else torch.nn.functional.conv2d
+    expect = f(((xq - q.zero_point) * q.scale).double(), (wq * q.w_scales.view(shape)).double(),
+               conv.bias.detach().double(), conv.stride, conv.padding, conv.dilation, conv.groups)
+    out = q(x)
+    assert out.dtype == torch.float32 and out.shape == expect.shape
+    assert float((out - expect).abs().max() / expect.abs().max()) < 1e-5
+    with torch.no_grad():  # and the quantization's error against the float conv is a few percent at most
+        ref = conv(x)
+    assert float((out - ref).abs().max() / ref.abs().max()) < 0.05
+    assert q(x.to(torch.bfloat16)).dtype == torch.bfloat16
+
+
+def test_per_layer_int8_is_never_the_slower_path(net, monkeypatch):
+    """Layers go int8 where they measure faster; a whole model that is not faster goes back to bf16;
+    a layer whose quantization costs agreement goes back too."""
+    from zoo.inference import int8
+
+    _int8_available()
+    clips = [_clips(2, 0), _clips(2, 1)]
+    q = zoo.optimize(net, torch.int8, calibration=clips, int8_backend="onednn")
+    assert (q.dtype, q.backend, q.num_classes) == (torch.int8, "onednn", 6)
+    assert q.convs_int8[1] == 20 and len(q.layer_ms) == 20 and q.convs_int8[0] == len(q.int8_layers)  # ResNet-18
+    x = _clips(3, 2)
+    with torch.no_grad():
+        ref = net(x)
+    assert float((q(x) - ref).abs().max() / ref.abs().max()) < 0.1
+    # int8 measured faster in every layer and in the whole model: every layer int8
+    monkeypatch.setattr(int8, "_best_ms", lambda fn, x, reps: 1.0 if isinstance(fn, int8.Int8Conv) else 2.0)
+    monkeypatch.setattr(int8, "time_interleaved", lambda fns, *a, **k: {"int8": 1.0, "bf16": 2.0})
+    every = int8.per_layer_int8(net, clips)
+    assert every.convs_int8 == (20, 20) and sum(isinstance(m, int8.Int8Conv) for m in every.modules()) == 20
+    # the same layers, but the whole model measured slower: every layer back to bf16
+    monkeypatch.setattr(int8, "time_interleaved", lambda fns, *a, **k: {"int8": 2.0, "bf16": 1.0})
+    slower = int8.per_layer_int8(net, clips)
+    assert slower.int8_layers == [] and slower.convs_int8 == (0, 20)
+    assert not any(isinstance(m, int8.Int8Conv) for m in slower.modules())
+    with torch.no_grad():
+        assert torch.equal(slower(x), zoo.optimize(net, torch.bfloat16)(x))  # the bf16 fast path, exactly
+    # an agreement no int8 layer can keep: all go back, the worst first
+    monkeypatch.setattr(int8, "time_interleaved", lambda fns, *a, **k: {"int8": 1.0, "bf16": 2.0})
+    strict = int8.per_layer_int8(net, clips, heldout=[_clips(4, 3)], min_agreement=1.01)
+    assert strict.int8_layers == [] and not any(isinstance(m, int8.Int8Conv) for m in strict.modules())

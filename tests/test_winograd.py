@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from zoo.inference.optimize import optimize
+from zoo.inference import optimize
 from zoo.inference.winograd import WinogradConv, transform_matrices, winograd_unavailable_reason
 
 pytestmark = pytest.mark.skipif(winograd_unavailable_reason() is not None,

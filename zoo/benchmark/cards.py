@@ -273,7 +273,8 @@ DEPLOY_PATHS = (("eager fp32 (as built)", "eager_fp32"), ("`zoo.optimize` fp32",
                 ("`zoo.optimize` bf16, `compile=True`", "compiled_bf16"),
                 ("onnxruntime fp32 (`zoo export --format onnx`)", "ort_fp32"),
                 ("onnxruntime int8 (`zoo export --int8`; `int8_backend=\"onnxruntime\"`)", "ort_int8"),
-                ("PT2E + inductor int8 (`int8_backend=\"pt2e\"`)", "pt2e_int8"))
+                ("PT2E + inductor int8 (`int8_backend=\"pt2e\"`)", "pt2e_int8"),
+                ("zoo per-layer int8 in the bf16 fast path (`int8_backend=\"onednn\"`)", "onednn_int8"))
 
 
 def _deploy_section(name, info, results, notes_dir, deploy=None) -> List[str]:
@@ -292,12 +293,12 @@ def _deploy_section(name, info, results, notes_dir, deploy=None) -> List[str]:
         lines.append("No int8 backend could quantize this model.")
     else:
         a = r.get("agreement")
-        chosen = ("of the backends with the most convs in int8, the faster" if a else
-                  "the faster; which backends quantize every conv is counted with the agreement")
+        chosen = ("the fastest of the per-layer backend and the whole-model backends with the most convs in int8"
+                  if a else "the fastest; which backends quantize every conv is counted with the agreement")
         ratio = (f"int8 ({INT8_PATHS[best['int8']]}: {chosen}) runs "
                  f"{r['int8_vs_bf16']:.2f}× as fast as bf16 (`{best['bf16']}`)")
         if a:
-            per = ", ".join(_backend_agreement(k, a[k]) for k in ("onnxruntime", "pt2e"))
+            per = ", ".join(_backend_agreement(k, a[k]) for k in ("onnxruntime", "pt2e", "onednn") if k in a)
             videos = a[INT8_PATHS[best["int8"]]]["videos"]
             verdict = "met" if r["meets_targets"] else "not met"
             lines.append(f"{ratio}; its top-1 agrees with fp32 on {100 * r['int8_agreement']:.2f} % of {videos} "

@@ -4,14 +4,16 @@ on the CPU as zoo's fast path, as an ONNX file in onnxruntime, and in int8.
 Latency, per model in a fresh process (``python -m zoo.benchmark.deploy --measure NAME``), at its
 canonical input (``info.input_shape``), batch 1, random weights with non-trivial BN statistics,
 all paths timed in the same interleaved rounds (`time_interleaved`): eager fp32; `zoo.optimize`
-fp32 and bf16, not compiled and compiled; the ONNX export in onnxruntime (fp32); and both int8
-backends of `zoo.inference.quantize` (onnxruntime static QDQ; PT2E + inductor), calibrated on a
-few random clips (latency does not depend on the calibration).
+fp32 and bf16, not compiled and compiled; the ONNX export in onnxruntime (fp32); and the three int8
+backends of `zoo.inference.quantize` (onnxruntime static QDQ; PT2E + inductor; zoo's per-layer int8
+in the bf16 fast path, which times each conv itself), calibrated on a few random clips (latency
+does not depend on the calibration).
 
 Agreement: each model's SynthMotion bench network, as ``zoo compare`` trains it (trained here
 when its run is missing), quantized by each backend with calibration on the first train-split
 videos, then its per-video top-1 against the eager fp32 network's over the val split plus the
-held-out set: the videos over which ``zoo compare`` measures bf16 agreement.
+held-out set: the videos over which ``zoo compare`` measures bf16 agreement. The per-layer backend
+is measured with every conv in int8 (``every_layer``): the most its choice of layers can change.
 
 ``int8_vs_bf16`` is the bf16 fast path's time (the faster of not compiled / compiled) over the
 faster int8 backend's; targets (not tests): >= 1.5 at >= 99 % agreement. ``peak_use``: each
@@ -31,7 +33,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 
-from ..inference.quantize import error_line
+from ..inference.quantize import WHOLE_MODEL, error_line
 from ..inference.timing import time_interleaved
 from .latency import fast_paths, json_from_child, randomize_bn_stats
 from .machine import machine_description, versions
@@ -41,7 +43,7 @@ from .results import fixed_width, load_results, provenance, write_results
 __all__ = ["measure_paths", "int8_numerics", "run_deploy", "format_rows", "TARGETS", "main"]
 
 TARGETS = {"int8_vs_bf16": 1.5, "int8_agreement": 0.99}
-INT8_PATHS = {"ort_int8": "onnxruntime", "pt2e_int8": "pt2e"}  # timed path -> `quantize` backend
+INT8_PATHS = {"ort_int8": "onnxruntime", "pt2e_int8": "pt2e", "onednn_int8": "onednn"}  # timed path -> backend
 CALIB_RANDOM_CLIPS = 4  # latency runs: calibration does not change the int8 graph's cost
 CALIB_VIDEOS = 32  # agreement runs: first train-split videos of the bench data
 
@@ -53,6 +55,7 @@ def measure_paths(name: str, *, threads: int, warmup: int, reps: int, compile: b
     build (``setup_s``) and each exported / int8 path's max |dlogit| relative to eager. Meant for a
     fresh process (oneDNN and allocator state of this model alone)."""
     from ..inference.export import OnnxRuntimeModel
+    from ..inference.int8 import per_layer_int8
     from ..inference.quantize import Pt2eInt8Model, describe_int8, export_for_int8, onnxruntime_int8
     from ..models import build, resolve
 
@@ -74,7 +77,8 @@ def measure_paths(name: str, *, threads: int, warmup: int, reps: int, compile: b
         fns["ort_fp32"] = OnnxRuntimeModel(os.path.join(tmp, "m.onnx"), threads=threads)
         setup["export_onnx_s"] = round(time.perf_counter() - start, 1)
         builders = {"ort_int8": lambda: onnxruntime_int8(os.path.join(tmp, "m.onnx"), calibration, threads),
-                    "pt2e_int8": lambda: Pt2eInt8Model(model, calibration)}
+                    "pt2e_int8": lambda: Pt2eInt8Model(model, calibration),
+                    "onednn_int8": lambda: per_layer_int8(model, calibration)}
         for path, build_int8 in builders.items():
             start = time.perf_counter()
             try:
@@ -104,6 +108,7 @@ def int8_numerics(model, calibration: Sequence[torch.Tensor], datasets: Sequence
     ``datasets`` (`zoo.benchmark.numerics.top1_agreement`: flip gaps, near ties), and how many of
     its convolutions run in int8 (``convs_int8``: [int8, all])."""
     from ..engine import evaluate
+    from ..inference.int8 import per_layer_int8
     from ..inference.quantize import METHODS, quantize
     from .numerics import top1_agreement
 
@@ -112,7 +117,9 @@ def int8_numerics(model, calibration: Sequence[torch.Tensor], datasets: Sequence
     out = {}
     for backend in METHODS:
         try:
-            int8 = quantize(model, calibration, backend=backend)
+            # the per-layer backend with every conv int8: the most its choice of layers can change the answers
+            int8 = per_layer_int8(model, calibration, every_layer=True) if backend == "onednn" else \
+                quantize(model, calibration, backend=backend)
         except Exception as e:  # recorded, as `measure_paths` records it
             out[backend] = {"error": error_line(e)}
             continue
@@ -168,9 +175,10 @@ def _row(name: str, lat: Dict[str, Any], agreement: Optional[Dict[str, Any]]) ->
     counted = {b: a["convs_int8"] for b, a in (agreement or {}).items() if isinstance(a, dict) and "convs_int8" in a}
     counted = counted or lat.get("convs_int8", {})
     if counted:
-        # as `quantize(backend="auto")` chooses: a backend that leaves convolutions in float is not int8
-        convs = {p: counted.get(INT8_PATHS[p], [0])[0] for p in int8_paths}
-        int8_paths = [p for p in int8_paths if convs[p] == max(convs.values())]
+        # as `quantize(backend="auto")` chooses: a whole-model backend that leaves convolutions in float is
+        # not int8; the per-layer one leaves them in bf16 by measurement
+        convs = {p: counted.get(INT8_PATHS[p], [0])[0] for p in int8_paths if INT8_PATHS[p] in WHOLE_MODEL}
+        int8_paths = [p for p in int8_paths if p not in convs or convs[p] == max(convs.values())]
     if agreement:
         # then the backends that keep the model's answers (the agreement target), if any does
         agreeing = [p for p in int8_paths

@@ -7,6 +7,7 @@ Beside it: `zoo.inference.quantize` (int8), `zoo.inference.export` (ONNX / torch
 `zoo.inference.timeline` (sliding-window timelines of long videos) and `zoo.inference.live`
 (live streams that drop instead of lagging, online TSM frame by frame).
 """
-from .optimize import Conv3dAs2d, OptimizedModel, fold_batchnorms, optimize
+from .optimize import Conv3dAs2d, OptimizedModel, fold_batchnorms
+from .api import optimize
 
 __all__ = ["optimize", "OptimizedModel", "fold_batchnorms", "Conv3dAs2d"]

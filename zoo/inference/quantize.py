@@ -1,7 +1,7 @@
 """Post-training static int8 quantization for CPU inference: ``zoo.optimize(model, torch.int8,
 calibration=clips)`` (`quantize`), and of an exported ONNX file (`quantize_onnx`, ``zoo export --int8``).
 
-Two backends; neither is faster on every model, so ``backend="auto"`` builds both and keeps the
+Three backends; none is faster on every model, so ``backend="auto"`` builds them all and keeps the
 one faster on the model's canonical clip (``python -m zoo.benchmark.deploy`` has the figures per model):
 
 - ``"onnxruntime"``: the model exported to ONNX (`zoo.inference.export`), quantized by onnxruntime's
@@ -9,8 +9,11 @@ one faster on the model's canonical clip (``python -m zoo.benchmark.deploy`` has
 - ``"pt2e"``: PT2E (torchao) with inductor's x86 quantizer, then ``torch.compile`` with weight
   freezing, so convolutions run as oneDNN int8 kernels with the (de)quantization fused. Needs
   torchao and a C++ compiler; compiling costs seconds to a minute at the first call of each shape.
+- ``"onednn"``: zoo's own (`zoo.inference.int8`): the bf16 fast path with each convolution, 2D or
+  3D, in int8 (oneDNN) where it measures faster than in bf16 on the model's canonical clip, so it
+  is never slower than the bf16 fast path. Needs a C++ compiler (its quantization kernel).
 
-Both calibrate activation ranges (min/max) on the clips given and keep the logits in float32.
+All calibrate activation ranges (min/max) on the clips given and keep the logits in float32.
 """
 from __future__ import annotations
 
@@ -35,7 +38,10 @@ METHODS = {
     "onnxruntime": "onnxruntime static quantization: QDQ, per-channel int8 weights, uint8 activations",
     "pt2e": "PT2E (torchao) with inductor's x86 quantizer: per-channel int8 weights, uint8 activations; "
             "torch.compile (inductor, weight freezing)",
+    "onednn": "zoo per layer: oneDNN int8 convolutions (2D and 3D; per-channel int8 weights, uint8 activations) "
+              "where each measures faster than its bf16 form, inside the bf16 fast path",
 }
+WHOLE_MODEL = ("onnxruntime", "pt2e")  # backends that quantize every convolution they can, not by measurement
 BACKENDS = (*METHODS, "auto")
 
 
@@ -212,9 +218,9 @@ def quantize(model: nn.Module, calibration, *, backend: str = "auto", threads=No
     ``backend``, ``method``, ``convs_int8`` ((convolutions with int8 weights, all convolutions))
     and, for ``"auto"``, ``int8_ms``: the backends' timings on the canonical clip, and
     ``int8_errors``: why a backend could not quantize the model, if one could not. ``"auto"``
-    keeps the faster of the backends that quantize the most convolutions (PT2E leaves Conv3d in
-    float: on 3D networks it is not an int8 model). ``threads``: onnxruntime's intra-op threads
-    (default: one per core)."""
+    keeps the fastest of ``"onednn"`` and the whole-model backend that quantizes the most
+    convolutions (the faster of those on a tie: PT2E leaves Conv3d in float, so on 3D networks it
+    is not an int8 model). ``threads``: onnxruntime's intra-op threads (default: one per core)."""
     if backend not in BACKENDS:
         raise UsageError(f"int8 backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if model.training:
@@ -229,14 +235,22 @@ def quantize(model: nn.Module, calibration, *, backend: str = "auto", threads=No
                 errors[name] = error_line(e)
         if not built:
             raise RuntimeError("no int8 backend could quantize this model: " + "; ".join(f"{k}: {v}" for k, v in errors.items()))
-        most = max(q.convs_int8[0] for q in built.values())
-        candidates = {name: q for name, q in built.items() if q.convs_int8[0] == most}
+        whole = {name: q for name, q in built.items() if name in WHOLE_MODEL}
+        most = max((q.convs_int8[0] for q in whole.values()), default=0)
+        candidates = {name: q for name, q in built.items() if name not in whole or q.convs_int8[0] == most}
         secs = time_interleaved(built, canonical_clip(model), warmup=1, reps=3, settle=0)
         best = candidates[min(candidates, key=secs.get)]
         best.int8_errors = errors
         best.int8_ms = {k: round(1e3 * v, 1) for k, v in secs.items()}
         return best
-    quantized = _onnxruntime_int8(model, clips, threads) if backend == "onnxruntime" else Pt2eInt8Model(model, clips)
+    if backend == "onnxruntime":
+        quantized = _onnxruntime_int8(model, clips, threads)
+    elif backend == "pt2e":
+        quantized = Pt2eInt8Model(model, clips)
+    else:
+        from .int8 import per_layer_int8
+
+        quantized = per_layer_int8(model, clips)
     return describe_int8(quantized, model, backend)
 
 

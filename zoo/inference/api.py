@@ -1,0 +1,63 @@
+"""``zoo.optimize``: a model's fast inference copy, in float32 or bfloat16 (the fast path,
+`zoo.inference.optimize`) or in int8 (`zoo.inference.quantize`)."""
+from __future__ import annotations
+
+from typing import Optional, Union
+
+import torch
+import torch.nn as nn
+
+from .._errors import UsageError
+from .optimize import fast_path
+
+__all__ = ["optimize"]
+
+
+def optimize(model: nn.Module, dtype: torch.dtype = torch.float32, *, example: Optional[torch.Tensor] = None,
+             compile: Union[bool, str] = False, fold_bn: bool = True, layout: str = "channels_last",
+             memory_cache: bool = True, winograd: bool = True, calibration=None,
+             int8_backend: str = "auto") -> nn.Module:
+    """Return a faster inference copy of ``model`` (see the module docstring).
+
+    Args:
+        model: a built model in eval mode, weights loaded. It is not modified.
+        dtype: ``torch.float32`` (same numerics up to float reassociation), ``torch.bfloat16``
+            (CPU autocast) or ``torch.int8``: post-training static quantization calibrated on
+            ``calibration`` (`zoo.inference.quantize.quantize`: onnxruntime, PT2E + inductor, or
+            zoo's per-layer int8 inside the bf16 fast path, ``int8_backend``); the options between do
+            not apply to it.
+        example: an input used to find and verify the BN folds; defaults to one random clip of
+            ``info.num_frames`` frames at ``max(info.min_size, 64)`` px (small, to stay cheap).
+        compile: ``True`` wraps with ``torch.compile`` (inductor, freezing); ``"auto"`` compiles,
+            times the compiled and the eager fast path on one canonical clip and keeps the faster
+            (``.compiled`` says which); ``False`` (default) does not compile.
+        fold_bn: fold BatchNorms into convolutions.
+        layout: ``"channels_last"`` (default), ``"contiguous"`` (keep the default layout), or
+            ``"auto"``: time both on one clip at the model's canonical input, in 3 interleaved
+            rounds, and keep the faster (the timings are in ``.layout_ms``; channels-last is faster
+            for most models on oneDNN, not for all: P3D's mixed 2D/3D convs run faster in the
+            default layout). ``benchmarks/speed.py`` uses ``"auto"``.
+        memory_cache: allocate the model's activations from its own `zoo.inference.memory.MemoryCache`,
+            kept between calls (no page faults on repeated calls; somewhat more than the peak of
+            live activations stays reserved until ``model.memory_cache.trim()`` or the model is
+            dropped).
+        winograd: in float32 with a channels-last layout, run 3x3 stride-1 convs with at least 32
+            channels as Winograd F(4x4, 3x3) (`zoo.inference.winograd.WinogradConv`: about 2x faster per
+            conv; outputs within about 1e-5 of their scale instead of 2e-6). Ignored (False)
+            where its kernels cannot be built (`zoo.inference.winograd.winograd_unavailable_reason`).
+        calibration: int8 only: clips of the model's input shape (a ``[N, C, T, H, W]`` tensor or a
+            list of ``[B, C, T, H, W]`` ones), as the model will see them (decoded, normalised).
+        int8_backend: ``"onnxruntime"``, ``"pt2e"``, ``"onednn"`` (zoo's per-layer int8: never slower
+            than the bf16 fast path) or ``"auto"`` (default: build them all, time them on the
+            canonical clip and keep the fastest; none wins on every model).
+    """
+    if dtype == torch.int8:
+        if calibration is None:
+            raise UsageError("dtype=torch.int8 needs calibration clips: optimize(model, torch.int8, "
+                             "calibration=clips) with clips shaped [N, C, T, H, W], as the model sees them")
+        from .quantize import quantize
+        return quantize(model, calibration, backend=int8_backend)
+    if calibration is not None:
+        raise UsageError("calibration= is for dtype=torch.int8 only")
+    return fast_path(model, dtype, example=example, compile=compile, fold_bn=fold_bn, layout=layout,
+                     memory_cache=memory_cache, winograd=winograd)
