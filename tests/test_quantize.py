@@ -169,6 +169,11 @@ def test_run_deploy_measures_resumes_and_fills_agreement_later(tmp_path, monkeyp
     (runs / "tsm_r50").mkdir()
     torch.save(net.state_dict(), runs / "tsm_r50" / FINAL_WEIGHTS)
     monkeypatch.setattr(deploy, "json_from_child", lambda cmd: pytest.fail(f"latency re-measured: {cmd}"))
+    # a row of an older file, which kept its run's record at the top only, keeps that record
+    older = json.load(open(results))
+    del older["rows"][0]["latency"]["measured_by"]
+    with open(results, "w") as f:
+        json.dump(older, f)
     (row,) = deploy.run_deploy(results, train=False, **smoke)["rows"]
     assert row["latency"] == doc["rows"][0]["latency"]
     # the val split (a quarter of data) and both splits of the held-out set
@@ -311,3 +316,22 @@ def test_per_layer_int8_is_never_the_slower_path(net, monkeypatch):
     monkeypatch.setattr(int8, "time_interleaved", lambda fns, *a, **k: {"int8": 1.0, "bf16": 2.0})
     strict = int8.per_layer_int8(net, clips, heldout=[_clips(4, 3)], min_agreement=1.01)
     assert strict.int8_layers == [] and not any(isinstance(m, int8.Int8Conv) for m in strict.modules())
+
+
+def test_heldout_clips_reach_the_per_layer_choice(net, monkeypatch):
+    """`zoo.optimize(..., heldout=clips)` gives the per-layer backend its agreement clips; held-out
+    clips without int8 are a mistake, said in one line."""
+    from zoo.inference import int8
+
+    _int8_available()
+    seen = {}
+
+    def fake(model, clips, **kwargs):
+        seen.update(kwargs, clips=len(clips))
+        return int8.Int8Model(zoo.optimize(model, torch.bfloat16), [], 20, {})
+
+    monkeypatch.setattr(int8, "per_layer_int8", fake)
+    zoo.optimize(net, torch.int8, calibration=_clips(2, 0), int8_backend="onednn", heldout=_clips(3, 1))
+    assert seen["clips"] == 2 and [c.shape[0] for c in seen["heldout"]] == [1, 1, 1]
+    with pytest.raises(zoo.UsageError, match="heldout= are for dtype=torch.int8 only"):
+        zoo.optimize(net, heldout=_clips(3, 1))

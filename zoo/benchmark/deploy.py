@@ -222,9 +222,13 @@ def run_deploy(results: str, *, out_dir: str, models: Optional[Sequence[str]] = 
                              f"{CALIB_VIDEOS} train-split videos; per-video top-1 against eager fp32 over the val split "
                              f"and the held-out set", "targets": TARGETS}
     previous = load_results(results) or {}
-    # rows kept from an earlier file are re-derived from their measurements (the choice of paths may have changed)
-    rows = {r["model"]: _row(r["model"], r["latency"], r.get("agreement")) for r in previous.get("rows", [])} \
-        if previous.get("settings") == settings else {}
+    # rows kept from an earlier file are re-derived from their measurements (the choice of paths may have
+    # changed), each keeping the record of the run that timed it: a row without one was timed by that file's run
+    rows = {}
+    if previous.get("settings") == settings:
+        for r in previous.get("rows", []):
+            lat = {"measured_by": {**provenance(previous), "machine": previous.get("machine")}, **r["latency"]}
+            rows[r["model"]] = _row(r["model"], lat, r.get("agreement"))
     doc = {"command": command or shlex.join(sys.argv), "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
            "versions": versions(), "machine": {**machine_description(), "threads": threads}, "settings": settings}
     todo = [n for n in names if remeasure or reagree or rows.get(n, {}).get("agreement") is None]

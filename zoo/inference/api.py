@@ -16,7 +16,7 @@ __all__ = ["optimize"]
 def optimize(model: nn.Module, dtype: torch.dtype = torch.float32, *, example: Optional[torch.Tensor] = None,
              compile: Union[bool, str] = False, fold_bn: bool = True, layout: str = "channels_last",
              memory_cache: bool = True, winograd: bool = True, calibration=None,
-             int8_backend: str = "auto") -> nn.Module:
+             int8_backend: str = "auto", heldout=None) -> nn.Module:
     """Return a faster inference copy of ``model`` (see the module docstring).
 
     Args:
@@ -50,14 +50,16 @@ def optimize(model: nn.Module, dtype: torch.dtype = torch.float32, *, example: O
         int8_backend: ``"onnxruntime"``, ``"pt2e"``, ``"onednn"`` (zoo's per-layer int8: never slower
             than the bf16 fast path) or ``"auto"`` (default: build them all, time them on the
             canonical clip and keep the fastest; none wins on every model).
+        heldout: int8 only: other clips, on which the ``"onednn"`` backend keeps the top-1 of at
+            least 99 % of them equal to the fp32 model's (layers go back to bf16 until it does).
     """
     if dtype == torch.int8:
         if calibration is None:
             raise UsageError("dtype=torch.int8 needs calibration clips: optimize(model, torch.int8, "
                              "calibration=clips) with clips shaped [N, C, T, H, W], as the model sees them")
         from .quantize import quantize
-        return quantize(model, calibration, backend=int8_backend)
-    if calibration is not None:
-        raise UsageError("calibration= is for dtype=torch.int8 only")
+        return quantize(model, calibration, backend=int8_backend, heldout=heldout)
+    if calibration is not None or heldout is not None:
+        raise UsageError("calibration= and heldout= are for dtype=torch.int8 only")
     return fast_path(model, dtype, example=example, compile=compile, fold_bn=fold_bn, layout=layout,
                      memory_cache=memory_cache, winograd=winograd)

@@ -211,7 +211,7 @@ class Pt2eInt8Model(nn.Module):
             return self._compiled(x).float()
 
 
-def quantize(model: nn.Module, calibration, *, backend: str = "auto", threads=None) -> nn.Module:
+def quantize(model: nn.Module, calibration, *, backend: str = "auto", threads=None, heldout=None) -> nn.Module:
     """``model`` (eval mode, fp32) quantized to int8 by ``backend`` (see the module docstring),
     calibrated on ``calibration`` (see `calibration_clips`), for any batch size. The module returned
     carries the model's ``info``, ``num_classes`` and ``categories``, ``dtype`` (``torch.int8``),
@@ -220,7 +220,9 @@ def quantize(model: nn.Module, calibration, *, backend: str = "auto", threads=No
     ``int8_errors``: why a backend could not quantize the model, if one could not. ``"auto"``
     keeps the fastest of ``"onednn"`` and the whole-model backend that quantizes the most
     convolutions (the faster of those on a tie: PT2E leaves Conv3d in float, so on 3D networks it
-    is not an int8 model). ``threads``: onnxruntime's intra-op threads (default: one per core)."""
+    is not an int8 model). ``threads``: onnxruntime's intra-op threads (default: one per core).
+    ``heldout``: clips (as ``calibration``) on which ``"onednn"`` keeps the model's top-1 agreement
+    with fp32 at 99 % or more, putting layers back in bf16 where needed."""
     if backend not in BACKENDS:
         raise UsageError(f"int8 backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if model.training:
@@ -230,7 +232,7 @@ def quantize(model: nn.Module, calibration, *, backend: str = "auto", threads=No
         built, errors = {}, {}
         for name in METHODS:
             try:
-                built[name] = quantize(model, clips, backend=name, threads=threads)
+                built[name] = quantize(model, clips, backend=name, threads=threads, heldout=heldout)
             except Exception as e:  # a quantizer that cannot handle this graph leaves the other
                 errors[name] = error_line(e)
         if not built:
@@ -250,7 +252,7 @@ def quantize(model: nn.Module, calibration, *, backend: str = "auto", threads=No
     else:
         from .int8 import per_layer_int8
 
-        quantized = per_layer_int8(model, clips)
+        quantized = per_layer_int8(model, clips, heldout=calibration_clips(heldout) if heldout is not None else ())
     return describe_int8(quantized, model, backend)
 
 
