@@ -40,10 +40,7 @@ _FORMATS = {4: torch.channels_last, 5: torch.channels_last_3d}
 @functools.lru_cache(maxsize=None)
 def _library():
     """(ctypes library, None), or (None, why it cannot be built)."""
-    lib, why = native.load_library("int8 activation quantization", lambda: native.build_library(
-        _SOURCE, native.library_dir(), flags=["-march=native", "-fopenmp"],
-        # torch's own libgomp: one OpenMP runtime, one thread pool, torch.set_num_threads applies
-        link=[f"-L{native.TORCH_LIB}", f"-Wl,-rpath,{native.TORCH_LIB}"]))
+    lib, why = native.load_openmp_kernels("int8 activation quantization", _SOURCE)
     if lib is None:
         return None, why
     for fn in (lib.zoo_quantize_bf16_u8, lib.zoo_quantize_f32_u8):

@@ -20,7 +20,7 @@ from typing import Callable, Optional, Sequence, Tuple
 
 import torch
 
-__all__ = ["build_library", "load_library", "library_dir", "TORCH_LIB"]
+__all__ = ["build_library", "load_library", "load_openmp_kernels", "library_dir", "TORCH_LIB"]
 
 _log = logging.getLogger("zoo.inference")
 
@@ -48,6 +48,13 @@ def load_library(what: str, build: Callable[[], Path]) -> Tuple[Optional[ctypes.
         return ctypes.CDLL(str(build())), None
     except (RuntimeError, OSError) as e:
         return None, fallback(what, str(e))
+
+
+def load_openmp_kernels(what: str, source: Path) -> Tuple[Optional[ctypes.CDLL], Optional[str]]:
+    """`load_library` of ``source`` built for this CPU (``-march=native``) with OpenMP, linked against
+    torch's own libgomp: one OpenMP runtime, one thread pool, so ``torch.set_num_threads`` applies."""
+    return load_library(what, lambda: build_library(source, library_dir(), flags=["-march=native", "-fopenmp"],
+                                                    link=[f"-L{TORCH_LIB}", f"-Wl,-rpath,{TORCH_LIB}"]))
 
 
 def fallback(what: str, why: str) -> str:

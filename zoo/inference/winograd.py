@@ -77,10 +77,7 @@ def transform_matrices(points=POINTS, kernel: int = 3) -> Tuple[torch.Tensor, to
 @functools.lru_cache(maxsize=None)
 def _library():
     """(ctypes library, None), or (None, why it cannot be built)."""
-    lib, why = native.load_library("Winograd convs", lambda: native.build_library(
-        _SOURCE, native.library_dir(), flags=["-march=native", "-fopenmp"],
-        # torch's own libgomp: one OpenMP runtime, one thread pool, torch.set_num_threads applies
-        link=[f"-L{native.TORCH_LIB}", f"-Wl,-rpath,{native.TORCH_LIB}"]))
+    lib, why = native.load_openmp_kernels("Winograd convs", _SOURCE)
     if lib is None:
         return None, why
     i64, ptr = ctypes.c_int64, ctypes.c_void_p

@@ -25,28 +25,30 @@ inline uint8_t to_u8(float v, float inv_scale, float zero_point) {
 
 constexpr int64_t kGrain = 1 << 14;  // elements per OpenMP chunk: small tensors stay on one thread
 
+inline float as_float(uint16_t v) { return bf16_to_float(v); }
+inline float as_float(float v) { return v; }
+
+template <typename T>
+void quantize(const T* x, uint8_t* y, int64_t n, float inv_scale, int32_t zero_point) {
+  const float zp = static_cast<float>(zero_point);
+#pragma omp parallel for schedule(static) if (n > kGrain)
+  for (int64_t start = 0; start < n; start += kGrain) {
+    const int64_t stop = start + kGrain < n ? start + kGrain : n;
+#pragma omp simd
+    for (int64_t i = start; i < stop; ++i) y[i] = to_u8(as_float(x[i]), inv_scale, zp);
+  }
+}
+
 }  // namespace
 
 extern "C" {
 
 void zoo_quantize_bf16_u8(const uint16_t* x, uint8_t* y, int64_t n, float inv_scale, int32_t zero_point) {
-  const float zp = static_cast<float>(zero_point);
-#pragma omp parallel for schedule(static) if (n > kGrain)
-  for (int64_t start = 0; start < n; start += kGrain) {
-    const int64_t stop = start + kGrain < n ? start + kGrain : n;
-#pragma omp simd
-    for (int64_t i = start; i < stop; ++i) y[i] = to_u8(bf16_to_float(x[i]), inv_scale, zp);
-  }
+  quantize(x, y, n, inv_scale, zero_point);
 }
 
 void zoo_quantize_f32_u8(const float* x, uint8_t* y, int64_t n, float inv_scale, int32_t zero_point) {
-  const float zp = static_cast<float>(zero_point);
-#pragma omp parallel for schedule(static) if (n > kGrain)
-  for (int64_t start = 0; start < n; start += kGrain) {
-    const int64_t stop = start + kGrain < n ? start + kGrain : n;
-#pragma omp simd
-    for (int64_t i = start; i < stop; ++i) y[i] = to_u8(x[i], inv_scale, zp);
-  }
+  quantize(x, y, n, inv_scale, zero_point);
 }
 
 }  // extern "C"
