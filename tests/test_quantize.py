@@ -335,3 +335,12 @@ def test_heldout_clips_reach_the_per_layer_choice(net, monkeypatch):
     assert seen["clips"] == 2 and [c.shape[0] for c in seen["heldout"]] == [1, 1, 1]
     with pytest.raises(zoo.UsageError, match="heldout= are for dtype=torch.int8 only"):
         zoo.optimize(net, heldout=_clips(3, 1))
+
+
+def test_per_layer_int8_without_its_kernel_says_what_to_take(net, monkeypatch):
+    from zoo.inference import int8
+
+    monkeypatch.setattr(int8, "int8_unavailable_reason", lambda: "no C++ compiler 'c++' on PATH (install g++)\nmore")
+    with pytest.raises(zoo.UsageError, match="cannot run here: no C.. compiler 'c..' on PATH .install g..; "
+                                             "take int8_backend='onnxruntime' instead$"):
+        zoo.optimize(net, torch.int8, calibration=_clips(2, 0), int8_backend="onednn")

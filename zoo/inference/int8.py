@@ -27,6 +27,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 
+from .._errors import UsageError
 from . import native
 from .optimize import Float32Module, OptimizedModel, fast_path
 from .timing import canonical_clip, time_interleaved
@@ -160,7 +161,8 @@ def per_layer_int8(model: nn.Module, clips: Sequence[torch.Tensor], *, heldout: 
     what the deployment benchmark's agreement measures)."""
     why = int8_unavailable_reason()
     if why is not None:
-        raise RuntimeError(f"zoo's int8 convolutions cannot run here: {why}")
+        raise UsageError(f"int8_backend='onednn' cannot run here: {why.strip().splitlines()[0]}; take "
+                         "int8_backend='onnxruntime' instead")
     fast = fast_path(model, torch.bfloat16)
     body = fast.model
     convs = _candidates(body)
