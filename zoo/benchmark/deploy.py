@@ -54,6 +54,7 @@ def measure_paths(name: str, *, threads: int, warmup: int, reps: int, compile: b
     another crop size, for smoke runs), timed in interleaved rounds, with the seconds each took to
     build (``setup_s``) and each exported / int8 path's max |dlogit| relative to eager. Meant for a
     fresh process (oneDNN and allocator state of this model alone)."""
+    from ..flops import count_flops
     from ..inference.export import OnnxRuntimeModel
     from ..inference.int8 import per_layer_int8
     from ..inference.quantize import Pt2eInt8Model, describe_int8, export_for_int8, onnxruntime_int8
@@ -94,8 +95,6 @@ def measure_paths(name: str, *, threads: int, warmup: int, reps: int, compile: b
         dlogit = {k: float((fns[k](x) - ref).abs().max() / ref.abs().max())
                   for k in ("ort_fp32", *INT8_PATHS) if k in fns}
     ms = time_interleaved(fns, x, warmup=warmup, reps=reps)
-    from ..flops import count_flops
-
     return {"family": info.family, "input_shape": list(info.input_shape),
             "gmacs_per_call": round(count_flops(model, (1, *info.input_shape)).gflops, 3),  # fvcore: FLOP = MAC
             "ms": {k: round(1e3 * v, 2) for k, v in ms.items()}, "setup_s": setup,

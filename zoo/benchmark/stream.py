@@ -77,6 +77,7 @@ def make_video(path: str, seconds: int, fps: int, width: int, height: int, seed:
 def measure_stream(name: str, video: str, *, mode: str, dtype: str, threads: int) -> Dict[str, Any]:
     """One row: ``name`` over ``video`` in ``mode`` (``sliding`` or ``online``) on the ``dtype`` fast path."""
     from ..data.stream import FrameStream
+    from ..flops import count_flops
     from ..inference import optimize
     from ..inference.live import LiveRunner
     from ..inference.timeline import plan_windows, sliding_windows
@@ -105,8 +106,6 @@ def measure_stream(name: str, video: str, *, mode: str, dtype: str, threads: int
     row["meets_target"] = row["frames_per_s"] >= TARGETS["online_frames_per_s"] if mode == "online" else \
         row["realtime_factor"] >= TARGETS["sliding_realtime_factor"]
     if mode == "online":
-        from ..flops import count_flops
-
         gmacs = count_flops(model, (1, *info.input_shape)).gflops / info.num_frames  # fvcore: 1 FLOP = 1 multiply-add
         row.update(gmacs_per_frame=round(gmacs, 3), gmacs_per_s=round(gmacs * row["frames_per_s"], 1))
     return row
