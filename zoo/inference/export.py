@@ -26,8 +26,8 @@ import torch.nn as nn
 from .._errors import BadData, MissingDependency, UsageError
 from .._files import clean_directory, commit_files, sha256_file, temp_path, write_temp
 
-__all__ = ["FORMATS", "RUNTIMES", "VERIFY_TARGET", "export_model", "export_stream", "save_model_file", "commit_export",
-           "read_export",
+__all__ = ["FORMATS", "RUNTIMES", "VERIFY_TARGET", "export_model", "export_stream", "save_model_file", "save_program",
+           "commit_export", "read_export",
            "TornExport", "verify_export", "sidecar", "run_exported", "top1_agreement", "OnnxRuntimeModel",
            "onnxruntime_module", "export_program"]
 
@@ -68,22 +68,28 @@ def save_model_file(model: nn.Module, path: str, *, fmt: str, example: torch.Ten
                     dynamic_batch: bool = False) -> None:
     """Write ``model`` (eval mode, fp32) to ``path`` as ``fmt``: the file alone, no sidecar, written
     in place (callers stage it: `export_model`)."""
-    from ..models import export_forms
-
     if fmt not in FORMATS:
         raise UsageError(f"format must be one of {FORMATS}, got {fmt!r}")
     model = model.eval()
     with torch.no_grad():
         program = export_program(model, example, dynamic_batch)
+    save_program(program, path, fmt=fmt, inputs=(example,), input_names=["video"], output_names=["logits"])
+
+
+def save_program(program, path: str, *, fmt: str, inputs: Sequence[torch.Tensor], input_names: Sequence[str],
+                 output_names: Sequence[str]) -> None:
+    """Write an exported program to ``path``: as is (``pt2``), or with zoo's export forms decomposed
+    and converted to ONNX under the given input and output names (the exporter's chatter silenced)."""
+    from ..models import export_forms
+
     if fmt == "pt2":
         torch.export.save(program, path)
         return
     program = program.run_decompositions(export_forms())
-    log = io.StringIO()
-    with warnings.catch_warnings(), contextlib.redirect_stdout(log):
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
-        onnx = torch.onnx.export(program, (example,), dynamo=True, input_names=["video"],
-                                 output_names=["logits"], optimize=True)
+        onnx = torch.onnx.export(program, tuple(inputs), dynamo=True, input_names=list(input_names),
+                                 output_names=list(output_names), optimize=True)
     onnx.save(path)
 
 
@@ -124,8 +130,6 @@ def export_stream(model: nn.Module, out: str, *, fmt: str, height: int, width: i
     new stream is zeros of the recorded shapes). With ``verify`` the file runs frame by frame in its
     runtime over `STREAM_VERIFY_FRAMES` frames, its outputs fed back, against the model's own eager
     stream; the sidecar records the worst max relative |dlogit|. Put in place as one unit."""
-    from ..models import export_forms
-
     if fmt not in FORMATS:
         raise UsageError(f"format must be one of {FORMATS}, got {fmt!r}")
     step, state = model.eval().stream_step(batch, height, width)
@@ -136,22 +140,13 @@ def export_stream(model: nn.Module, out: str, *, fmt: str, height: int, width: i
     try:
         with torch.no_grad():
             program = torch.export.export(step, example)
-        if fmt == "pt2":
-            torch.export.save(program, tmp)
-        else:
-            program = program.run_decompositions(export_forms())
-            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-                warnings.simplefilter("ignore")
-                onnx = torch.onnx.export(program, example, dynamo=True, optimize=True,
-                                         input_names=["frame", *(f"state.{n}" for n in names)],
-                                         output_names=["logits", *(f"next.{n}" for n in names)])
-            onnx.save(tmp)
+        inputs, outputs = ["frame", *(f"state.{n}" for n in names)], ["logits", *(f"next.{n}" for n in names)]
+        save_program(program, tmp, fmt=fmt, inputs=example, input_names=inputs, output_names=outputs)
         meta = sidecar(model, (batch, 3, 1, height, width), fmt=fmt, dynamic_batch=False, weights=weights)
         meta.update(
             input_shape=[batch, 3, height, width], layout="frame: [batch, channels (RGB), height, width], float32",
             output=f"[batch, {model.num_classes}] logits of every frame so far",
-            stream={"inputs": ["frame", *(f"state.{n}" for n in names)],
-                    "outputs": ["logits", *(f"next.{n}" for n in names)],
+            stream={"inputs": inputs, "outputs": outputs,
                     "state": [{"name": n, "shape": list(v.shape), "dtype": str(v.dtype).replace("torch.", ""),
                                "initial": "zeros"} for n, v in state.items()],
                     "loop": "one call per frame: feed each next.<name> output back as state.<name>; "
