@@ -671,20 +671,18 @@ _PORT_CONVS = {"conv_1.conv3d.": "conv.", "conv_1.conv2d.": "conv.", "conv_1.nor
                "conv_2.conv2d.": "conv_temporal.", "conv_2.norm.": "bn_temporal.", "conv3d.": "", "conv2d.": ""}
 
 
+def _swap_prefix(key: str, table: Dict[str, str]) -> str:
+    """``key`` with the first prefix of ``table`` it starts with replaced (unchanged if none)."""
+    theirs = next((t for t in table if key.startswith(t)), None)
+    return key if theirs is None else table[theirs] + key[len(theirs):]
+
+
 def _port_key(key: str, block_index: Dict[Tuple[int, int], int]) -> str:
     """Our key for one key of the PyTorch port's state dict."""
-    for theirs, ours in _PORT_UNITS.items():
-        if key.startswith(theirs):
-            key = ours + key[len(theirs):]
-            break
+    key = _swap_prefix(key, _PORT_UNITS)
     m = _PORT_BLOCK.match(key)
     if m:
-        rest = m[3]
-        for theirs, ours in _PORT_PARTS.items():
-            if rest.startswith(theirs):
-                rest = ours + rest[len(theirs):]
-                break
-        key = f"blocks.{block_index[int(m[1]), int(m[2])]}.{rest}"
+        key = f"blocks.{block_index[int(m[1]), int(m[2])]}.{_swap_prefix(m[3], _PORT_PARTS)}"
     for theirs, ours in _PORT_CONVS.items():
         if theirs in key:
             return key.replace(theirs, ours, 1)
@@ -711,8 +709,9 @@ def checkpoint_filter_fn(checkpoint, model: MoViNet) -> Dict[str, torch.Tensor]:
     """Map an official MoViNet checkpoint, read into ``{TensorFlow variable name: tensor}``
     (`read_tf_checkpoint`; names as ``tf.train.list_variables`` gives them, ``model/`` prefixed,
     with or without ``/.ATTRIBUTES/VARIABLE_VALUE``), a state dict of the PyTorch port
-    (Atze00/MoViNet-pytorch) or a zoo state dict, to our keys; the channels-last kernels are transposed. Names of other objects (the optimizer, the save
-    counter) are dropped; unknown model weights pass through for the loader to report."""
+    (Atze00/MoViNet-pytorch) or a zoo state dict, to our keys; the channels-last kernels are
+    transposed. Names of other objects (the optimizer, the save counter) are dropped; unknown model
+    weights pass through for the loader to report."""
     state_dict = checkpoint if isinstance(checkpoint, dict) else {}
     if "conv1.conv_1.norm.weight" in state_dict:
         return _from_port(state_dict)
@@ -762,13 +761,14 @@ def _register(arch: str, stream: bool) -> None:
     name = f"movinet_{arch}" + ("_stream" if stream else "")
     top1, top5 = streamed if stream else base
     views = f"1 clip of {frames} frames at stride {stride} (the whole 10 s video), 1 centre crop of {crop} px"
+    ported = not stream or arch in ("a0", "a1", "a2")  # the port converted the base forms and the A0-A2 streams
     weights = Weights("kinetics600", 600, "kinetics600", (f"{_URL}movinet_{arch}_{'stream' if stream else 'base'}.tar.gz",),
                       (Result("kinetics600", top1, top5, views, _ZOO),), _SOURCE,
                       notes="a TensorFlow checkpoint: `zoo convert` it once (needs tensorflow-cpu), then load the "
                             "converted file" + ("; or take the tag kinetics600_pytorch, the same weights converted"
-                                                if not stream or arch in ("a0", "a1", "a2") else ""))
+                                                if ported else ""))
     records = [weights]
-    if not stream or arch in ("a0", "a1", "a2"):  # the port converted the base forms and the A0-A2 streams
+    if ported:
         records.append(Weights(
             "kinetics600_pytorch", 600, "kinetics600",
             (f"{_PORT_URL}model{arch.upper()}{'_stream' if stream else ''}_statedict_v3",),
