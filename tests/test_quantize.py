@@ -302,7 +302,7 @@ def test_per_layer_int8_is_never_the_slower_path(net, monkeypatch):
         ref = net(x)
     assert float((q(x) - ref).abs().max() / ref.abs().max()) < 0.1
     # int8 measured faster in every layer and in the whole model: every layer int8
-    monkeypatch.setattr(int8, "_best_ms", lambda fn, x, reps: 1.0 if isinstance(fn, int8.Int8Conv) else 2.0)
+    monkeypatch.setattr(int8, "best_seconds", lambda fn, x, reps: 1.0 if isinstance(fn, int8.Int8Conv) else 2.0)
     monkeypatch.setattr(int8, "time_interleaved", lambda fns, *a, **k: {"int8": 1.0, "bf16": 2.0})
     every = int8.per_layer_int8(net, clips)
     assert every.convs_int8 == (20, 20) and sum(isinstance(m, int8.Int8Conv) for m in every.modules()) == 20

@@ -13,11 +13,12 @@ import argparse
 import contextlib
 import json
 import sys
-import time
 import warnings
-from typing import Callable, Dict, Iterator, Optional, Sequence
+from typing import Dict, Iterator, Optional, Sequence
 
 import torch
+
+from ..inference.timing import best_seconds
 
 __all__ = ["measure_peaks", "matmul_peak_gmacs", "fractions", "KERNELS", "DTYPES", "main"]
 
@@ -36,15 +37,9 @@ KERNELS = {
 }
 
 
-def _best_seconds(fn: Callable[[], object], reps: int) -> float:
-    fn()
-    fn()
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+def _gmacs(macs: float, fn, reps: int) -> float:
+    """``macs`` multiply-adds over the best time of ``fn()``, in GMAC/s."""
+    return macs / best_seconds(fn, reps=reps, warmup=2) / 1e9
 
 
 @contextlib.contextmanager
@@ -64,7 +59,7 @@ def _int8_engines() -> Sequence[str]:
 def matmul_peak_gmacs(dtype: torch.dtype, n: int = MATMUL_N, reps: int = 5) -> float:
     """The best square-matmul throughput (``torch.mm``) in GMAC/s of a float ``dtype``."""
     a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    return n ** 3 / _best_seconds(lambda: torch.mm(a, b), reps) / 1e9
+    return _gmacs(n ** 3, lambda: torch.mm(a, b), reps)
 
 
 def _int8_matmul(n: int, reps: int) -> Dict[str, float]:
@@ -73,7 +68,7 @@ def _int8_matmul(n: int, reps: int) -> Dict[str, float]:
     out = {}
     a = torch.randint(-128, 128, (n, n), dtype=torch.int8)
     b = torch.randint(-128, 128, (n, n), dtype=torch.int8)
-    out["torch._int_mm"] = n ** 3 / _best_seconds(lambda: torch._int_mm(a, b), reps) / 1e9
+    out["torch._int_mm"] = _gmacs(n ** 3, lambda: torch._int_mm(a, b), reps)
     x = torch.quantize_per_tensor(torch.rand(n, n), 1 / 255, 0, torch.quint8)
     w = torch.quantize_per_channel(torch.randn(n, n), torch.full((n,), 0.02), torch.zeros(n, dtype=torch.long), 0,
                                    torch.qint8)
@@ -81,7 +76,7 @@ def _int8_matmul(n: int, reps: int) -> Dict[str, float]:
         with _engine(engine):
             linear = nnq.Linear(n, n)
             linear.set_weight_bias(w, None)
-            out[f"quantized Linear ({engine})"] = n ** 3 / _best_seconds(lambda: linear(x), reps) / 1e9
+            out[f"quantized Linear ({engine})"] = _gmacs(n ** 3, lambda: linear(x), reps)
     return out
 
 
@@ -95,7 +90,7 @@ def _conv_peaks(reps: int) -> Dict[str, Dict[str, float]]:
         for tag, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
             conv = torch.nn.Conv2d(c, c, k, padding=k // 2, bias=False).to(dtype, memory_format=torch.channels_last)
             x = torch.randn(t, c, s, s, dtype=dtype).contiguous(memory_format=torch.channels_last)
-            found[tag] = {"nn.Conv2d": macs / _best_seconds(lambda: conv(x), reps) / 1e9}
+            found[tag] = {"nn.Conv2d": _gmacs(macs, lambda: conv(x), reps)}
     x = torch.quantize_per_tensor(torch.rand(t, c, s, s), 1 / 255, 0, torch.quint8).contiguous(
         memory_format=torch.channels_last)
     w = torch.quantize_per_channel(torch.randn(c, c, k, k), torch.full((c,), 0.02), torch.zeros(c, dtype=torch.long), 0,
@@ -105,7 +100,7 @@ def _conv_peaks(reps: int) -> Dict[str, Dict[str, float]]:
         with _engine(engine):
             conv = nnq.Conv2d(c, c, k, padding=k // 2, bias=False)
             conv.set_weight_bias(w, None)
-            found["int8"][f"quantized Conv2d ({engine})"] = macs / _best_seconds(lambda: conv(x), reps) / 1e9
+            found["int8"][f"quantized Conv2d ({engine})"] = _gmacs(macs, lambda: conv(x), reps)
     return found
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -29,8 +28,8 @@ import torch.nn as nn
 
 from .._errors import UsageError
 from . import native
-from .optimize import Float32Module, OptimizedModel, fast_path
-from .timing import canonical_clip, time_interleaved
+from .optimize import Float32Module, OptimizedModel, fast_path, set_module
+from .timing import best_seconds, canonical_clip, time_interleaved
 
 __all__ = ["Int8Conv", "Int8Model", "per_layer_int8", "quantize_activation", "int8_unavailable_reason"]
 
@@ -109,7 +108,8 @@ class Int8Conv(nn.Module):
 class Int8Model(nn.Module):
     """The bf16 fast path with some convolutions in int8 (`per_layer_int8`): float32 logits."""
 
-    def __init__(self, fast: OptimizedModel, int8_layers: List[str], total: int, layer_ms: Dict[str, Tuple[float, float]]):
+    def __init__(self, fast: OptimizedModel, int8_layers: List[str], total: int,
+                 layer_ms: Dict[str, Tuple[float, float]]):
         super().__init__()
         self.fast = fast
         self.int8_layers = int8_layers
@@ -130,21 +130,6 @@ def _candidates(body: nn.Module) -> Dict[str, nn.Module]:
     return {n: m for n, m in body.named_modules()
             if type(m) in (nn.Conv2d, nn.Conv3d) and m.padding_mode == "zeros" and not isinstance(m.padding, str)
             and not any(n.startswith(k + ".") for k in kept)}
-
-
-def _best_ms(fn, x: torch.Tensor, reps: int) -> float:
-    fn(x)
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn(x)
-        times.append(time.perf_counter() - start)
-    return 1e3 * min(times)
-
-
-def _set(body: nn.Module, name: str, module: nn.Module) -> None:
-    parent, _, attr = name.rpartition(".")
-    setattr(body.get_submodule(parent) if parent else body, attr, module)
 
 
 def _top1(model: nn.Module, clips: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -189,7 +174,8 @@ def per_layer_int8(model: nn.Module, clips: Sequence[torch.Tensor], *, heldout: 
         def hook(module, inputs):
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 # .forward: calling the module would run this hook again
-                layer_ms[name] = (_best_ms(module.forward, inputs[0], reps), _best_ms(int8[name], inputs[0], reps))
+                layer_ms[name] = tuple(1e3 * best_seconds(f, inputs[0], reps=reps)
+                                       for f in (module.forward, int8[name]))
         return hook
 
     if every_layer:
@@ -201,7 +187,7 @@ def per_layer_int8(model: nn.Module, clips: Sequence[torch.Tensor], *, heldout: 
             h.remove()
         chosen = [n for n, (bf16_ms, int8_ms) in layer_ms.items() if int8_ms <= (1 - margin) * bf16_ms]
     for name in chosen:
-        _set(body, name, int8[name])
+        set_module(body, name, int8[name])
 
     if heldout and chosen:
         reference = _top1(model, heldout)
@@ -209,7 +195,7 @@ def per_layer_int8(model: nn.Module, clips: Sequence[torch.Tensor], *, heldout: 
         while chosen and (_top1(fast, heldout) == reference).float().mean().item() < min_agreement:
             worst = sorted(chosen, key=error.get, reverse=True)[:max(1, len(chosen) // 4)]
             for name in worst:
-                _set(body, name, convs[name])
+                set_module(body, name, convs[name])
             chosen = [n for n in chosen if n not in worst]
 
     result = Int8Model(fast, chosen, len(convs), {n: tuple(round(v, 3) for v in layer_ms[n]) for n in layer_ms})
@@ -219,7 +205,7 @@ def per_layer_int8(model: nn.Module, clips: Sequence[torch.Tensor], *, heldout: 
         result.int8_ms = {k: round(1e3 * v, 1) for k, v in secs.items()}
         if secs["int8"] >= secs["bf16"]:  # never the slower one: every layer back to bf16
             for name in chosen:
-                _set(body, name, convs[name])
+                set_module(body, name, convs[name])
             result.int8_layers, result.convs_int8 = [], (0, len(convs))
     return result
 

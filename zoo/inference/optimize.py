@@ -47,7 +47,7 @@ from .compiling import compiled_calls
 from .timing import canonical_clip, time_interleaved
 from .winograd import WinogradConv, frames_into_batch, frames_out_of_batch, winograd_unavailable_reason
 
-__all__ = ["fast_path", "fold_batchnorms", "OptimizedModel", "Conv3dAs2d", "Float32Module"]
+__all__ = ["fast_path", "fold_batchnorms", "OptimizedModel", "Conv3dAs2d", "Float32Module", "set_module"]
 
 _CONVS = (nn.Conv2d, nn.Conv3d)
 _BNS = (nn.BatchNorm2d, nn.BatchNorm3d)
@@ -99,7 +99,8 @@ def _find_conv_bn_pairs(model: nn.Module, example: torch.Tensor) -> List[Tuple[s
     return pairs
 
 
-def _set_module(model: nn.Module, name: str, new: nn.Module) -> None:
+def set_module(model: nn.Module, name: str, new: nn.Module) -> None:
+    """Put ``new`` in ``model`` where the submodule ``name`` is."""
     parent_name, _, child = name.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
     setattr(parent, child, new)
@@ -119,7 +120,7 @@ def fold_batchnorms(model: nn.Module, example: torch.Tensor, *, rtol: float = 1e
     modules = dict(folded.named_modules())
     for conv_name, bn_name in pairs:
         _fold_pair(modules[conv_name], modules[bn_name])
-        _set_module(folded, bn_name, nn.Identity())
+        set_module(folded, bn_name, nn.Identity())
     with torch.no_grad():
         reference, out = model(example), folded(example)
     if (out - reference).abs().max() > rtol * reference.abs().max().clamp_min(1e-12):
@@ -154,7 +155,7 @@ def _keep_fp32_under_bf16(model: nn.Module) -> int:
              and any(1 < k < s for s, k in zip(m.stride, m.kernel_size))]  # 1x1 stride-2 shortcuts are fine
     linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
     for name in convs + linears:
-        _set_module(model, name, Float32Module(model.get_submodule(name)))
+        set_module(model, name, Float32Module(model.get_submodule(name)))
     return len(convs)
 
 
@@ -228,10 +229,10 @@ def _to_channels_last(model: nn.Module, with_2d_convs: bool = False, winograd: b
     with ``winograd``, `zoo.inference.winograd.WinogradConv` for the 3x3 stride-1 convs it applies to."""
     if winograd:
         for name in [n for n, m in model.named_modules() if WinogradConv.applies_to(m)]:
-            _set_module(model, name, WinogradConv(model.get_submodule(name)))
+            set_module(model, name, WinogradConv(model.get_submodule(name)))
     as_2d = [n for n, m in model.named_modules() if with_2d_convs and Conv3dAs2d.applies_to(m)]
     for name in as_2d:
-        _set_module(model, name, Conv3dAs2d(model.get_submodule(name)))
+        set_module(model, name, Conv3dAs2d(model.get_submodule(name)))
     for m in model.modules():
         if isinstance(m, nn.Conv3d):
             m.to(memory_format=torch.channels_last_3d)
@@ -302,7 +303,7 @@ class OptimizedModel(nn.Module):
             model = copy.deepcopy(model)
             for name, m in list(model.named_modules()):
                 if isinstance(m, Conv3dAs2d):
-                    _set_module(model, name, m.to_conv3d())
+                    set_module(model, name, m.to_conv3d())
         twin = OptimizedModel(model, self.dtype, self.folded_batchnorms, True, self.channels_last,
                               memory_cache=self._memory is not None)
         for attr in ("fp32_convs", "layout_ms"):

@@ -1,4 +1,4 @@
-"""Timing model calls fairly on a shared machine: `time_interleaved`.
+"""Timing model calls fairly on a shared machine: `time_interleaved`; one call's best time: `best_seconds`.
 
 Used by the fast path's own decisions (``layout="auto"``, ``compile="auto"``) and by the
 benchmarks, so both time the same way."""
@@ -12,7 +12,7 @@ import torch
 
 from .._errors import UsageError
 
-__all__ = ["time_interleaved", "canonical_clip"]
+__all__ = ["time_interleaved", "best_seconds", "canonical_clip"]
 
 
 def time_interleaved(fns: Dict[str, Callable], x, warmup: int = 2, reps: int = 5, settle: int = 1
@@ -39,6 +39,19 @@ def time_interleaved(fns: Dict[str, Callable], x, warmup: int = 2, reps: int = 5
                 fns[name](x)
                 times[name].append(time.perf_counter() - start)
     return {n: statistics.median(t) for n, t in times.items()}
+
+
+def best_seconds(fn: Callable, *args, reps: int = 5, warmup: int = 1) -> float:
+    """The fastest of ``reps`` calls ``fn(*args)``, in seconds, after ``warmup`` untimed ones: a
+    kernel's own speed (one layer, one matmul), where the fastest call is the least disturbed."""
+    for _ in range(warmup):
+        fn(*args)
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn(*args)
+        times.append(time.perf_counter() - start)
+    return min(times)
 
 
 def canonical_clip(model) -> torch.Tensor:
