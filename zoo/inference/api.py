@@ -48,7 +48,7 @@ def optimize(model: nn.Module, dtype: torch.dtype = torch.float32, *, example: O
         calibration: int8 only: clips of the model's input shape (a ``[N, C, T, H, W]`` tensor or a
             list of ``[B, C, T, H, W]`` ones), as the model will see them (decoded, normalised).
         int8_backend: ``"onnxruntime"``, ``"pt2e"``, ``"onednn"`` (zoo's per-layer int8: never slower
-            than the bf16 fast path) or ``"auto"`` (default: build them all, time them on the
+            than the uncompiled bf16 fast path) or ``"auto"`` (default: build them all, time them on the
             canonical clip and keep the fastest; none wins on every model).
         heldout: int8 only: other clips, on which the ``"onednn"`` backend keeps the top-1 of at
             least 99 % of them equal to the fp32 model's (layers go back to bf16 until it does).

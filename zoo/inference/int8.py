@@ -12,7 +12,8 @@
 4. Agreement: with ``heldout`` clips, top-1 against the fp32 model on them; while it is below
    ``min_agreement``, the int8 layers whose outputs moved most go back to bf16.
 5. The whole model is timed against the bf16 fast path it came from; if it is not faster, every
-   layer goes back to bf16 (``int8_layers`` is then empty): the result is never the slower one.
+   layer goes back to bf16 (``int8_layers`` is then empty): the result is never the slower of the
+   two. That path is not compiled; the compiled bf16 path (inductor's fused epilogues) can be faster.
 
 Each chosen layer's timings (``layer_ms``) and the whole-model check (``int8_ms``) stay on the result.
 """

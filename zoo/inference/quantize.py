@@ -11,7 +11,8 @@ one faster on the model's canonical clip (``python -m zoo.benchmark.deploy`` has
   torchao and a C++ compiler; compiling costs seconds to a minute at the first call of each shape.
 - ``"onednn"``: zoo's own (`zoo.inference.int8`): the bf16 fast path with each convolution, 2D or
   3D, in int8 (oneDNN) where it measures faster than in bf16 on the model's canonical clip, so it
-  is never slower than the bf16 fast path. Needs a C++ compiler (its quantization kernel).
+  is never slower than the uncompiled bf16 fast path it is built on (the compiled one can be
+  faster still). Needs a C++ compiler (its quantization kernel).
 
 All calibrate activation ranges (min/max) on the clips given and keep the logits in float32.
 """
