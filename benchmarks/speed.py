@@ -27,6 +27,10 @@ this machine's matmul and conv peaks of its dtype, measured at the start of the 
 logit scale for fp32 (target ≤1e-4), and top-1 agreement of bf16 with fp32 over
 ``--agree-clips`` random clips (random weights give near-tied logits, so this is a lower bound:
 `zoo compare` measures the agreement of trained models on the SynthMotion validation set).
+The bf16 fast path at its best (compiled or not: ``bf16_best``) is set against half the bf16
+matmul peak; below it, ``below_half_peak_because`` gives the reason measured on that very path
+(`zoo.benchmark.bound`: the share of its time outside convs and matmuls, in grouped convs, and
+the rate of the convs themselves). ``fp32_at_least_2x_peer``: the faster fp32 fast path's ratio to the peer.
 ``--compile`` adds rows for the compiled twins of the two fast models
 (``OptimizedModel.compiled_twin``: inductor with weight freezing), their compile times and the
 compiled bf16 model's top-1 agreement with fp32 over the same clips.
@@ -48,6 +52,7 @@ import torch
 import torch.nn as nn
 
 import zoo
+from zoo.benchmark.bound import reason, time_split
 from zoo.benchmark.latency import fast_paths, json_from_child, randomize_bn_stats
 from zoo.benchmark.peaks import describe, fractions, measure_peaks
 from zoo.benchmark.machine import machine_description, versions
@@ -56,6 +61,7 @@ from zoo.inference.timing import time_interleaved
 from zoo.flops import count_flops
 
 RESULTS = Path(__file__).resolve().parent / "results"
+HALF_PEAK = 0.5  # the bf16 target: at least half the bf16 matmul peak, or the measured reason why not
 
 
 # -- peers: installable reference implementations, given the zoo model's weights ----------------
@@ -152,6 +158,15 @@ def bench_model(name: str, args, peaks: dict) -> dict:
     for label in ("zoo-fp32-compiled", "zoo-bf16-compiled"):
         if label in row:
             row["speedup_" + label] = row["peer"]["sec_per_call"] / row[label]["sec_per_call"]
+    # the bf16 fast path at its best (compiled or not) against half the bf16 matmul peak; below
+    # it, the reason measured: where its time goes (zoo.benchmark.bound)
+    best = min((lbl for lbl in ("zoo-bf16", "zoo-bf16-compiled") if lbl in row), key=lambda k: row[k]["sec_per_call"])
+    split = time_split(fns[best], x, macs)
+    row["bf16_best"] = {"path": best, "fraction_of_matmul_peak": row[best]["fraction_of_matmul_peak"],
+                        "fraction_of_conv_peak": row[best]["fraction_of_conv_peak"], "time_split": split}
+    if row[best]["fraction_of_matmul_peak"] < HALF_PEAK:
+        row["bf16_best"]["below_half_peak_because"] = reason(split, peaks["conv"]["bf16"], "bf16")
+    row["fp32_at_least_2x_peer"] = _fp32_speedup(row) >= 2.0
     if "zoo-fp32-compiled" in fns:
         out = fns["zoo-fp32-compiled"](x)
         row["compiled_fp32_max_rel_dlogit"] = ((out - ref).abs().max() / ref.abs().max()).item()
@@ -270,6 +285,10 @@ def main(argv=None):
                   f"x{row['speedup_zoo-bf16-compiled']:.2f} (compile {row['zoo-bf16-compiled-compile-seconds']:.0f}s, "
                   f"top1 agr {row['compiled_bf16_top1_agreement']:.2f})",
                   flush=True)
+        b = row["bf16_best"]
+        print(f"{'':22} bf16 at its best ({b['path']}): {100 * b['fraction_of_matmul_peak']:.0f}% of the bf16 matmul "
+              f"peak; {100 * b['time_split']['compute_share']:.0f}% of its time in convs/matmuls"
+              + (f"; below half: {b['below_half_peak_because']}" if "below_half_peak_because" in b else ""), flush=True)
         # after every model, atomically: a crash loses nothing
         atomic_write_text(args.out, json.dumps({**header, "rows": rows}, indent=2))
     print(f"wrote {args.out}")

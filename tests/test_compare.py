@@ -4,6 +4,7 @@ import os
 
 import pytest
 import torch
+import torch.nn as nn
 
 import zoo
 from zoo.cli import main
@@ -198,3 +199,28 @@ def test_a_changed_bench_preset_is_not_reused():
     assert not is_current({**entry, "fingerprint": fingerprint("tsm_r50")})
     assert is_current({"run": "tsn_r50"})  # entries from before fingerprints: reused as they were
     assert not is_current({"run": "no_such_model", "fingerprint": "0"})
+
+
+def test_time_split_finds_convs_grouped_convs_and_memory_bound_ops():
+    """The profile split of one call: dense and depthwise convs are compute, the depthwise one
+    also grouped; the rest (here a large copy) is named among the memory-bound ops."""
+    from zoo.benchmark.bound import is_compute_op, op_label, reason, time_split
+
+    dense, depthwise = nn.Conv2d(16, 16, 3, padding=1), nn.Conv2d(16, 16, 3, padding=1, groups=16)
+    big = torch.zeros(4_000_000)
+
+    def fn(x):
+        big.add_(1.0)  # memory-bound: 16 MB read and written, no MACs
+        return depthwise(dense(x)).relu()
+
+    x = torch.randn(1, 16, 32, 32)
+    split = time_split(fn, x, macs=1e6)
+    assert 0 < split["grouped_conv_share"] < split["compute_share"] < 1
+    assert "add_" in split["top_other_ops"] and split["compute_gmacs_per_s"] > 0
+    assert is_compute_op("mkldnn::_convolution_pointwise") and is_compute_op("aten::addmm")
+    assert not is_compute_op("aten::copy_") and op_label("## Call CompiledFxGraph fx ##") == "inductor's fused kernels"
+    words = reason({"compute_share": 0.5, "grouped_conv_share": 0.3, "compute_gmacs_per_s": 100.0,
+                    "top_other_ops": {"copy_": 2.0, "add_": 1.0}}, 1000.0, "bf16")
+    assert words == ("memory-bound ops take 50% of the time (copy_, add_); grouped/depthwise convs take 30% of the "
+                     "time (few multiply-adds per byte); the convs and matmuls themselves run at 10% of the bf16 conv "
+                     "peak (small channel counts or 3D shapes the kernels tile poorly)")
