@@ -187,3 +187,33 @@ def test_stream_benchmark_rows_resume_and_memory(tmp_path, monkeypatch, capsys):
     more = bench.run_stream(results, out_dir=str(tmp_path / "videos"), models=["tsn_r50"], threads=1)
     assert "1 of 1 row(s) to measure" in capsys.readouterr().out
     assert more["rows"][:3] == doc["rows"] and [r["model"] for r in more["rows"][3:]] == ["tsn_r50"]
+
+
+def test_online_agreement_compares_every_frame_with_the_offline_clip(video, tmp_path, monkeypatch):
+    """The online form run frame by frame against the fp32 offline model on the clip of the last T
+    frames: from the T-th frame on, each frame is one comparison; the first window is the offline
+    clip exactly (the stream starts from zeros as the clip does), so fp32 agrees on it."""
+    from zoo.benchmark import stream as bench
+    from zoo.engine.training import FINAL_WEIGHTS
+    from zoo.benchmark.latency import randomize_bn_stats
+
+    torch.manual_seed(0)
+    model = randomize_bn_stats(zoo.build(zoo.resolve("tsm_r50", frames=4, size=32, num_classes=5,
+                                                     backbone="resnet18", online=True))).eval()
+    first = str(tmp_path / "first4.mp4")
+    synth.write_video(first, synth.render_clip("moving_left", np.random.default_rng(4), 32, 4, "easy"), fps=15)
+    one = bench.online_agreement(model, [first])
+    assert one["frames_compared"] == 1 and one["fp32_top1_agreement"] == 1.0 and one["bf16_top1_agreement"] in (0, 1)
+    both = bench.online_agreement(model, [first, video])
+    assert both["videos"] == 2 and both["frames_compared"] == 1 + 30 - 4 + 1
+    assert 0 <= both["bf16_top1_agreement"] <= 1 and both["fp32_top1_agreement"] > 0.5
+    # the online bench network: weights an earlier run saved are loaded, not trained again
+    (tmp_path / "bench" / "data").mkdir(parents=True)
+    (tmp_path / "bench" / "data" / "classes.json").write_text(json.dumps({"classes": list("abcde")}))
+    net = zoo.build(zoo.resolve("tsm_r50", frames=8, size=32, num_classes=5, backbone="resnet18", online=True))
+    (tmp_path / "bench" / "online" / "tsm_r50").mkdir(parents=True)
+    torch.save(net.state_dict(), tmp_path / "bench" / "online" / "tsm_r50" / FINAL_WEIGHTS)
+    monkeypatch.setattr("zoo.engine.train", lambda cfg: pytest.fail("trained again"))
+    got = bench.online_bench("tsm_r50", str(tmp_path / "bench"), epochs=1)
+    assert got.online and not got.training and got.info.crop_size == 32
+    torch.testing.assert_close(got.state_dict(), net.state_dict())

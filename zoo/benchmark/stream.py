@@ -24,6 +24,7 @@ Targets (not tests): online TSM-R50 >= 30 frames/s on 2 cores, every sliding mod
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import sys
@@ -38,7 +39,7 @@ from .machine import machine_description, versions
 from .peaks import describe, fractions, measure_peaks
 from .results import fixed_width, load_results, provenance, write_results
 
-__all__ = ["make_video", "measure_stream", "run_stream", "TARGETS", "main"]
+__all__ = ["make_video", "measure_stream", "run_stream", "online_bench", "online_agreement", "TARGETS", "main"]
 
 TARGETS = {"online_frames_per_s": 30.0, "sliding_realtime_factor": 1.0}
 VIDEO = {"seconds": 60, "fps": 30, "width": 320, "height": 240}
@@ -111,6 +112,67 @@ def measure_stream(name: str, video: str, *, mode: str, dtype: str, threads: int
     return row
 
 
+def online_bench(name: str, bench_dir: str, *, epochs: int, seed: int = 0):
+    """The online form of ``name``'s bench network (`zoo.benchmark.bench_training`: its preset at 32 px)
+    trained on the SynthMotion bench data under ``bench_dir`` with the bench budget, or the weights
+    an earlier call saved in ``bench_dir/online/<name>``; eval mode."""
+    from ..engine import TrainConfig, train
+    from ..engine.training import FINAL_WEIGHTS, LAST
+    from ..models import bench_preset, build, resolve, unwrap_state_dict
+    from .bench_training import DATA, TRAIN
+
+    bench, data = bench_preset(name), os.path.join(bench_dir, "data")
+    args = {**bench.model_args, **_online_args(name)}
+    out = os.path.join(bench_dir, "online", name)
+    weights = os.path.join(out, FINAL_WEIGHTS)
+    if not os.path.isfile(weights):
+        print(f"training the online bench network of {name} ({args}) under {out}", flush=True)
+        train(TrainConfig(model=name, data=data, out=out, frames=bench.frames, size=DATA["size"], model_args=args,
+                          epochs=epochs, seed=seed, eval_every=0, eval_views="1x1", progress=False,
+                          **{k: v for k, v in TRAIN.items() if k != "amp"}))
+        os.remove(os.path.join(out, LAST))
+    with open(os.path.join(data, "classes.json")) as f:
+        classes = len(json.load(f)["classes"])
+    model = build(resolve(name, frames=bench.frames, size=DATA["size"], num_classes=classes, **args))
+    model.load_state_dict(unwrap_state_dict(torch.load(weights, map_location="cpu", weights_only=True)))
+    return model.eval()
+
+
+def online_agreement(model, videos: Sequence[str]) -> Dict[str, Any]:
+    """How often the online form ``model`` (eval mode, fp32), run frame by frame on each of ``videos``
+    as `LiveRunner` runs it on the fp32 and bf16 fast paths, names the same top-1 class as the fp32
+    offline model (``model`` itself, on a clip) on the clip of the model's last ``num_frames``
+    frames, at every frame from the ``num_frames``-th on."""
+    from ..data import ClipTransform
+    from ..data.stream import FrameStream
+    from ..inference import optimize
+    from ..inference.live import LiveRunner
+
+    info = model.info
+    transform, span = ClipTransform(info, crops=1), info.num_frames
+    out: Dict[str, Any] = {"videos": len(videos), "frames_compared": 0}
+    agree = dict.fromkeys(ONLINE_DTYPES, 0)
+    for path in videos:
+        offline: List[int] = []
+        for dtype in ONLINE_DTYPES:
+            runner = LiveRunner(optimize(model, torch.bfloat16 if dtype == "bf16" else torch.float32), info)
+            frames: List[torch.Tensor] = []
+            with FrameStream(path) as stream:
+                for pred in runner.run(stream, pace=False, drop=False):
+                    frames.append(runner.last_frame)
+                    if len(frames) < span:
+                        continue
+                    j = pred.frame_index - span + 1
+                    if j == len(offline):  # the fp32 offline model on the clip of the last `span` frames
+                        clip = transform(torch.stack(frames[-span:]), 0)[0][0]
+                        with torch.inference_mode():
+                            offline.append(model(clip[None]).argmax(-1).item())
+                    agree[dtype] += int(pred.probs.argmax().item() == offline[j])
+        out["frames_compared"] += len(offline)
+    out.update({f"{d}_top1_agreement": round(agree[d] / out["frames_compared"], 4) for d in ONLINE_DTYPES})
+    return out
+
+
 def _online_args(name: str) -> Optional[Dict[str, Any]]:
     """The build options of ``name``'s online form: none where the model is online as registered
     (MoViNet's stream form), ``online=True`` where that makes it so (TSM); None: no online form."""
@@ -139,10 +201,12 @@ def _memory_row(video: str, seconds: int, threads: int) -> Dict[str, Any]:
 
 
 def run_stream(results: str, *, out_dir: str, models: Optional[Sequence[str]] = None, threads: Optional[int] = None,
-               memory: bool = True, remeasure: bool = False, command: Optional[str] = None) -> Dict[str, Any]:
+               memory: bool = True, remeasure: bool = False, command: Optional[str] = None,
+               agreement_dir: Optional[str] = None) -> Dict[str, Any]:
     """Measure every (model, mode, dtype) row of ``models``, writing ``results`` after each. Rows of an
     earlier file with the same settings are kept: those of other models always, those of ``models``
-    unless ``remeasure``."""
+    unless ``remeasure``. With ``agreement_dir`` (the bench runs' directory, ``zoo compare``'s),
+    also the online forms' agreement with the fp32 offline model (`_agreement_entry`)."""
     from ..models import list_models, model_info
 
     names = list(models) if models else list_models()
@@ -187,6 +251,14 @@ def run_stream(results: str, *, out_dir: str, models: Optional[Sequence[str]] = 
             print(format_rows([row], header=len(done) == 1), flush=True)
         doc["rows"] = [done[k] for k in keep + todo if k in done]
         write_results(results, doc)
+    doc["agreement"] = previous.get("agreement", {}) if same else {}
+    for name in [n for n in names if _online_args(n) is not None] if agreement_dir else []:
+        if remeasure or name not in doc["agreement"]:
+            doc["agreement"][name] = _agreement_entry(name, agreement_dir)
+            print(f"online {name}: top-1 agreement with the fp32 offline model, fp32 "
+                  f"{doc['agreement'][name]['fp32_top1_agreement']:.2%}, bf16 "
+                  f"{doc['agreement'][name]['bf16_top1_agreement']:.2%}", flush=True)
+            write_results(results, doc)
     if memory and not doc["memory"]:
         for label, seconds in MEMORY_VIDEOS.items():
             path = make_video(os.path.join(out_dir, f"stream_{seconds}s_1080p.mp4"), seconds, 30, 1920, 1080)
@@ -194,6 +266,29 @@ def run_stream(results: str, *, out_dir: str, models: Optional[Sequence[str]] = 
             print(f"memory: {doc['memory'][-1]}", flush=True)
         write_results(results, doc)
     return doc
+
+
+AGREEMENT = ("the online form of the model's bench network (its preset at 32 px, zoo.benchmark.bench_training), "
+             "trained on the SynthMotion bench data (zoo compare's full budget), run frame by frame on each "
+             "validation video by LiveRunner on the fp32 and bf16 fast paths, against the fp32 offline model on the "
+             "clip of its last num_frames frames, at every frame from the num_frames-th on")
+
+
+def _agreement_entry(name: str, bench_dir: str) -> Dict[str, Any]:
+    """`online_agreement` of ``name``'s online bench network (`online_bench`) on the bench data's
+    validation videos, generated as ``zoo compare`` generates them when missing."""
+    from ..data import build_dataset
+    from ..data.synth import CLASSES, generate_or_reuse
+    from .bench_training import DATA
+    from .compare import BUDGETS
+
+    budget, data = BUDGETS["full"], os.path.join(bench_dir, "data")
+    generate_or_reuse(data, list(CLASSES[:budget["classes"]]), per_class=budget["per_class"], seed=0,
+                      frames=DATA["frames"], size=DATA["size"], difficulty=DATA["difficulty"])
+    model = online_bench(name, bench_dir, epochs=budget["epochs"])
+    videos = [rec.path for rec in build_dataset(data, model.info, "val").records]
+    return {"how": AGREEMENT, "frames": model.info.num_frames, "size": model.info.crop_size,
+            **online_agreement(model, videos)}
 
 
 def format_rows(rows: List[Dict[str, Any]], header: bool = True) -> str:
@@ -214,18 +309,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--threads", type=int)
     p.add_argument("--no-memory", action="store_true", help="skip the 1080p peak-RSS rows")
     p.add_argument("--remeasure", action="store_true", help="measure again the rows an earlier file has")
+    p.add_argument("--agreement", metavar="BENCH_DIR", nargs="?", const="runs/compare",
+                   help="also measure the online forms' top-1 agreement with the fp32 offline model on their bench "
+                        "networks (trained under BENCH_DIR/online when missing; default runs/compare)")
     p.add_argument("--measure", metavar="NAME", help=argparse.SUPPRESS)  # one row (a child process)
     p.add_argument("--mode", default="sliding", choices=("sliding", "online"), help=argparse.SUPPRESS)
     p.add_argument("--dtype", default="fp32", choices=("fp32", "bf16"), help=argparse.SUPPRESS)
     p.add_argument("--video", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.measure:
-        import json
         print(json.dumps(measure_stream(a.measure, a.video, mode=a.mode, dtype=a.dtype,
                                         threads=a.threads or os.cpu_count() or 1)))
         return 0
     doc = run_stream(a.results, out_dir=a.out_dir, models=a.models.split(",") if a.models else None,
-                     threads=a.threads, memory=not a.no_memory, remeasure=a.remeasure,
+                     threads=a.threads, memory=not a.no_memory, remeasure=a.remeasure, agreement_dir=a.agreement,
                      command=shlex.join(["python", "-m", "zoo.benchmark.stream", *(argv or sys.argv[1:])]))
     print(f"\n{format_rows(doc['rows'])}\nresults: {a.results}")
     return 0

@@ -21,6 +21,7 @@ __all__ = ["TrainConfig", "load_config", "apply_overrides", "parse_views", "dump
 # how a video's view scores combine (see metrics.aggregate_views); the same as zoo.models.ModelInfo's
 # VIEW_AGGREGATIONS (a test checks), written here so that `zoo --help` imports no torch
 AGGREGATIONS = ("prob-mean", "logit-mean", "max")
+SCORE_TASKS = ("predict", "features", "timeline")  # zoo score --task (zoo.engine.score)
 TEMPORAL_ORDERS = ("normal", "reversed", "shuffled", "single")  # frame orders the harness can feed (diagnostics)
 OPTIMIZERS = ("sgd", "adamw", "rmsprop")
 SCHEDULES = ("cosine", "step", "constant")

@@ -67,6 +67,11 @@ class Spec:
             return ",".join(self.files) + (f" ({self.record.name})" if self.record is not None else "")
         return f"{self.name} (random weights)"
 
+    def protocol(self) -> Dict[str, Any]:
+        """The input protocol's fields a checkpoint records (``PROTOCOL_FIELDS``): what decides how a
+        video becomes the model's clips."""
+        return {f: getattr(self.info, f) for f in PROTOCOL_FIELDS}
+
     def replace(self, **changes) -> "Spec":
         return replace(self, **changes)
 

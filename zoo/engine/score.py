@@ -1,0 +1,311 @@
+"""Batch scoring (``zoo score``): one model over every video of a manifest (`zoo.data.manifest`),
+the results written as Parquet under one directory, resumable after a kill.
+
+What a video becomes (``task``):
+
+- ``predict``: one row: the top-k labels and probabilities under the model's test views and view
+  aggregation (as ``zoo predict``), and ``logits``, the mean of the views' logits.
+- ``features``: one row: ``features``, the mean of the views' pooled embeddings (as ``zoo features``).
+- ``timeline``: one row per sliding window (as ``zoo predict --timeline``): ``window_start`` /
+  ``window_end`` in seconds, the top-k labels and probabilities, and ``probs``, the window's class
+  probabilities.
+
+Every row has ``id`` and ``path``. The directory ``DIR``:
+
+- ``results/part-00000.parquet``, ...: shard k's rows, the videos of manifest rows ``[k*S, (k+1)*S)``
+  (``S``: the shard size), in manifest order, written atomically once the shard is done; the folder
+  holds nothing else, so ``pyarrow.parquet.read_table(DIR/results)`` is the whole table;
+- ``_errors/part-00000.parquet``, ...: shard k's videos that could not be read (``id``, ``path``,
+  ``error``), written just before the shard's rows; ``errors.parquet``: all of them, at the end;
+- ``_run.json``: what the run is (model, weights, protocol, task, options, manifest digest, shard
+  size: its *identity*), written before any shard, and when the run ends, its counts and versions.
+
+A rerun with the same arguments skips the shards whose rows are on disk and computes the others,
+so the tables are those of an uninterrupted run; a shard is never half-written (temporary file
+and rename), and the temporary files of a killed run are removed. A different identity (another
+model, weights, protocol, task or manifest) is refused: it would mix two runs' rows in one table.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+
+from .._errors import MissingDependency, UsageError
+from .._files import atomic_write, atomic_write_text, display_name
+from ..data.manifest import ManifestItem
+from .config import SCORE_TASKS
+
+__all__ = ["TASKS", "RESULTS_DIR", "ERRORS_FILE", "Scorer", "ShardPlan", "run_local", "check_sources", "is_url", "open_run", "part_name", "read_table", "RUN_FILE"]
+
+TASKS = SCORE_TASKS
+RUN_FILE = "_run.json"
+RESULTS_DIR = "results"  # only the rows' shards: pyarrow / pandas read the folder as one table
+ERRORS_DIR = "_errors"  # per-shard errors ("_" hides them from a reader of DIR as a dataset)
+ERRORS_FILE = "errors.parquet"
+STAGING_DIR = "_staging"  # URL videos while they are scored (removed after each)
+
+
+def _pyarrow():
+    try:
+        import pyarrow
+        import pyarrow.parquet
+    except ImportError:
+        raise MissingDependency("zoo score writes Parquet with pyarrow: pip install 'zoo[score]'") from None
+    return pyarrow
+
+
+URL_SCHEMES = ("http", "https")
+
+
+def is_url(path: str) -> bool:
+    return "://" in path
+
+
+def check_sources(items: Sequence[ManifestItem]) -> None:
+    """Refuse, before any work, a manifest with URLs zoo score cannot read (not http or https)."""
+    schemes = sorted({it.path.split("://", 1)[0].lower() for it in items if is_url(it.path)} - set(URL_SCHEMES))
+    if schemes:
+        first = next(it for it in items if is_url(it.path) and it.path.split("://", 1)[0].lower() in schemes)
+        raise UsageError(f"manifest row {first.row + 1} ({first.path}): zoo score reads local files and http(s) URLs, "
+                         f"not {', '.join(s + '://' for s in schemes)}; copy those videos to a local or mounted path")
+
+
+def part_name(shard: int) -> str:
+    return f"part-{shard:05d}.parquet"
+
+
+@dataclass
+class Scorer:
+    """What each video goes through: ``model`` (eval mode, on its device) under the input protocol
+    ``info``, ``class_names`` for the labels; ``topk`` labels per row; ``agg`` the view
+    aggregation (predict); ``batch`` windows per forward pass and ``timeout`` for a URL (timeline)."""
+
+    task: str
+    model: Any
+    info: Any
+    class_names: List[str]
+    topk: int = 5
+    agg: str = "prob-mean"
+    batch: int = 4
+    timeout: float = 10.0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    staging: Optional[str] = None  # where URL videos are downloaded to while scored
+
+    def __post_init__(self):
+        if self.task not in TASKS:
+            raise UsageError(f"--task {self.task!r}: choose one of {', '.join(TASKS)}")
+        self.topk = min(self.topk, len(self.class_names))
+
+    def __call__(self, item: ManifestItem) -> Tuple[List[Dict[str, Any]], Optional[str]]:
+        """``item``'s rows, or no rows and why it could not be read."""
+        if self.task == "timeline":  # a stream: read as it comes, URLs included (with ``timeout``)
+            return self._timeline(item)
+        if is_url(item.path):
+            return self._fetched(item)
+        return self._clip(item, item.path)
+
+    def _fetched(self, item: ManifestItem) -> Tuple[List[Dict[str, Any]], Optional[str]]:
+        """An http(s) video: downloaded (`zoo._net`: timeouts, bounded retries) to a staging file
+        beside the results, scored, deleted."""
+        from .._files import temp_path
+        from .._net import NetworkError, download
+
+        if self.staging is None:
+            raise UsageError("a Scorer given URLs needs a staging directory (staging=)")
+        os.makedirs(self.staging, exist_ok=True)
+        ext = os.path.splitext(item.path.split("?")[0])[1][:8]
+        local = temp_path(os.path.join(self.staging, "video"), ext=ext)
+        try:
+            try:
+                download(item.path, local)
+            except NetworkError as e:
+                return [], f"cannot download: {e.detail}"
+            return self._clip(item, local)
+        finally:
+            if os.path.exists(local):
+                os.remove(local)
+
+    def _clip(self, item: ManifestItem, path: str) -> Tuple[List[Dict[str, Any]], Optional[str]]:
+        from ..data import Record, VideoDataset
+
+        data = VideoDataset([Record(path=path, label=None)], self.class_names, self.info, train=False,
+                            on_error="skip")[0]
+        if data["video"] is None:
+            return [], data["error"]
+        video = data["video"].to(self.device)
+        with torch.inference_mode():
+            if self.task == "features":
+                feats = self.model.forward_head(self.model.forward_features(video), pre_logits=True).float().cpu()
+                return [self._row(item, features=feats.mean(0).tolist())], None
+            logits = self.model(video).float().cpu()  # [views, classes]
+        from .metrics import aggregate_views
+
+        probs = aggregate_views(logits[None], self.agg)[0]
+        if self.agg == "logit-mean":
+            probs = probs.softmax(-1)
+        return [self._row(item, **self._top(probs), logits=logits.mean(0).tolist())], None
+
+    def _timeline(self, item: ManifestItem) -> Tuple[List[Dict[str, Any]], Optional[str]]:
+        from ..data import DecodeError, too_short
+        from ..data.stream import FrameStream
+        from ..inference.timeline import plan_windows, sliding_windows
+
+        decoded = [0]
+        try:
+            with FrameStream(item.path, timeout=self.timeout) as stream:
+                plan = plan_windows(self.info, stream.fps)
+                windows = list(sliding_windows(self.model, stream, plan, self.info, batch=self.batch,
+                                               on_frame=lambda i: decoded.__setitem__(0, i + 1)))
+        except DecodeError as e:
+            return [], e.reason
+        if too_short(decoded[0]):
+            return [], too_short(decoded[0])
+        return [self._row(item, window_start=round(w.start, 6), window_end=round(w.end, 6), **self._top(w.probs),
+                          probs=w.probs.float().tolist()) for w in windows], None
+
+    def _top(self, probs: torch.Tensor) -> Dict[str, Any]:
+        top = probs.float().topk(self.topk)
+        return {"topk_labels": [self.class_names[c] for c in top.indices.tolist()], "topk_probs": top.values.tolist()}
+
+    @staticmethod
+    def _row(item: ManifestItem, **values) -> Dict[str, Any]:
+        return {"id": item.id, "path": item.path, **values}
+
+    def schema(self):
+        """The Parquet schema of this task's rows (an empty shard has the same columns)."""
+        pa = _pyarrow()
+        floats = pa.list_(pa.float32())
+        cols = [("id", pa.string()), ("path", pa.string())]
+        if self.task == "features":
+            return pa.schema(cols + [("features", floats)])
+        cols += [("window_start", pa.float64()), ("window_end", pa.float64())] if self.task == "timeline" else []
+        cols += [("topk_labels", pa.list_(pa.string())), ("topk_probs", floats)]
+        return pa.schema(cols + [("probs" if self.task == "timeline" else "logits", floats)])
+
+
+ERROR_COLUMNS = ("id", "path", "error")
+
+
+def _errors_schema():
+    pa = _pyarrow()
+    return pa.schema([(c, pa.string()) for c in ERROR_COLUMNS])
+
+
+def write_table(path: str, rows: List[Dict[str, Any]], schema) -> None:
+    """``rows`` as one Parquet file at ``path``, atomically."""
+    pa = _pyarrow()
+    table = pa.Table.from_pylist(rows, schema=schema)
+    atomic_write(path, "wb", lambda f: pa.parquet.write_table(table, f))
+
+
+def read_table(path: str):
+    """A Parquet file this module wrote (a results shard, ``errors.parquet``), as a pyarrow Table."""
+    return _pyarrow().parquet.read_table(path)
+
+
+@dataclass(frozen=True)
+class ShardPlan:
+    """The manifest's videos cut into shards of ``size`` videos, in order."""
+
+    items: Tuple[ManifestItem, ...]
+    size: int
+
+    def __post_init__(self):
+        if self.size < 1:
+            raise UsageError(f"--shard-size must be >= 1, got {self.size}")
+
+    def __len__(self) -> int:
+        return -(-len(self.items) // self.size)
+
+    def shard(self, k: int) -> Tuple[ManifestItem, ...]:
+        return self.items[k * self.size:(k + 1) * self.size]
+
+
+def open_run(out: str, identity: Dict[str, Any]) -> List[int]:
+    """Prepare ``out`` for the run ``identity`` (see the module docstring): a new directory gets its
+    ``_run.json``; a directory of the same run keeps its shards (the temporary files of a killed run
+    are removed); anything else is refused. Returns the shards already done."""
+    from .._files import prepare_output_dir
+
+    prepare_output_dir(out)
+    run_file = os.path.join(out, RUN_FILE)
+    if os.path.isfile(run_file):
+        with open(run_file, encoding="utf-8") as f:
+            before = json.load(f).get("identity")
+        if before != identity:
+            changed = sorted(k for k in set(identity) | set(before or {}) if (before or {}).get(k) != identity.get(k))
+            raise UsageError(f"{display_name(out)} holds another scoring run (it differs in {', '.join(changed)}): "
+                             "appending would mix two runs' rows; pass a new --out, or the same arguments to resume")
+    else:
+        if os.path.isdir(out) and os.listdir(out):
+            raise UsageError(f"--out {display_name(out)} is not empty and holds no zoo score run ({RUN_FILE}): "
+                             "pass a new or empty directory")
+        atomic_write_text(run_file, json.dumps({"identity": identity, "complete": False}, indent=1) + "\n")
+    for sub in (RESULTS_DIR, ERRORS_DIR, STAGING_DIR):  # the temporary files a killed run left there go too
+        os.makedirs(os.path.join(out, sub), exist_ok=True)
+        prepare_output_dir(os.path.join(out, sub))
+    results = os.path.join(out, RESULTS_DIR)
+    return sorted(int(n[5:10]) for n in os.listdir(results) if n.startswith("part-") and n.endswith(".parquet"))
+
+
+def score_shard(scorer: Callable, items: Sequence[ManifestItem]) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
+    """Rows and error rows of ``items``, in order."""
+    rows, errors = [], []
+    for item in items:
+        got, error = scorer(item)
+        rows += got
+        if error is not None:
+            errors.append({"id": item.id, "path": item.path, "error": error})
+    return rows, errors
+
+
+def write_shard(out: str, k: int, rows, errors, schema) -> None:
+    """Shard ``k``'s errors, then its rows (the file whose presence marks the shard done)."""
+    write_table(os.path.join(out, ERRORS_DIR, part_name(k)), errors, _errors_schema())
+    write_table(os.path.join(out, RESULTS_DIR, part_name(k)), rows, schema)
+
+
+def run_local(scorer: Scorer, plan: ShardPlan, out: str, identity: Dict[str, Any], *,
+              on_shard: Optional[Callable[[int, int, int], None]] = None) -> Dict[str, Any]:
+    """Score every shard of ``plan`` not yet in ``out``, in this process, one shard after another;
+    then `finish`. ``on_shard(k, rows, errors)`` after each shard written."""
+    done = set(open_run(out, identity))
+    schema = scorer.schema()
+    for k in range(len(plan)):
+        if k in done:
+            continue
+        rows, errors = score_shard(scorer, plan.shard(k))
+        write_shard(out, k, rows, errors, schema)
+        if on_shard is not None:
+            on_shard(k, len(rows), len(errors))
+    return finish(out, plan, extra={"resumed_shards": len(done)})
+
+
+def finish(out: str, plan: ShardPlan, extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """Every shard done: ``errors.parquet`` (all shards' errors, in manifest order) and ``_run.json``
+    with the counts. Returns the run record."""
+    import platform
+
+    import zoo
+
+    pa = _pyarrow()
+    tables = [read_table(os.path.join(out, ERRORS_DIR, part_name(k))) for k in range(len(plan))]
+    errors = pa.concat_tables(tables) if tables else _errors_schema().empty_table()
+    atomic_write(os.path.join(out, ERRORS_FILE), "wb", lambda f: pa.parquet.write_table(errors, f))
+    rows = sum(pa.parquet.ParquetFile(os.path.join(out, RESULTS_DIR, part_name(k))).metadata.num_rows
+               for k in range(len(plan)))
+    run_file = os.path.join(out, RUN_FILE)
+    with open(run_file, encoding="utf-8") as f:
+        record = json.load(f)
+    record.update(complete=True, finished=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+                  counts={"videos": len(plan.items), "scored": len(plan.items) - errors.num_rows,
+                          "errors": errors.num_rows, "rows": rows, "shards": len(plan)},
+                  versions={"zoo": zoo.__version__, "torch": torch.__version__, "pyarrow": pa.__version__,
+                            "python": platform.python_version()}, **(extra or {}))
+    atomic_write_text(run_file, json.dumps(record, indent=1) + "\n")
+    return record
