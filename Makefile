@@ -20,7 +20,7 @@ $(STAMP): setup.cfg pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip setuptools wheel
 	$(PIP) install --quiet $(TORCH_PINS)
-	$(PIP) install --quiet -e '.[test,deploy,tensorboard,score]'
+	$(PIP) install --quiet -e '.[test,deploy,tensorboard,score,ray]'
 	$(PIP) install --quiet --no-deps $(MMACTION2)
 	touch $(STAMP)
 

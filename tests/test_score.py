@@ -152,3 +152,47 @@ def test_urls_are_downloaded_with_timeouts_and_other_schemes_refused(videos, ser
     assert main(["score", str(tmp_path / "s3.csv"), *TINY, "--out", str(tmp_path / "s")]) == 2
     assert "reads local files and http(s) URLs, not s3://" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
+
+
+RAY = ["--engine", "ray", "--threads", "1"]
+
+
+@pytest.mark.slow
+def test_the_ray_engine_writes_the_local_engines_tables_and_resumes_after_a_kill(videos, tmp_path):
+    """On a local Ray instance: videos read in Ray tasks, the model in an actor; the tables equal the
+    local engine's row for row (both models on one thread); killed once two shards are written, the
+    same command finishes the run to the same tables."""
+    pytest.importorskip("ray")
+    cmd = [sys.executable, "-m", "zoo", "score", str(videos / "m.csv"), *TINY, "--shard-size", "1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "RAY_USAGE_STATS_ENABLED": "0"}
+    subprocess.run(cmd + ["--threads", "1", "--out", str(tmp_path / "local")], check=True, env=env, capture_output=True)
+    whole = subprocess.run(cmd + [*RAY, "--out", str(tmp_path / "ray")], env=env, capture_output=True, text=True)
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    assert "6 of 7 video(s) scored" in whole.stdout
+    local, ray_ = _tables(str(tmp_path / "local")), _tables(str(tmp_path / "ray"))
+    assert ray_[0].equals(local[0]) and ray_[1].equals(local[1])
+    assert json.load(open(tmp_path / "ray" / "_run.json"))["engine"] == "ray, 1 worker(s) x 1 thread(s)"
+
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(cmd + [*RAY, "--out", str(out)], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 180
+    while not (out / "results" / "part-00001.parquet").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = sorted(os.listdir(out / "results"))
+    assert 2 <= len(done) < 7 and not (out / "errors.parquet").exists()
+    again = subprocess.run(cmd + [*RAY, "--out", str(out)], env=env, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert f"{len(done)} shard(s) were already done" in again.stdout
+    resumed = _tables(str(out))
+    assert resumed[0].equals(local[0]) and resumed[1].equals(local[1])
+
+
+def test_engine_options_are_checked_before_any_work(videos, tmp_path, capsys):
+    assert main(["score", str(videos / "m.csv"), *TINY, "--out", str(tmp_path / "o"), "--workers", "2"]) == 2
+    assert "--workers and --address are for --engine ray" in capsys.readouterr().err
+    assert main(["score", str(videos / "m.csv"), *TINY, "--out", str(tmp_path / "o"), "--threads", "0"]) == 2
+    assert "must be >= 1" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -143,7 +143,7 @@ def load_model(args, labels: Optional[List[str]] = None):
     """The model of ``args`` (eval mode, on its device, the CPU fast path unless --no-optimize), its
     resolved `zoo.Spec` (the input protocol: ``spec.info``), its class names and the device."""
     from ..engine import distributed as dist_utils
-    from ..engine.prepare import build_checked, check_clips_fit
+    from ..engine.prepare import build_checked, check_clips_fit, prepare_for_inference
 
     # without a label map the classifier size follows the checkpoint (or the model's default)
     spec, extra = model_spec(args, num_classes=len(labels) if labels else None)
@@ -154,12 +154,9 @@ def load_model(args, labels: Optional[List[str]] = None):
     if getattr(args, "views", None):  # a video's views run in one forward pass
         check_clips_fit(spec.info, views[0] * views[1], what=f"--views {views[0]}x{views[1]}")
     device = dist_utils.default_device(args.device)
-    model = build_checked(spec, strict_classifier=True).to(device).eval()
-    names = list(labels or model.categories or [str(i) for i in range(model.num_classes)])
-    if not args.no_optimize and device.type == "cpu":
-        from ..inference import optimize
-        model = optimize(model, compile=compile_mode(args))
-    return model, spec, names, device
+    built = build_checked(spec, strict_classifier=True)
+    names = list(labels or built.categories or [str(i) for i in range(built.num_classes)])
+    return prepare_for_inference(built, device, fast=not args.no_optimize, compile=compile_mode(args)), spec, names, device
 
 
 def warn_if_untrained(spec) -> None:

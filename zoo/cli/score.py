@@ -5,7 +5,7 @@ import json
 import os
 
 from . import UsageError
-from ._options import add_model_options, load_model, warn_if_untrained
+from ._options import add_model_options, compile_mode, load_model, warn_if_untrained
 
 __all__ = ["register", "run_identity"]
 
@@ -31,29 +31,47 @@ def cmd_score(args) -> int:
 
     from ..data import load_label_map
     from ..data.manifest import read_manifest
-    from ..engine.score import ERRORS_FILE, RESULTS_DIR, STAGING_DIR, Scorer, ShardPlan, check_sources, run_local
+    from ..engine.score import ERRORS_FILE, RESULTS_DIR, STAGING_DIR, ClipReader, ModelRecipe, Scorer, ShardPlan, \
+        check_sources, run_local
 
-    if args.topk < 1 or args.batch < 1:
-        raise UsageError(f"--topk and --batch must be >= 1, got {args.topk} and {args.batch}")
+    if args.topk < 1 or args.batch < 1 or args.workers < 1 or (args.threads is not None and args.threads < 1):
+        raise UsageError(f"--topk, --batch, --workers and --threads must be >= 1, got {args.topk}, {args.batch}, "
+                         f"{args.workers} and {args.threads}")
+    if args.engine == "local" and (args.workers != 1 or args.address):
+        raise UsageError("--workers and --address are for --engine ray (the local engine is one process)")
+    if args.engine == "ray":
+        from ..engine.score_ray import _ray
+        _ray()  # a missing Ray fails here, before any work
     items = read_manifest(args.manifest)
     check_sources(items)
     plan = ShardPlan(tuple(items), args.shard_size)  # a bad shard size fails before the model is built
     labels = load_label_map(args.labels) if args.labels else None
-    torch.manual_seed(0)  # random weights (no --weights / --pretrained) are the same in a resumed run
-    model, spec, names, device = load_model(args, labels)
+    if args.engine == "local" and args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)  # random weights (no --weights / --pretrained): the same in a resumed run, as ModelRecipe's
+    model, spec, names, device = load_model(args, labels)  # the weights checked here, before any work
     warn_if_untrained(spec)
     args.agg = args.agg or spec.info.view_aggregation
-    scorer = Scorer(args.task, model, spec.info, names, topk=args.topk, agg=args.agg, batch=args.batch,
-                    timeout=args.timeout, device=device, staging=os.path.join(args.out, STAGING_DIR))
+    reader = ClipReader(spec.info, tuple(names), staging=os.path.join(args.out, STAGING_DIR))
+    settings = dict(task=args.task, topk=args.topk, agg=args.agg, batch=args.batch, timeout=args.timeout)
     identity = run_identity(spec, args, names, items)
     print(f"zoo score: {len(items)} video(s) of {args.manifest}, {len(plan)} shard(s) of {args.shard_size}; "
-          f"{args.task} with {spec.weights_label()} -> {args.out}", flush=True)
+          f"{args.task} with {spec.weights_label()} on the {args.engine} engine -> {args.out}", flush=True)
 
     def on_shard(k, rows, errors):
         if not args.no_progress:
             print(f"  shard {k + 1}/{len(plan)}: {rows} row(s){f', {errors} unreadable' if errors else ''}", flush=True)
 
-    record = run_local(scorer, plan, args.out, identity, on_shard=on_shard)
+    if args.engine == "ray":
+        from ..engine.score_ray import run_ray
+
+        del model  # each Ray worker builds its own
+        recipe = ModelRecipe(spec, fast=not args.no_optimize, compile=compile_mode(args))
+        record = run_ray(recipe, reader, settings, plan, args.out, identity, workers=args.workers,
+                         threads=args.threads or 1, address=args.address, on_shard=on_shard)
+    else:
+        record = run_local(Scorer(model=model, reader=reader, device=device, **settings), plan, args.out, identity,
+                           on_shard=on_shard)
     c = record["counts"]
     resumed = f"; {record['resumed_shards']} shard(s) were already done" if record["resumed_shards"] else ""
     print(f"{c['scored']} of {c['videos']} video(s) scored, {c['rows']} row(s) in "
@@ -84,6 +102,15 @@ def register(sub):
     p.add_argument("--batch", type=int, default=4, help="timeline: windows per forward pass (default 4)")
     p.add_argument("--timeout", type=float, default=10.0,
                    help="timeline: seconds to wait for a URL source (default 10; downloads: $ZOO_NET_TIMEOUT)")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: this process, one video after another (default); ray: Ray Data, videos read in "
+                        "CPU tasks and models in --workers actors (pip install 'zoo[ray]')")
+    p.add_argument("--workers", type=int, default=1, help="ray: model actors (default 1)")
+    p.add_argument("--threads", type=int,
+                   help="torch threads of the model: per actor with ray (default 1), of this process locally "
+                        "(default: torch's)")
+    p.add_argument("--address", help="ray: an existing cluster (ray://HOST:10001 or auto); default: a local Ray "
+                                     "instance for this run")
     p.add_argument("--no-progress", action="store_true", help="no line per shard")
     add_model_options(p)
     p.set_defaults(func=cmd_score)

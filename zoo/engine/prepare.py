@@ -11,7 +11,7 @@ import torch.nn as nn
 from .._errors import BadCheckpoint, UsageError
 from ..models import ModelInfo, Spec, build
 
-__all__ = ["build_checked", "available_memory", "check_clips_fit"]
+__all__ = ["build_checked", "prepare_for_inference", "available_memory", "check_clips_fit"]
 
 
 def build_checked(spec: Spec, *, strict_classifier: bool = False, progress: bool = True) -> nn.Module:
@@ -25,6 +25,17 @@ def build_checked(spec: Spec, *, strict_classifier: bool = False, progress: bool
     if strict_classifier and report is not None and report.reinitialised:
         raise BadCheckpoint(f"the checkpoint's classifier does not have {spec.num_classes} outputs (the data's "
                             f"number of classes): {', '.join(report.reinitialised)} would be random")
+    return model
+
+
+def prepare_for_inference(model: nn.Module, device, *, fast: bool = True, compile=False) -> nn.Module:
+    """A built model (`build_checked`) made ready to predict with: eval mode, on ``device`` (a
+    ``torch.device``); on the CPU, `zoo.optimize`'s fast path unless not ``fast`` (``compile``: its
+    argument). Every command that predicts, and every `zoo score` worker, prepares its model here."""
+    model = model.to(device).eval()
+    if fast and device.type == "cpu":
+        from ..inference import optimize
+        model = optimize(model, compile=compile)
     return model
 
 

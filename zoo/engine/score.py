@@ -40,7 +40,7 @@ from .._files import atomic_write, atomic_write_text, display_name
 from ..data.manifest import ManifestItem
 from .config import SCORE_TASKS
 
-__all__ = ["TASKS", "RESULTS_DIR", "ERRORS_FILE", "Scorer", "ShardPlan", "run_local", "check_sources", "is_url", "open_run", "part_name", "read_table", "RUN_FILE"]
+__all__ = ["TASKS", "RESULTS_DIR", "ERRORS_FILE", "ClipReader", "ModelRecipe", "Scorer", "finish", "write_shard", "ShardPlan", "run_local", "check_sources", "is_url", "open_run", "part_name", "read_table", "RUN_FILE"]
 
 TASKS = SCORE_TASKS
 RUN_FILE = "_run.json"
@@ -79,65 +79,84 @@ def part_name(shard: int) -> str:
     return f"part-{shard:05d}.parquet"
 
 
+@dataclass(frozen=True)
+class ClipReader:
+    """A video of the manifest as the model's test clips (`zoo.data.VideoDataset`, test views of
+    ``info``): no model, so it runs anywhere (a Ray task). URL videos are downloaded (`zoo._net`:
+    timeouts, bounded retries) into ``staging``, read, and deleted."""
+
+    info: Any
+    class_names: Tuple[str, ...]
+    staging: Optional[str] = None
+
+    def __call__(self, item: ManifestItem) -> Tuple[Optional[torch.Tensor], Optional[str]]:
+        """``[views, 3, T, S, S]`` clips, or None and why the video could not be read."""
+        if not is_url(item.path):
+            return self._read(item.path)
+        from .._files import temp_path
+        from .._net import NetworkError, download
+
+        if self.staging is None:
+            raise UsageError("a ClipReader given URLs needs a staging directory (staging=)")
+        os.makedirs(self.staging, exist_ok=True)
+        local = temp_path(os.path.join(self.staging, "video"), ext=os.path.splitext(item.path.split("?")[0])[1][:8])
+        try:
+            try:
+                download(item.path, local)
+            except NetworkError as e:
+                return None, f"cannot download: {e.detail}"
+            return self._read(local)
+        finally:
+            if os.path.exists(local):
+                os.remove(local)
+
+    def _read(self, path: str) -> Tuple[Optional[torch.Tensor], Optional[str]]:
+        from ..data import Record, VideoDataset
+
+        data = VideoDataset([Record(path=path, label=None)], list(self.class_names), self.info, train=False,
+                            on_error="skip")[0]
+        return data["video"], data.get("error")
+
+
 @dataclass
 class Scorer:
-    """What each video goes through: ``model`` (eval mode, on its device) under the input protocol
-    ``info``, ``class_names`` for the labels; ``topk`` labels per row; ``agg`` the view
-    aggregation (predict); ``batch`` windows per forward pass and ``timeout`` for a URL (timeline)."""
+    """What each video goes through: ``model`` (eval mode, on ``device``) on what ``reader`` reads
+    (its protocol and class names); ``topk`` labels per row; ``agg`` the view aggregation
+    (predict); ``batch`` windows per forward pass and ``timeout`` for a URL stream (timeline)."""
 
     task: str
     model: Any
-    info: Any
-    class_names: List[str]
+    reader: ClipReader
     topk: int = 5
     agg: str = "prob-mean"
     batch: int = 4
     timeout: float = 10.0
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-    staging: Optional[str] = None  # where URL videos are downloaded to while scored
 
     def __post_init__(self):
         if self.task not in TASKS:
             raise UsageError(f"--task {self.task!r}: choose one of {', '.join(TASKS)}")
-        self.topk = min(self.topk, len(self.class_names))
+        self.topk = min(self.topk, len(self.reader.class_names))
+        self.info = self.reader.info
+
+    @property
+    def reads_clips(self) -> bool:
+        """Are videos read as clips first (`ClipReader`, separable from the model), or streamed by
+        the model's own window loop (timeline)?"""
+        return self.task != "timeline"
 
     def __call__(self, item: ManifestItem) -> Tuple[List[Dict[str, Any]], Optional[str]]:
         """``item``'s rows, or no rows and why it could not be read."""
-        if self.task == "timeline":  # a stream: read as it comes, URLs included (with ``timeout``)
+        if not self.reads_clips:  # a stream: read as it comes, URLs included (with ``timeout``)
             return self._timeline(item)
-        if is_url(item.path):
-            return self._fetched(item)
-        return self._clip(item, item.path)
+        return self.rows(item, *self.reader(item))
 
-    def _fetched(self, item: ManifestItem) -> Tuple[List[Dict[str, Any]], Optional[str]]:
-        """An http(s) video: downloaded (`zoo._net`: timeouts, bounded retries) to a staging file
-        beside the results, scored, deleted."""
-        from .._files import temp_path
-        from .._net import NetworkError, download
-
-        if self.staging is None:
-            raise UsageError("a Scorer given URLs needs a staging directory (staging=)")
-        os.makedirs(self.staging, exist_ok=True)
-        ext = os.path.splitext(item.path.split("?")[0])[1][:8]
-        local = temp_path(os.path.join(self.staging, "video"), ext=ext)
-        try:
-            try:
-                download(item.path, local)
-            except NetworkError as e:
-                return [], f"cannot download: {e.detail}"
-            return self._clip(item, local)
-        finally:
-            if os.path.exists(local):
-                os.remove(local)
-
-    def _clip(self, item: ManifestItem, path: str) -> Tuple[List[Dict[str, Any]], Optional[str]]:
-        from ..data import Record, VideoDataset
-
-        data = VideoDataset([Record(path=path, label=None)], self.class_names, self.info, train=False,
-                            on_error="skip")[0]
-        if data["video"] is None:
-            return [], data["error"]
-        video = data["video"].to(self.device)
+    def rows(self, item: ManifestItem, video: Optional[torch.Tensor], error: Optional[str] = None
+             ) -> Tuple[List[Dict[str, Any]], Optional[str]]:
+        """``item``'s rows from its clips ``video`` (as `ClipReader` reads them), or ``error``."""
+        if video is None:
+            return [], error
+        video = video.to(self.device)
         with torch.inference_mode():
             if self.task == "features":
                 feats = self.model.forward_head(self.model.forward_features(video), pre_logits=True).float().cpu()
@@ -170,7 +189,8 @@ class Scorer:
 
     def _top(self, probs: torch.Tensor) -> Dict[str, Any]:
         top = probs.float().topk(self.topk)
-        return {"topk_labels": [self.class_names[c] for c in top.indices.tolist()], "topk_probs": top.values.tolist()}
+        names = self.reader.class_names
+        return {"topk_labels": [names[c] for c in top.indices.tolist()], "topk_probs": top.values.tolist()}
 
     @staticmethod
     def _row(item: ManifestItem, **values) -> Dict[str, Any]:
@@ -186,6 +206,24 @@ class Scorer:
         cols += [("window_start", pa.float64()), ("window_end", pa.float64())] if self.task == "timeline" else []
         cols += [("topk_labels", pa.list_(pa.string())), ("topk_probs", floats)]
         return pa.schema(cols + [("probs" if self.task == "timeline" else "logits", floats)])
+
+
+@dataclass(frozen=True)
+class ModelRecipe:
+    """How a worker process builds the scoring model: ``spec`` (resolved), the fast path or not
+    (``fast``), ``compile`` (`zoo.optimize`'s argument); seeded, so random weights are the same in
+    every process (`zoo.engine.prepare`: as every predicting command prepares its model)."""
+
+    spec: Any
+    fast: bool = True
+    compile: Any = False
+
+    def build(self):
+        from .prepare import build_checked, prepare_for_inference
+
+        torch.manual_seed(0)
+        return prepare_for_inference(build_checked(self.spec, strict_classifier=True), torch.device("cpu"),
+                                     fast=self.fast, compile=self.compile)
 
 
 ERROR_COLUMNS = ("id", "path", "error")
