@@ -196,3 +196,18 @@ def test_engine_options_are_checked_before_any_work(videos, tmp_path, capsys):
     assert main(["score", str(videos / "m.csv"), *TINY, "--out", str(tmp_path / "o"), "--threads", "0"]) == 2
     assert "must be >= 1" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_bf16_scores_on_the_fast_path_and_is_a_run_of_its_own(videos, tmp_path, capsys):
+    (tmp_path / "one.csv").write_text(f"path\n{videos / 'data' / 'videos' / 'moving_left' / 'moving_left_0000.mp4'}\n")
+    args = ["score", str(tmp_path / "one.csv"), *TINY, "--out", str(tmp_path / "o")]
+    assert main(args) == 0
+    fp32 = _tables(str(tmp_path / "o"))[0].to_pylist()[0]["logits"]
+    assert main(args + ["--dtype", "bf16"]) == 2  # not appended to the fp32 run
+    assert "differs in optimize" in capsys.readouterr().err
+    assert main(["score", str(tmp_path / "one.csv"), *TINY, "--out", str(tmp_path / "b"), "--dtype", "bf16"]) == 0
+    bf16 = _tables(str(tmp_path / "b"))[0].to_pylist()[0]["logits"]
+    assert bf16 != fp32 and max(abs(a - b) for a, b in zip(bf16, fp32)) < 0.1 * max(map(abs, fp32))
+    assert main(["score", str(tmp_path / "one.csv"), *TINY, "--out", str(tmp_path / "n"), "--dtype", "bf16",
+                 "--no-optimize"]) == 2
+    assert "bf16 runs the CPU fast path" in capsys.readouterr().err

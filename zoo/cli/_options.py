@@ -143,6 +143,8 @@ def load_model(args, labels: Optional[List[str]] = None):
     """The model of ``args`` (eval mode, on its device, the CPU fast path unless --no-optimize), its
     resolved `zoo.Spec` (the input protocol: ``spec.info``), its class names and the device."""
     from ..engine import distributed as dist_utils
+    import torch
+
     from ..engine.prepare import build_checked, check_clips_fit, prepare_for_inference
 
     # without a label map the classifier size follows the checkpoint (or the model's default)
@@ -156,7 +158,9 @@ def load_model(args, labels: Optional[List[str]] = None):
     device = dist_utils.default_device(args.device)
     built = build_checked(spec, strict_classifier=True)
     names = list(labels or built.categories or [str(i) for i in range(built.num_classes)])
-    return prepare_for_inference(built, device, fast=not args.no_optimize, compile=compile_mode(args)), spec, names, device
+    dtype = torch.bfloat16 if getattr(args, "dtype", "fp32") == "bf16" else torch.float32
+    return (prepare_for_inference(built, device, fast=not args.no_optimize, compile=compile_mode(args), dtype=dtype),
+            spec, names, device)
 
 
 def warn_if_untrained(spec) -> None:

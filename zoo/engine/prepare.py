@@ -28,14 +28,19 @@ def build_checked(spec: Spec, *, strict_classifier: bool = False, progress: bool
     return model
 
 
-def prepare_for_inference(model: nn.Module, device, *, fast: bool = True, compile=False) -> nn.Module:
+def prepare_for_inference(model: nn.Module, device, *, fast: bool = True, compile=False, dtype=None) -> nn.Module:
     """A built model (`build_checked`) made ready to predict with: eval mode, on ``device`` (a
-    ``torch.device``); on the CPU, `zoo.optimize`'s fast path unless not ``fast`` (``compile``: its
-    argument). Every command that predicts, and every `zoo score` worker, prepares its model here."""
+    ``torch.device``); on the CPU, `zoo.optimize`'s fast path in ``dtype`` (default float32) unless
+    not ``fast`` (``compile``: its argument). Every command that predicts, and every `zoo score`
+    worker, prepares its model here."""
+    import torch
+
     model = model.to(device).eval()
+    if dtype not in (None, torch.float32) and not (fast and device.type == "cpu"):
+        raise UsageError("bf16 runs the CPU fast path: drop --no-optimize (and run on the CPU), or run in fp32")
     if fast and device.type == "cpu":
         from ..inference import optimize
-        model = optimize(model, compile=compile)
+        model = optimize(model, dtype or torch.float32, compile=compile)
     return model
 
 

@@ -47,6 +47,7 @@ RUN_FILE = "_run.json"
 RESULTS_DIR = "results"  # only the rows' shards: pyarrow / pandas read the folder as one table
 ERRORS_DIR = "_errors"  # per-shard errors ("_" hides them from a reader of DIR as a dataset)
 ERRORS_FILE = "errors.parquet"
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 STAGING_DIR = "_staging"  # URL videos while they are scored (removed after each)
 
 
@@ -217,13 +218,14 @@ class ModelRecipe:
     spec: Any
     fast: bool = True
     compile: Any = False
+    dtype: str = "fp32"  # or "bf16": the fast path under CPU bf16 autocast
 
     def build(self):
         from .prepare import build_checked, prepare_for_inference
 
         torch.manual_seed(0)
         return prepare_for_inference(build_checked(self.spec, strict_classifier=True), torch.device("cpu"),
-                                     fast=self.fast, compile=self.compile)
+                                     fast=self.fast, compile=self.compile, dtype=DTYPES[self.dtype])
 
 
 ERROR_COLUMNS = ("id", "path", "error")
