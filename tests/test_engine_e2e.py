@@ -441,3 +441,27 @@ def test_ddp_training_two_processes(synth_dir, tmp_path):
     assert len(_state(os.path.join(out, "last.pt"))["rng"]) == 2  # every rank's RNG state saved
     metrics = json.load(open(os.path.join(out, "eval", "metrics.json")))
     assert metrics["num_videos"] == 4 and metrics["world_size"] == 2
+
+    # the same job on two "nodes" (two torchrun launchers of one process each, meeting at a c10d
+    # rendezvous on 127.0.0.1, as the README's multi-node commands do): the same run, weight for weight
+    nodes = str(tmp_path / "nodes")
+    launch = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1", "--rdzv_backend=c10d",
+              f"--rdzv_endpoint=127.0.0.1:{_free_port()}", "--rdzv_id=zoo-test", "-m", "zoo"]
+    procs = [subprocess.Popen(launch + [*_train_argv(synth_dir, nodes, epochs=1), "batch_size=2"], env=_env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    ends = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [e[1][-2000:] for e in ends]
+    assert "2 process(es)" in "".join(e[0] for e in ends)
+    assert json.load(open(os.path.join(nodes, "history.json")))[0]["train_clips"] == 8
+    one, two = _state(os.path.join(out, "model.pt")), _state(os.path.join(nodes, "model.pt"))
+    one, two = one["state_dict"], two["state_dict"]
+    assert one.keys() == two.keys() and all(torch.equal(one[k], two[k]) for k in one)
+    assert json.load(open(os.path.join(nodes, "eval", "metrics.json")))["video_top1"] == metrics["video_top1"]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
