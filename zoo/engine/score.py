@@ -40,7 +40,7 @@ from .._files import atomic_write, atomic_write_text, display_name
 from ..data.manifest import ManifestItem
 from .config import SCORE_TASKS
 
-__all__ = ["TASKS", "RESULTS_DIR", "ERRORS_FILE", "ClipReader", "ModelRecipe", "Scorer", "finish", "write_shard", "ShardPlan", "run_local", "check_sources", "is_url", "open_run", "part_name", "read_table", "RUN_FILE"]
+__all__ = ["TASKS", "RESULTS_DIR", "ERRORS_FILE", "ClipReader", "ModelRecipe", "Scorer", "finish", "shard_tables", "write_shard", "ShardPlan", "run_local", "check_sources", "is_url", "open_run", "part_name", "read_table", "RUN_FILE"]
 
 TASKS = SCORE_TASKS
 RUN_FILE = "_run.json"
@@ -293,11 +293,11 @@ def open_run(out: str, identity: Dict[str, Any]) -> List[int]:
     return sorted(int(n[5:10]) for n in os.listdir(results) if n.startswith("part-") and n.endswith(".parquet"))
 
 
-def score_shard(scorer: Callable, items: Sequence[ManifestItem]) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
-    """Rows and error rows of ``items``, in order."""
+def shard_tables(items: Sequence[ManifestItem], results: Sequence[Tuple[List[Dict[str, Any]], Optional[str]]]
+                 ) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
+    """A shard's rows and error rows from its ``items``' `Scorer` results, in manifest order."""
     rows, errors = [], []
-    for item in items:
-        got, error = scorer(item)
+    for item, (got, error) in zip(items, results, strict=True):
         rows += got
         if error is not None:
             errors.append({"id": item.id, "path": item.path, "error": error})
@@ -315,20 +315,22 @@ def run_local(scorer: Scorer, plan: ShardPlan, out: str, identity: Dict[str, Any
     """Score every shard of ``plan`` not yet in ``out``, in this process, one shard after another;
     then `finish`. ``on_shard(k, rows, errors)`` after each shard written."""
     done = set(open_run(out, identity))
-    schema = scorer.schema()
+    schema, start = scorer.schema(), time.perf_counter()
     for k in range(len(plan)):
         if k in done:
             continue
-        rows, errors = score_shard(scorer, plan.shard(k))
+        rows, errors = shard_tables(plan.shard(k), [scorer(item) for item in plan.shard(k)])
         write_shard(out, k, rows, errors, schema)
         if on_shard is not None:
             on_shard(k, len(rows), len(errors))
-    return finish(out, plan, extra={"resumed_shards": len(done)})
+    return finish(out, plan, extra={"resumed_shards": len(done), "engine": "local",
+                                    "seconds": round(time.perf_counter() - start, 3)})
 
 
 def finish(out: str, plan: ShardPlan, extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """Every shard done: ``errors.parquet`` (all shards' errors, in manifest order) and ``_run.json``
-    with the counts. Returns the run record."""
+    with the counts and ``extra`` (the engine, and ``seconds``: how long this invocation took to
+    score the shards it computed). Returns the run record."""
     import platform
 
     import zoo

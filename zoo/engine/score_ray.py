@@ -19,13 +19,14 @@ and released weights, which every worker fetches itself).
 from __future__ import annotations
 
 import pickle
+import time
 from typing import Any, Callable, Dict, Optional
 
 import numpy as np
 
 from .._errors import MissingDependency, UsageError
 from ..data.manifest import ManifestItem
-from .score import ClipReader, ModelRecipe, Scorer, ShardPlan, finish, open_run, write_shard
+from .score import ClipReader, ModelRecipe, Scorer, ShardPlan, finish, open_run, shard_tables, write_shard
 
 __all__ = ["run_ray"]
 
@@ -87,7 +88,7 @@ def run_ray(recipe: ModelRecipe, reader: ClipReader, settings: Dict[str, Any], p
     if workers < 1 or threads < 1:
         raise UsageError(f"--workers and --threads must be >= 1, got {workers} and {threads}")
     ray = _ray()
-    done = set(open_run(out, identity))
+    done, start = set(open_run(out, identity)), time.perf_counter()
     todo = [k for k in range(len(plan)) if k not in done]
     if todo:
         started = not ray.is_initialized()
@@ -98,7 +99,8 @@ def run_ray(recipe: ModelRecipe, reader: ClipReader, settings: Dict[str, Any], p
         finally:
             if started:
                 ray.shutdown()
-    return finish(out, plan, extra={"resumed_shards": len(done), "engine": f"ray, {workers} worker(s) x {threads} thread(s)"})
+    return finish(out, plan, extra={"resumed_shards": len(done), "engine": f"ray, {workers} worker(s) x {threads} thread(s)",
+                                    "seconds": round(time.perf_counter() - start, 3)})  # Ray's start included
 
 
 def _run(ray, recipe, reader, settings, plan, out, todo, workers, threads, on_shard) -> None:
@@ -123,12 +125,8 @@ def _run(ray, recipe, reader, settings, plan, out, todo, workers, threads, on_sh
         k = int(r["shard"])
         pending.setdefault(k, {})[int(r["row"])] = pickle.loads(r["result"])
         if len(pending[k]) == len(plan.shard(k)):
-            got, errors, results = [], [], pending.pop(k)
-            for item in plan.shard(k):
-                item_rows, error = results[item.row]
-                got += item_rows
-                if error is not None:
-                    errors.append({"id": item.id, "path": item.path, "error": error})
+            results = pending.pop(k)
+            got, errors = shard_tables(plan.shard(k), [results[item.row] for item in plan.shard(k)])
             write_shard(out, k, got, errors, schema)
             if on_shard is not None:
                 on_shard(k, len(got), len(errors))
