@@ -345,3 +345,32 @@ def test_per_layer_int8_without_its_kernel_says_what_to_take(net, monkeypatch):
     line = "cannot run here: no C++ compiler 'c++' on PATH (install g++); take int8_backend='onnxruntime' instead"
     with pytest.raises(zoo.UsageError, match=re.escape(line) + "$"):
         zoo.optimize(net, torch.int8, calibration=_clips(2, 0), int8_backend="onednn")
+
+
+def test_compiled_int8_never_loses_to_compiled_bf16(net, monkeypatch):
+    """compile=True races the int8 model against the compiled bf16 fast path and keeps the faster:
+    here once each way, the slower side made slow on purpose (no real compile: the race is what is new)."""
+    import time
+
+    from zoo.inference import api
+
+    class Slow(torch.nn.Module):
+        def __init__(self, seconds):
+            super().__init__()
+            self.seconds = seconds
+
+        def forward(self, x):
+            time.sleep(self.seconds)
+            return x
+
+    for int8_s, bf16_s, kept in ((0.0, 0.03, "int8"), (0.03, 0.0, "compiled_bf16")):
+        int8, bf16 = Slow(int8_s), Slow(bf16_s)
+        monkeypatch.setattr("zoo.inference.quantize.quantize", lambda *a, **k: int8)
+        monkeypatch.setattr(api, "fast_path", lambda model, dtype, compile: bf16 if compile and dtype == torch.bfloat16
+                            else pytest.fail("not the compiled bf16 fast path"))
+        got = zoo.optimize(net, torch.int8, calibration=_clips(2, 0), compile=True)
+        assert got is (int8 if kept == "int8" else bf16)
+        assert set(got.int8_race) == {"int8_ms", "compiled_bf16_ms"}
+        assert got.int8_race[f"{kept}_ms"] == min(got.int8_race.values()) < 15 < max(got.int8_race.values())
+    monkeypatch.setattr(api, "fast_path", lambda *a, **k: pytest.fail("raced without compile"))
+    assert zoo.optimize(net, torch.int8, calibration=_clips(2, 0)) is int8

@@ -30,7 +30,11 @@ def optimize(model: nn.Module, dtype: torch.dtype = torch.float32, *, example: O
             ``info.num_frames`` frames at ``max(info.min_size, 64)`` px (small, to stay cheap).
         compile: ``True`` wraps with ``torch.compile`` (inductor, freezing); ``"auto"`` compiles,
             times the compiled and the eager fast path on one canonical clip and keeps the faster
-            (``.compiled`` says which); ``False`` (default) does not compile.
+            (``.compiled`` says which); ``False`` (default) does not compile. With ``torch.int8``,
+            ``True`` or ``"auto"`` races the int8 model against the compiled bf16 fast path on the
+            canonical clip and returns the faster, so int8 never loses to bf16 however it runs
+            (``.int8_race``: both timings in ms; the bf16 model comes back where int8 is slower, as
+            on CPUs whose AMX units multiply bf16 nearly as fast as int8).
         fold_bn: fold BatchNorms into convolutions.
         layout: ``"channels_last"`` (default), ``"contiguous"`` (keep the default layout), or
             ``"auto"``: time both on one clip at the model's canonical input, in 3 interleaved
@@ -58,8 +62,21 @@ def optimize(model: nn.Module, dtype: torch.dtype = torch.float32, *, example: O
             raise UsageError("dtype=torch.int8 needs calibration clips: optimize(model, torch.int8, "
                              "calibration=clips) with clips shaped [N, C, T, H, W], as the model sees them")
         from .quantize import quantize
-        return quantize(model, calibration, backend=int8_backend, heldout=heldout)
+        int8 = quantize(model, calibration, backend=int8_backend, heldout=heldout)
+        return _faster_of(model, int8) if compile else int8
     if calibration is not None or heldout is not None:
         raise UsageError("calibration= and heldout= are for dtype=torch.int8 only")
     return fast_path(model, dtype, example=example, compile=compile, fold_bn=fold_bn, layout=layout,
                      memory_cache=memory_cache, winograd=winograd)
+
+
+def _faster_of(model: nn.Module, int8: nn.Module) -> nn.Module:
+    """``int8`` or ``model``'s compiled bf16 fast path, whichever runs the canonical clip faster
+    (3 interleaved rounds after a warm-up call, which compiles); ``.int8_race`` on the one kept."""
+    from .timing import canonical_clip, time_interleaved
+
+    bf16 = fast_path(model, torch.bfloat16, compile=True)
+    secs = time_interleaved({"int8": int8, "compiled_bf16": bf16}, canonical_clip(model), warmup=1, reps=3, settle=0)
+    kept = int8 if secs["int8"] <= secs["compiled_bf16"] else bf16
+    kept.int8_race = {f"{k}_ms": round(1e3 * v, 2) for k, v in secs.items()}
+    return kept
