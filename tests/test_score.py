@@ -103,6 +103,20 @@ def test_score_features_and_timeline(videos, tmp_path):
     assert starts == sorted(starts) and all(e > s for s, e in zip(starts, rows.column("window_end").to_pylist()))
 
 
+def _kill_after_two_shards(cmd, env, out):
+    """Run ``cmd`` (a zoo score into ``out``, 7 one-video shards), SIGKILL it once its second shard
+    is written; the shards it left."""
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 180
+    while not (out / "results" / "part-00001.parquet").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = sorted(os.listdir(out / "results"))
+    assert 2 <= len(done) < 7 and not (out / "errors.parquet").exists()
+    return done
+
+
 def test_a_killed_run_resumes_to_the_tables_of_an_uninterrupted_one(videos, tmp_path):
     """SIGKILL once the second shard is on disk, then the same command: the tables equal those of a
     run never interrupted, and the killed run's temporary files are gone."""
@@ -110,14 +124,7 @@ def test_a_killed_run_resumes_to_the_tables_of_an_uninterrupted_one(videos, tmp_
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run(cmd + ["--out", str(tmp_path / "whole")], check=True, env=env, capture_output=True)
     out = tmp_path / "killed"
-    proc = subprocess.Popen(cmd + ["--out", str(out)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while not (out / "results" / "part-00001.parquet").exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    done = sorted(os.listdir(out / "results"))
-    assert 2 <= len(done) < 7 and not (out / "errors.parquet").exists()
+    done = _kill_after_two_shards(cmd + ["--out", str(out)], env, out)
     (out / "results" / "part-00006.parquet.zoo999999-x.tmp").write_bytes(b"half a shard")  # a writer killed mid-file
     result = subprocess.run(cmd + ["--out", str(out)], check=True, env=env, capture_output=True, text=True)
     assert f"{len(done)} shard(s) were already done" in result.stdout
@@ -174,15 +181,7 @@ def test_the_ray_engine_writes_the_local_engines_tables_and_resumes_after_a_kill
     assert json.load(open(tmp_path / "ray" / "_run.json"))["engine"] == "ray, 1 worker(s) x 1 thread(s)"
 
     out = tmp_path / "killed"
-    proc = subprocess.Popen(cmd + [*RAY, "--out", str(out)], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.time() + 180
-    while not (out / "results" / "part-00001.parquet").exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    done = sorted(os.listdir(out / "results"))
-    assert 2 <= len(done) < 7 and not (out / "errors.parquet").exists()
+    done = _kill_after_two_shards(cmd + [*RAY, "--out", str(out)], env, out)
     again = subprocess.run(cmd + [*RAY, "--out", str(out)], env=env, capture_output=True, text=True)
     assert again.returncode == 0, again.stderr[-2000:]
     assert f"{len(done)} shard(s) were already done" in again.stdout

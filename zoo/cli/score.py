@@ -87,7 +87,8 @@ def register(sub):
                                    "a 'path' column and an optional 'id') with one model: --task predict (top-k "
                                    "labels, logits), features (pooled embeddings) or timeline (sliding windows). "
                                    "Rows go to DIR/results/part-NNNNN.parquet, one file per shard of videos "
-                                   "written atomically (read the folder as one table); unreadable videos to DIR/errors.parquet; the run's record to "
+                                   "written atomically (read the folder as one table); unreadable videos to "
+                                   "DIR/errors.parquet; the run's record to "
                                    "DIR/_run.json. Run the same command again after a crash or a kill: only "
                                    "the shards not yet written are computed.")
     p.add_argument("manifest", help="the video list: .csv, .jsonl or .parquet")
