@@ -154,11 +154,50 @@ def test_urls_are_downloaded_with_timeouts_and_other_schemes_refused(videos, ser
     assert by_id["url"]["logits"] == by_id["local"]["logits"]  # the same video, read over HTTP
     assert errors.column("id").to_pylist() == ["missing"] and "cannot download" in errors.column("error")[0].as_py()
     assert os.listdir(tmp_path / "o" / "_staging") == []  # each download removed once scored
-    (tmp_path / "s3.csv").write_text("path\ns3://bucket/a.mp4\n")
+    (tmp_path / "x.csv").write_text("path\nnosuchscheme://bucket/a.mp4\n")
     capsys.readouterr()
-    assert main(["score", str(tmp_path / "s3.csv"), *TINY, "--out", str(tmp_path / "s")]) == 2
-    assert "reads local files and http(s) URLs, not s3://" in capsys.readouterr().err
+    assert main(["score", str(tmp_path / "x.csv"), *TINY, "--out", str(tmp_path / "s")]) == 2
+    assert "no reader for nosuchscheme:// URLs here" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
+
+
+def test_fsspec_urls_are_copied_and_a_stalled_one_times_out(videos, tmp_path, monkeypatch):
+    """A scheme fsspec opens (its in-memory filesystem here) is copied to the staging folder and
+    scored as the local file is, for clips and for timelines; a source that stops sending fails
+    after ZOO_NET_TIMEOUT, as one error row."""
+    fsspec = pytest.importorskip("fsspec")
+    import threading
+
+    from zoo._net import NetworkError, copy_fsspec
+
+    local = read_manifest(str(videos / "m.csv"))[0].path
+    with fsspec.open("memory://bucket/v.mp4", "wb") as f, open(local, "rb") as g:
+        f.write(g.read())
+    (tmp_path / "m.csv").write_text(f"id,path\nlocal,{local}\nmem,memory://bucket/v.mp4\nnone,memory://bucket/no.mp4\n")
+    for task, col in (("predict", "logits"), ("timeline", "probs")):
+        assert main(["score", str(tmp_path / "m.csv"), *TINY, "--task", task, "--out", str(tmp_path / task)]) == 0
+        rows, errors = _tables(str(tmp_path / task))
+        by_id = {}
+        for r in rows.to_pylist():
+            by_id.setdefault(r["id"], []).append(r[col])
+        assert by_id["mem"] == by_id["local"] and errors.column("id").to_pylist() == ["none"]
+        assert "FileNotFoundError" in errors.column("error")[0].as_py()
+    never = threading.Event()
+
+    class Stalled:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            never.set()
+
+        def read(self, n):
+            never.wait(5)
+            return b""
+    monkeypatch.setattr(fsspec, "open", lambda *a, **k: Stalled())
+    with pytest.raises(NetworkError, match=r"stalled: no data for 0.2 s after 0 bytes"):
+        copy_fsspec("memory://bucket/v.mp4", str(tmp_path / "staged"), timeout=0.2)
+    never.set()
 
 
 RAY = ["--engine", "ray", "--threads", "1"]

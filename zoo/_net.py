@@ -22,7 +22,8 @@ from typing import Callable, Optional
 
 from ._errors import Unavailable, UsageError
 
-__all__ = ["TIMEOUT_ENV", "RETRIES_ENV", "NetworkError", "net_timeout", "net_retries", "download"]
+__all__ = ["TIMEOUT_ENV", "RETRIES_ENV", "NetworkError", "net_timeout", "net_retries", "download", "copy_fsspec",
+           "fsspec_supports"]
 
 TIMEOUT_ENV = "ZOO_NET_TIMEOUT"
 RETRIES_ENV = "ZOO_NET_RETRIES"
@@ -139,3 +140,51 @@ def download(url: str, dest: str, *, progress: bool = False,
             raise NetworkError(url, e.reason, attempt + 1) from None
     raise NetworkError(url, f"{reason} ({TIMEOUT_ENV}={timeout:g} s per read)" if "within" in reason or
                        "stalled" in reason else reason, retries + 1)
+
+
+def fsspec_supports(scheme: str) -> bool:
+    """Can fsspec (installed with ``zoo[ray]``) open URLs of ``scheme`` here (its implementation importable)?"""
+    try:
+        import fsspec
+        fsspec.get_filesystem_class(scheme)
+    except (ImportError, ValueError):
+        return False
+    return True
+
+
+def copy_fsspec(url: str, dest: str, *, timeout: Optional[float] = None) -> None:
+    """Copy ``url`` (a scheme fsspec opens: ``s3://``, ``gs://``, ``memory://`` ...) into the file
+    ``dest``, failing with `NetworkError` when no data comes for ``timeout`` seconds
+    (``ZOO_NET_TIMEOUT``): the copy runs in a thread watched by this one, since fsspec's backends
+    each have (or lack) their own timeouts. A stalled thread is left to end on its own; ``dest`` is
+    the caller's staging file to remove."""
+    import threading
+
+    import fsspec
+
+    timeout = net_timeout() if timeout is None else timeout
+    state = {"last": time.monotonic(), "got": 0, "error": None}
+
+    def copy():
+        try:
+            with fsspec.open(url, "rb") as src, open(dest, "wb") as dst:
+                while True:
+                    block = src.read(_CHUNK)
+                    if not block:
+                        return
+                    dst.write(block)
+                    state["got"] += len(block)
+                    state["last"] = time.monotonic()
+        except OSError as e:  # not found, no permission, connection lost: the backends' OSErrors
+            state["error"] = e
+
+    worker = threading.Thread(target=copy, daemon=True, name=f"zoo-fetch {url}")
+    worker.start()
+    while worker.is_alive():
+        worker.join(min(0.1, timeout))
+        if worker.is_alive() and time.monotonic() - state["last"] > timeout:
+            raise NetworkError(url, f"stalled: no data for {timeout:g} s after {state['got']} bytes "
+                                    f"({TIMEOUT_ENV}={timeout:g} s per read)", 1)
+    if state["error"] is not None:
+        e = state["error"]
+        raise NetworkError(url, f"{type(e).__name__}: {e}", 1)

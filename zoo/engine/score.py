@@ -27,11 +27,12 @@ model, weights, protocol, task or manifest) is refused: it would mix two runs' r
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -60,20 +61,29 @@ def _pyarrow():
     return pyarrow
 
 
-URL_SCHEMES = ("http", "https")
+HTTP_SCHEMES = ("http", "https")  # read by zoo._net.download; other schemes by fsspec
 
 
 def is_url(path: str) -> bool:
     return "://" in path
 
 
+def _scheme(path: str) -> str:
+    return path.split("://", 1)[0].lower()
+
+
 def check_sources(items: Sequence[ManifestItem]) -> None:
-    """Refuse, before any work, a manifest with URLs zoo score cannot read (not http or https)."""
-    schemes = sorted({it.path.split("://", 1)[0].lower() for it in items if is_url(it.path)} - set(URL_SCHEMES))
-    if schemes:
-        first = next(it for it in items if is_url(it.path) and it.path.split("://", 1)[0].lower() in schemes)
-        raise UsageError(f"manifest row {first.row + 1} ({first.path}): zoo score reads local files and http(s) URLs, "
-                         f"not {', '.join(s + '://' for s in schemes)}; copy those videos to a local or mounted path")
+    """Refuse, before any work, a manifest with URLs zoo score cannot read: not http(s), and not a
+    scheme fsspec can open here (``s3://`` needs s3fs, ``gs://`` gcsfs ...)."""
+    from .._net import fsspec_supports
+
+    schemes = {_scheme(it.path) for it in items if is_url(it.path)} - set(HTTP_SCHEMES)
+    missing = sorted(s for s in schemes if not fsspec_supports(s))
+    if missing:
+        first = next(it for it in items if is_url(it.path) and _scheme(it.path) in missing)
+        raise UsageError(f"manifest row {first.row + 1} ({first.path}): no reader for {', '.join(s + '://' for s in missing)}"
+                         " URLs here; zoo score reads local files, http(s) URLs and the schemes fsspec can open "
+                         "(pip install 'zoo[ray]' for fsspec, plus its backend, e.g. s3fs)")
 
 
 def part_name(shard: int) -> str:
@@ -83,8 +93,9 @@ def part_name(shard: int) -> str:
 @dataclass(frozen=True)
 class ClipReader:
     """A video of the manifest as the model's test clips (`zoo.data.VideoDataset`, test views of
-    ``info``): no model, so it runs anywhere (a Ray task). URL videos are downloaded (`zoo._net`:
-    timeouts, bounded retries) into ``staging``, read, and deleted."""
+    ``info``): no model, so it runs anywhere (a Ray task). URL videos are copied into ``staging``
+    (`zoo._net`: http(s) with timeouts and bounded retries, other schemes through fsspec with a
+    stall timeout), read, and deleted."""
 
     info: Any
     class_names: Tuple[str, ...]
@@ -92,10 +103,19 @@ class ClipReader:
 
     def __call__(self, item: ManifestItem) -> Tuple[Optional[torch.Tensor], Optional[str]]:
         """``[views, 3, T, S, S]`` clips, or None and why the video could not be read."""
-        if not is_url(item.path):
-            return self._read(item.path)
+        with self.local(item) as (path, error):
+            return (None, error) if path is None else self._read(path)
+
+    @contextlib.contextmanager
+    def local(self, item: ManifestItem, *, keep_http: bool = False) -> Iterator[Tuple[Optional[str], Optional[str]]]:
+        """``(path, None)``: a local file of ``item`` while the block runs (a URL's staged copy,
+        deleted after; ``keep_http``: http(s) URLs as they are, for FFmpeg to stream), or
+        ``(None, why)`` when the copy failed."""
+        if not is_url(item.path) or keep_http and _scheme(item.path) in HTTP_SCHEMES:
+            yield item.path, None
+            return
         from .._files import temp_path
-        from .._net import NetworkError, download
+        from .._net import NetworkError, copy_fsspec, download
 
         if self.staging is None:
             raise UsageError("a ClipReader given URLs needs a staging directory (staging=)")
@@ -103,10 +123,11 @@ class ClipReader:
         local = temp_path(os.path.join(self.staging, "video"), ext=os.path.splitext(item.path.split("?")[0])[1][:8])
         try:
             try:
-                download(item.path, local)
+                (download if _scheme(item.path) in HTTP_SCHEMES else copy_fsspec)(item.path, local)
             except NetworkError as e:
-                return None, f"cannot download: {e.detail}"
-            return self._read(local)
+                yield None, f"cannot download: {e.detail}"
+                return
+            yield local, None
         finally:
             if os.path.exists(local):
                 os.remove(local)
@@ -176,13 +197,16 @@ class Scorer:
         from ..inference.timeline import plan_windows, sliding_windows
 
         decoded = [0]
-        try:
-            with FrameStream(item.path, timeout=self.timeout) as stream:
-                plan = plan_windows(self.info, stream.fps)
-                windows = list(sliding_windows(self.model, stream, plan, self.info, batch=self.batch,
-                                               on_frame=lambda i: decoded.__setitem__(0, i + 1)))
-        except DecodeError as e:
-            return [], e.reason
+        with self.reader.local(item, keep_http=True) as (path, error):  # http(s): FFmpeg streams it
+            if path is None:
+                return [], error
+            try:
+                with FrameStream(path, timeout=self.timeout) as stream:
+                    plan = plan_windows(self.info, stream.fps)
+                    windows = list(sliding_windows(self.model, stream, plan, self.info, batch=self.batch,
+                                                   on_frame=lambda i: decoded.__setitem__(0, i + 1)))
+            except DecodeError as e:
+                return [], e.reason
         if too_short(decoded[0]):
             return [], too_short(decoded[0])
         return [self._row(item, window_start=round(w.start, 6), window_end=round(w.end, 6), **self._top(w.probs),
