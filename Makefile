@@ -12,7 +12,7 @@ MMACTION2 := mmaction2==1.2.0 mmengine==0.10.7 mmcv-lite==2.1.0 opencv-contrib-p
 	yapf==0.43.0 platformdirs rich markdown-it-py mdurl importlib_metadata zipp lazy_importer==0.1.0 einops
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test demo bench clean
+.PHONY: venv test demo docs bench clean
 
 venv: $(STAMP)
 
@@ -20,7 +20,7 @@ $(STAMP): setup.cfg pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip setuptools wheel
 	$(PIP) install --quiet $(TORCH_PINS)
-	$(PIP) install --quiet -e '.[test,deploy,tensorboard,score,ray]'
+	$(PIP) install --quiet -e '.[test,deploy,tensorboard,score,ray,docs]'
 	$(PIP) install --quiet --no-deps $(MMACTION2)
 	touch $(STAMP)
 
@@ -32,8 +32,12 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/zoo demo
 
+# the documentation site into site/ (--strict: a broken link, a missing page or a docstring warning fails)
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
 bench: $(STAMP)
 	$(PIP) install --quiet -e '.[bench]'
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build site *.egg-info .pytest_cache

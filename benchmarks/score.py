@@ -44,18 +44,17 @@ def _config(name: str, cores: int):
     return ["--engine", "ray", "--workers", str(actors), "--threads", str(threads)], f"ray {actors}x{threads}"
 
 
-def _probe(model_argv, manifest: str, n: int) -> dict:
+def _probe(name: str, manifest: str, n: int) -> dict:
     """Seconds per video of reading and of the model, one thread, on the first ``n`` videos."""
-    from zoo.cli import build_parser
-    from zoo.cli._options import load_model
+    import zoo
     from zoo.data.manifest import read_manifest
-    from zoo.engine.score import ClipReader, Scorer
+    from zoo.engine.score import ClipReader, ModelRecipe, Scorer
 
     torch.set_num_threads(1)
-    args = build_parser().parse_args(["score", manifest, *model_argv, "--out", "unused"])
-    model, spec, names, _ = load_model(args)
-    reader = ClipReader(spec.info, tuple(names))
-    scorer = Scorer("predict", model, reader)
+    spec = zoo.resolve(name)
+    names = tuple(spec.categories) or tuple(str(i) for i in range(spec.info.num_classes))
+    reader = ClipReader(spec.info, names)
+    scorer = Scorer("predict", ModelRecipe(spec).build(), reader)  # the model zoo score builds
     items = read_manifest(manifest)[:n]
     t0 = time.perf_counter()
     clips = [reader(it) for it in items]
@@ -129,7 +128,7 @@ def main(argv=None) -> int:
         for r in doc["rows"]:
             r["tables_equal_local"] = tables[r["config"]].equals(tables["local"])
             r["overhead_vs_local"] = round(1 - r["videos_per_s"] / base["videos_per_s"], 3)
-    doc["probe"] = _probe(["--model", a.model], manifest, a.probe)
+    doc["probe"] = _probe(a.model, manifest, a.probe)
     pr = doc["probe"]
     per_core = 1 / (pr["read_s_per_video"] + pr["model_s_per_video"])
     doc["scaling"] = {

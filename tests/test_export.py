@@ -111,12 +111,12 @@ def test_int8_onnx_export_calibrates_and_reports_agreement(tmp_path, capsys):
 
 
 def test_readme_snippet_runs_an_export_without_zoo(tmp_path, monkeypatch, capsys):
-    """The README's onnxruntime + sidecar snippet, as written, on an exported network."""
+    """The Deploy page's onnxruntime + sidecar snippet, as written, on an exported network."""
     import re
 
     import numpy as np
 
-    readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md")).read()
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "docs", "deploy.md")).read()
     snippet = re.search(r"needs only onnxruntime and the sidecar:\n\n```python\n(.*?)```", readme, re.S).group(1)
     monkeypatch.chdir(tmp_path)
     assert main(["export", "tsm_r50", "--format", "onnx", "--out", "tsm.onnx", "--size", "32",

@@ -26,7 +26,7 @@ def _sha(path):
 
 
 def _whole_without_zoo(out) -> bool:
-    """What the README's no-zoo check sees: the file's sha256 is the sidecar's."""
+    """What the Deploy page's no-zoo check sees: the file's sha256 is the sidecar's."""
     return _sha(out) == json.load(open(out + ".json"))["file"]["sha256"]
 
 

@@ -1,0 +1,28 @@
+"""mkdocs hooks: pages generated at build time from the repository, never written into ``docs/``.
+
+- ``models/<name>.md`` (and ``models/index.md``, its plot): the model cards, as ``zoo cards``
+  wrote them into ``model_cards/``;
+- ``results.md``: every ``benchmarks/results/*.json`` rendered as tables (`zoo.benchmark.render`).
+"""
+from __future__ import annotations
+
+import os
+
+from mkdocs.structure.files import File
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def on_files(files, config):
+    from zoo.benchmark.render import render_results
+
+    cards = os.path.join(ROOT, "model_cards")
+    for name in sorted(os.listdir(cards)):
+        path = os.path.join(cards, name)
+        target = f"models/{name}"
+        if name.endswith(".md"):
+            files.append(File.generated(config, target, content=open(path, encoding="utf-8").read()))
+        elif name.endswith(".png"):
+            files.append(File.generated(config, target, abs_src_path=path))
+    files.append(File.generated(config, "results.md", content=render_results(os.path.join(ROOT, "benchmarks", "results"))))
+    return files
