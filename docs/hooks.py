@@ -21,7 +21,10 @@ def on_files(files, config):
         path = os.path.join(cards, name)
         target = f"models/{name}"
         if name.endswith(".md"):
-            files.append(File.generated(config, target, content=open(path, encoding="utf-8").read()))
+            text = open(path, encoding="utf-8").read()
+            if name == "README.md":  # the ten-column table takes the whole width
+                text = "---\nhide:\n  - navigation\n  - toc\n---\n" + text
+            files.append(File.generated(config, target, content=text))
         elif name.endswith(".png"):
             files.append(File.generated(config, target, abs_src_path=path))
     files.append(File.generated(config, "results.md", content=render_results(os.path.join(ROOT, "benchmarks", "results"))))

@@ -70,7 +70,7 @@ def test_the_site_builds_strictly_with_generated_pages(mkdocs, tmp_path):
                  "models/tsm_r50/index.html", "scale-out/index.html"):
         assert (site / page).is_file(), page
     api = (site / "api" / "index.html").read_text()
-    assert "zoo.models.build" in api and "zoo.inference.optimize" in api
+    assert "zoo.models.build" in api and "zoo.inference.api.optimize" in api and "calibration" in api
     results = (site / "results" / "index.html").read_text()
     assert "speed.json" in results and "deploy.json" in results and "<table>" in results
     assert (site / "models" / "accuracy_vs_gflops.png").is_file()
