@@ -67,7 +67,7 @@ def test_the_site_builds_strictly_with_generated_pages(mkdocs, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     site = tmp_path / "site"
     for page in ("index.html", "api/index.html", "results/index.html", "models/index.html",
-                 "models/tsm_r50/index.html", "scale-out/index.html"):
+                 "models/tsm_r50/index.html", "scale-out/index.html", "families/index.html", "families/tsm/index.html"):
         assert (site / page).is_file(), page
     api = (site / "api" / "index.html").read_text()
     assert "zoo.models.build" in api and "zoo.inference.api.optimize" in api and "calibration" in api

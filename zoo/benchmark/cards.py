@@ -596,6 +596,21 @@ def family_table(results: Optional[dict], cards_dir: str) -> str:
     return "\n".join([FAMILIES_START, "", *_table(header, rows), "", note, FAMILIES_END])
 
 
+def family_pages(results: Optional[dict], cards_dir: str, deploy: Optional[dict] = None) -> Dict[str, str]:
+    """``{family: page}``: per family, what its module says of it (summary, paper) and its models
+    side by side as in the cards' table, each linked to its card under ``cards_dir``."""
+    members: Dict[str, List[str]] = {}
+    for name in list_models():
+        members.setdefault(model_info(name).family, []).append(name)
+    pages = {}
+    for family, names in members.items():
+        rows = [[f"[{r[0][1:r[0].index(']')]}]({cards_dir}/{n}.md)", *r[2:]]
+                for n, r in ((n, _index_row(n, results, deploy)) for n in names)]
+        pages[family] = "\n".join([f"# {family}", "", _family_paragraph(names[0]), "",
+                                    *_table([INDEX_HEADER[0], *INDEX_HEADER[2:]], rows), ""])
+    return pages
+
+
 def with_family_table(page: str, table: str, path: str) -> str:
     """``page`` (the text of ``path``) with the text between its family-table markers replaced by ``table``."""
     start, end = page.find(FAMILIES_START), page.find(FAMILIES_END)
