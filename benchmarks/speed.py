@@ -38,6 +38,8 @@ compiled bf16 model's top-1 agreement with fp32 over the same clips.
     python benchmarks/speed.py                     # every registered model
     python benchmarks/speed.py --models tsm_r50 r2plus1d_18 --reps 5 --compile
     python benchmarks/speed.py --models tsm_r101 r2plus1d_18 --compile --processes 5
+    python benchmarks/speed.py --models tsm_r50 --compile --merge      # this row again, the others kept
+    python benchmarks/speed.py --models tsm_r50 --resplit              # only its bf16 profile again
 """
 from __future__ import annotations
 
@@ -61,6 +63,7 @@ from zoo.inference.timing import time_interleaved
 from zoo.flops import count_flops
 
 RESULTS = Path(__file__).resolve().parent / "results"
+SETTINGS = ("batch", "threads", "warmup", "reps", "layout", "compile", "processes")  # rows comparable only under the same
 HALF_PEAK = 0.5  # the bf16 target: at least half the bf16 matmul peak, or the measured reason why not
 
 
@@ -158,14 +161,8 @@ def bench_model(name: str, args, peaks: dict) -> dict:
     for label in ("zoo-fp32-compiled", "zoo-bf16-compiled"):
         if label in row:
             row["speedup_" + label] = row["peer"]["sec_per_call"] / row[label]["sec_per_call"]
-    # the bf16 fast path at its best (compiled or not) against half the bf16 matmul peak; below
-    # it, the reason measured: where its time goes (zoo.benchmark.bound)
     best = min((lbl for lbl in ("zoo-bf16", "zoo-bf16-compiled") if lbl in row), key=lambda k: row[k]["sec_per_call"])
-    split = time_split(fns[best], x, macs)
-    row["bf16_best"] = {"path": best, "fraction_of_matmul_peak": row[best]["fraction_of_matmul_peak"],
-                        "fraction_of_conv_peak": row[best]["fraction_of_conv_peak"], "time_split": split}
-    if row[best]["fraction_of_matmul_peak"] < HALF_PEAK:
-        row["bf16_best"]["below_half_peak_because"] = reason(split, peaks["conv"]["bf16"], "bf16")
+    row["bf16_best"] = _bf16_best(row, best, fns[best], x, macs, peaks)
     row["fp32_at_least_2x_peer"] = _fp32_speedup(row) >= 2.0
     if "zoo-fp32-compiled" in fns:
         out = fns["zoo-fp32-compiled"](x)
@@ -188,6 +185,34 @@ def bench_model(name: str, args, peaks: dict) -> dict:
     row.update({key: n / total for key, n in agree.items()})
     row["bf16_agreement_clips"] = total
     return row
+
+
+def _bf16_best(row: dict, best: str, fn, x, macs: float, peaks: dict) -> dict:
+    """The bf16 fast path at its best (``best``: compiled or not) against half the bf16 matmul
+    peak; below it, the reason measured: where its time goes (zoo.benchmark.bound)."""
+    split = time_split(fn, x, macs)
+    out = {"path": best, "fraction_of_matmul_peak": row[best]["fraction_of_matmul_peak"],
+           "fraction_of_conv_peak": row[best]["fraction_of_conv_peak"], "time_split": split}
+    if row[best]["fraction_of_matmul_peak"] < HALF_PEAK:
+        out["below_half_peak_because"] = reason(split, peaks["conv"]["bf16"], "bf16")
+    return out
+
+
+def resplit(row: dict, peaks: dict) -> dict:
+    """``row`` (of an earlier run) with ``bf16_best`` profiled again on the same path, built again
+    (timings untouched): for rows measured before a change to the profile split."""
+    info = zoo.model_info(row["model"])
+    model = randomize_bn_stats(zoo.build(row["model"])).eval()
+    x = torch.randn(*row["input"], generator=torch.Generator().manual_seed(0))
+    best = row["bf16_best"]["path"]
+    fast = zoo.optimize(model, torch.bfloat16, layout="channels_last" if row["bf16_channels_last"] else "contiguous")
+    fn = fast.compiled_twin() if best.endswith("-compiled") else fast
+    with torch.inference_mode():
+        fn(x)  # compiles
+    macs = row["gmacs_per_call"] * 1e9
+    assert tuple(row["input"][1:]) == tuple(info.input_shape)
+    return {**row, "bf16_best": {**_bf16_best(row, best, fn, x, macs, peaks),
+                                 "profiled_again": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}}
 
 
 def _bench_in_child(name: str, args, peaks: dict) -> dict:
@@ -240,7 +265,13 @@ def main(argv=None):
                    help="time every model in this process instead of one fresh child process per model")
     p.add_argument("--processes", type=int, default=1,
                    help="fresh processes per model; the row is the median one by fp32 ratio to the peer (odd N)")
+    p.add_argument("--merge", action="store_true",
+                   help="keep the rows of other models in --out (a run of a few models adds to the file; "
+                        "its settings must be the same)")
+    p.add_argument("--resplit", action="store_true",
+                   help="profile the bf16 path of --models' rows in --out again (bf16_best), nothing else")
     p.add_argument("--child-row", metavar="PEAKS_JSON", help=argparse.SUPPRESS)
+    p.add_argument("--child-resplit", metavar="ROW_AND_PEAKS_JSON", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.processes < 1 or (args.processes > 1 and args.in_process):
         p.error("--processes takes N >= 1 and fresh processes (not with --in-process)")
@@ -248,6 +279,22 @@ def main(argv=None):
     names = [zoo.model_info(n).name for n in args.models] if args.models else zoo.list_models()
     if args.child_row:  # one model, in the fresh process the parent started: its row as one JSON line
         print(json.dumps(bench_model(names[0], args, json.loads(args.child_row))))
+        return
+    if args.child_resplit:
+        given = json.loads(args.child_resplit)
+        print(json.dumps(resplit(given["row"], given["peaks"])))
+        return
+    if args.resplit:
+        doc = json.load(open(args.out))
+        for i, row in enumerate(doc["rows"]):
+            if row["model"] in names:
+                doc["rows"][i] = json_from_child([sys.executable, __file__, "--models", row["model"], "--threads",
+                                                  str(args.threads), "--child-resplit",
+                                                  json.dumps({"row": row, "peaks": doc["peaks"]})])
+                b = doc["rows"][i]["bf16_best"]
+                print(f"{row['model']:22} profiled again: {100 * b['time_split']['compute_share']:.0f}% in convs/matmuls, "
+                      f"{100 * b['time_split']['grouped_conv_share']:.0f}% grouped", flush=True)
+                atomic_write_text(args.out, json.dumps(doc, indent=2))
         return
     peaks = measure_peaks(threads=args.threads)  # this machine's, in this run (zoo.benchmark.peaks)
     header = {"command": " ".join([sys.executable, *sys.argv]), "machine": machine(),
@@ -265,7 +312,17 @@ def main(argv=None):
           describe(peaks).replace("\n", "\n# "))
     print(f"{'model':22} {'peer clips/s':>12} {'fp32 clips/s':>12} {'x peer':>7} {'bf16 clips/s':>12} {'x peer':>7} "
           f"{'fp32 %peak':>10} {'max rel dlogit':>14} {'bf16 top1 agr':>13}")
-    rows = []
+    rows, kept = [], []
+    if args.merge and Path(args.out).is_file():  # the other models' rows stay, measured under the same settings
+        before = json.load(open(args.out))
+        same = {k: before.get(k) for k in SETTINGS} == {k: header[k] for k in SETTINGS}
+        if not same:
+            p.error(f"--merge: {args.out} was measured with other settings "
+                    f"({ {k: before.get(k) for k in SETTINGS} }); measure every model again instead")
+        kept = [r for r in before["rows"] if r["model"] not in names]
+        header["merged"] = before.get("merged", []) + [{"command": before["command"], "date": before["date"],
+                                                        "models": [r["model"] for r in kept]}]
+        header["peaks_of_merged_rows"] = before["peaks"]
     for name in names:
         row = bench_model(name, args, peaks) if args.in_process else _bench_in_processes(name, args, peaks)
         rows.append(row)
@@ -290,7 +347,9 @@ def main(argv=None):
               f"peak; {100 * b['time_split']['compute_share']:.0f}% of its time in convs/matmuls"
               + (f"; below half: {b['below_half_peak_because']}" if "below_half_peak_because" in b else ""), flush=True)
         # after every model, atomically: a crash loses nothing
-        atomic_write_text(args.out, json.dumps({**header, "rows": rows}, indent=2))
+        order = {n: i for i, n in enumerate(zoo.list_models())}
+        atomic_write_text(args.out, json.dumps({**header, "rows": sorted(kept + rows, key=lambda r: order.get(r["model"], 0))},
+                                               indent=2))
     print(f"wrote {args.out}")
 
 

@@ -224,3 +224,18 @@ def test_time_split_finds_convs_grouped_convs_and_memory_bound_ops():
     assert words == ("memory-bound ops take 50% of the time (copy_, add_); grouped/depthwise convs take 30% of the "
                      "time (few multiply-adds per byte); the convs and matmuls themselves run at 10% of the bf16 conv "
                      "peak (small channel counts or 3D shapes the kernels tile poorly)")
+
+
+def test_grouped_convs_are_read_from_the_groups_argument_of_every_conv_form():
+    """Eager oneDNN convs, and the compiled graph's fused ones, whose residual-add form takes the
+    residual before the weight: a bottleneck's last conv (64 out of 16 in) is not grouped."""
+    from zoo.benchmark.bound import _groups
+
+    conv = [None, None, None, [1, 1], [1, 1], [1, 1]]
+    assert _groups("aten::mkldnn_convolution", [[1, 32, 8, 8], [32, 1, 3, 3], [32]], conv + [32]) == 32
+    assert _groups("mkldnn::_convolution_pointwise", [[1, 16, 8, 8], [32, 16, 3, 3], [32]], conv + [1, "relu"]) == 1
+    residual = [[1, 64, 8, 8], [1, 16, 8, 8], [64, 16, 1, 1], [64]]
+    assert _groups("mkldnn::_convolution_pointwise_", residual, [None] + conv + [1, "sum"]) == 1
+    assert _groups("mkldnn::_convolution_pointwise_", residual, [None] + conv + [4, "sum"]) == 4
+    assert _groups("aten::addmm", [[10], [1, 5], [5, 10]], [None, None, None, 1, 1]) == 1
+

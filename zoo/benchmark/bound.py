@@ -41,19 +41,29 @@ def op_label(name: str) -> str:
     return name.rsplit("::", 1)[-1]
 
 
-def _grouped(shapes: List[List[int]]) -> bool:
-    """A convolution's recorded input shapes: is it grouped (input channels != weight's in-channels)?"""
-    if len(shapes) < 2 or len(shapes[0]) < 4 or len(shapes[1]) != len(shapes[0]):
-        return False  # not a conv call with a plain weight (e.g. prepacked): count it as dense
-    return shapes[0][1] != shapes[1][1]
+# where a convolution operator takes its ``groups`` argument (profiler concrete inputs)
+_GROUPS_ARG = {"mkldnn_convolution": 6, "convolution": 8, "_convolution": 8, "conv1d": 6, "conv2d": 6, "conv3d": 6,
+               "_convolution_pointwise": 6}
+_GROUPS_ARG_BINARY = 7  # the binary forms (x, other, w, b, ...) and (other, x, w, b, ...): the weight third
+
+
+def _groups(name: str, inputs: List[List[int]], concrete: list) -> int:
+    """The ``groups`` argument of a convolution event (1 where it cannot be read)."""
+    short = name.rsplit("::", 1)[-1]
+    index = _GROUPS_ARG.get(short)
+    if short.startswith("_convolution_pointwise") and len(inputs) > 2 and len(inputs[2]) == len(inputs[0]) >= 3:
+        index = _GROUPS_ARG_BINARY  # a second activation (the residual) before the weight
+    value = concrete[index] if index is not None and concrete and index < len(concrete) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else 1
 
 
 def time_split(fn: Callable[[torch.Tensor], Any], x: torch.Tensor, macs: float) -> Dict[str, Any]:
     """Profile one call ``fn(x)`` (after an untimed one) and split its self CPU time.
 
     Returns ``ms`` (all operators), ``compute_share`` (convs and matmuls), ``grouped_conv_share``
-    (grouped / depthwise convs, part of the compute share), ``compute_gmacs_per_s`` (``macs`` over
-    the compute time) and ``top_other_ops``: the four slowest other operators, ms each.
+    (convs with ``groups`` > 1: grouped and depthwise, part of the compute share),
+    ``compute_gmacs_per_s`` (``macs`` over the compute time) and ``top_other_ops``: the four
+    slowest other operators, ms each.
     """
     from torch.profiler import ProfilerActivity, profile
 
@@ -63,15 +73,16 @@ def time_split(fn: Callable[[torch.Tensor], Any], x: torch.Tensor, macs: float) 
             fn(x)
     compute = grouped = total = 0.0
     other: Dict[str, float] = {}
-    for event in prof.key_averages(group_by_input_shape=True):
+    for event in prof.events():
         us = event.self_cpu_time_total
         total += us
-        if is_compute_op(event.key):
+        if is_compute_op(event.name):
             compute += us
-            if "conv" in event.key and _grouped(event.input_shapes):
+            if "conv" in event.name and _groups(event.name, event.input_shapes,
+                                                getattr(event, "concrete_inputs", None) or []) > 1:
                 grouped += us
         elif us:
-            label = op_label(event.key)
+            label = op_label(event.name)
             other[label] = other.get(label, 0.0) + us
     top = sorted(other.items(), key=lambda kv: -kv[1])[:4]
     return {"ms": round(total / 1e3, 2), "compute_share": round(compute / total, 3),
