@@ -207,6 +207,7 @@ def test_online_agreement_compares_every_frame_with_the_offline_clip(video, tmp_
     both = bench.online_agreement(model, [first, video])
     assert both["videos"] == 2 and both["frames_compared"] == 1 + 30 - 4 + 1
     assert 0 <= both["bf16_top1_agreement"] <= 1 and both["fp32_top1_agreement"] > 0.5
+    assert 0.5 < both["bf16_vs_fp32_stream_top1_agreement"] <= 1
     # the online bench network: weights an earlier run saved are loaded, not trained again
     (tmp_path / "bench" / "data").mkdir(parents=True)
     (tmp_path / "bench" / "data" / "classes.json").write_text(json.dumps({"classes": list("abcde")}))

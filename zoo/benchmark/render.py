@@ -54,10 +54,10 @@ def _stream(doc) -> str:
     text = _table(["model", "mode", "dtype", "frames/s", "× real time", "% conv peak"], rows)
     agreement = doc.get("agreement") or {}
     if agreement:
-        text += "\nOnline forms against the fp32 offline model (top-1 agreement):\n\n" + _table(
-            ["model", "videos", "frames compared", "fp32", "bf16"],
-            [[m, a["videos"], a["frames_compared"], _pct(a["fp32_top1_agreement"]), _pct(a["bf16_top1_agreement"])]
-             for m, a in agreement.items()])
+        text += "\nOnline forms against the fp32 offline model on their last clip, and bf16 against fp32 (top-1 agreement):\n\n" + _table(
+            ["model", "videos", "frames compared", "fp32 stream vs offline", "bf16 stream vs offline", "bf16 vs fp32 stream"],
+            [[m, a["videos"], a["frames_compared"], _pct(a["fp32_top1_agreement"]), _pct(a["bf16_top1_agreement"]),
+              _pct(a.get("bf16_vs_fp32_stream_top1_agreement"))] for m, a in agreement.items()])
     return text
 
 
