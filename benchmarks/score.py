@@ -5,11 +5,13 @@ task, each configuration as its own ``zoo score`` process into a fresh directory
 
 * ``local``         — the local engine, one process, torch on every core (``--threads`` = cores);
 * ``ray AxT``       — the Ray engine on a local instance: A model actors of T threads each, the
-                      videos read in Ray tasks on the cores the actors leave.
+                      videos read in Ray tasks beside them.
 
 Reported per configuration: videos/s over the scoring (``_run.json``'s ``seconds``: for Ray, its
 start and the actors' model builds included) and over the whole process, and Ray's overhead
-(1 - Ray's videos/s / the local engine's, on the scoring time). Then, measured in this process on the first
+(1 - Ray's videos/s / the local engine's, on the scoring time); each Ray configuration also runs
+on the first fifth of the videos, which splits its time into a fixed cost (Ray's start, the
+actors' model builds) and a steady rate, and its steady overhead against the local engine. Then, measured in this process on the first
 ``--probe`` videos, one thread: the seconds per video of reading (`ClipReader`: decode, sample,
 transform) and of the model (`Scorer.rows` on the read clips): what sets the throughput of N
 machines (see ``scaling`` in the results file). All tables must equal the local engine's.
@@ -66,6 +68,22 @@ def _probe(name: str, manifest: str, n: int) -> dict:
             "model_s_per_video": round((time.perf_counter() - t0) / n, 4)}
 
 
+def _score(manifest: str, argv, out: str):
+    """One ``zoo score`` process into a fresh ``out``: its ``_run.json`` and wall seconds."""
+    import shutil
+
+    if os.path.isdir(out):
+        shutil.rmtree(out)  # this benchmark's own output of an earlier run
+    cmd = [sys.executable, "-m", "zoo", "score", manifest, *argv, "--out", out, "--no-progress"]
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
+    wall = time.perf_counter() - t0
+    if r.returncode:
+        raise SystemExit(f"{shlex.join(cmd)} failed:\n{r.stderr[-3000:]}")
+    with open(os.path.join(out, "_run.json")) as f:
+        return json.load(f), wall
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--videos", type=int, default=200)
@@ -101,33 +119,34 @@ def main(argv=None) -> int:
                                   "from _run.json (Ray: its start and actor model builds included)"},
            "rows": []}
     print(f"# {doc['machine']['cpu']}, {cores} cores; {a.videos} videos; {a.model} {a.task}", flush=True)
+    small = os.path.join(a.data, f"manifest_{a.videos}_first{a.videos // 5}.csv")
+    with open(manifest) as f, open(small, "w") as g:
+        g.write("".join(f.read().splitlines(keepends=True)[:1 + a.videos // 5]))
     tables = {}
     for name in a.configs.split(","):
         opts, label = _config(name, cores)
-        out = os.path.join(a.data, f"out_{name}_{a.videos}")
-        if os.path.isdir(out):
-            import shutil
-            shutil.rmtree(out)  # this benchmark's own output of an earlier run
-        cmd = [sys.executable, "-m", "zoo", "score", manifest, *model_argv, *opts, "--out", out, "--no-progress"]
-        t0 = time.perf_counter()
-        r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
-        wall = time.perf_counter() - t0
-        if r.returncode:
-            raise SystemExit(f"{shlex.join(cmd)} failed:\n{r.stderr[-3000:]}")
-        record = json.load(open(os.path.join(out, "_run.json")))
+        record, wall = _score(manifest, model_argv + opts, os.path.join(a.data, f"out_{name}_{a.videos}"))
         import pyarrow.parquet as pq
-        tables[label] = pq.read_table(os.path.join(out, "results"))
+        tables[label] = pq.read_table(os.path.join(a.data, f"out_{name}_{a.videos}", "results"))
         row = {"config": label, "engine": record["engine"], "scoring_seconds": record["seconds"],
                "process_seconds": round(wall, 2), "videos_per_s": round(a.videos / record["seconds"], 3),
                "videos_per_s_process": round(a.videos / wall, 3), "counts": record["counts"]}
+        if name != "local":  # a fifth of the videos too: the fixed cost (Ray's start, the actors' builds) and the rate
+            few, _ = _score(small, model_argv + opts, os.path.join(a.data, f"out_{name}_{a.videos // 5}"))
+            rate = (a.videos - a.videos // 5) / (record["seconds"] - few["seconds"])
+            row.update(fixed_seconds=round(record["seconds"] - a.videos / rate, 2), steady_videos_per_s=round(rate, 3))
         doc["rows"].append(row)
         print(f"{label:12} {row['videos_per_s']:7.2f} videos/s scoring ({row['scoring_seconds']:.1f} s), "
-              f"{row['videos_per_s_process']:.2f} over the process ({wall:.1f} s)", flush=True)
+              f"{row['videos_per_s_process']:.2f} over the process ({wall:.1f} s)"
+              + (f"; {row['steady_videos_per_s']:.2f} videos/s after a fixed {row['fixed_seconds']:.1f} s"
+                 if "fixed_seconds" in row else ""), flush=True)
     if "local" in tables:
         base = next(r for r in doc["rows"] if r["config"] == "local")
         for r in doc["rows"]:
             r["tables_equal_local"] = tables[r["config"]].equals(tables["local"])
             r["overhead_vs_local"] = round(1 - r["videos_per_s"] / base["videos_per_s"], 3)
+            if "steady_videos_per_s" in r:
+                r["steady_overhead_vs_local"] = round(1 - r["steady_videos_per_s"] / base["videos_per_s"], 3)
     doc["probe"] = _probe(a.model, manifest, a.probe)
     pr = doc["probe"]
     per_core = 1 / (pr["read_s_per_video"] + pr["model_s_per_video"])

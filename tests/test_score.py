@@ -249,3 +249,17 @@ def test_bf16_scores_on_the_fast_path_and_is_a_run_of_its_own(videos, tmp_path, 
     assert main(["score", str(tmp_path / "one.csv"), *TINY, "--out", str(tmp_path / "n"), "--dtype", "bf16",
                  "--no-optimize"]) == 2
     assert "bf16 runs the CPU fast path" in capsys.readouterr().err
+
+
+def test_ray_actors_must_fit_the_cluster():
+    """More model CPUs than the cluster has would wait for ever: refused first."""
+    from zoo.engine.score_ray import _check_cpus
+
+    class Cluster:
+        @staticmethod
+        def cluster_resources():
+            return {"CPU": 2.0}
+    _check_cpus(Cluster, 1, 2)
+    _check_cpus(Cluster, 2, 1)
+    with pytest.raises(ValueError, match=r"--workers 3 x --threads 1 needs 3 CPU\(s\) for the models; the Ray cluster has 2"):
+        _check_cpus(Cluster, 3, 1)

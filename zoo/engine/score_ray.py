@@ -4,7 +4,9 @@ rows and files as the local engine (`zoo.engine.score`), computed on a Ray clust
 The shards not yet written become a Ray dataset of their videos (one row per video: shard, manifest
 row, id, path). Reading runs in Ray CPU tasks: each video decoded and sampled by zoo's own
 `ClipReader` (only the frames of the model's test views; timelines stream inside the model's
-workers instead, their windows read as they come). The model runs in an actor pool (``map_batches``
+workers instead, their windows read as they come), at most `READS_PER_ACTOR` per actor at a
+time, reserving no CPU (reading is a small part of a video's time: a whole reserved core would be
+taken from the models). The model runs in an actor pool (``map_batches``
 with a callable class): ``workers`` actors of ``threads`` CPUs, each holding one model built by the
 `ModelRecipe` (zoo's fast path). The dataset keeps manifest order, so the driver receives a
 shard's videos together and writes the shard (errors, then rows) atomically as soon as its last
@@ -103,6 +105,19 @@ def run_ray(recipe: ModelRecipe, reader: ClipReader, settings: Dict[str, Any], p
                                     "seconds": round(time.perf_counter() - start, 3)})  # Ray's start included
 
 
+READS_PER_ACTOR = 2  # reading tasks in flight per model actor: enough to keep it fed
+
+
+def _check_cpus(ray, workers: int, threads: int) -> None:
+    """The actors' CPUs must fit the cluster (the reading tasks reserve none: here they take about
+    a twentieth of a video's time, and a reservation would keep a whole core from the models):
+    refused in one line before any work."""
+    cpus = int(ray.cluster_resources().get("CPU", 0))
+    if workers * threads > cpus:
+        raise UsageError(f"--workers {workers} x --threads {threads} needs {workers * threads} CPU(s) for the models; "
+                         f"the Ray cluster has {cpus}: use fewer workers or threads (or a larger cluster, --address)")
+
+
 def _run(ray, recipe, reader, settings, plan, out, todo, workers, threads, on_shard) -> None:
     import logging
 
@@ -113,8 +128,10 @@ def _run(ray, recipe, reader, settings, plan, out, todo, workers, threads, on_sh
     rows = [{"shard": k, "row": it.row, "id": it.id, "path": it.path} for k in todo for it in plan.shard(k)]
     ds = ray.data.from_items(rows)
     local = Scorer(model=None, reader=reader, **settings)  # what the workers' scorers do, without a model
+    _check_cpus(ray, workers, threads)
     if local.reads_clips:  # tasks spread over the nodes (and, being scheduled apart, not fused into the actors)
-        ds = ds.map(_Read(reader), num_cpus=1, scheduling_strategy="SPREAD")
+        ds = ds.map(_Read(reader), num_cpus=0, compute=ray.data.TaskPoolStrategy(size=READS_PER_ACTOR * workers),
+                    scheduling_strategy="SPREAD")
     ds = ds.map_batches(_Score, fn_constructor_kwargs=dict(recipe=recipe, reader=reader, settings=settings,
                                                            threads=threads),
                         compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=threads, batch_size=1,
