@@ -109,9 +109,9 @@ READS_PER_ACTOR = 2  # reading tasks in flight per model actor: enough to keep i
 
 
 def _check_cpus(ray, workers: int, threads: int) -> None:
-    """The actors' CPUs must fit the cluster (the reading tasks reserve none: here they take about
-    a twentieth of a video's time, and a reservation would keep a whole core from the models):
-    refused in one line before any work."""
+    """The actors' CPUs must fit the cluster (the reading tasks reserve none: reading is a small part
+    of a video's time, ``benchmarks/results/score.json``, and a reservation would keep a whole core
+    from the models): refused in one line before any work."""
     cpus = int(ray.cluster_resources().get("CPU", 0))
     if workers * threads > cpus:
         raise UsageError(f"--workers {workers} x --threads {threads} needs {workers * threads} CPU(s) for the models; "
