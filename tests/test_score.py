@@ -263,3 +263,10 @@ def test_ray_actors_must_fit_the_cluster():
     _check_cpus(Cluster, 2, 1)
     with pytest.raises(ValueError, match=r"--workers 3 x --threads 1 needs 3 CPU\(s\) for the models; the Ray cluster has 2"):
         _check_cpus(Cluster, 3, 1)
+
+
+def test_an_output_that_cannot_be_a_directory_is_refused_first(videos, tmp_path, capsys, monkeypatch):
+    (tmp_path / "taken").write_text("a file")
+    monkeypatch.setattr("zoo.cli.score.load_model", lambda *a: pytest.fail("the model was built first"))
+    assert main(["score", str(videos / "m.csv"), *TINY, "--out", str(tmp_path / "taken")]) == 2
+    assert "taken" in capsys.readouterr().err

@@ -29,6 +29,7 @@ def run_identity(spec, args, names, items) -> dict:
 def cmd_score(args) -> int:
     import torch
 
+    from .._files import check_output_dir
     from ..data import load_label_map
     from ..data.manifest import read_manifest
     from ..engine.score import ERRORS_FILE, RESULTS_DIR, STAGING_DIR, ClipReader, ModelRecipe, Scorer, ShardPlan, \
@@ -40,8 +41,9 @@ def cmd_score(args) -> int:
     if args.engine == "local" and (args.workers != 1 or args.address):
         raise UsageError("--workers and --address are for --engine ray (the local engine is one process)")
     if args.engine == "ray":
-        from ..engine.score_ray import _ray
-        _ray()  # a missing Ray fails here, before any work
+        from ..engine.score_ray import require_ray
+        require_ray()  # a missing Ray fails here, before any work
+    check_output_dir(args.out)  # a file in its place, or no write permission: before any work
     items = read_manifest(args.manifest)
     check_sources(items)
     plan = ShardPlan(tuple(items), args.shard_size)  # a bad shard size fails before the model is built

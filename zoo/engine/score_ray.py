@@ -30,10 +30,11 @@ from .._errors import MissingDependency, UsageError
 from ..data.manifest import ManifestItem
 from .score import ClipReader, ModelRecipe, Scorer, ShardPlan, finish, open_run, shard_tables, write_shard
 
-__all__ = ["run_ray"]
+__all__ = ["run_ray", "require_ray"]
 
 
-def _ray():
+def require_ray():
+    """The ``ray`` module with Ray Data, or a one-line `MissingDependency`."""
     try:
         import ray
         import ray.data  # noqa: F401
@@ -89,7 +90,7 @@ def run_ray(recipe: ModelRecipe, reader: ClipReader, settings: Dict[str, Any], p
     `finish`. ``settings``: the `Scorer`'s options but its model and reader."""
     if workers < 1 or threads < 1:
         raise UsageError(f"--workers and --threads must be >= 1, got {workers} and {threads}")
-    ray = _ray()
+    ray = require_ray()
     done, start = set(open_run(out, identity)), time.perf_counter()
     todo = [k for k in range(len(plan)) if k not in done]
     if todo:
