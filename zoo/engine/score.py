@@ -159,7 +159,11 @@ class Scorer:
         if self.task not in TASKS:
             raise UsageError(f"--task {self.task!r}: choose one of {', '.join(TASKS)}")
         self.topk = min(self.topk, len(self.reader.class_names))
-        self.info = self.reader.info
+
+    @property
+    def info(self):
+        """The input protocol: the reader's."""
+        return self.reader.info
 
     @property
     def reads_clips(self) -> bool:
