@@ -31,7 +31,7 @@ from ..engine.checkpoint import atomic_write, atomic_write_text
 from ..flops import FLOP_CONVENTION
 from ..models import bench_preset, categories_source, get_entry, list_models, model_info, model_weights
 from .deploy import INT8_PATHS
-from .results import fast_path_ms, latency_machine, load_results, same_machine
+from .results import fast_path_ms, latency_machine, load_results, markdown_table as _table, same_machine
 
 __all__ = ["render_card", "render_index", "plot", "write_cards", "stale_cards", "render_all", "load_results",
            "PLOT_NAME"]
@@ -47,11 +47,6 @@ ORDERS = ("normal", "reversed", "shuffled")
 def _f(x, spec: str = ".1f", unit: str = "") -> str:
     """``x`` formatted with ``spec`` (``DASH`` for a missing value)."""
     return DASH if x is None else format(x, spec) + unit
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> List[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    return lines + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
 
 
 def _kv(d: Optional[dict], skip: Sequence[str] = (), sep: str = " ") -> str:

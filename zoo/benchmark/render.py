@@ -7,6 +7,8 @@ import json
 import os
 from typing import Any, Callable, Dict, List, Sequence
 
+from .results import markdown_table
+
 __all__ = ["render_results", "render_file"]
 
 
@@ -21,9 +23,7 @@ def _fmt(v: Any, digits: int = 2) -> str:
 
 
 def _table(header: Sequence[str], rows: List[Sequence[Any]]) -> str:
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    out += ["| " + " | ".join(_fmt(c) for c in r) + " |" for r in rows]
-    return "\n".join(out) + "\n"
+    return "\n".join(markdown_table(header, [[_fmt(c) for c in r] for r in rows])) + "\n"
 
 
 def _pct(v) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .._errors import BadData
 from ..engine.checkpoint import atomic_write_text
@@ -12,7 +12,7 @@ from .bench_training import DATA, TRAIN
 from .latency import MEMORY
 from .numerics import HELDOUT_SEED_OFFSET, NEAR_TIE
 
-__all__ = ["settings_block", "previous_entries", "provenance", "write_results", "load_results", "fast_path_ms",
+__all__ = ["markdown_table", "settings_block", "previous_entries", "provenance", "write_results", "load_results", "fast_path_ms",
            "fixed_width"]
 
 
@@ -111,3 +111,9 @@ def fixed_width(cols, rows, header: bool = True) -> str:
     def line(cells):
         return "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, (_, w)) in enumerate(zip(cells, cols)))
     return "\n".join(([line([c for c, _ in cols])] if header else []) + [line(r) for r in rows])
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> List[str]:
+    """A Markdown table's lines: ``header`` then one line per row (cells as ``str`` gives them)."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    return lines + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
