@@ -69,6 +69,23 @@ def test_int8_auto_survives_a_quantizer_that_fails():
     assert q.int8_errors["pt2e"].startswith("ValueError: ")
 
 
+def test_int8_auto_survives_a_graph_inductor_cannot_compile(net, monkeypatch):
+    """Inductor may fail to lower a PT2E graph (an int8 conv-add fusion on EAN's bench network): the
+    failure comes at construction, where auto records it and keeps another backend."""
+    pytest.importorskip("torchao")
+    from zoo.inference.quantize import Pt2eInt8Model, quantize
+
+    def cannot_lower(graph, **kwargs):
+        def call(x):
+            raise AssertionError("QConv Binary Inplace Fusion requires accum is not an alias or mutation.")
+        return call
+    monkeypatch.setattr(torch, "compile", cannot_lower)
+    with pytest.raises(AssertionError, match="QConv Binary"):
+        Pt2eInt8Model(net, list(_clips(2, 0).split(1)))
+    q = quantize(net, _clips(2, 0), backend="auto")
+    assert q.backend in ("onnxruntime", "onednn") and q.int8_errors["pt2e"].startswith("AssertionError: QConv")
+
+
 def test_int8_bad_calls_say_what_to_pass(net):
     with pytest.raises(ValueError, match="needs calibration clips"):
         zoo.optimize(net, torch.int8)

@@ -201,6 +201,7 @@ class Pt2eInt8Model(nn.Module):
         self.convs_int8 = _graph_convs_int8(self.graph)
         # kept out of the module tree: it shares `graph`'s weights
         self.__dict__["_compiled"] = torch.compile(self.graph, dynamic=False)
+        self(clips[0])  # compiled now: a graph inductor cannot lower fails here, not at some later call
 
     def train(self, mode: bool = True) -> "Pt2eInt8Model":
         # inference only; an exported graph refuses train()/eval(), which callers such as the harness make
