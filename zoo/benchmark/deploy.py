@@ -84,7 +84,7 @@ def measure_paths(name: str, *, threads: int, warmup: int, reps: int, compile: b
             start = time.perf_counter()
             try:
                 fns[path] = describe_int8(build_int8(), model, INT8_PATHS[path])
-                fns[path](x)  # PT2E compiles at its first call
+                fns[path](x)  # a path that fails at its first call is recorded too
                 convs[INT8_PATHS[path]] = list(fns[path].convs_int8)
             except Exception as e:  # recorded: a quantizer that cannot handle this graph
                 errors[INT8_PATHS[path]] = error_line(e)

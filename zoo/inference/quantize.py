@@ -8,7 +8,9 @@ one faster on the model's canonical clip (``python -m zoo.benchmark.deploy`` has
   static quantizer and run by its CPU provider. Fast where its int8 kernels cover the convolutions.
 - ``"pt2e"``: PT2E (torchao) with inductor's x86 quantizer, then ``torch.compile`` with weight
   freezing, so convolutions run as oneDNN int8 kernels with the (de)quantization fused. Needs
-  torchao and a C++ compiler; compiling costs seconds to a minute at the first call of each shape.
+  torchao and a C++ compiler; compiling costs seconds to a minute, at construction (for the
+  calibration clips' shape, so a graph inductor cannot lower fails there) and at the first call of
+  each other shape.
 - ``"onednn"``: zoo's own (`zoo.inference.int8`): the bf16 fast path with each convolution, 2D or
   3D, in int8 (oneDNN) where it measures faster than in bf16 on the model's canonical clip, so it
   is never slower than the uncompiled bf16 fast path it is built on (the compiled one can be
