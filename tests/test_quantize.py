@@ -9,6 +9,7 @@ import torch
 import zoo
 from zoo.benchmark.bench_training import bench_model
 from zoo.benchmark.latency import randomize_bn_stats
+from zoo.models.tsm import TemporalShift
 
 pytest.importorskip("onnxruntime")
 
@@ -60,13 +61,20 @@ def test_int8_backends_report_their_int8_convs():
     assert zoo.optimize(net, torch.int8, calibration=clips, int8_backend="pt2e").convs_int8 == (0, convs)
 
 
-def test_int8_auto_survives_a_quantizer_that_fails():
-    """PT2E's x86 quantizer cannot annotate P3D's graph: auto keeps onnxruntime and says why."""
+def test_int8_auto_survives_a_quantizer_that_fails(monkeypatch):
+    """P3D's bottleneck calls one ReLU module three times, which inductor's x86 quantizer refuses
+    unless each call is named apart (`name_each_call`): without that, auto keeps another backend
+    and says why; with it, PT2E quantizes P3D's 2D convolutions."""
     pytest.importorskip("torchao")
+    from zoo.inference import _pt2e
+
     net = bench_model("p3d_63", 4).eval()
-    q = zoo.optimize(net, torch.int8, calibration=torch.randn(2, *net.info.input_shape))
+    clips = torch.randn(2, *net.info.input_shape)
+    assert zoo.optimize(net, torch.int8, calibration=clips, int8_backend="pt2e").convs_int8[0] > 0
+    monkeypatch.setattr(_pt2e, "name_each_call", lambda graph: graph)
+    q = zoo.optimize(net, torch.int8, calibration=clips)
     assert q.backend in ("onnxruntime", "onednn") and set(q.int8_ms) == {"onnxruntime", "onednn"}
-    assert q.int8_errors["pt2e"].startswith("ValueError: ")
+    assert q.int8_errors["pt2e"] == "ValueError: Input partition has more than one output node"
 
 
 def test_int8_auto_survives_a_graph_inductor_cannot_compile(net, monkeypatch):
@@ -84,6 +92,27 @@ def test_int8_auto_survives_a_graph_inductor_cannot_compile(net, monkeypatch):
         Pt2eInt8Model(net, list(_clips(2, 0).split(1)))
     q = quantize(net, _clips(2, 0), backend="auto")
     assert q.backend in ("onnxruntime", "onednn") and q.int8_errors["pt2e"].startswith("AssertionError: QConv")
+
+
+def test_pt2e_runs_the_temporal_shift_on_int8_values(net, monkeypatch):
+    """PT2E moves TSM's shift (an int8 pass-through) onto the uint8 activations, with no float pass
+    around it, and the logits are those of the graph that shifts in float."""
+    pytest.importorskip("torchao")
+    from zoo.inference import _pt2e
+    from zoo.inference.quantize import Pt2eInt8Model
+
+    monkeypatch.setattr(torch, "compile", lambda graph, **kwargs: graph)  # the FX graphs, run as they are
+    clips = list(_clips(2, 0).split(1))
+    on_int8 = Pt2eInt8Model(net, clips)
+    shifts = [n for n in on_int8.graph.graph.nodes if n.target == torch.ops.zoo.temporal_shift.default]
+    assert on_int8.passthroughs_int8 == len(shifts) == sum(isinstance(m, TemporalShift) for m in net.modules()) > 0
+    assert all(n.args[0].target == torch.ops.quantized_decomposed.quantize_per_tensor.default for n in shifts)
+    monkeypatch.setattr(_pt2e, "run_passthroughs_on_int8", lambda graph: 0)
+    in_float = Pt2eInt8Model(net, clips)
+    assert all(n.args[0].target == torch.ops.quantized_decomposed.dequantize_per_tensor.default
+               for n in in_float.graph.graph.nodes if n.target == torch.ops.zoo.temporal_shift.default)
+    x = _clips(3, 7)
+    torch.testing.assert_close(on_int8(x), in_float(x), rtol=0, atol=1e-6)
 
 
 def test_int8_bad_calls_say_what_to_pass(net):

@@ -192,13 +192,14 @@ class Pt2eInt8Model(nn.Module):
         super().__init__()
         with _quiet("torch.utils._pytree"):  # torchao's import warns about a torch deprecation
             from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-            from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as x86
-        quantizer = x86.X86InductorQuantizer().set_global(x86.get_default_x86_inductor_quantization_config())
+            from ._pt2e import name_each_call, passthrough_quantizer, run_passthroughs_on_int8
         with torch.no_grad():
-            prepared = prepare_pt2e(export_program(model.eval(), _batch_of_two(clips), True).module(), quantizer)
+            exported = name_each_call(export_program(model.eval(), _batch_of_two(clips), True).module())
+            prepared = prepare_pt2e(exported, passthrough_quantizer())
             for clip in clips:
                 prepared(clip)
             self.graph = convert_pt2e(prepared)
+        self.passthroughs_int8 = run_passthroughs_on_int8(self.graph)
         # inductor's x86 quantizer annotates 2D convolutions and linear layers, not Conv3d
         self.convs_int8 = _graph_convs_int8(self.graph)
         # kept out of the module tree: it shares `graph`'s weights

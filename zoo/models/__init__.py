@@ -12,7 +12,7 @@ from ._loading import (CheckpointMismatch, LoadReport, classifier_size, compare_
                        unwrap_state_dict)
 from ._resolve import Spec, release_of_files, resolve
 from ._categories import categories, categories_source, label_sets
-from ._export import export_forms, register_export_form
+from ._export import export_forms, int8_passthroughs, register_export_form, register_int8_passthrough
 from ._hub import (MIRROR_ENV, CacheError, HashMismatch, WeightsUnavailable, cached_files, fetch_files, import_files,
                    weights_dir)
 from ._inflate import inflate_2d, inflate_weight
@@ -22,7 +22,7 @@ from ._registry import (bench_preset, create_model, get_entry, is_model, list_mo
 
 __all__ = ["build", "resolve", "Spec", "VideoModel", "instantiate", "release_of_files", "compare_state_dict",
            "register_checkpoint_reader", "build_with_checkpoint", "CheckpointMismatch", "check_counts", "first_line", "build_pretrained", "zoo_checkpoint", "checkpoint_identity",
-           "list_weights", "weights_info", "categories", "categories_source", "label_sets", "export_forms", "register_export_form", "peek_identity", "unwrap_state_dict", "MIRROR_ENV", "CacheError", "HashMismatch",
+           "list_weights", "weights_info", "categories", "categories_source", "label_sets", "export_forms", "register_export_form", "int8_passthroughs", "register_int8_passthrough", "peek_identity", "unwrap_state_dict", "MIRROR_ENV", "CacheError", "HashMismatch",
            "WeightsUnavailable", "cached_files", "fetch_files", "import_files", "weights_dir", "read_checkpoint", "read_weights", "load_state_dict_checked",
            "classifier_size", "check_input", "LoadReport", "IMAGENET_MEAN", "IMAGENET_STD", "inflate_2d", "inflate_weight", "ModelInfo", "Result",
            "Weights", "BenchPreset", "register_model", "create_model", "get_entry", "is_model", "list_models",

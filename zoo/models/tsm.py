@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from .._errors import UsageError
 from ._segment import SegmentConsensus
 from ._loading import rename_keys, unwrap_state_dict
-from ._export import register_export_form
+from ._export import register_export_form, register_int8_passthrough
 from ._imagenet import imagenet_weights, is_torchvision, resnet_2d
 from ._info import IMAGENET_MEAN, IMAGENET_STD, BenchPreset, ModelInfo, Result, Weights
 from ._registry import create_model, register_model
@@ -90,7 +90,9 @@ def _shift_copy(x: torch.Tensor, num_segments: int, fold_div: int, reverse: bool
     return out.view(nt, c, h, w)
 
 
-@torch.library.custom_op("zoo::temporal_shift", mutates_args=())
+# flexible_layout: inductor hands the op its input in the layout it has (channels-last), not in the
+# layout it was traced with (an exported program's is contiguous), which would cost a copy each way
+@torch.library.custom_op("zoo::temporal_shift", mutates_args=(), tags=(torch.Tag.flexible_layout,))
 def _temporal_shift_op(x: torch.Tensor, num_segments: int, fold_div: int, online: bool) -> torch.Tensor:
     return _shift_copy(x, num_segments, fold_div, online=online)
 
@@ -125,6 +127,7 @@ def _shift_export_form(x: torch.Tensor, num_segments: int, fold_div: int, online
 
 
 register_export_form(torch.ops.zoo.temporal_shift.default, _shift_export_form)
+register_int8_passthrough(torch.ops.zoo.temporal_shift.default)  # copies values, fills zeros
 
 
 class TemporalShift(nn.Module):
