@@ -51,6 +51,21 @@ def test_int8_auto_keeps_the_faster_backend(net):
     assert q.convs_int8 == (20, 20) if q.backend != "onednn" else q.convs_int8[1] == 20
 
 
+def test_int8_auto_passes_over_a_faster_backend_that_disagrees_on_heldout_clips(net, monkeypatch):
+    """With ``heldout=`` clips, auto measures each backend's top-1 agreement with fp32 on them and
+    keeps the fastest that reaches 99 %: here PT2E is timed fastest but answers wrongly."""
+    pytest.importorskip("torchao")
+    from zoo.inference import quantize as quantize_module
+    from zoo.inference.quantize import Pt2eInt8Model
+
+    monkeypatch.setattr(Pt2eInt8Model, "forward", lambda self, x: -self._compiled(x).float())
+    monkeypatch.setattr(quantize_module, "time_interleaved",
+                        lambda models, clip, **kw: {n: 0.001 if n == "pt2e" else 1.0 for n in models})
+    q = quantize_module.quantize(net, _clips(2, 0), heldout=[_clips(4, 11), _clips(4, 12)])
+    assert set(q.int8_agreement) == {"onnxruntime", "pt2e", "onednn"} and q.int8_agreement["pt2e"] < 0.99
+    assert q.backend != "pt2e" and q.int8_agreement[q.backend] >= 0.99
+
+
 def test_int8_backends_report_their_int8_convs():
     """PT2E's x86 quantizer leaves Conv3d in float (an R(2+1)D is then not int8); onnxruntime quantizes it."""
     pytest.importorskip("torchao")

@@ -55,7 +55,8 @@ def optimize(model: nn.Module, dtype: torch.dtype = torch.float32, *, example: O
             than the uncompiled bf16 fast path) or ``"auto"`` (default: build them all, time them on the
             canonical clip and keep the fastest; none wins on every model).
         heldout: int8 only: other clips, on which the ``"onednn"`` backend keeps the top-1 of at
-            least 99 % of them equal to the fp32 model's (layers go back to bf16 until it does).
+            least 99 % of them equal to the fp32 model's (layers go back to bf16 until it does),
+            and ``"auto"`` keeps the fastest backend that does (``.int8_agreement``).
     """
     if dtype == torch.int8:
         if calibration is None:

@@ -32,7 +32,8 @@ from . import native
 from .optimize import Float32Module, OptimizedModel, fast_path, set_module
 from .timing import best_seconds, canonical_clip, time_interleaved
 
-__all__ = ["Int8Conv", "Int8Model", "per_layer_int8", "quantize_activation", "int8_unavailable_reason"]
+__all__ = ["Int8Conv", "Int8Model", "per_layer_int8", "quantize_activation", "int8_unavailable_reason", "top1",
+           "MIN_AGREEMENT"]
 
 _SOURCE = Path(__file__).with_name("csrc") / "quantize.cpp"
 _FORMATS = {4: torch.channels_last, 5: torch.channels_last_3d}
@@ -133,13 +134,17 @@ def _candidates(body: nn.Module) -> Dict[str, nn.Module]:
             and not any(n.startswith(k + ".") for k in kept)}
 
 
-def _top1(model: nn.Module, clips: Sequence[torch.Tensor]) -> torch.Tensor:
+MIN_AGREEMENT = 0.99  # top-1 agreement with fp32 that int8 keeps on held-out clips
+
+
+def top1(model: nn.Module, clips: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``model``'s top-1 class of each clip of ``clips`` (batches), in one tensor."""
     with torch.no_grad():
         return torch.cat([model(c).argmax(-1) for c in clips])
 
 
 def per_layer_int8(model: nn.Module, clips: Sequence[torch.Tensor], *, heldout: Sequence[torch.Tensor] = (),
-                   margin: float = 0.05, min_agreement: float = 0.99, reps: int = 5,
+                   margin: float = 0.05, min_agreement: float = MIN_AGREEMENT, reps: int = 5,
                    every_layer: bool = False) -> Int8Model:
     """``model`` (eval, fp32) as the bf16 fast path with int8 convolutions where each measures
     faster, calibrated on ``clips`` (see the module docstring for every step). ``every_layer``: int8
@@ -191,9 +196,9 @@ def per_layer_int8(model: nn.Module, clips: Sequence[torch.Tensor], *, heldout: 
         set_module(body, name, int8[name])
 
     if heldout and chosen:
-        reference = _top1(model, heldout)
+        reference = top1(model, heldout)
         error = _output_errors(fast, convs, int8, chosen, heldout[0])
-        while chosen and (_top1(fast, heldout) == reference).float().mean().item() < min_agreement:
+        while chosen and (top1(fast, heldout) == reference).float().mean().item() < min_agreement:
             worst = sorted(chosen, key=error.get, reverse=True)[:max(1, len(chosen) // 4)]
             for name in worst:
                 set_module(body, name, convs[name])

@@ -10,7 +10,9 @@ one faster on the model's canonical clip (``python -m zoo.benchmark.deploy`` has
   freezing, so convolutions run as oneDNN int8 kernels with the (de)quantization fused. Needs
   torchao and a C++ compiler; compiling costs seconds to a minute, at construction (for the
   calibration clips' shape, so a graph inductor cannot lower fails there) and at the first call of
-  each other shape.
+  each other shape. Zoo's int8 pass-through ops (TSM's temporal shift) run on the uint8
+  activations, at their scale, and each call of a module called more than once is its own
+  partition to the quantizer (`zoo.inference._pt2e`).
 - ``"onednn"``: zoo's own (`zoo.inference.int8`): the bf16 fast path with each convolution, 2D or
   3D, in int8 (oneDNN) where it measures faster than in bf16 on the model's canonical clip, so it
   is never slower than the uncompiled bf16 fast path it is built on (the compiled one can be
@@ -227,7 +229,9 @@ def quantize(model: nn.Module, calibration, *, backend: str = "auto", threads=No
     convolutions (the faster of those on a tie: PT2E leaves Conv3d in float, so on 3D networks it
     is not an int8 model). ``threads``: onnxruntime's intra-op threads (default: one per core).
     ``heldout``: clips (as ``calibration``) on which ``"onednn"`` keeps the model's top-1 agreement
-    with fp32 at 99 % or more, putting layers back in bf16 where needed."""
+    with fp32 at 99 % or more, putting layers back in bf16 where needed; ``"auto"`` then measures
+    each backend's agreement on them (``int8_agreement``) and keeps the fastest candidate that
+    reaches 99 % (the fastest of all, if none does)."""
     if backend not in BACKENDS:
         raise UsageError(f"int8 backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if model.training:
@@ -245,9 +249,17 @@ def quantize(model: nn.Module, calibration, *, backend: str = "auto", threads=No
         whole = {name: q for name, q in built.items() if name in WHOLE_MODEL}
         most = max((q.convs_int8[0] for q in whole.values()), default=0)
         candidates = {name: q for name, q in built.items() if name not in whole or q.convs_int8[0] == most}
+        agreement = None
+        if heldout is not None:
+            from .int8 import MIN_AGREEMENT, top1
+
+            held = calibration_clips(heldout)
+            reference = top1(model, held)
+            agreement = {name: round((top1(q, held) == reference).float().mean().item(), 4) for name, q in built.items()}
+            candidates = {n: q for n, q in candidates.items() if agreement[n] >= MIN_AGREEMENT} or candidates
         secs = time_interleaved(built, canonical_clip(model), warmup=1, reps=3, settle=0)
         best = candidates[min(candidates, key=secs.get)]
-        best.int8_errors = errors
+        best.int8_errors, best.int8_agreement = errors, agreement
         best.int8_ms = {k: round(1e3 * v, 1) for k, v in secs.items()}
         return best
     if backend == "onnxruntime":
