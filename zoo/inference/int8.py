@@ -33,7 +33,7 @@ from .optimize import Float32Module, OptimizedModel, fast_path, set_module
 from .timing import best_seconds, canonical_clip, time_interleaved
 
 __all__ = ["Int8Conv", "Int8Model", "per_layer_int8", "quantize_activation", "int8_unavailable_reason", "top1",
-           "MIN_AGREEMENT"]
+           "top1_share", "MIN_AGREEMENT"]
 
 _SOURCE = Path(__file__).with_name("csrc") / "quantize.cpp"
 _FORMATS = {4: torch.channels_last, 5: torch.channels_last_3d}
@@ -143,6 +143,11 @@ def top1(model: nn.Module, clips: Sequence[torch.Tensor]) -> torch.Tensor:
         return torch.cat([model(c).argmax(-1) for c in clips])
 
 
+def top1_share(model: nn.Module, clips: Sequence[torch.Tensor], reference: torch.Tensor) -> float:
+    """Share of ``clips`` on which ``model``'s top-1 is ``reference``'s (`top1` of another model)."""
+    return (top1(model, clips) == reference).float().mean().item()
+
+
 def per_layer_int8(model: nn.Module, clips: Sequence[torch.Tensor], *, heldout: Sequence[torch.Tensor] = (),
                    margin: float = 0.05, min_agreement: float = MIN_AGREEMENT, reps: int = 5,
                    every_layer: bool = False) -> Int8Model:
@@ -198,7 +203,7 @@ def per_layer_int8(model: nn.Module, clips: Sequence[torch.Tensor], *, heldout: 
     if heldout and chosen:
         reference = top1(model, heldout)
         error = _output_errors(fast, convs, int8, chosen, heldout[0])
-        while chosen and (top1(fast, heldout) == reference).float().mean().item() < min_agreement:
+        while chosen and top1_share(fast, heldout, reference) < min_agreement:
             worst = sorted(chosen, key=error.get, reverse=True)[:max(1, len(chosen) // 4)]
             for name in worst:
                 set_module(body, name, convs[name])

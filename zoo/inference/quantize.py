@@ -251,11 +251,11 @@ def quantize(model: nn.Module, calibration, *, backend: str = "auto", threads=No
         candidates = {name: q for name, q in built.items() if name not in whole or q.convs_int8[0] == most}
         agreement = None
         if heldout is not None:
-            from .int8 import MIN_AGREEMENT, top1
+            from .int8 import MIN_AGREEMENT, top1, top1_share
 
             held = calibration_clips(heldout)
             reference = top1(model, held)
-            agreement = {name: round((top1(q, held) == reference).float().mean().item(), 4) for name, q in built.items()}
+            agreement = {name: round(top1_share(q, held, reference), 4) for name, q in built.items()}
             candidates = {n: q for n, q in candidates.items() if agreement[n] >= MIN_AGREEMENT} or candidates
         secs = time_interleaved(built, canonical_clip(model), warmup=1, reps=3, settle=0)
         best = candidates[min(candidates, key=secs.get)]
